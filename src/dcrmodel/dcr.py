@@ -1,0 +1,462 @@
+"""Differential chromatic refraction of one visit: subfilters, shifts and zenith direction.
+
+A band of effective wavelength ``λeff`` and width ``Δλ`` is cut into ``N`` equal
+*subfilters*. In a visit the light of each subfilter lands displaced along the zenith
+direction by its differential refraction relative to ``λeff``: the bluer subfilters
+toward the zenith, the redder ones away from it. This module turns a visit's metadata
+(``VisitInfo``) and an exposure's celestial WCS into those displacements in pixels.
+
+The direction is never taken from a parallactic angle and an assumed image orientation.
+It is measured through the exposure's own WCS at the centre of the region of interest:
+pixel -> sky (the WCS's frame, ICRS) -> horizontal coordinates of the visit (astropy's
+``AltAz``, no refraction) -> a small step up in altitude -> sky -> pixel. That holds for
+any rotation, for flipped images and for distorted WCSs, and it includes the rotation
+between ICRS and the apparent frame of the date (precession and nutation, about 0.4 deg
+in 2026), which a parallactic angle computed from ICRS coordinates would miss.
+
+The magnitude is the differential refraction of Stone (1996) (``dcrmodel.refraction``) at
+the visit's boresight elevation and weather. Following the reference algorithm of
+DMTN-037 (Sullivan, "DCR-matched template generation"), a subfilter is moved by the mean
+of the differential refraction at its two edges; with split subfilters the shifts of
+the two edges are returned and the template averages images shifted to the quarter
+points between them (``dcrmodel.shift.applyDcr``).
+
+References
+----------
+R. C. Stone (1996), "An Accurate Method for Computing Atmospheric Refraction",
+PASP 108, 1051. doi:10.1086/133831
+I. Sullivan, DMTN-037, "DCR-matched template generation", https://dmtn-037.lsst.io
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import AltAz, Angle, SkyCoord
+from astropy.wcs import WCS
+
+from .errors import DcrMetadataError, DcrTypeError, DcrValueError
+from .refraction import differentialRefraction
+from .site import offlineIers
+
+if TYPE_CHECKING:
+    from .image import Box
+    from .observation import VisitInfo
+
+__all__ = [
+    "wavelengthGenerator",
+    "calculateDcr",
+    "zenithDirection",
+    "calculateImageParallacticAngle",
+]
+
+_log = logging.getLogger(__name__)
+
+# Step in altitude (arcsec) of the finite difference that measures the zenith direction.
+# The pixel position is linear in altitude over far larger steps (the curvature of a
+# vertical circle on the detector is ~1e-6 pixel over a few arcsec), while the astropy
+# round trip sky -> AltAz -> sky is consistent to ~1e-5 micro-arcsec, so a 1 arcsec
+# step measures the direction to better than 1e-8 of its length.
+_ALTITUDE_STEP_ARCSEC = 1.0
+
+# Closer than this to the zenith (arcsec) there is no zenith direction.
+_ZENITH_TOLERANCE_ARCSEC = 1e-3
+
+
+def _checkBand(effectiveWavelength: Any, bandwidth: Any, dcrNumSubfilters: Any) -> None:
+    """Validate a band description and a number of subfilters.
+
+    Raises
+    ------
+    DcrMetadataError
+        If the effective wavelength or the bandwidth is missing (None).
+    DcrTypeError
+        If a value is not a real number, or the number of subfilters not an integer.
+    DcrValueError
+        If a wavelength is not finite and positive, the band reaches zero wavelength,
+        or the number of subfilters is below 1.
+    """
+    missing = [
+        name
+        for name, value in (("effectiveWavelength", effectiveWavelength), ("bandwidth", bandwidth))
+        if value is None
+    ]
+    if missing:
+        raise DcrMetadataError(
+            f"the filter wavelengths are missing ({', '.join(missing)} is None); DCR needs the "
+            "band's effective wavelength and bandwidth in nm: give a Filter with both, or "
+            "pass them explicitly",
+            effectiveWavelength=effectiveWavelength,
+            bandwidth=bandwidth,
+        )
+    for name, value in (("effectiveWavelength", effectiveWavelength), ("bandwidth", bandwidth)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise DcrTypeError(
+                f"{name} must be a real number in nm (a plain float, not a Quantity)",
+                **{name: value},
+            )
+        if not math.isfinite(value) or value <= 0:
+            raise DcrValueError(f"{name} must be finite and positive (nm)", **{name: value})
+    if bandwidth >= 2.0 * effectiveWavelength:
+        raise DcrValueError(
+            "the band reaches zero wavelength: bandwidth must be less than twice the "
+            "effective wavelength (both in nm)",
+            effectiveWavelength=effectiveWavelength,
+            bandwidth=bandwidth,
+        )
+    if isinstance(dcrNumSubfilters, bool) or not isinstance(dcrNumSubfilters, numbers.Integral):
+        raise DcrTypeError(
+            "dcrNumSubfilters must be an integer (the number of subfilters, 1 or more)",
+            dcrNumSubfilters=dcrNumSubfilters,
+        )
+    if dcrNumSubfilters < 1:
+        raise DcrValueError(
+            "dcrNumSubfilters must be at least 1 (the number of wavelength slices of the band)",
+            dcrNumSubfilters=dcrNumSubfilters,
+        )
+
+
+def wavelengthGenerator(
+    effectiveWavelength: float, bandwidth: float, dcrNumSubfilters: int
+) -> Iterator[tuple[float, float]]:
+    """Iterate over the wavelength ranges of the subfilters of a band.
+
+    Subfilter ``k`` covers ``[λmin + k·Δ, λmin + (k+1)·Δ)`` with ``λmin = λeff − Δλ/2``
+    and ``Δ = Δλ/N``; the first range starts at ``λmin`` and the last ends at
+    ``λmax = λeff + Δλ/2``.
+
+    Parameters
+    ----------
+    effectiveWavelength : float
+        Effective wavelength of the band, in nm.
+    bandwidth : float
+        Full width of the band, in nm.
+    dcrNumSubfilters : int
+        Number of subfilters ``N`` (1 or more).
+
+    Returns
+    -------
+    iterator of tuple of float
+        ``(start, end)`` of each subfilter in nm, from the bluest to the reddest.
+
+    Raises
+    ------
+    DcrMetadataError
+        If ``effectiveWavelength`` or ``bandwidth`` is None.
+    DcrTypeError
+        If a wavelength is not a real number or ``dcrNumSubfilters`` not an integer.
+    DcrValueError
+        If a wavelength is not finite and positive, the band reaches zero wavelength,
+        or ``dcrNumSubfilters`` is below 1.
+
+    Examples
+    --------
+    >>> [tuple(round(w, 6) for w in r) for r in wavelengthGenerator(475.0, 150.0, 3)]
+    [(400.0, 450.0), (450.0, 500.0), (500.0, 550.0)]
+    """
+    _checkBand(effectiveWavelength, bandwidth, dcrNumSubfilters)
+    edges = _subfilterEdges(float(effectiveWavelength), float(bandwidth), int(dcrNumSubfilters))
+    return iter([(float(edges[k]), float(edges[k + 1])) for k in range(int(dcrNumSubfilters))])
+
+
+def _subfilterEdges(effectiveWavelength: float, bandwidth: float, n: int) -> np.ndarray:
+    """Return the ``n + 1`` subfilter edges in nm (validated input)."""
+    lambdaMin = effectiveWavelength - bandwidth / 2.0
+    # lambdaMin + bandwidth*k/n makes the last edge exactly lambdaMax.
+    return lambdaMin + bandwidth * np.arange(n + 1) / n
+
+
+def _checkVisitInfo(visitInfo: Any, needs: tuple[str, ...], purpose: str) -> None:
+    """Raise DcrMetadataError if visitInfo, or one of the attributes in needs, is missing."""
+    if visitInfo is None:
+        raise DcrMetadataError(
+            f"no visit info: {purpose} needs the visit's metadata (VisitInfo with the date, "
+            "the observatory and the boresight altitude); give the exposure a visitInfo or "
+            "pass visitInfo=",
+            visitInfo=visitInfo,
+        )
+    for name in needs:
+        if getattr(visitInfo, name, None) is None:
+            raise DcrMetadataError(
+                f"visitInfo.{name} is missing: {purpose} needs it; set it on the VisitInfo "
+                "(VisitInfo.fromAstropy computes every field from a SkyCoord, a Time and an "
+                "EarthLocation)",
+                **{name: None},
+            )
+
+
+def _checkWcs(wcs: Any) -> None:
+    """Raise DcrMetadataError / DcrTypeError / DcrValueError for an unusable WCS."""
+    if wcs is None:
+        raise DcrMetadataError(
+            "no WCS: the zenith direction in pixels is measured through the exposure's "
+            "celestial WCS; give the exposure a wcs or pass wcs= (an astropy.wcs.WCS)",
+            wcs=wcs,
+        )
+    if not isinstance(wcs, WCS):
+        raise DcrTypeError(
+            "wcs must be an astropy.wcs.WCS mapping 0-based parent pixels (x, y) to the sky",
+            wcs=type(wcs).__name__,
+        )
+    if wcs.naxis != 2 or not wcs.has_celestial:
+        raise DcrValueError(
+            "wcs must be a 2-axis celestial WCS (for a cube take wcs.celestial)",
+            naxis=wcs.naxis,
+            ctype=list(wcs.wcs.ctype),
+        )
+
+
+def _regionCentre(wcs: WCS, bbox: Box | None) -> tuple[float, float]:
+    """Return the centre (x, y) of the region in 0-based parent pixels."""
+    if bbox is not None:
+        centre = getattr(bbox, "center", None)
+        if centre is None:
+            raise DcrTypeError(
+                "bbox must be a dcrmodel.image.Box (or None for the WCS's own centre)",
+                bbox=type(bbox).__name__,
+            )
+        if hasattr(bbox, "isEmpty") and bbox.isEmpty():
+            raise DcrValueError("bbox is empty: give a region with at least one pixel", bbox=bbox)
+        return float(centre[0]), float(centre[1])
+    if wcs.pixel_shape is not None:
+        nx, ny = wcs.pixel_shape
+        return (nx - 1) / 2.0, (ny - 1) / 2.0
+    crpix = wcs.wcs.crpix
+    return float(crpix[0]) - 1.0, float(crpix[1]) - 1.0
+
+
+def _zenithDirection(visitInfo: VisitInfo, wcs: WCS, x: float, y: float) -> tuple[float, float]:
+    """Pixels per arcsec of altitude at parent pixel (x, y); inputs already validated.
+
+    One transform to the visit's horizontal frame and one (vectorised over two points)
+    back: a step of ``_ALTITUDE_STEP_ARCSEC`` centred on the point's altitude, clipped
+    at the zenith.
+    """
+    location = visitInfo.observatory.toEarthLocation()
+    with offlineIers():
+        frame = AltAz(obstime=visitInfo.date, location=location)  # pressure 0: no refraction
+        sky = wcs.pixel_to_world(x, y)
+        horizontal = sky.transform_to(frame)
+        alt = float(horizontal.alt.to_value(u.arcsec))
+        az = float(horizontal.az.to_value(u.deg))
+        zenith = 90.0 * 3600.0
+        if zenith - alt < _ZENITH_TOLERANCE_ARCSEC:
+            _log.debug("region centre (%g, %g) is at the zenith: no zenith direction", x, y)
+            return 0.0, 0.0
+        low = alt - _ALTITUDE_STEP_ARCSEC
+        high = min(alt + _ALTITUDE_STEP_ARCSEC, zenith)
+        steps = SkyCoord(
+            az=np.array([az, az]) * u.deg,
+            alt=np.array([low, high]) * u.arcsec,
+            frame=frame,
+        )
+        back = steps.transform_to(sky.frame)
+        px, py = wcs.world_to_pixel(back)
+    span = high - low
+    vx = float(px[1] - px[0]) / span
+    vy = float(py[1] - py[0]) / span
+    return vy, vx
+
+
+def zenithDirection(
+    visitInfo: VisitInfo, wcs: WCS, bbox: Box | None = None
+) -> tuple[float, float]:
+    """Measure the zenith direction of a visit in the pixels of an exposure.
+
+    The centre of ``bbox`` is taken to the sky through ``wcs``, to the visit's
+    horizontal frame (astropy ``AltAz`` at the visit date and observatory, without
+    refraction), raised in altitude, and taken back to pixels. The result is the
+    displacement in pixels of a source whose altitude rises by one arcsec, so a
+    refraction of ``R`` arcsec moves it by ``R * (vy, vx)`` pixels.
+
+    Parameters
+    ----------
+    visitInfo : VisitInfo
+        Visit metadata; ``date`` (astropy ``Time``) and ``observatory`` are used.
+    wcs : astropy.wcs.WCS
+        Celestial WCS mapping 0-based parent pixels ``(x, y)`` to the sky.
+    bbox : Box, optional
+        Region (parent pixels) whose centre is used. None: the centre of
+        ``wcs.pixel_shape`` if set, else the reference pixel ``CRPIX - 1``.
+
+    Returns
+    -------
+    tuple of float
+        ``(vy, vx)``: pixels per arcsec of altitude. Its length is the inverse pixel scale
+        along the vertical circle. ``(0.0, 0.0)`` at the zenith itself (within 1 mas),
+        where there is no zenith direction and refraction vanishes.
+
+    Raises
+    ------
+    DcrMetadataError
+        If ``visitInfo``, its ``date`` or ``observatory``, or ``wcs`` is missing.
+    DcrTypeError
+        If ``wcs`` is not an ``astropy.wcs.WCS`` or ``bbox`` not a ``Box``.
+    DcrValueError
+        If ``wcs`` is not a 2-axis celestial WCS or ``bbox`` is empty.
+
+    Notes
+    -----
+    Astropy's bundled Earth-orientation tables are used and nothing is downloaded
+    (``dcrmodel.site.offlineIers``); their accuracy is far beyond what a direction needs.
+    """
+    _checkVisitInfo(visitInfo, ("date", "observatory"), "the zenith direction")
+    _checkWcs(wcs)
+    x, y = _regionCentre(wcs, bbox)
+    return _zenithDirection(visitInfo, wcs, x, y)
+
+
+def calculateDcr(
+    visitInfo: VisitInfo,
+    wcs: WCS,
+    effectiveWavelength: float,
+    bandwidth: float,
+    dcrNumSubfilters: int,
+    splitSubfilters: bool = False,
+    bbox: Box | None = None,
+) -> list[tuple[float, float]] | list[tuple[tuple[float, float], tuple[float, float]]]:
+    """Calculate the DCR shift of each subfilter of a band in one visit.
+
+    Parameters
+    ----------
+    visitInfo : VisitInfo
+        Visit metadata: ``boresightAzAlt`` (its altitude is the elevation at which the
+        refraction is computed), ``date``, ``observatory`` and ``weather`` (None: the
+        standard atmosphere at the observatory's elevation).
+    wcs : astropy.wcs.WCS
+        Celestial WCS of the exposure, mapping 0-based parent pixels ``(x, y)`` to the sky.
+    effectiveWavelength : float
+        Effective wavelength of the band, in nm.
+    bandwidth : float
+        Full width of the band, in nm.
+    dcrNumSubfilters : int
+        Number of subfilters (1 or more).
+    splitSubfilters : bool, optional
+        If True, return for each subfilter the shifts of its two edges instead of one
+        shift.
+    bbox : Box, optional
+        Region (parent pixels) at whose centre the zenith direction is measured. None:
+        the centre of ``wcs.pixel_shape`` if set, else the reference pixel.
+
+    Returns
+    -------
+    list
+        One entry per subfilter, bluest first. Not split: ``(dy, dx)`` in pixels, the
+        shift for the mean of the differential refraction at the subfilter's two edges.
+        Split: ``((dy0, dx0), (dy1, dx1))``, the shifts of its blue and red edges (the
+        template averages images shifted to ``0.75·s0 + 0.25·s1`` and
+        ``0.25·s0 + 0.75·s1``). Shifts are relative to the effective wavelength and point
+        toward the zenith for light bluer than it.
+
+    Raises
+    ------
+    DcrMetadataError
+        If ``visitInfo`` (or its ``boresightAzAlt``, ``date``, ``observatory``), ``wcs``,
+        or the band's wavelengths are missing.
+    DcrTypeError
+        For arguments of the wrong type (see ``wavelengthGenerator`` and
+        ``zenithDirection``).
+    DcrValueError
+        If ``dcrNumSubfilters`` < 1, the wavelengths are impossible, the WCS is not
+        celestial, or the refraction cannot be computed (wavelength or elevation out of
+        range: see ``dcrmodel.refraction``).
+
+    Notes
+    -----
+    The refraction uses the boresight elevation for every region of the exposure (as the
+    reference pipelines do); only the direction is measured at the region's centre. The
+    mean of the edges' refraction differs slightly from the refraction at the
+    subfilter's centre (refraction is convex in wavelength), so even a single subfilter
+    spanning the whole band has a small, nonzero shift toward the zenith.
+    """
+    _checkVisitInfo(
+        visitInfo, ("boresightAzAlt", "date", "observatory"), "the DCR of a visit"
+    )
+    _checkWcs(wcs)
+    _checkBand(effectiveWavelength, bandwidth, dcrNumSubfilters)
+    if not isinstance(splitSubfilters, (bool, np.bool_)):
+        raise DcrTypeError("splitSubfilters must be True or False", splitSubfilters=splitSubfilters)
+    x, y = _regionCentre(wcs, bbox)
+
+    n = int(dcrNumSubfilters)
+    edges = _subfilterEdges(float(effectiveWavelength), float(bandwidth), n)
+    elevation = visitInfo.boresightAzAlt[1]
+    edgeDr = differentialRefraction(
+        edges,
+        float(effectiveWavelength),
+        elevation,
+        visitInfo.observatory,
+        visitInfo.weather,
+    )
+    edgeDr = np.broadcast_to(np.asarray(Angle(edgeDr).to_value(u.arcsec), dtype=float), (n + 1,))
+
+    vy, vx = _zenithDirection(visitInfo, wcs, x, y)
+
+    def toPixels(drArcsec: float) -> tuple[float, float]:
+        return float(drArcsec * vy), float(drArcsec * vx)
+
+    if splitSubfilters:
+        result: list = [(toPixels(edgeDr[k]), toPixels(edgeDr[k + 1])) for k in range(n)]
+    else:
+        result = [toPixels(0.5 * (edgeDr[k] + edgeDr[k + 1])) for k in range(n)]
+    _log.debug(
+        "DCR at (x, y) = (%.1f, %.1f), elevation %s: zenith direction (vy, vx) = (%.4f, %.4f) "
+        "px/arcsec, edge DR %s arcsec",
+        x,
+        y,
+        elevation,
+        vy,
+        vx,
+        np.array2string(edgeDr, precision=4),
+    )
+    return result
+
+
+def calculateImageParallacticAngle(
+    visitInfo: VisitInfo, wcs: WCS | None = None, bbox: Box | None = None
+) -> Angle:
+    """Return the parallactic angle of a visit as seen on an exposure's pixel grid.
+
+    Parameters
+    ----------
+    visitInfo : VisitInfo
+        Visit metadata.
+    wcs : astropy.wcs.WCS, optional
+        Celestial WCS of the exposure. None: return ``visitInfo.boresightParAngle``
+        (the parallactic angle on the sky, from the hour angle, declination and
+        latitude).
+    bbox : Box, optional
+        Region (parent pixels) at whose centre the direction is measured (see
+        ``zenithDirection``).
+
+    Returns
+    -------
+    astropy.coordinates.Angle
+        With a WCS: the angle ``θ`` in (−180, 180] deg such that the zenith direction in
+        pixels is ``(dx, dy) ∝ (−sin θ, cos θ)``. On a North-up, East-left image this is
+        the parallactic angle (position angle of the zenith from North through East) in
+        the apparent frame of the date; for any other orientation it includes the
+        image's rotation and flip. At the zenith itself, where the direction is
+        undefined, 0 deg.
+
+    Raises
+    ------
+    DcrMetadataError
+        If ``visitInfo`` or a field it needs is missing.
+    DcrTypeError, DcrValueError
+        For an unusable ``wcs`` or ``bbox`` (see ``zenithDirection``).
+    """
+    if wcs is None:
+        _checkVisitInfo(visitInfo, ("boresightParAngle",), "the parallactic angle")
+        return Angle(visitInfo.boresightParAngle)
+    vy, vx = zenithDirection(visitInfo, wcs, bbox=bbox)
+    theta = math.degrees(math.atan2(-vx, vy))
+    if theta <= -180.0:
+        theta += 360.0
+    return Angle(theta, u.deg)
