@@ -353,7 +353,7 @@ def refraction(
     >>> import astropy.units as u
     >>> from dcrmodel.site import Observatory, Weather
     >>> r = refraction(480.0, 30 * u.deg, Observatory.rubin(), Weather(20.0, 73892.0, 10.0))
-    >>> round(r.arcsec, 3)
+    >>> print(f"{r.arcsec:.3f}")
     71.215
     """
     values = _checkWavelength(wavelength, "wavelength")
