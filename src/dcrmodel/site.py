@@ -445,8 +445,9 @@ def defaultWeather(altitude: float | u.Quantity) -> Weather:
     The pressure is ``P = 101325 Pa * exp(-g M h / (R T))`` with ``g = 9.80665 m s^-2``,
     ``M = 0.0289644 kg/mol`` (dry air), ``R = 8.314462618 J/(mol K)`` and ``T`` the
     temperature in kelvin at altitude ``h``: an isothermal atmosphere at the site's
-    temperature. At Cerro Pachon (2663 m) this gives 1.69 degC and 72 771 Pa, close to the
-    site's typical night-time conditions.
+    temperature, the convention of the Rubin pipelines' default weather. At Cerro Pachon
+    (2663 m) this gives 1.69 degC and 72 771 Pa, close to the site's typical night-time
+    conditions and 1 % below the U.S. Standard Atmosphere (1976) pressure at that height.
 
     Examples
     --------
