@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import AltAz, Angle, SkyCoord
+from astropy.coordinates import Angle, SkyCoord
 from astropy.wcs import WCS
 
 from .errors import DcrMetadataError, DcrTypeError, DcrValueError
@@ -238,9 +238,8 @@ def _zenithDirection(visitInfo: VisitInfo, wcs: WCS, x: float, y: float) -> tupl
     back: a step of ``_ALTITUDE_STEP_ARCSEC`` centred on the point's altitude, clipped
     at the zenith.
     """
-    location = visitInfo.observatory.toEarthLocation()
+    frame = visitInfo.altAzFrame()  # pressure 0: true altitudes, no refraction
     with offlineIers():
-        frame = AltAz(obstime=visitInfo.date, location=location)  # pressure 0: no refraction
         sky = wcs.pixel_to_world(x, y)
         horizontal = sky.transform_to(frame)
         alt = float(horizontal.alt.to_value(u.arcsec))
@@ -453,7 +452,9 @@ def calculateImageParallacticAngle(
         For an unusable ``wcs`` or ``bbox`` (see ``zenithDirection``).
     """
     if wcs is None:
-        _checkVisitInfo(visitInfo, ("boresightParAngle",), "the parallactic angle")
+        _checkVisitInfo(
+            visitInfo, ("boresightRaDec", "era", "observatory"), "the parallactic angle"
+        )
         return Angle(visitInfo.boresightParAngle)
     vy, vx = zenithDirection(visitInfo, wcs, bbox=bbox)
     theta = math.degrees(math.atan2(-vx, vy))
