@@ -158,6 +158,7 @@ def makeVisitInfo(
     )
     with (
         iers.conf.set_temp("auto_download", False),
+        iers.conf.set_temp("auto_max_age", None),
         iers.conf.set_temp("iers_degraded_accuracy", "warn"),
     ):
         icrs = SkyCoord(altAz).transform_to(ICRS())
