@@ -386,6 +386,9 @@ def _imageArray(array: Any) -> np.ndarray:
     arr = np.asarray(array)
     if arr.dtype in (np.float32, np.float64):
         return arr
+    if arr.dtype.kind == "f" and arr.dtype.itemsize in (4, 8):
+        # Non-native byte order (for example big-endian FITS data): same precision.
+        return arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype.kind in "biu" or arr.dtype == np.float16:
         return arr.astype(np.float64 if arr.dtype.kind != "f" else np.float32)
     if arr.dtype.kind == "f":
@@ -1559,6 +1562,13 @@ def _shiftedWcs(wcs: WCS, dx: float, dy: float) -> WCS:
     return out
 
 
+def _isStructuralKey(key: str) -> bool:
+    """Return True for FITS keys that describe the data layout rather than the exposure."""
+    if key in ("SIMPLE", "BITPIX", "EXTEND", "PCOUNT", "GCOUNT", "XTENSION", "EXTNAME", "BUNIT"):
+        return True
+    return key.startswith("NAXIS") or key in ("BSCALE", "BZERO")
+
+
 def _setHeaderKey(header: fits.Header, key: str, value: Any) -> None:
     """Set ``key`` in ``header``, as a HIERARCH card when it is not a standard FITS keyword."""
     if len(key) > 8 or not all(c.isupper() or c.isdigit() or c in "-_" for c in key):
@@ -1731,27 +1741,35 @@ class Exposure:
         maskedImage = MaskedImage.fromArrays(image, mask=mask, variance=variance, origin=origin)
         return cls(maskedImage, metadata=header, **attributes)
 
-    def toCCDData(self, unit: str = "adu") -> Any:
+    def toCCDData(
+        self,
+        unit: str = "adu",
+        badMaskPlanes: Iterable[str] = ("BAD", "SAT", "NO_DATA", "EDGE", "CR"),
+    ) -> Any:
         """Return an `astropy.nddata.CCDData` copy of this exposure.
 
         Parameters
         ----------
         unit : str, optional
             Unit of the pixel values.
+        badMaskPlanes : iterable of str, optional
+            Mask planes whose pixels are flagged in the boolean ``CCDData.mask``; planes
+            this mask does not define are skipped.
 
         Returns
         -------
         astropy.nddata.CCDData
-            ``data`` the image, ``uncertainty`` a ``VarianceUncertainty``, ``mask`` the
-            int32 mask bits (non-zero: flagged), ``wcs`` the WCS shifted to the array's own
-            0-based pixels, ``meta`` the header plus ``MP_<PLANE> = bit`` for every mask
-            plane and ``LTV1 = -x0``, ``LTV2 = -y0`` for the parent origin.
+            ``data`` the image; ``uncertainty`` a ``VarianceUncertainty``; ``mask`` True
+            where a bad plane is set; ``flags`` the int32 mask bits; ``wcs`` the WCS
+            shifted to the array's own 0-based pixels; ``meta`` the header plus
+            ``MP_<PLANE> = bit`` for every mask plane and ``LTV1 = -x0``,
+            ``LTV2 = -y0`` for the parent origin.
 
         Notes
         -----
         The PSF, visit information, filter and calibration are not carried; give them to
-        `fromCCDData`. ``CCDData.write`` stores the mask as uint8, so bits above 7 are lost
-        there: use the dcrmodel FITS writer to keep every plane.
+        `fromCCDData`. ``CCDData.write`` keeps the mask bits only with
+        ``hdu_flags="FLAGS"``; the dcrmodel FITS writer keeps everything.
         """
         from astropy.nddata import CCDData, VarianceUncertainty
 
@@ -1762,11 +1780,13 @@ class Exposure:
         meta["LTV1"] = -x0
         meta["LTV2"] = -y0
         wcs = None if self.wcs is None else _shiftedWcs(self.wcs, x0, y0)
+        bad = StatisticsControl(badMaskPlanes=badMaskPlanes).getAndMask(self.mask)
         return CCDData(
             self.image.array.copy(),
             unit=unit,
             uncertainty=VarianceUncertainty(self.variance.array.copy()),
-            mask=self.mask.array.copy(),
+            mask=(self.mask.array & bad) != 0,
+            flags=self.mask.array.copy(),
             wcs=wcs,
             meta=meta,
         )
@@ -1783,8 +1803,9 @@ class Exposure:
         """Make an exposure from an `astropy.nddata.CCDData`.
 
         The parent origin comes from ``LTV1``/``LTV2`` in ``ccd.meta`` (0 when absent),
-        mask planes from its ``MP_*`` keys (the default planes when none); a boolean mask
-        sets the BAD plane. A ``VarianceUncertainty``, ``StdDevUncertainty`` or
+        mask planes from its ``MP_*`` keys (the default planes when none). Integer
+        ``ccd.flags`` are taken as the mask bits; otherwise the boolean ``ccd.mask`` sets
+        the BAD plane. A ``VarianceUncertainty``, ``StdDevUncertainty`` or
         ``InverseVariance`` becomes the variance (ones when absent). The WCS is shifted
         from the array's pixels to parent pixels.
         """
@@ -1805,7 +1826,7 @@ class Exposure:
             upper = str(key).upper()
             if upper.startswith("MP_"):
                 planes[upper[3:]] = int(value)
-            elif upper not in ("LTV1", "LTV2"):
+            elif upper not in ("LTV1", "LTV2") and not _isStructuralKey(upper):
                 meta[key] = value
         x0 = -int(round(float(ccd.meta.get("LTV1", 0))))
         y0 = -int(round(float(ccd.meta.get("LTV2", 0))))
@@ -1833,20 +1854,19 @@ class Exposure:
                 )
             variance = Image(np.broadcast_to(variance, image.shape).copy(), bbox=image.bbox)
         maskPlanes = planes or None
-        if ccd.mask is None:
-            mask = Mask.fromBox(image.bbox, planes=maskPlanes)
-        else:
-            maskValues = np.asarray(ccd.mask)
-            if maskValues.shape != image.shape:
+        flags = getattr(ccd, "flags", None)
+        if isinstance(flags, np.ndarray) and flags.dtype.kind in "iu":
+            if flags.shape != image.shape:
                 raise DcrShapeError(
-                    f"CCDData data shape {image.shape} and mask shape {maskValues.shape} "
-                    "must match",
+                    f"CCDData data shape {image.shape} and flags shape {flags.shape} must match",
                 )
-            if maskValues.dtype.kind == "b":
-                mask = Mask.fromBox(image.bbox, planes=maskPlanes)
-                mask.array[maskValues] = mask.getPlaneBitMask("BAD")
-            else:
-                mask = Mask(maskValues.copy(), bbox=image.bbox, planes=maskPlanes)
+            mask = Mask(flags.copy(), bbox=image.bbox, planes=maskPlanes)
+        else:
+            mask = Mask.fromBox(image.bbox, planes=maskPlanes)
+            if ccd.mask is not None:
+                flagged = np.broadcast_to(np.asarray(ccd.mask, dtype=bool), image.shape)
+                mask.addMaskPlane("BAD")
+                mask.array[flagged] |= mask.getPlaneBitMask("BAD")
         wcs = None
         if ccd.wcs is not None:
             wcs = _shiftedWcs(ccd.wcs, -x0, -y0)
