@@ -9,6 +9,7 @@ rotations over 0-360 deg, both parities, elevations 30-85 deg and azimuths all r
 The refraction magnitudes themselves are tested in test_refraction.py.
 """
 
+import functools
 import math
 import warnings
 
@@ -19,6 +20,8 @@ from astropy.coordinates import ICRS, AltAz, Angle, SkyCoord
 from astropy.time import Time
 from astropy.utils import iers
 from astropy.wcs import WCS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dcrmodel import dcr
 from dcrmodel.dcr import (
@@ -262,8 +265,13 @@ def test_north_up_east_left_parallactic_angle(elevation, azimuth):
     assert calculateImageParallacticAngle(visitInfo).deg == visitInfo.boresightParAngle.deg
 
 
+@functools.cache
+def _symmetryVisit():
+    return makeVisitInfo(elevation=35.0, azimuth=120.0)
+
+
 def test_rotation_and_flip_symmetries():
-    visitInfo = makeVisitInfo(elevation=35.0, azimuth=120.0)
+    visitInfo = _symmetryVisit()
     base = np.array(calculateDcr(visitInfo, makeTanWcs(0.0, crval=visitInfo.boresightRaDec),
                                  G_EFF, G_BW, 3))
     turned = np.array(calculateDcr(visitInfo, makeTanWcs(180.0, crval=visitInfo.boresightRaDec),
@@ -280,6 +288,23 @@ def test_rotation_and_flip_symmetries():
     ))
     np.testing.assert_allclose(flipped[:, 0], base[:, 0], atol=1e-9)
     np.testing.assert_allclose(flipped[:, 1], -base[:, 1], atol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(rotation=st.floats(0.0, 360.0, exclude_max=True), flipped=st.booleans())
+def test_any_rotation_turns_the_shifts_rigidly(rotation, flipped):
+    # A grid turned by theta (position angle of +y) sees every sky offset turned by
+    # -theta in pixels (by +theta when flipped): (dx, dy)_theta = R(-+theta) (dx, dy)_0.
+    visitInfo = _symmetryVisit()
+    base = np.array(calculateDcr(visitInfo, makeTanWcs(
+        0.0, crval=visitInfo.boresightRaDec, flipped=flipped), G_EFF, G_BW, 3))
+    turned = np.array(calculateDcr(visitInfo, makeTanWcs(
+        rotation, crval=visitInfo.boresightRaDec, flipped=flipped), G_EFF, G_BW, 3))
+    angle = math.radians(rotation if flipped else -rotation)
+    c, s = math.cos(angle), math.sin(angle)
+    dx0, dy0 = base[:, 1], base[:, 0]
+    np.testing.assert_allclose(turned[:, 1], c * dx0 - s * dy0, atol=1e-8)
+    np.testing.assert_allclose(turned[:, 0], s * dx0 + c * dy0, atol=1e-8)
 
 
 def test_single_subfilter_is_mean_of_band_edges():
@@ -476,7 +501,10 @@ def test_bad_values_are_rejected_before_work(monkeypatch):
         calculateDcr(visitInfo, wcs, G_EFF, G_BW, 3, splitSubfilters="yes")
 
 
-def test_out_of_range_wavelength_is_a_clear_error():
+def test_refraction_range_errors_come_through():
     visitInfo, wcs = makeVisitAndWcs(elevation=45.0)
     with pytest.raises(DcrValueError, match="nm"):
         calculateDcr(visitInfo, wcs, 2050.0, 100.0, 3)
+    below = visitInfo.copyWith(boresightAzAlt=(Angle(10.0, u.deg), Angle(-5.0, u.deg)))
+    with pytest.raises(DcrValueError, match=r"elevation must be within \(0, 90\]"):
+        calculateDcr(below, wcs, G_EFF, G_BW, 3)
