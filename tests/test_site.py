@@ -259,3 +259,41 @@ def test_offline_iers_never_downloads(monkeypatch):
                 altAz = SkyCoord(150.0 * u.deg, -30.0 * u.deg).transform_to(frame)
                 assert np.isfinite(altAz.alt.deg)
     iers.IERS_Auto.close()
+
+
+def test_offline_iers_nested_and_interleaved_keep_downloads_off():
+    import threading
+
+    before = iers.conf.auto_download
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DcrOfflineWarning)
+        with offlineIers():
+            with offlineIers():
+                assert iers.conf.auto_download is False
+            assert iers.conf.auto_download is False  # the inner exit does not restore
+        assert iers.conf.auto_download == before
+
+        # Two threads' contexts that do not close in nesting order (A enters, B enters, A
+        # leaves): B must still be offline, and the settings come back only after B leaves.
+        first, second = offlineIers(), offlineIers()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert iers.conf.auto_download is False
+        assert iers.conf.iers_degraded_accuracy == "warn"
+        second.__exit__(None, None, None)
+        assert iers.conf.auto_download == before
+
+        inside = []
+
+        def worker():
+            with offlineIers():
+                inside.append(iers.conf.auto_download)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+    assert inside == [False] * 4
+    assert iers.conf.auto_download == before

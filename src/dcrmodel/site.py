@@ -500,15 +500,44 @@ def _resetOfflineWarning() -> None:
         _offlineWarned = False
 
 
+_OFFLINE_SETTINGS = (
+    ("auto_download", False),
+    ("auto_max_age", None),
+    ("iers_degraded_accuracy", "warn"),
+)
+_offlineDepth = 0
+_offlineSaved: dict[str, Any] = {}
+
+
+def _enterOffline() -> None:
+    global _offlineDepth
+    with _offlineLock:
+        if _offlineDepth == 0:
+            for name, value in _OFFLINE_SETTINGS:
+                _offlineSaved[name] = getattr(iers.conf, name)
+                setattr(iers.conf, name, value)
+        _offlineDepth += 1
+
+
+def _exitOffline() -> None:
+    global _offlineDepth
+    with _offlineLock:
+        _offlineDepth -= 1
+        if _offlineDepth == 0:
+            for name, _ in _OFFLINE_SETTINGS:
+                setattr(iers.conf, name, _offlineSaved.pop(name))
+
+
 @contextlib.contextmanager
 def offlineIers() -> Iterator[None]:
     """Run Earth-orientation dependent astropy code without downloading IERS tables.
 
     Inside the context astropy's ``iers.conf.auto_download`` is False, ``auto_max_age`` is
     None (old predictions are accepted instead of raising) and ``iers_degraded_accuracy``
-    is ``'warn'`` (times beyond the tables warn instead of raising); the previous settings
-    are restored on exit. The first use in a process emits a `DcrOfflineWarning` saying
-    that the bundled tables are used.
+    is ``'warn'`` (times beyond the tables warn instead of raising). The previous settings
+    are restored when the last of any nested or concurrent (threaded) uses exits, so one
+    thread leaving cannot switch downloads back on under another. The first use in a
+    process emits a `DcrOfflineWarning` saying that the bundled tables are used.
 
     Yields
     ------
@@ -517,16 +546,16 @@ def offlineIers() -> Iterator[None]:
     Examples
     --------
     >>> import warnings
+    >>> import astropy.units as u
     >>> from astropy.time import Time
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
     ...     with offlineIers():
-    ...         era = Time("2026-03-01T04:00:00", scale="utc").earth_rotation_angle(0.0)
+    ...         era = Time("2026-03-01T04:00:00", scale="utc").earth_rotation_angle(0 * u.deg)
     """
     _warnOfflineOnce()
-    with (
-        iers.conf.set_temp("auto_download", False),
-        iers.conf.set_temp("auto_max_age", None),
-        iers.conf.set_temp("iers_degraded_accuracy", "warn"),
-    ):
+    _enterOffline()
+    try:
         yield
+    finally:
+        _exitOffline()
