@@ -378,6 +378,10 @@ def test_mask_views_or_and_assign():
         mask |= conflicting
     with pytest.raises(DcrShapeError, match="boxes differ"):
         mask |= Mask.fromBox(Box(0, 0, 6, 5))
+    wrongShape = Mask.fromBox(Box(0, 0, 3, 3), planes={**DEFAULT_MASK_PLANES, "LATE": 12})
+    with pytest.raises(DcrShapeError, match="does not match"):
+        mask[Box(10, 20, 2, 2)] = wrongShape
+    assert "LATE" not in mask.planes  # nothing changed on failure
 
     # A new plane in the source is added when its bit is free.
     src = Mask.fromBox(Box(10, 20, 2, 2), planes={**DEFAULT_MASK_PLANES, "NEW": 20})
@@ -703,6 +707,12 @@ def test_exposure_validation():
         Exposure(mi, filter="g")
     with pytest.raises(DcrTypeError, match="use Exposure.fromArrays"):
         Exposure(np.zeros((3, 3)))
+    extra = Exposure.fromArrays(np.zeros((2, 2)), exptime=15.0, LONG_KEY_NAME="x")
+    assert extra.metadata["EXPTIME"] == 15.0 and extra.metadata["LONG_KEY_NAME"] == "x"
+    fromDict = Exposure(mi, metadata={"airmass": 1.2})
+    assert fromDict.metadata["AIRMASS"] == 1.2
+    with pytest.raises(DcrTypeError, match="metadata must be an astropy Header"):
+        Exposure(mi, metadata=[1, 2])
     with pytest.raises(DcrTypeError, match="unknown keyword 'visitinfo'"):
         Exposure.fromArrays(np.zeros((3, 3)), visitinfo=object())
     with pytest.raises(DcrShapeError, match=r"image shape \(3, 3\) and variance shape \(3, 4\)"):

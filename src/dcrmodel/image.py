@@ -782,7 +782,9 @@ class Mask(_PixelArray):
             if bit not in used:
                 self._planes[name] = bit
                 return bit
-        raise DcrValueError("all 32 mask bits are in use; remove a plane first", name=name)
+        raise DcrValueError(
+            "all 32 mask bits are in use; no bit is left for another plane", name=name
+        )
 
     def __getitem__(self, box: Box) -> Mask:
         box = self._checkBoxKey(box)
@@ -790,11 +792,11 @@ class Mask(_PixelArray):
 
     def __setitem__(self, box: Box, value: Mask | np.ndarray | int) -> None:
         box = self._checkBoxKey(box)
+        sl = box.slices(self._bbox)
+        values = self._valueArray(value, box.shape, "mask[box] = value")
         if isinstance(value, Mask):
             self._mergePlanes(value)
-        self._array[box.slices(self._bbox)] = self._valueArray(
-            value, box.shape, "mask[box] = value"
-        )
+        self._array[sl] = values
 
     def clone(self) -> Mask:
         """Return a deep copy (pixels and planes)."""
@@ -1023,8 +1025,8 @@ class Filter:
     Examples
     --------
     >>> g = Filter.fromBand("g")
-    >>> round(g.lambdaMin, 2), round(g.lambdaMax, 2)
-    (392.44, 572.94)
+    >>> round(g.lambdaMin, 1), round(g.lambdaMax, 1)
+    (392.4, 572.9)
     """
 
     bandName: str
@@ -1571,10 +1573,11 @@ def _isStructuralKey(key: str) -> bool:
 
 def _setHeaderKey(header: fits.Header, key: str, value: Any) -> None:
     """Set ``key`` in ``header``, as a HIERARCH card when it is not a standard FITS keyword."""
-    if len(key) > 8 or not all(c.isupper() or c.isdigit() or c in "-_" for c in key):
-        header.set(f"HIERARCH {key}", value)
+    upper = key.upper()
+    if len(upper) <= 8 and all(c.isupper() or c.isdigit() or c in "-_" for c in upper):
+        header[upper] = value
     else:
-        header[key] = value
+        header.set(f"HIERARCH {key}", value)
 
 
 class Exposure:
@@ -1636,7 +1639,7 @@ class Exposure:
         elif isinstance(metadata, Mapping):
             header = fits.Header()
             for key, value in metadata.items():
-                header[key] = value
+                _setHeaderKey(header, str(key), value)
         else:
             raise DcrTypeError(
                 "metadata must be an astropy Header or a dict", metadata=type(metadata).__name__
@@ -1737,7 +1740,7 @@ class Exposure:
                     "string, number or bool values",
                     key=key,
                 )
-            header[key] = value
+            _setHeaderKey(header, key, value)
         maskedImage = MaskedImage.fromArrays(image, mask=mask, variance=variance, origin=origin)
         return cls(maskedImage, metadata=header, **attributes)
 
