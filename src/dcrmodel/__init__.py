@@ -1,3 +1,90 @@
-"""dcrmodel: Differential Chromatic Refraction models of the sky for image differencing."""
+"""dcrmodel: Differential Chromatic Refraction models of the sky for image differencing.
+
+The package builds a DCR model of the sky (one image per wavelength slice of a band) from
+many exposures and forward-models DCR-matched templates for new exposures. The public API
+of `DcrModel` follows the Rubin science pipelines' class of the same name.
+"""
+
+from .dcr import (
+    calculateDcr,
+    calculateImageParallacticAngle,
+    wavelengthGenerator,
+    zenithDirection,
+)
+from .errors import (
+    DcrConfigError,
+    DcrError,
+    DcrFitsError,
+    DcrMetadataError,
+    DcrOfflineWarning,
+    DcrOutputError,
+    DcrPsfWarning,
+    DcrShapeError,
+    DcrTypeError,
+    DcrValueError,
+    DcrWarning,
+)
+from .fits import DcrModelDataRef, readDcrModel, readExposure, writeDcrModel, writeExposure
+from .image import (
+    RUBIN_BANDS,
+    Box,
+    Exposure,
+    Filter,
+    GaussianPsf,
+    Image,
+    ImagePsf,
+    Mask,
+    MaskedImage,
+    PhotoCalib,
+    Psf,
+    StatisticsControl,
+)
+from .model import DcrModel
+from .observation import Observatory, VisitInfo, Weather, defaultWeather
+from .refraction import differentialRefraction, refraction
+from .shift import applyDcr
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DcrModel",
+    "applyDcr",
+    "calculateDcr",
+    "calculateImageParallacticAngle",
+    "wavelengthGenerator",
+    "zenithDirection",
+    "refraction",
+    "differentialRefraction",
+    "Weather",
+    "Observatory",
+    "defaultWeather",
+    "VisitInfo",
+    "Box",
+    "Image",
+    "Mask",
+    "MaskedImage",
+    "Exposure",
+    "Filter",
+    "RUBIN_BANDS",
+    "Psf",
+    "GaussianPsf",
+    "ImagePsf",
+    "PhotoCalib",
+    "StatisticsControl",
+    "readExposure",
+    "writeExposure",
+    "readDcrModel",
+    "writeDcrModel",
+    "DcrModelDataRef",
+    "DcrError",
+    "DcrValueError",
+    "DcrTypeError",
+    "DcrShapeError",
+    "DcrMetadataError",
+    "DcrFitsError",
+    "DcrConfigError",
+    "DcrOutputError",
+    "DcrWarning",
+    "DcrOfflineWarning",
+    "DcrPsfWarning",
+]
