@@ -206,7 +206,7 @@ def test_image_views_share_memory_in_parent_coords():
     assert image.array[6, 4] == 9.0
     with pytest.raises(DcrShapeError, match="not inside"):
         image[Box(99, 200, 3, 3)]
-    with pytest.raises(DcrTypeError, match="index a Image with a Box"):
+    with pytest.raises(DcrTypeError, match="index Image objects with a Box"):
         image[0:3, 0:3]
 
 
@@ -373,9 +373,13 @@ def test_mask_views_or_and_assign():
     clone.array[:] = 0
     assert "ONLY_CLONE" not in mask.planes and mask.array[0, 0] == 2
 
-    conflicting = Mask.fromBox(mask.bbox, planes={"SAT": 5})
-    with pytest.raises(DcrValueError, match="mask plane 'SAT' is bit 5"):
+    conflicting = Mask.fromBox(mask.bbox, planes={"SAT": 5, "ZZZ": 25})
+    with pytest.raises(DcrValueError, match="mask plane 'SAT' is bit 1 here and bit 5"):
         mask |= conflicting
+    assert "ZZZ" not in mask.planes
+    taken = Mask.fromBox(mask.bbox, planes={"OTHER": 0})
+    with pytest.raises(DcrValueError, match="'OTHER' of the other mask uses bit 0, which is 'BAD'"):
+        mask |= taken
     with pytest.raises(DcrShapeError, match="boxes differ"):
         mask |= Mask.fromBox(Box(0, 0, 6, 5))
     wrongShape = Mask.fromBox(Box(0, 0, 3, 3), planes={**DEFAULT_MASK_PLANES, "LATE": 12})

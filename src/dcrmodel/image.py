@@ -384,14 +384,14 @@ def _resolveBox(shape: tuple[int, ...], bbox: Box | None, origin: Any, what: str
 def _imageArray(array: Any) -> np.ndarray:
     """Return ``array`` as a floating-point ndarray (a view when it already is one)."""
     arr = np.asarray(array)
-    if arr.dtype in (np.float32, np.float64):
-        return arr
-    if arr.dtype.kind == "f" and arr.dtype.itemsize in (4, 8):
-        # Non-native byte order (for example big-endian FITS data): same precision.
-        return arr.astype(arr.dtype.newbyteorder("="))
-    if arr.dtype.kind in "biu" or arr.dtype == np.float16:
-        return arr.astype(np.float64 if arr.dtype.kind != "f" else np.float32)
-    if arr.dtype.kind == "f":
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "f" and size in (4, 8):
+        # Native float32/float64 are used as they are; other byte orders (big-endian
+        # FITS data) are converted at the same precision.
+        return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+    if kind == "f" and size < 4:
+        return arr.astype(np.float32)
+    if kind in "biuf":
         return arr.astype(np.float64)
     raise DcrTypeError(
         "image pixels must be real numbers (float32 or float64)", dtype=str(arr.dtype)
@@ -400,8 +400,6 @@ def _imageArray(array: Any) -> np.ndarray:
 
 class _PixelArray:
     """Shared behaviour of `Image` and `Mask`: an array placed in parent coordinates."""
-
-    _kind = "pixel"
 
     _array: np.ndarray
     _bbox: Box
@@ -434,7 +432,7 @@ class _PixelArray:
     def _checkBoxKey(self, key: Any) -> Box:
         if not isinstance(key, Box):
             raise DcrTypeError(
-                f"index a {type(self).__name__} with a Box in parent coordinates; "
+                f"index {type(self).__name__} objects with a Box in parent coordinates; "
                 "for array indexing use .array[...]",
                 key=key,
             )
@@ -470,23 +468,29 @@ class _PixelArray:
             )
 
     def _assignArrays(self, other: _PixelArray, bbox: Box | None) -> None:
+        """Copy ``other`` into ``bbox`` (or the overlap), validating everything first."""
         if not isinstance(other, type(self)):
             raise DcrTypeError(f"assign needs a {type(self).__name__}", other=type(other).__name__)
         if bbox is None:
             region = self.bbox.intersection(other.bbox)
             if region.isEmpty():
                 return
-            self._array[region.slices(self.bbox)] = other.array[region.slices(other.bbox)]
-            return
-        if not isinstance(bbox, Box):
-            raise DcrTypeError("bbox must be a Box", bbox=bbox)
-        if other.shape != bbox.shape:
-            raise DcrShapeError(
-                f"assign: source shape {other.shape} does not match bbox shape {bbox.shape}",
-                sourceShape=other.shape,
-                bbox=bbox,
-            )
-        self._array[bbox.slices(self.bbox)] = other.array
+            target, source = region.slices(self.bbox), other.array[region.slices(other.bbox)]
+        else:
+            if not isinstance(bbox, Box):
+                raise DcrTypeError("bbox must be a Box", bbox=bbox)
+            if other.shape != bbox.shape:
+                raise DcrShapeError(
+                    f"assign: source shape {other.shape} does not match bbox shape {bbox.shape}",
+                    sourceShape=other.shape,
+                    bbox=bbox,
+                )
+            target, source = bbox.slices(self.bbox), other.array
+        self._beforeWrite(other)
+        self._array[target] = source
+
+    def _beforeWrite(self, other: _PixelArray) -> None:
+        """Prepare for writing the pixels of ``other`` (called after validation)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bbox={self.bbox!r}, dtype={self.dtype})"
@@ -530,8 +534,6 @@ class Image(_PixelArray):
     >>> float(image.array[1, 1]), image.bbox.end
     (1.0, (105, 203))
     """
-
-    _kind = "image"
 
     def __init__(
         self,
@@ -696,8 +698,6 @@ class Mask(_PixelArray):
     plane added to a view is known to its parent. `clone` copies both.
     """
 
-    _kind = "mask"
-
     def __init__(
         self,
         array: Any = None,
@@ -803,34 +803,49 @@ class Mask(_PixelArray):
         return Mask._view(self._array.copy(), self._bbox, dict(self._planes))
 
     def assign(self, other: Mask, bbox: Box | None = None) -> None:
-        """Copy the bits of ``other`` into this mask (see `Image.assign`)."""
-        if isinstance(other, Mask):
-            self._mergePlanes(other)
+        """Copy the bits of ``other`` into this mask (see `Image.assign`).
+
+        Planes of ``other`` that this mask lacks are added on the same bits; a plane
+        with a different bit in the two masks raises `DcrValueError`.
+        """
         self._assignArrays(other, bbox)
 
+    def _beforeWrite(self, other: _PixelArray) -> None:
+        self._mergePlanes(other)
+
     def _mergePlanes(self, other: Mask) -> None:
-        """Add ``other``'s planes to this mask, requiring identical bits for shared names."""
+        """Add ``other``'s planes to this mask, requiring identical bits for shared names.
+
+        Nothing is changed when a plane conflicts.
+        """
         if other._planes is self._planes:
             return
-        used = {bit: name for name, bit in self._planes.items()}
+        owner = {bit: name for name, bit in self._planes.items()}
+        added: dict[str, int] = {}
         for name, bit in other._planes.items():
             mine = self._planes.get(name)
-            if mine is None and bit not in used:
-                self._planes[name] = bit
-                used[bit] = name
-            elif mine != bit:
+            if mine == bit:
+                continue
+            if mine is not None:
                 raise DcrValueError(
-                    f"mask plane {name!r} is bit {bit} in one mask and "
-                    f"{mine if mine is not None else 'unused (bit taken by ' + used[bit] + ')'} "
-                    "in the other; remap one mask before combining",
+                    f"mask plane {name!r} is bit {mine} here and bit {bit} in the other mask; "
+                    "remap one mask before combining",
                 )
+            if bit in owner:
+                raise DcrValueError(
+                    f"mask plane {name!r} of the other mask uses bit {bit}, which is "
+                    f"{owner[bit]!r} here; remap one mask before combining",
+                )
+            added[name] = bit
+            owner[bit] = name
+        self._planes.update(added)
 
     def __ior__(self, other: Mask | np.ndarray | int) -> Mask:
         self._checkSameBox(other, "mask |= value")
+        value = self._valueArray(other, self.shape, "mask |= value")
         if isinstance(other, Mask):
             self._mergePlanes(other)
-        value = self._valueArray(other, self.shape, "mask |= value")
-        self._array |= np.asarray(value).astype(np.int32, copy=False)
+        self._array |= _maskArray(value)
         return self
 
     def __or__(self, other: Mask | np.ndarray | int) -> Mask:
