@@ -166,8 +166,14 @@ def test_box_validation():
         Box(0, 0, -1, 3)
     with pytest.raises(DcrValueError, match="width and height must be >= 0"):
         Box(0, 0, 3, -2)
-    with pytest.raises(DcrTypeError, match="integer"):
+    with pytest.raises(DcrTypeError, match="minX must be a whole number of pixels"):
         Box(0.5, 0, 3, 3)
+    with pytest.raises(DcrTypeError, match="dx must be a whole number"):
+        Box(0, 0, 3, 3).shiftedBy(1.5, 0)
+    with pytest.raises(DcrTypeError, match="width must be a whole number"):
+        Box(0, 0, float("nan"), 3)
+    assert Box(2.0, -1.0, np.float64(3.0), 4) == Box(2, -1, 3, 4)
+    assert isinstance(Box(2.0, 0, 1, 1).minX, int)
     with pytest.raises(DcrValueError, match="reversed"):
         Box.fromCorners(5, 0, 2, 3)
     with pytest.raises(DcrShapeError, match="two-dimensional"):
@@ -709,6 +715,16 @@ def test_exposure_validation():
         Exposure(mi, psf=np.ones((3, 3)))
     with pytest.raises(DcrTypeError, match="filter must be a Filter"):
         Exposure(mi, filter="g")
+    exp = Exposure(mi)
+    with pytest.raises(DcrTypeError, match="filter must be a Filter"):
+        exp.filter = "g"
+    with pytest.raises(DcrTypeError, match="photoCalib must be a PhotoCalib"):
+        exp.photoCalib = 3.0
+    with pytest.raises(DcrTypeError, match="maskedImage must be a MaskedImage"):
+        exp.maskedImage = np.zeros((3, 3))
+    with pytest.raises(DcrValueError, match="2-axis celestial WCS"):
+        exp.wcs = linear
+    assert exp.wcs is None and exp.filter is None
     with pytest.raises(DcrTypeError, match="use Exposure.fromArrays"):
         Exposure(np.zeros((3, 3)))
     extra = Exposure.fromArrays(np.zeros((2, 2)), exptime=15.0, LONG_KEY_NAME="x")

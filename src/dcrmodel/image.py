@@ -91,16 +91,20 @@ RUBIN_BANDS: dict[str, tuple[float, float]] = {
 
 
 def _asInt(value: Any, name: str) -> int:
-    """Return ``value`` as a Python int, or raise `DcrTypeError` if it is not integral."""
+    """Return ``value`` as a Python int, or raise `DcrTypeError` if it is not whole."""
     if isinstance(value, bool):
         raise DcrTypeError(f"{name} must be an integer, not a bool", **{name: value})
     try:
         return operator.index(value)
     except TypeError:
-        raise DcrTypeError(
-            f"{name} must be an integer number of pixels; round it explicitly",
-            **{name: value},
-        ) from None
+        pass
+    # Whole-valued floats (2.0, numpy floats) are accepted; fractions are not.
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise DcrTypeError(
+        f"{name} must be a whole number of pixels; round it explicitly",
+        **{name: value},
+    )
 
 
 def _asPair(value: Any, name: str) -> tuple[Any, Any]:
@@ -1632,40 +1636,98 @@ class Exposure:
         photoCalib: PhotoCalib | None = None,
         metadata: fits.Header | Mapping[str, Any] | None = None,
     ) -> None:
-        if not isinstance(maskedImage, MaskedImage):
-            raise DcrTypeError(
-                "maskedImage must be a MaskedImage; use Exposure.fromArrays for numpy arrays",
-                maskedImage=type(maskedImage).__name__,
-            )
-        if psf is not None and not isinstance(psf, Psf):
-            raise DcrTypeError(
-                "psf must be a Psf (GaussianPsf, ImagePsf) or None", psf=type(psf).__name__
-            )
-        if filter is not None and not isinstance(filter, Filter):
-            raise DcrTypeError("filter must be a Filter or None", filter=type(filter).__name__)
-        if photoCalib is not None and not isinstance(photoCalib, PhotoCalib):
-            raise DcrTypeError(
-                "photoCalib must be a PhotoCalib or None", photoCalib=type(photoCalib).__name__
-            )
-        if metadata is None:
-            header = fits.Header()
-        elif isinstance(metadata, fits.Header):
-            header = metadata
-        elif isinstance(metadata, Mapping):
-            header = fits.Header()
-            for key, value in metadata.items():
-                _setHeaderKey(header, str(key), value)
-        else:
-            raise DcrTypeError(
-                "metadata must be an astropy Header or a dict", metadata=type(metadata).__name__
-            )
+        # Validated by the property setters below, in argument order.
         self.maskedImage = maskedImage
-        self.wcs = _checkWcs(wcs)
+        self.wcs = wcs
         self.psf = psf
         self.visitInfo = visitInfo
         self.filter = filter
         self.photoCalib = photoCalib
-        self.metadata = header
+        self.metadata = metadata
+
+    @property
+    def maskedImage(self) -> MaskedImage:
+        """Pixels, mask and variance."""
+        return self._maskedImage
+
+    @maskedImage.setter
+    def maskedImage(self, value: MaskedImage) -> None:
+        if not isinstance(value, MaskedImage):
+            raise DcrTypeError(
+                "maskedImage must be a MaskedImage; use Exposure.fromArrays for numpy arrays",
+                maskedImage=type(value).__name__,
+            )
+        self._maskedImage = value
+
+    @property
+    def wcs(self) -> WCS | None:
+        """Celestial WCS from parent 0-based pixel coordinates ``(x, y)`` to ICRS, or None."""
+        return self._wcs
+
+    @wcs.setter
+    def wcs(self, value: WCS | None) -> None:
+        self._wcs = _checkWcs(value)
+
+    @property
+    def psf(self) -> Psf | None:
+        """Point-spread function, or None."""
+        return self._psf
+
+    @psf.setter
+    def psf(self, value: Psf | None) -> None:
+        if value is not None and not isinstance(value, Psf):
+            raise DcrTypeError(
+                "psf must be a Psf (GaussianPsf, ImagePsf) or None", psf=type(value).__name__
+            )
+        self._psf = value
+
+    @property
+    def filter(self) -> Filter | None:
+        """Band of the exposure, or None."""
+        return self._filter
+
+    @filter.setter
+    def filter(self, value: Filter | None) -> None:
+        if value is not None and not isinstance(value, Filter):
+            raise DcrTypeError(
+                "filter must be a Filter or None (for a Rubin band use Filter.fromBand)",
+                filter=type(value).__name__,
+            )
+        self._filter = value
+
+    @property
+    def photoCalib(self) -> PhotoCalib | None:
+        """Calibration from counts to nJy, or None."""
+        return self._photoCalib
+
+    @photoCalib.setter
+    def photoCalib(self, value: PhotoCalib | None) -> None:
+        if value is not None and not isinstance(value, PhotoCalib):
+            raise DcrTypeError(
+                "photoCalib must be a PhotoCalib or None", photoCalib=type(value).__name__
+            )
+        self._photoCalib = value
+
+    @property
+    def metadata(self) -> fits.Header:
+        """Extra header keys (an astropy Header)."""
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: fits.Header | Mapping[str, Any] | None) -> None:
+        if value is None:
+            header = fits.Header()
+        elif isinstance(value, fits.Header):
+            header = value
+        elif isinstance(value, Mapping):
+            header = fits.Header()
+            for key, item in value.items():
+                _setHeaderKey(header, str(key), item)
+        else:
+            raise DcrTypeError(
+                "metadata must be an astropy Header or a dict", metadata=type(value).__name__
+            )
+        self._metadata = header
 
     @property
     def image(self) -> Image:
