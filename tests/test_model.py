@@ -9,6 +9,7 @@ slicing, which must agree to rounding error.
 from __future__ import annotations
 
 import math
+import pickle
 import warnings
 
 import numpy as np
@@ -946,3 +947,39 @@ def test_calculateNoiseCutoff():
     everything.array[:] = everything.getPlaneBitMask("DETECTED")
     with pytest.raises(DcrValueError, match="no background pixels"):
         model.calculateNoiseCutoff(values, statsCtrl, 4, mask=everything)
+
+
+def test_pickleRoundTrip(visitAndWcs):
+    visitInfo, wcs = visitAndWcs
+    model = pointSourceModel(wcs=wcs)
+    clone = pickle.loads(pickle.dumps(model))
+    assert len(clone) == len(model) and clone.bbox == model.bbox and clone.filter == model.filter
+    for a, b in zip(clone, model, strict=True):
+        np.testing.assert_array_equal(a.array, b.array)
+    kwargs = {"visitInfo": visitInfo, "bbox": model.bbox, "wcs": wcs}
+    np.testing.assert_array_equal(
+        clone.buildMatchedTemplate(**kwargs).array, model.buildMatchedTemplate(**kwargs).array
+    )
+
+
+@pytest.mark.parametrize(
+    ("rotation", "flipped", "azimuth"), [(200.0, True, 100.0), (75.0, False, 30.0)]
+)
+def test_templateMatchesAnalyticShiftsForAnyOrientation(rotation, flipped, azimuth):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        visitInfo, wcs = makeVisitAndWcs(
+            elevation=35.0, azimuth=azimuth, rotation=rotation, flipped=flipped, crpix=(30.0, 30.0)
+        )
+    position, fluxes = (30.4, 29.8), (300.0, 100.0, 50.0)
+    model = pointSourceModel(position=position, fluxes=fluxes, wcs=wcs)
+    template = model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=wcs)
+    shifts = calculateDcr(visitInfo, wcs, 480.0, 150.0, 3, splitSubfilters=True, bbox=model.bbox)
+    expected = analyticTemplate(model.bbox.shape, (0, 0), position, fluxes, shifts, split=True)
+    np.testing.assert_allclose(template.array, expected, atol=1e-3 * expected.max())
+    # the blue-heavy source's centroid moved toward the zenith: along the bluest edge's shift
+    yy, xx = np.indices(model.bbox.shape)
+    centroid = np.array([(template.array * yy).sum(), (template.array * xx).sum()])
+    centroid /= template.array.sum()
+    blue = np.asarray(shifts[0][0])
+    assert np.dot(centroid - np.array([position[1], position[0]]), blue) > 0

@@ -305,6 +305,17 @@ class DcrModel:
     DcrTypeError
         If an argument has the wrong type.
 
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcrmodel.image import Filter, MaskedImage
+    >>> coadd = MaskedImage.fromArrays(np.ones((8, 8)), variance=np.full((8, 8), 3.0))
+    >>> model = DcrModel.fromImage(coadd, 3, filterInfo=Filter("g", 480.0, 150.0))
+    >>> len(model), round(float(model[-1].array[0, 0]), 4), float(model.variance.array[0, 0])
+    (3, 0.3333, 1.0)
+    >>> model.getReferenceImage().shape
+    (8, 8)
+
     Notes
     -----
     Non-finite values in pixels flagged by a bad mask plane (``BAD``, ``SAT``, ``NO_DATA``,
@@ -1602,6 +1613,16 @@ class DcrModel:
         thin streaks are left as they are. Regions touching the image's edge are judged by
         their part inside the image. A width of 0 clamps every flagged pixel. NaN
         thresholds never flag.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> image = np.zeros((9, 9))
+        >>> image[0, 0] = 5.0  # an isolated pixel above the threshold
+        >>> image[3:, 3:] = 5.0  # a region above the threshold
+        >>> DcrModel.applyImageThresholds(image, highThreshold=1.0, regularizationWidth=1)
+        >>> float(image[0, 0]), float(image[6, 6])
+        (5.0, 1.0)
         """
         array = image.array if isinstance(image, Image) else image
         if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind != "f":
