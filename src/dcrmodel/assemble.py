@@ -1,0 +1,1449 @@
+"""Build a DCR model of the sky from many exposures (DCR coadd assembly).
+
+`DcrAssembleCoadd` implements the iterative forward-modelling algorithm of DMTN-037
+(I. Sullivan, "DCR-matched template generation", https://dmtn-037.lsst.io):
+
+1. Start from a plain coadd of the inputs (given, or an inverse-variance weighted mean of
+   their good pixels) split evenly among the subfilters (`DcrModel.fromImage`).
+2. Work on one subregion at a time, solved with a border (the DCR buffer) so that shifts
+   near its edges see real data; only the inputs' cutouts of that region are in memory.
+3. Each visit's good pixels, weighted, are shifted back like the residuals will be: their
+   sum per subfilter normalises the model update, and the number of visits covering a
+   pixel is the subfilter's ``nImage``.
+4. Each iteration forward-models every visit (`DcrModel.buildMatchedTemplate`, with the
+   differences between subfilters amplified by ``accelerateModel``), takes the weighted
+   residuals, shifts them back by each subfilter's DCR and adds their normalised sum to
+   that subfilter. The new solution is clamped against the previous iteration
+   (`DcrModel.regularizeModelIter`) and between subfilters
+   (`DcrModel.regularizeModelFreq`), averaged with the previous solution by a gain
+   (`DcrModel.conditionDcrModel`), and tapered to the plain coadd away from detected
+   sources (the model weights).
+5. A convergence metric (the mean absolute residual of the visits relative to the data,
+   weighted towards significant pixels) decides when to stop; the gain grows from its
+   base value when the history shows the iterations behaving as predicted.
+
+The output model carries the subfilter differences amplified by ``accelerateModel``, as
+the iterations fit the data with the amplified model.
+
+`writeResults` writes one ``dcrCoadd`` exposure per subfilter, the stacked coadd, the
+per-subfilter image counts and a JSON summary, atomically. `assembleFromFiles` does a
+whole run from exposure files, for the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits as pyfits
+from astropy.wcs import WCS
+from scipy import ndimage
+
+from .atomic import atomicDirectory
+from .config import DcrAssembleConfig
+from .dcr import calculateDcr
+from .errors import (
+    DcrConfigError,
+    DcrError,
+    DcrMetadataError,
+    DcrOutputError,
+    DcrShapeError,
+    DcrTypeError,
+    DcrValueError,
+    DcrWarning,
+)
+from .image import Box, Exposure, Filter, Image, Mask, MaskedImage, StatisticsControl
+from .shift import applyDcr
+
+__all__ = [
+    "AssembleResult",
+    "DcrAssembleCoadd",
+    "writeResults",
+    "assembleFromFiles",
+    "calculateGain",
+    "SUMMARY_NAME",
+    "STACKED_COADD_NAME",
+    "NIMAGE_NAME",
+]
+
+_log = logging.getLogger(__name__)
+
+#: File names inside an output folder.
+SUMMARY_NAME = "summary.json"
+STACKED_COADD_NAME = "stackedCoadd.fits"
+NIMAGE_NAME = "nImage.fits"
+_MODEL_PREFIX = "dcrCoadd_"
+_SUMMARY_KIND = "dcrmodel-assemble"
+
+#: Tolerance, in pixels, of the check that the inputs share the model's pixel grid.
+WCS_GRID_TOLERANCE = 1e-3
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+# ------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class AssembleResult:
+    """What `DcrAssembleCoadd.run` returns.
+
+    Attributes
+    ----------
+    dcrModel : `dcrmodel.model.DcrModel`
+        The DCR model: one image of the unrefracted sky per subfilter, bluest first, with
+        the coadd's mask and the variance of an even split of the coadd.
+    coadd : `dcrmodel.image.Exposure`
+        The stacked coadd: the sum of the subfilter images (the sky as seen at the
+        zenith), with the coadd's mask and variance.
+    nImages : list of `dcrmodel.image.Image`
+        Per subfilter, the number of visits contributing to each pixel.
+    summary : dict
+        The run summary (JSON-ready): configuration, band, visits with their airmass,
+        parallactic angle and weight, per-subregion convergence and gain histories, and
+        timings in seconds.
+    """
+
+    dcrModel: Any
+    coadd: Exposure
+    nImages: list[Image]
+    summary: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------
+# Inputs
+# ------------------------------------------------------------------------------------------
+class _Input:
+    """One visit: an in-memory exposure or a file read one region at a time."""
+
+    def __init__(self, source: Any, index: int) -> None:
+        self.index = index
+        if isinstance(source, Exposure):
+            self.exposure: Exposure | None = source
+            self.path: Path | None = None
+            self.name = f"exposure {index}"
+            if source.visitInfo is not None and source.visitInfo.id is not None:
+                self.name = f"exposure {index} (visit {source.visitInfo.id})"
+            info = source
+            self.bbox = source.bbox
+        elif isinstance(source, str | os.PathLike):
+            self.exposure = None
+            self.path = Path(source)
+            self.name = str(self.path)
+            self.bbox, info = _fileInfo(self.path)
+        else:
+            raise DcrTypeError(
+                "inputs must be dcrmodel Exposures or paths of exposure files",
+                index=index,
+                type=type(source).__name__,
+            )
+        self.planes = info.mask.planes
+        self.wcs = info.wcs
+        self.visitInfo = info.visitInfo
+        self.filter = info.filter
+        self.psf = info.psf
+        self.photoCalib = info.photoCalib
+        self.weight = 0.0
+        self.goodPixels = 0
+        self.dcr: list = []
+
+    def read(self, bbox: Box) -> Exposure | None:
+        """Return the cutout of this visit inside ``bbox`` (None if they do not overlap)."""
+        box = self.bbox.intersection(bbox)
+        if box.isEmpty():
+            return None
+        if self.exposure is not None:
+            return self.exposure[box]
+        from .fits import readExposure
+
+        return readExposure(self.path, bbox=box)
+
+
+def _fileInfo(path: Path) -> tuple[Box, Exposure]:
+    """Return the parent box of an exposure file and a one-pixel cutout with its metadata."""
+    from .fits import readExposure
+
+    if not path.is_file():
+        raise DcrValueError("input exposure file does not exist", path=str(path))
+    try:
+        with pyfits.open(path, memmap=True) as hdus:
+            header = hdus["IMAGE"].header
+            nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])
+            x0 = -int(round(header.get("LTV1", 0)))
+            y0 = -int(round(header.get("LTV2", 0)))
+    except (OSError, KeyError, ValueError, TypeError):
+        # Not the expected layout: let the reader name what is wrong.
+        exposure = readExposure(path)
+        return exposure.bbox, exposure
+    bbox = Box(x0, y0, nx, ny)
+    return bbox, readExposure(path, bbox=Box(x0, y0, 1, 1))
+
+
+def _checkMetadata(inp: _Input) -> None:
+    """Raise DcrMetadataError naming the visit and every piece of metadata DCR needs."""
+    missing = []
+    if inp.wcs is None:
+        missing.append("WCS")
+    vi = inp.visitInfo
+    if vi is None:
+        missing.append("visit info (VisitInfo: date, observatory, boresight)")
+    else:
+        for attr, label in (
+            ("date", "date of observation (visitInfo.date)"),
+            ("observatory", "observatory (visitInfo.observatory)"),
+            ("boresightAzAlt", "boresight altitude (visitInfo.boresightAzAlt)"),
+            ("boresightRaDec", "boresight RA/Dec (visitInfo.boresightRaDec)"),
+        ):
+            if getattr(vi, attr, None) is None:
+                missing.append(label)
+    if missing:
+        raise DcrMetadataError(
+            f"{inp.name} lacks the metadata DCR needs: {'; '.join(missing)}. Give the "
+            "exposure a WCS and a VisitInfo (VisitInfo.fromAstropy builds one), or write the "
+            "visit keys of the Rubin layout in the file's primary header",
+            visit=inp.name,
+        )
+
+
+def _checkGrid(inp: _Input, refWcs: WCS, bbox: Box) -> None:
+    """Raise DcrShapeError unless ``inp`` maps the corners of ``bbox`` like ``refWcs``."""
+    xs = np.array([bbox.minX, bbox.maxX, bbox.minX, bbox.maxX, bbox.center[0]], dtype=float)
+    ys = np.array([bbox.minY, bbox.minY, bbox.maxY, bbox.maxY, bbox.center[1]], dtype=float)
+    try:
+        sky = inp.wcs.pixel_to_world(xs, ys)
+        px, py = refWcs.world_to_pixel(sky)
+    except Exception as exc:  # astropy raises many kinds for incompatible frames
+        raise DcrShapeError(
+            f"{inp.name}: its WCS cannot be compared with the model's ({exc}); warp the "
+            "exposures onto the coadd's pixel grid first",
+            visit=inp.name,
+        ) from exc
+    offset = float(np.nanmax(np.hypot(px - xs, py - ys)))
+    if not math.isfinite(offset) or offset > WCS_GRID_TOLERANCE:
+        raise DcrShapeError(
+            f"{inp.name} is not on the model's pixel grid: its WCS puts the box corners "
+            f"{offset:.3g} pixels from where the model's WCS does (tolerance "
+            f"{WCS_GRID_TOLERANCE:g} pixel); warp every exposure onto the coadd's pixel "
+            "grid (same WCS, parent coordinates) first",
+            visit=inp.name,
+            offsetPixels=offset,
+        )
+
+
+def _bandOf(config: DcrAssembleConfig, inputs: list[_Input], coadd: Exposure | None) -> Filter:
+    """Return the band: the configuration's override, else the coadd's or inputs' filter."""
+    filters = [inp.filter for inp in inputs if inp.filter is not None]
+    names = sorted({f.bandName for f in filters})
+    if len(names) > 1:
+        raise DcrValueError(
+            f"the inputs are in different bands ({', '.join(names)}); a DCR model is built "
+            "from exposures of one band",
+            bands=names,
+        )
+    if config.effectiveWavelength is not None:
+        name = names[0] if names else (coadd.filter.bandName if coadd and coadd.filter else "")
+        return Filter(name or "custom", config.effectiveWavelength, config.bandwidth)
+    if coadd is not None and coadd.filter is not None:
+        return coadd.filter
+    if filters:
+        return filters[0]
+    raise DcrMetadataError(
+        "no filter wavelengths: neither the inputs nor the coadd carry a filter; set "
+        "effectiveWavelength and bandwidth (nm) in the configuration, or write FILTER "
+        "(and FILT-EFF, FILT-BW) in the files' headers"
+    )
+
+
+def _goodPixels(exposure: Exposure, badPlanes: StatisticsControl) -> np.ndarray:
+    """Return the boolean map of usable pixels of ``exposure``."""
+    bits = badPlanes.getAndMask(exposure.mask)
+    return (exposure.mask.array & bits) == 0
+
+
+def _checkFinite(inp: _Input, exposure: Exposure, good: np.ndarray) -> None:
+    image = exposure.image.array
+    variance = exposure.variance.array
+    badValues = good & ~(np.isfinite(image) & np.isfinite(variance) & (variance > 0))
+    if badValues.any():
+        raise DcrValueError(
+            f"{inp.name} has {int(badValues.sum())} unmasked pixels with a non-finite value "
+            "or a variance that is not positive; flag them in a bad mask plane (BAD or "
+            "NO_DATA) or fix the variance plane",
+            visit=inp.name,
+        )
+
+
+def _tiles(bbox: Box, size: tuple[int, int]) -> list[Box]:
+    """Split ``bbox`` into subregions of at most ``size = (width, height)`` pixels."""
+    width, height = size
+    boxes = []
+    for y in range(bbox.minY, bbox.maxY + 1, height):
+        for x in range(bbox.minX, bbox.maxX + 1, width):
+            boxes.append(
+                Box.fromCorners(x, y, min(x + width - 1, bbox.maxX), min(y + height - 1, bbox.maxY))
+            )
+    return boxes
+
+
+def _splitShifts(
+    pairs: Sequence, splitSubfilters: bool, splitThreshold: float
+) -> list[tuple[Any, bool]]:
+    """Turn edge-shift pairs into the shift applied to each subfilter.
+
+    A subfilter is split (two quarter-point shifts) when ``splitSubfilters`` is set and
+    the DCR of its two edges differs by more than ``splitThreshold`` pixels; otherwise it
+    moves by the mean of its edges' shifts.
+    """
+    result = []
+    for s0, s1 in pairs:
+        spread = math.hypot(s1[0] - s0[0], s1[1] - s0[1])
+        if splitSubfilters and spread > splitThreshold:
+            result.append(((tuple(s0), tuple(s1)), True))
+        else:
+            result.append((((s0[0] + s1[0]) / 2.0, (s0[1] + s1[1]) / 2.0), False))
+    return result
+
+
+# ------------------------------------------------------------------------------------------
+# Gain and convergence
+# ------------------------------------------------------------------------------------------
+def calculateGain(
+    convergenceList: Sequence[float],
+    gainList: Sequence[float],
+    baseGain: float,
+    useProgressiveGain: bool,
+) -> float:
+    """Return the gain of the next model update.
+
+    Parameters
+    ----------
+    convergenceList : sequence of float
+        Convergence metric of the initial model and after each update so far.
+    gainList : sequence of float
+        Gains of the updates so far (one fewer than ``convergenceList``).
+    baseGain : float
+        The smallest gain to use.
+    useProgressiveGain : bool
+        If False, always return ``baseGain``.
+
+    Returns
+    -------
+    float
+        The gain, at least ``baseGain``.
+
+    Notes
+    -----
+    DMTN-037's progressive gain: an update with gain ``g`` replaces the model by
+    ``(old + g·new)/(1 + g)``, so if the new solution were perfect (metric ``F``) the
+    metric would become ``(c_old + g·F)/(1 + g)``. Each past update thus gives an
+    estimate ``F = ((1 + g)·c_new − c_old)/g`` of the final metric (clipped at zero);
+    the median of the latest few is compared with what the last update achieved. The
+    closer the measured metric is to the prediction, relative to the improvement
+    predicted, the closer the new gain is to 1; it is averaged with the last gain to
+    avoid oscillation and never falls below ``baseGain``.
+    """
+    if len(convergenceList) != len(gainList) + 1:
+        raise DcrValueError(
+            "convergenceList must hold one more value than gainList",
+            nConvergence=len(convergenceList),
+            nGain=len(gainList),
+        )
+    if not useProgressiveGain or len(convergenceList) < 3 or not math.isfinite(baseGain):
+        return baseGain
+    metrics = np.asarray(convergenceList, dtype=float)
+    gains = np.asarray(gainList, dtype=float)
+    finals = ((1.0 + gains) * metrics[1:] - metrics[:-1]) / gains
+    finals = np.clip(finals, 0.0, None)
+    final = float(np.median(finals[-4:]))
+    lastGain = float(gains[-1])
+    before, after = float(metrics[-2]), float(metrics[-1])
+    predicted = (before + lastGain * final) / (1.0 + lastGain)
+    expectedGain = (before - final) / (1.0 + lastGain)
+    if expectedGain <= 0 or not math.isfinite(expectedGain):
+        return baseGain
+    deviation = (predicted - after) / expectedGain
+    newGain = 0.5 * ((1.0 - abs(deviation)) + lastGain)
+    return max(baseGain, float(newGain))
+
+
+def _singleConvergence(
+    data: np.ndarray,
+    template: np.ndarray,
+    significance: np.ndarray,
+    usable: np.ndarray,
+) -> float | None:
+    """Return one visit's convergence metric, or None without usable pixels.
+
+    The metric is ``Σ s·|data − template| / Σ s·|data + template|/2`` over the usable
+    pixels, ``s`` the significance weight: the mean absolute residual relative to the
+    mean absolute signal.
+    """
+    if not usable.any():
+        return None
+    diff = np.abs(data[usable] - template[usable]) * significance[usable]
+    ref = 0.5 * np.abs(data[usable] + template[usable]) * significance[usable]
+    total = float(ref.sum())
+    if total <= 0:
+        return None
+    return float(diff.sum()) / total
+
+
+# ------------------------------------------------------------------------------------------
+# The task
+# ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Prepared:
+    inputs: list[_Input]
+    band: Filter
+    bbox: Box
+    wcs: WCS
+    buffer: int
+    coadd: Exposure
+    coaddGiven: bool
+    statsCtrl: StatisticsControl
+
+
+class DcrAssembleCoadd:
+    """Build a `DcrModel` from exposures of one patch of sky (DMTN-037).
+
+    Parameters
+    ----------
+    config : `DcrAssembleConfig`, optional
+        The settings; defaults when None.
+
+    Examples
+    --------
+    >>> task = DcrAssembleCoadd(DcrAssembleConfig(dcrNumSubfilters=3))  # doctest: +SKIP
+    >>> result = task.run(["visit1.fits", "visit2.fits", ...])  # doctest: +SKIP
+    >>> template = result.dcrModel.buildMatchedTemplate(newExposure)  # doctest: +SKIP
+    """
+
+    def __init__(self, config: DcrAssembleConfig | None = None) -> None:
+        if config is None:
+            config = DcrAssembleConfig()
+        if not isinstance(config, DcrAssembleConfig):
+            raise DcrTypeError(
+                "config must be a DcrAssembleConfig", config=type(config).__name__
+            )
+        config.validate()
+        self.config = config
+
+    # --------------------------------------------------------------------------- run
+    def run(
+        self,
+        exposures: Sequence[Exposure | str | os.PathLike],
+        coadd: Exposure | str | os.PathLike | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> AssembleResult:
+        """Build the DCR model.
+
+        Parameters
+        ----------
+        exposures : sequence of `Exposure` or path
+            The visits: in-memory exposures, or paths of exposure files (Rubin layout)
+            that are read one subregion at a time. All on the model's pixel grid (same
+            WCS, parent coordinates), each with a WCS, a `VisitInfo` and (unless the
+            configuration sets the band) a filter.
+        coadd : `Exposure` or path, optional
+            A plain coadd of the same patch to start from; its box is the model's box and
+            its DETECTED pixels mark the sources. None: computed from the inputs
+            (inverse-variance weighted mean of their good pixels, sources detected at
+            ``config.detectionThreshold`` sigma).
+        progress : callable, optional
+            Called with a dict after each iteration: ``subregion`` and ``nSubregions``,
+            ``iteration``, ``convergence`` (None when not computed) and ``gain``.
+
+        Returns
+        -------
+        AssembleResult
+            The model, the stacked coadd, the per-subfilter image counts and the summary.
+
+        Raises
+        ------
+        DcrTypeError
+            For inputs that are neither exposures nor paths.
+        DcrValueError
+            For fewer visits than subfilters, missing files, unmasked non-finite pixels,
+            all pixels masked, or visits in different bands.
+        DcrMetadataError
+            For a visit without the WCS, visit info or band DCR needs (named).
+        DcrShapeError
+            For a visit that does not overlap the model's box or is not on its grid.
+        DcrConfigError
+            For an unknown mask plane, or ``solver="direct"`` when `dcrmodel.direct` is
+            not installed.
+        """
+        config = self.config
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        solve = self._directSolver() if config.solver == "direct" else None
+        prepared = self._prepare(exposures, coadd)
+        timings["prepare"] = time.perf_counter() - start
+
+        tic = time.perf_counter()
+        model, subregionSummaries, nImages = self._solve(prepared, progress, solve)
+        timings["solve"] = time.perf_counter() - tic
+
+        stacked = self._stack(model, prepared)
+        timings["total"] = time.perf_counter() - start
+        summary = self._summary(prepared, subregionSummaries, timings)
+        return AssembleResult(dcrModel=model, coadd=stacked, nImages=nImages, summary=summary)
+
+    def _directSolver(self) -> Callable[..., Any]:
+        try:
+            module = importlib.import_module("dcrmodel.direct")
+        except ImportError as exc:
+            if exc.name not in ("dcrmodel.direct",):
+                raise
+            module = None
+        solve = getattr(module, "solveDirect", None) if module is not None else None
+        if solve is None:
+            raise DcrConfigError(
+                "solver 'direct' is not available in this installation (dcrmodel.direct "
+                "with solveDirect is missing); use solver='iterative'",
+                solver="direct",
+            )
+        return solve
+
+    # ----------------------------------------------------------------------- prepare
+    def _prepare(self, exposures: Any, coadd: Any) -> _Prepared:
+        config = self.config
+        if isinstance(exposures, Exposure | str | os.PathLike):
+            exposures = [exposures]
+        try:
+            sources = list(exposures)
+        except TypeError:
+            raise DcrTypeError(
+                "exposures must be a sequence of Exposures or paths",
+                exposures=type(exposures).__name__,
+            ) from None
+        n = config.dcrNumSubfilters
+        if len(sources) < n:
+            raise DcrValueError(
+                f"{len(sources)} visits cannot constrain {n} subfilters: give at least as "
+                "many visits as subfilters (better several times more, at a range of "
+                "airmasses on both sides of the meridian), or lower dcrNumSubfilters",
+                nVisits=len(sources),
+                dcrNumSubfilters=n,
+            )
+        inputs = [_Input(source, i) for i, source in enumerate(sources)]
+        coaddGiven = coadd is not None
+        if coaddGiven:
+            coadd = self._loadCoadd(coadd)
+            config.validate(mask=coadd.mask)
+        known: set[str] = set()
+        for inp in inputs:
+            known.update(inp.planes)
+        unknown = [plane for plane in config.badMaskPlanes if plane not in known]
+        if unknown:
+            raise DcrConfigError(
+                f"badMaskPlanes names mask plane(s) {', '.join(unknown)} that no input "
+                f"defines; known planes: {', '.join(sorted(known))}",
+                badMaskPlanes=config.badMaskPlanes,
+            )
+        for inp in inputs:
+            _checkMetadata(inp)
+        band = _bandOf(config, inputs, coadd)
+
+        if coaddGiven:
+            bbox = coadd.bbox
+            refWcs = coadd.wcs if coadd.wcs is not None else inputs[0].wcs
+        else:
+            bbox = inputs[0].bbox
+            for inp in inputs[1:]:
+                bbox = Box.fromCorners(
+                    min(bbox.minX, inp.bbox.minX),
+                    min(bbox.minY, inp.bbox.minY),
+                    max(bbox.maxX, inp.bbox.maxX),
+                    max(bbox.maxY, inp.bbox.maxY),
+                )
+            refWcs = inputs[0].wcs
+        for inp in inputs:
+            if not inp.bbox.overlaps(bbox):
+                raise DcrShapeError(
+                    f"{inp.name} does not overlap the model's box: its pixels cover "
+                    f"{inp.bbox} and the model {bbox}; give exposures of the coadd's patch",
+                    visit=inp.name,
+                )
+            _checkGrid(inp, refWcs, bbox)
+
+        # DCR of every visit at the centre of the patch: for the buffer and the summary.
+        maxShift = 0.0
+        for inp in inputs:
+            try:
+                pairs = calculateDcr(
+                    inp.visitInfo,
+                    inp.wcs,
+                    band.effectiveWavelength,
+                    band.bandwidth,
+                    n,
+                    splitSubfilters=True,
+                    bbox=bbox,
+                )
+            except DcrError as exc:
+                raise type(exc)(f"{inp.name}: {exc.message}", **exc.values) from exc
+            inp.dcr = pairs
+            for s0, s1 in pairs:
+                maxShift = max(maxShift, math.hypot(*s0), math.hypot(*s1))
+        if config.subregionBuffer is None:
+            buffer = 2 * int(math.ceil(maxShift)) + 2
+        else:
+            buffer = config.subregionBuffer
+        self._preflight(inputs[0], band, bbox)
+
+        statsCtrl = StatisticsControl(badMaskPlanes=config.badMaskPlanes)
+        coaddExposure = self._statisticsPass(inputs, bbox, statsCtrl, coadd if coaddGiven else None)
+        if not coaddGiven:
+            coaddExposure = Exposure(
+                coaddExposure.maskedImage,
+                wcs=refWcs,
+                psf=inputs[0].psf,
+                filter=band,
+                photoCalib=inputs[0].photoCalib,
+            )
+        usable = [inp for inp in inputs if inp.goodPixels > 0]
+        if not usable:
+            raise DcrValueError(
+                "all pixels of all visits are masked (bad mask planes "
+                f"{', '.join(config.badMaskPlanes)}) inside the model's box; check the "
+                "masks or the badMaskPlanes setting",
+                bbox=bbox,
+            )
+        for inp in inputs:
+            if inp.goodPixels == 0:
+                warnings.warn(
+                    f"{inp.name} has no usable pixel inside the model's box and is left out",
+                    DcrWarning,
+                    stacklevel=3,
+                )
+        if len(usable) < n:
+            raise DcrValueError(
+                f"only {len(usable)} visits have usable pixels, fewer than the {n} subfilters",
+                nVisits=len(usable),
+                dcrNumSubfilters=n,
+            )
+        for inp in usable:
+            airmass = inp.visitInfo.boresightAirmass
+            if config.doAirmassWeight:
+                if airmass is None or not math.isfinite(airmass):
+                    raise DcrMetadataError(
+                        f"{inp.name} has no boresight airmass, which doAirmassWeight needs; "
+                        "set visitInfo.boresightAirmass or doAirmassWeight=false",
+                        visit=inp.name,
+                    )
+                inp.weight *= float(airmass)
+        return _Prepared(
+            inputs=usable,
+            band=band,
+            bbox=bbox,
+            wcs=refWcs,
+            buffer=buffer,
+            coadd=coaddExposure,
+            coaddGiven=coaddGiven,
+            statsCtrl=statsCtrl,
+        )
+
+    def _preflight(self, inp: _Input, band: Filter, bbox: Box) -> None:
+        """Build one tiny template with the run's settings, so that they fail before work."""
+        from .model import DcrModel
+
+        config = self.config
+        box = Box(int(round(bbox.center[0])) - 1, int(round(bbox.center[1])) - 1, 3, 3)
+        tiny = DcrModel(
+            [Image(np.zeros(box.shape), bbox=box) for _ in range(config.dcrNumSubfilters)],
+            filterInfo=band,
+        )
+        tiny.buildMatchedTemplate(
+            visitInfo=inp.visitInfo,
+            bbox=box,
+            wcs=inp.wcs,
+            order=config.imageInterpOrder,
+            splitSubfilters=config.splitSubfilters,
+            splitThreshold=config.splitThreshold,
+            amplifyModel=config.accelerateModel,
+            engine=config.engine,
+        )
+
+    def _loadCoadd(self, coadd: Any) -> Exposure:
+        if isinstance(coadd, str | os.PathLike):
+            from .fits import readExposure
+
+            if not Path(coadd).is_file():
+                raise DcrValueError("coadd file does not exist", path=str(coadd))
+            coadd = readExposure(coadd)
+        if not isinstance(coadd, Exposure):
+            raise DcrTypeError(
+                "coadd must be an Exposure or the path of an exposure file",
+                coadd=type(coadd).__name__,
+            )
+        return coadd
+
+    def _statisticsPass(
+        self,
+        inputs: list[_Input],
+        bbox: Box,
+        statsCtrl: StatisticsControl,
+        coadd: Exposure | None,
+    ) -> Exposure:
+        """Read every visit once per subregion: weights, checks, and the plain coadd.
+
+        Each visit's weight is the inverse of the mean variance of its good pixels. When
+        no coadd is given it is the inverse-variance weighted mean of the good pixels.
+        """
+        config = self.config
+        sumVariance = np.zeros(len(inputs))
+        if coadd is None:
+            numerator = np.zeros(bbox.shape)
+            denominator = np.zeros(bbox.shape)
+        for tile in _tiles(bbox, config.subregionSize):
+            for i, inp in enumerate(inputs):
+                cutout = inp.read(tile)
+                if cutout is None:
+                    continue
+                good = _goodPixels(cutout, statsCtrl)
+                _checkFinite(inp, cutout, good)
+                variance = cutout.variance.array
+                inp.goodPixels += int(good.sum())
+                sumVariance[i] += float(variance[good].sum())
+                if coadd is None:
+                    sub = cutout.bbox.slices(bbox)
+                    weight = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
+                    numerator[sub] += weight * np.where(good, cutout.image.array, 0.0)
+                    denominator[sub] += weight
+        for i, inp in enumerate(inputs):
+            if inp.goodPixels > 0:
+                inp.weight = inp.goodPixels / sumVariance[i]
+        if coadd is not None:
+            return self._prepareGivenCoadd(coadd, statsCtrl)
+        covered = denominator > 0
+        image = np.zeros(bbox.shape)
+        variance = np.full(bbox.shape, np.inf)
+        image[covered] = numerator[covered] / denominator[covered]
+        variance[covered] = 1.0 / denominator[covered]
+        mask = Mask.fromBox(bbox)
+        noData = mask.getPlaneBitMask("NO_DATA")
+        mask.array[~covered] |= noData
+        if covered.any():
+            fill = float(np.median(variance[covered]))
+            variance[~covered] = fill
+        else:
+            variance[:] = 1.0
+        self._detect(image, variance, covered, mask)
+        return Exposure(MaskedImage(Image(image, bbox=bbox), mask, Image(variance, bbox=bbox)))
+
+    def _detect(
+        self, image: np.ndarray, variance: np.ndarray, good: np.ndarray, mask: Mask
+    ) -> None:
+        """Mark the sources of a coadd in its convergence mask planes.
+
+        Pixels whose signal-to-noise ratio exceeds ``config.detectionThreshold`` after a
+        light smoothing (a Gaussian of 1 pixel, which favours sources over noise) are
+        flagged, then grown by one pixel.
+        """
+        config = self.config
+        smooth = ndimage.gaussian_filter(np.where(good, image, 0.0), 1.0, mode="constant")
+        norm = ndimage.gaussian_filter(good.astype(float), 1.0, mode="constant")
+        # The smoothed noise of white noise with a unit-sum Gaussian kernel of sigma 1 is
+        # sigma_pixel / (2 sqrt(pi)).
+        noise = np.sqrt(np.where(good, variance, np.inf)) / (2.0 * math.sqrt(math.pi))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            snr = np.where(norm > 0.5, smooth / norm / noise, 0.0)
+        detected = ndimage.binary_dilation(snr > config.detectionThreshold, iterations=1) & good
+        for plane in config.convergenceMaskPlanes:
+            bit = mask.addMaskPlane(plane)
+            mask.array[detected] |= 1 << bit
+        _log.info(
+            "detected %d source pixels in the computed coadd (%.1f sigma)",
+            int(detected.sum()),
+            config.detectionThreshold,
+        )
+
+    def _prepareGivenCoadd(self, coadd: Exposure, statsCtrl: StatisticsControl) -> Exposure:
+        """Return a copy of a given coadd with masked pixels filled and sources marked."""
+        config = self.config
+        coadd = coadd.clone()
+        good = _goodPixels(coadd, statsCtrl)
+        image = coadd.image.array
+        variance = coadd.variance.array
+        finite = np.isfinite(image)
+        if (good & ~finite).any():
+            raise DcrValueError(
+                f"the coadd has {int((good & ~finite).sum())} unmasked non-finite pixels; "
+                "flag them in a bad mask plane (BAD or NO_DATA)"
+            )
+        image[~good | ~finite] = 0.0
+        badVariance = ~np.isfinite(variance) | (variance <= 0)
+        if badVariance.any():
+            okay = ~badVariance & good
+            variance[badVariance] = float(np.median(variance[okay])) if okay.any() else 1.0
+        bits = coadd.mask.getPlaneBitMask(config.convergenceMaskPlanes)
+        if not (coadd.mask.array & bits).any():
+            _log.warning(
+                "the coadd marks no pixel in %s; detecting its sources at %.1f sigma",
+                ", ".join(config.convergenceMaskPlanes),
+                config.detectionThreshold,
+            )
+            self._detect(image, variance, good, coadd.mask)
+        return coadd
+
+    # ------------------------------------------------------------------------- solve
+    def _solve(
+        self,
+        prepared: _Prepared,
+        progress: ProgressCallback | None,
+        solve: Callable[..., Any] | None,
+    ) -> tuple[Any, list[dict[str, Any]], list[Image]]:
+        from .model import DcrModel
+
+        config = self.config
+        n = config.dcrNumSubfilters
+        coadd = prepared.coadd
+        model = DcrModel.fromImage(
+            coadd.maskedImage,
+            n,
+            filterInfo=prepared.band,
+            psf=coadd.psf,
+            photoCalib=coadd.photoCalib,
+        )
+        if getattr(model, "wcs", None) is None and prepared.wcs is not None:
+            with contextlib.suppress(AttributeError):
+                model.wcs = prepared.wcs
+        nImages = [Image(np.zeros(prepared.bbox.shape, dtype=np.float32), bbox=prepared.bbox)
+                   for _ in range(n)]
+        modelWeights = self._modelWeights(coadd.mask)
+        tiles = _tiles(prepared.bbox, config.subregionSize)
+        # Every subregion starts from the evenly split coadd, also in its buffer: the
+        # solutions are written to a separate set of images, never read back.
+        solution = [image.clone() for image in model]
+        summaries = []
+        for index, tile in enumerate(tiles):
+            tic = time.perf_counter()
+            region = _Subregion(self, prepared, model, modelWeights, tile, index, len(tiles))
+            if solve is not None:
+                record = region.solveDirect(solve)
+            else:
+                record = region.solveIterative(progress)
+            region.store(solution, nImages)
+            record["seconds"] = time.perf_counter() - tic
+            summaries.append(record)
+        for k, image in enumerate(solution):
+            model[k] = image
+        return model, summaries, nImages
+
+    def _modelWeights(self, mask: Mask) -> np.ndarray | None:
+        """Return the patch's model weights (None when not used).
+
+        The convergence-mask footprint smoothed by a Gaussian of ``modelWeightsWidth``
+        pixels and scaled to a maximum of 1: 1 on sources, falling to 0 away from them.
+        """
+        config = self.config
+        if not config.useModelWeights:
+            return None
+        bits = mask.getPlaneBitMask(config.convergenceMaskPlanes)
+        footprint = ((mask.array & bits) != 0).astype(float)
+        if config.modelWeightsWidth > 0:
+            footprint = ndimage.gaussian_filter(
+                footprint, config.modelWeightsWidth, mode="constant"
+            )
+        peak = float(footprint.max()) if footprint.size else 0.0
+        return footprint / peak if peak > 0 else footprint
+
+    def _stack(self, model: Any, prepared: _Prepared) -> Exposure:
+        total = np.zeros(prepared.bbox.shape)
+        for image in model:
+            total += image.array
+        coadd = prepared.coadd
+        return Exposure(
+            MaskedImage(
+                Image(total.astype(np.float32), bbox=prepared.bbox),
+                coadd.mask.clone(),
+                coadd.variance.clone(),
+            ),
+            wcs=prepared.wcs,
+            psf=coadd.psf,
+            filter=prepared.band,
+            photoCalib=coadd.photoCalib,
+        )
+
+    def _summary(
+        self,
+        prepared: _Prepared,
+        subregions: list[dict[str, Any]],
+        timings: dict[str, float],
+    ) -> dict[str, Any]:
+        from . import __version__
+
+        visits = []
+        for inp in prepared.inputs:
+            vi = inp.visitInfo
+            parAngle = getattr(vi, "boresightParAngle", None)
+            visits.append(
+                {
+                    "name": inp.name,
+                    "id": vi.id,
+                    "airmass": None if vi.boresightAirmass is None else float(vi.boresightAirmass),
+                    "parallacticAngle": None if parAngle is None else float(parAngle.deg),
+                    "weight": float(inp.weight),
+                    "goodPixels": int(inp.goodPixels),
+                    "dcrEdgeShifts": [[list(s0), list(s1)] for s0, s1 in inp.dcr],
+                }
+            )
+        bbox = prepared.bbox
+        return {
+            "kind": _SUMMARY_KIND,
+            "runId": uuid.uuid4().hex,
+            "dcrmodelVersion": __version__,
+            "config": self.config.toDict(),
+            "band": {
+                "name": prepared.band.bandName,
+                "effectiveWavelength": prepared.band.effectiveWavelength,
+                "bandwidth": prepared.band.bandwidth,
+            },
+            "bbox": [bbox.minX, bbox.minY, bbox.width, bbox.height],
+            "coadd": "given" if prepared.coaddGiven else "computed",
+            "bufferPixels": prepared.buffer,
+            "visits": visits,
+            "subregions": subregions,
+            "timings": {k: float(v) for k, v in timings.items()},
+        }
+
+
+class _Subregion:
+    """One subregion with its DCR buffer: the visits' cutouts and the model being fitted."""
+
+    def __init__(
+        self,
+        task: DcrAssembleCoadd,
+        prepared: _Prepared,
+        model: Any,
+        modelWeights: np.ndarray | None,
+        tile: Box,
+        index: int,
+        count: int,
+    ) -> None:
+        from .model import DcrModel
+
+        config = task.config
+        self.config = config
+        self.task = task
+        self.tile = tile
+        self.index = index
+        self.count = count
+        self.n = config.dcrNumSubfilters
+        self.bbox = tile.grow(prepared.buffer).clippedTo(prepared.bbox)
+        patch = prepared.bbox
+        inner = self.bbox.slices(patch)
+        coadd = prepared.coadd
+        self.coaddImage = np.array(coadd.image.array[inner], dtype=np.float64)
+        self.mask = coadd.mask[self.bbox].clone()
+        convergeBits = self.mask.getPlaneBitMask(config.convergenceMaskPlanes)
+        self.converge = (self.mask.array & convergeBits) != 0
+        self.weights = None if modelWeights is None else modelWeights[inner]
+        self.band = prepared.band
+        self.statsCtrl = prepared.statsCtrl
+        self.model = DcrModel(
+            [Image(np.array(image.array[inner], dtype=np.float64), bbox=self.bbox)
+             for image in model],
+            filterInfo=prepared.band,
+            psf=coadd.psf,
+            mask=self.mask,
+            variance=Image(
+                np.array(model.variance.array[inner], dtype=np.float64), bbox=self.bbox
+            ),
+            photoCalib=coadd.photoCalib,
+            wcs=prepared.wcs,
+        )
+        self.visits = []
+        for inp in prepared.inputs:
+            cutout = inp.read(self.bbox)
+            if cutout is None:
+                continue
+            good = _goodPixels(cutout, self.statsCtrl)
+            if not good.any():
+                continue
+            data = np.zeros(self.bbox.shape)
+            weight = np.zeros(self.bbox.shape)
+            sub = cutout.bbox.slices(self.bbox)
+            data[sub] = np.where(good, cutout.image.array, 0.0)
+            weight[sub] = np.where(good, inp.weight, 0.0)
+            pairs = calculateDcr(
+                inp.visitInfo,
+                inp.wcs,
+                prepared.band.effectiveWavelength,
+                prepared.band.bandwidth,
+                self.n,
+                splitSubfilters=True,
+                bbox=self.bbox,
+            )
+            shifts = _splitShifts(pairs, config.splitSubfilters, config.splitThreshold)
+            self.visits.append(_Visit(inp, data, weight, shifts, pairs))
+        self._normalisation()
+
+    # ------------------------------------------------------------------------ weights
+    def _normalisation(self) -> None:
+        """Shift each visit's weights back per subfilter: normalisation and nImage."""
+        order = self.config.imageInterpOrder
+        sums = [np.zeros(self.bbox.shape) for _ in range(self.n)]
+        counts = [np.zeros(self.bbox.shape, dtype=np.int32) for _ in range(self.n)]
+        for visit in self.visits:
+            unit = (visit.weight > 0).astype(float)
+            for k, (shift, split) in enumerate(visit.shifts):
+                shifted = applyDcr(visit.weight, shift, useInverse=True, splitSubfilters=split,
+                                   order=order, mode="constant")
+                sums[k] += np.clip(shifted, 0.0, None)
+                covered = applyDcr(unit, shift, useInverse=True, splitSubfilters=split,
+                                   order=order, mode="constant")
+                counts[k] += covered > 0.5
+        everywhere = np.ones(self.bbox.shape, dtype=bool)
+        for k in range(self.n):
+            everywhere &= counts[k] > 0
+        self.nImages = [np.where(everywhere, c, 0) for c in counts]
+        self.inverseWeights = []
+        for k in range(self.n):
+            inverse = np.zeros(self.bbox.shape)
+            ok = everywhere & (sums[k] > 0)
+            inverse[ok] = 1.0 / sums[k][ok]
+            self.inverseWeights.append(inverse)
+        self.covered = everywhere
+
+    # ----------------------------------------------------------------------- iterate
+    def _templates(self) -> list[np.ndarray]:
+        config = self.config
+        templates = []
+        for visit in self.visits:
+            template = self.model.buildMatchedTemplate(
+                visitInfo=visit.input.visitInfo,
+                bbox=self.bbox,
+                wcs=visit.input.wcs,
+                order=config.imageInterpOrder,
+                splitSubfilters=config.splitSubfilters,
+                splitThreshold=config.splitThreshold,
+                amplifyModel=config.accelerateModel,
+                engine=config.engine,
+            )
+            templates.append(np.asarray(template.array, dtype=np.float64))
+        return templates
+
+    def _convergence(self, templates: list[np.ndarray]) -> float | None:
+        """Return the convergence metric of the current model (None without usable pixels).
+
+        Each visit's metric (`_singleConvergence`) is weighted by the visit's weight. The
+        significance weights are the absolute mean subfilter image plus three times its
+        background noise, so that bright sources dominate but noise still counts.
+        """
+        reference = np.mean([image.array for image in self.model], axis=0)
+        noise = self._noiseLevel()
+        significance = np.abs(reference) + 3.0 * noise
+        if not np.any(significance > 0):
+            significance = np.ones_like(significance)
+        total, weightSum = 0.0, 0.0
+        for visit, template in zip(self.visits, templates, strict=True):
+            usable = (visit.weight > 0) & self.converge & self.covered
+            metric = _singleConvergence(visit.data, template, significance, usable)
+            if metric is None:
+                continue
+            total += visit.input.weight * metric
+            weightSum += visit.input.weight
+        if weightSum == 0:
+            return None
+        return total / weightSum
+
+    def _noiseLevel(self) -> float:
+        """Return the background noise of the mean subfilter image (computed once)."""
+        if not hasattr(self, "_noise"):
+            reference = Image(
+                np.mean([image.array for image in self.model], axis=0), bbox=self.bbox
+            )
+            try:
+                noise = float(
+                    self.model.calculateNoiseCutoff(
+                        reference,
+                        self.statsCtrl,
+                        0,
+                        convergenceMaskPlanes=list(self.config.convergenceMaskPlanes),
+                        mask=self.mask,
+                        bbox=self.bbox,
+                    )
+                )
+            except DcrError:
+                noise = 0.0
+            self._noise = noise if math.isfinite(noise) and noise > 0 else 0.0
+        return self._noise
+
+    def _update(self, templates: list[np.ndarray], gain: float) -> None:
+        """One forward-modelling update of the model (DMTN-037)."""
+        config = self.config
+        order = config.imageInterpOrder
+        updates = [np.zeros(self.bbox.shape) for _ in range(self.n)]
+        for visit, template in zip(self.visits, templates, strict=True):
+            residual = (visit.data - template) * visit.weight
+            for k, (shift, split) in enumerate(visit.shifts):
+                updates[k] += applyDcr(residual, shift, useInverse=True, splitSubfilters=split,
+                                       order=order, mode="constant")
+        newImages = []
+        for k in range(self.n):
+            old = self.model[k].array
+            new = old + updates[k] * self.inverseWeights[k]
+            bad = ~np.isfinite(new)
+            new[bad] = old[bad]
+            image = Image(new, bbox=self.bbox)
+            if config.regularizeModelIterations > 0:
+                self.model.regularizeModelIter(
+                    k, image, self.bbox, config.regularizeModelIterations,
+                    regularizationWidth=config.regularizationWidth,
+                )
+            newImages.append(image)
+        if config.regularizeModelFrequency > 0 and self.n > 1:
+            try:
+                self.model.regularizeModelFreq(
+                    newImages,
+                    self.bbox,
+                    self.statsCtrl,
+                    config.regularizeModelFrequency,
+                    regularizationWidth=config.regularizationWidth,
+                    mask=self.mask,
+                    convergenceMaskPlanes=list(config.convergenceMaskPlanes),
+                )
+            except DcrValueError as exc:
+                # A subregion without background pixels has no noise level to regularise
+                # against; the other conditioning steps still apply.
+                _log.debug("subregion %s: frequency regularisation skipped (%s)", self.tile, exc)
+        if math.isfinite(gain):
+            self.model.conditionDcrModel(newImages, self.bbox, gain=gain)
+        self._taper(newImages)
+        for k, image in enumerate(newImages):
+            self.model[k] = image
+
+    def _taper(self, images: list[Image]) -> None:
+        """Blend the model into the evenly split coadd away from sources (model weights)."""
+        if self.weights is None:
+            return
+        share = self.coaddImage / self.n
+        for image in images:
+            image.array[:] = self.weights * image.array + (1.0 - self.weights) * share
+
+    def solveIterative(self, progress: ProgressCallback | None) -> dict[str, Any]:
+        """Iterate until the stopping rules say so; return the history record."""
+        config = self.config
+        minIter = config.resolveMinNumIter()
+        maxIter = config.resolveMaxNumIter()
+        baseGain = config.resolveBaseGain()
+        record: dict[str, Any] = {
+            "bbox": [self.tile.minX, self.tile.minY, self.tile.width, self.tile.height],
+            "solvedBBox": [self.bbox.minX, self.bbox.minY, self.bbox.width, self.bbox.height],
+            "nVisits": len(self.visits),
+            "convergence": [],
+            "gain": [],
+            "iterations": 0,
+            "stopReason": "",
+        }
+        if not self.visits or not self.covered.any():
+            record["stopReason"] = "no data"
+            _log.warning("subregion %d/%d %s: no usable data; the coadd is kept",
+                         self.index + 1, self.count, self.tile)
+            return record
+        if not (self.converge & self.covered).any() and self.weights is not None:
+            record["stopReason"] = "no sources"
+            _log.info("subregion %d/%d %s: no sources; the coadd is kept",
+                      self.index + 1, self.count, self.tile)
+            return record
+
+        convergence: list[float] = []
+        gains: list[float] = []
+        previous = None
+        iteration = 0
+        while True:
+            templates = self._templates()
+            metric = self._convergence(templates) if config.useConvergence else None
+            if config.useConvergence:
+                if metric is None:
+                    record["stopReason"] = "no convergence pixels"
+                    break
+                convergence.append(metric)
+                if iteration > 0:
+                    improvement = (convergence[-2] - metric) / metric if metric > 0 else math.inf
+                    _log.info(
+                        "subregion %d/%d iteration %d: convergence %.6g, improvement %.4f%% "
+                        "(gain %.3g)",
+                        self.index + 1, self.count, iteration, metric, 100 * improvement,
+                        gains[-1],
+                    )
+                    self._report(progress, iteration, metric, gains[-1])
+                    if improvement < 0 and iteration > minIter:
+                        _log.warning(
+                            "subregion %d/%d diverged at iteration %d (convergence %.6g after "
+                            "%.6g); keeping the previous model",
+                            self.index + 1, self.count, iteration, metric, convergence[-2],
+                        )
+                        for k, image in enumerate(previous):
+                            self.model[k] = image
+                        convergence.pop()
+                        gains.pop()
+                        iteration -= 1
+                        record["stopReason"] = "diverged"
+                        break
+                    if iteration >= minIter and improvement < config.convergenceThreshold:
+                        record["stopReason"] = "converged"
+                        break
+                else:
+                    _log.info("subregion %d/%d initial convergence %.6g",
+                              self.index + 1, self.count, metric)
+            elif iteration > 0:
+                self._report(progress, iteration, None, gains[-1])
+            if iteration >= maxIter:
+                record["stopReason"] = "maximum iterations"
+                if config.useConvergence:
+                    _log.warning(
+                        "subregion %d/%d reached %d iterations before the convergence "
+                        "threshold %g", self.index + 1, self.count, maxIter,
+                        config.convergenceThreshold,
+                    )
+                break
+            if config.useConvergence:
+                gain = calculateGain(convergence, gains, baseGain, config.useProgressiveGain)
+            else:
+                gain = baseGain
+            gains.append(gain)
+            if config.useConvergence:
+                previous = [image.clone() for image in self.model]
+            self._update(templates, gain)
+            iteration += 1
+        record["convergence"] = [float(c) for c in convergence]
+        record["gain"] = [float(g) if math.isfinite(g) else None for g in gains]
+        record["iterations"] = iteration
+        _log.info("subregion %d/%d finished after %d iterations (%s)",
+                  self.index + 1, self.count, iteration, record["stopReason"])
+        return record
+
+    def _report(self, progress: ProgressCallback | None, iteration: int,
+                metric: float | None, gain: float) -> None:
+        if progress is None:
+            return
+        progress(
+            {
+                "subregion": self.index,
+                "nSubregions": self.count,
+                "iteration": iteration,
+                "convergence": metric,
+                "gain": gain if math.isfinite(gain) else None,
+            }
+        )
+
+    def solveDirect(self, solve: Callable[..., Any]) -> dict[str, Any]:
+        """Solve the subregion with `dcrmodel.direct.solveDirect`."""
+        images = np.array([visit.data for visit in self.visits])
+        variances = np.array(
+            [np.where(visit.weight > 0, 1.0 / np.where(visit.weight > 0, visit.weight, 1.0), 0.0)
+             for visit in self.visits]
+        )
+        badMasks = np.array([visit.weight <= 0 for visit in self.visits])
+        solution = solve(
+            images,
+            variances,
+            badMasks,
+            dcrShifts=[visit.edgeShifts for visit in self.visits],
+            dcrNumSubfilters=self.n,
+            initialModel=np.array([image.array for image in self.model]),
+        )
+        for k in range(self.n):
+            self.model[k] = Image(np.asarray(solution[k], dtype=np.float64), bbox=self.bbox)
+        return {
+            "bbox": [self.tile.minX, self.tile.minY, self.tile.width, self.tile.height],
+            "solvedBBox": [self.bbox.minX, self.bbox.minY, self.bbox.width, self.bbox.height],
+            "nVisits": len(self.visits),
+            "solver": "direct",
+        }
+
+    # -------------------------------------------------------------------------- store
+    def store(self, solution: list[Image], nImages: list[Image]) -> None:
+        """Copy the subregion (without its buffer) into the patch's solution and counts.
+
+        The differences between subfilters are amplified by ``accelerateModel`` on the
+        way out, as the iterations fitted the data with the amplified model.
+        """
+        amplify = self.config.accelerateModel if self.config.solver == "iterative" else 1.0
+        inner = self.tile.slices(self.bbox)
+        arrays = [image.array[inner] for image in self.model]
+        if amplify != 1.0:
+            mean = np.mean(arrays, axis=0)
+            arrays = [mean + amplify * (array - mean) for array in arrays]
+        for k in range(self.n):
+            solution[k].array[self.tile.slices(solution[k].bbox)] = arrays[k]
+            nImages[k].array[self.tile.slices(nImages[k].bbox)] = self.nImages[k][inner]
+
+
+@dataclasses.dataclass
+class _Visit:
+    input: _Input
+    data: np.ndarray
+    weight: np.ndarray
+    shifts: list[tuple[Any, bool]]
+    edgeShifts: list
+
+
+# ------------------------------------------------------------------------------------------
+# Output
+# ------------------------------------------------------------------------------------------
+def _checkOutputFolder(outDir: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an output folder that holds files of another run, before any work."""
+    out = Path(outDir)
+    if out.exists() and not out.is_dir():
+        raise DcrOutputError(
+            "the output path exists and is not a folder; choose a folder name", outDir=str(out)
+        )
+    if not out.exists():
+        return out
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return out
+    summary = out / SUMMARY_NAME
+    ours = False
+    if summary.is_file():
+        try:
+            ours = json.loads(summary.read_text()).get("kind") == _SUMMARY_KIND
+        except (OSError, ValueError, AttributeError):
+            ours = False
+    if ours and overwrite:
+        foreign = [
+            name for name in entries
+            if not (name == SUMMARY_NAME or name == STACKED_COADD_NAME or name == NIMAGE_NAME
+                    or name.startswith(_MODEL_PREFIX))
+        ]
+        if not foreign:
+            return out
+        raise DcrOutputError(
+            f"the output folder holds files that are not a dcrmodel model "
+            f"({', '.join(foreign[:5])}); choose an empty folder",
+            outDir=str(out),
+        )
+    what = "another run's model" if ours else "other files"
+    hint = "pass overwrite=True (--overwrite) to replace it" if ours else "choose an empty folder"
+    raise DcrOutputError(
+        f"the output folder already holds {what} ({', '.join(entries[:5])}); {hint}",
+        outDir=str(out),
+    )
+
+
+def _writeNImages(nImages: list[Image], wcs: WCS | None, path: Path) -> None:
+    """Write the per-subfilter image counts as int32 image HDUs ``NIMAGE_<k>``."""
+    hdus = [pyfits.PrimaryHDU()]
+    for k, image in enumerate(nImages):
+        header = wcs.to_header(relax=True) if wcs is not None else pyfits.Header()
+        header["EXTNAME"] = f"NIMAGE_{k}"
+        header["DCR-SUBF"] = (k, "subfilter index")
+        header["LTV1"] = -image.bbox.minX
+        header["LTV2"] = -image.bbox.minY
+        if wcs is not None:
+            # The WCS maps parent pixels; the file's pixel 1 is parent pixel x0.
+            header["CRPIX1"] = wcs.wcs.crpix[0] - image.bbox.minX
+            header["CRPIX2"] = wcs.wcs.crpix[1] - image.bbox.minY
+        hdus.append(pyfits.ImageHDU(np.asarray(image.array, dtype=np.int32), header=header))
+    pyfits.HDUList(hdus).writeto(path)
+
+
+def writeResults(
+    result: AssembleResult, outDir: str | os.PathLike, overwrite: bool = False
+) -> Path:
+    """Write an assembly's outputs into a folder, atomically.
+
+    The folder receives ``dcrCoadd_<k>.fits`` (one exposure per subfilter, as
+    `dcrmodel.fits.writeDcrModel` writes them), ``stackedCoadd.fits`` (the stacked
+    coadd), ``nImage.fits`` (the per-subfilter image counts, HDUs ``NIMAGE_<k>``) and
+    ``summary.json``. Everything is written into a temporary folder beside ``outDir`` and
+    renamed into place at the end, so an interrupted write leaves no partial output.
+
+    Parameters
+    ----------
+    result : AssembleResult
+        What `DcrAssembleCoadd.run` returned.
+    outDir : str or os.PathLike
+        The output folder: new, empty, or (with ``overwrite``) holding an earlier model.
+    overwrite : bool, optional
+        Replace an earlier dcrmodel model in ``outDir``. Folders holding other files are
+        never replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        The output folder.
+
+    Raises
+    ------
+    DcrOutputError
+        If ``outDir`` holds another run's files (and ``overwrite`` is False) or files that
+        are not a dcrmodel model.
+    """
+    from .fits import writeDcrModel, writeExposure
+
+    if not isinstance(result, AssembleResult):
+        raise DcrTypeError("result must be an AssembleResult", result=type(result).__name__)
+    out = _checkOutputFolder(outDir, overwrite)
+    with atomicDirectory(out) as tmp:
+        modelDir = tmp / "_model"
+        writeDcrModel(result.dcrModel, modelDir)
+        for item in sorted(modelDir.iterdir()):
+            os.replace(item, tmp / item.name)
+        shutil.rmtree(modelDir)
+        writeExposure(result.coadd, tmp / STACKED_COADD_NAME)
+        _writeNImages(result.nImages, result.coadd.wcs, tmp / NIMAGE_NAME)
+        (tmp / SUMMARY_NAME).write_text(json.dumps(result.summary, indent=2, allow_nan=True))
+    _log.info("wrote the DCR model to %s", out)
+    return out
+
+
+def assembleFromFiles(
+    paths: Sequence[str | os.PathLike],
+    outDir: str | os.PathLike,
+    coaddPath: str | os.PathLike | None = None,
+    config: DcrAssembleConfig | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> AssembleResult:
+    """Build a DCR model from exposure files and write it to a folder.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Exposure files (Rubin layout) of the visits, on the coadd's pixel grid.
+    outDir : str or os.PathLike
+        Output folder (see `writeResults`); checked before any work.
+    coaddPath : str or os.PathLike, optional
+        A plain coadd to start from; computed from the visits when None.
+    config : DcrAssembleConfig, optional
+        Settings; defaults when None.
+    overwrite : bool, optional
+        Replace an earlier model in ``outDir``.
+    progress : callable, optional
+        Called after each iteration (see `DcrAssembleCoadd.run`).
+
+    Returns
+    -------
+    AssembleResult
+        The result, also written to ``outDir``.
+    """
+    _checkOutputFolder(outDir, overwrite)
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if coaddPath is not None and not Path(coaddPath).is_file():
+        missing.append(str(coaddPath))
+    if missing:
+        raise DcrValueError(
+            f"input file(s) not found: {', '.join(missing[:5])}", nMissing=len(missing)
+        )
+    task = DcrAssembleCoadd(config)
+    result = task.run(paths, coadd=coaddPath, progress=progress)
+    writeResults(result, outDir, overwrite=overwrite)
+    return result
