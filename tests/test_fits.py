@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import warnings
 
@@ -360,6 +361,34 @@ def test_hdusAreFoundByNameAndExtraTablesSkipped(tmp_path):
     assert "PSF_ID" not in read.metadata
 
 
+def test_tileCompressedPlanesAreRead(tmp_path):
+    """Planes stored as tile-compressed HDUs (as some Rubin files are) read the same."""
+    exposure = _makeExposure()
+    writeExposure(exposure, tmp_path / "plain.fits")
+    with fits.open(tmp_path / "plain.fits") as hdul:
+        hdus = [hdul[0].copy()]
+        for name in ("IMAGE", "MASK", "VARIANCE"):
+            options = (
+                {"compression_type": "RICE_1"}
+                if name == "MASK"
+                else {"compression_type": "GZIP_2", "quantize_level": 0.0}  # lossless
+            )
+            hdus.append(
+                fits.CompImageHDU(hdul[name].data, header=hdul[name].header, name=name, **options)
+            )
+        fits.HDUList(hdus).writeto(tmp_path / "compressed.fits")
+    with fits.open(tmp_path / "compressed.fits") as hdul:
+        assert isinstance(hdul["IMAGE"], fits.CompImageHDU)
+    read = readExposure(tmp_path / "compressed.fits")
+    np.testing.assert_array_equal(read.image.array, exposure.image.array)
+    np.testing.assert_array_equal(read.mask.array, exposure.mask.array)
+    np.testing.assert_array_equal(read.variance.array, exposure.variance.array)
+    _assertSameSky(read.wcs, exposure.wcs, *_parentPixels(exposure.bbox))
+    box = Box(ORIGIN[0] + 3, ORIGIN[1] + 4, 5, 6)
+    cut = readExposure(tmp_path / "compressed.fits", bbox=box)
+    np.testing.assert_array_equal(cut.mask.array, exposure[box].mask.array)
+
+
 def test_imagePsfRoundTrips(tmp_path):
     kernel = np.outer([1.0, 3.0, 7.0, 3.0, 1.0], [1.0, 2.0, 5.0, 2.0, 1.0])
     psf = ImagePsf(kernel, alpha=-0.2)
@@ -698,6 +727,25 @@ def test_nonIntegerOrigin(tmp_path, goodFile):
         readExposure(path)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("CRPIX1", "middle", "HDU IMAGE: key CRPIX1 must be a number"),
+        ("CTYPE1", "RA---QQQ", "HDU IMAGE: the WCS keys cannot be read"),
+    ],
+)
+def test_brokenWcsKeys(tmp_path, goodFile, key, value, match):
+    def edit(hdus):
+        for hdu in hdus:
+            if hdu.name == "IMAGE":
+                hdu.header[key] = value
+        return hdus
+
+    path = _rewrite(goodFile, tmp_path / "wcs.fits", edit)
+    with pytest.raises(DcrFitsError, match=match):
+        readExposure(path)
+
+
 def test_notTwoDimensional(tmp_path, goodFile):
     def edit(hdus):
         for i, hdu in enumerate(hdus):
@@ -937,6 +985,16 @@ def test_dataRefWorksWithFromDataRef(tmp_path):
     _assertModelsEqual(DcrModel.fromDataRef(ref, numSubfilters=2, tract=0, patch="1,1"), model)
     exposure = ref.get("dcrCoadd", subfilter=1, numSubfilters=2)
     np.testing.assert_array_equal(exposure.image.array, model[1].array)
+
+
+def test_dataRefPickles(tmp_path):
+    """Dask ships data references to workers."""
+    model = _makeModel(numSubfilters=2)
+    writeDcrModel(model, tmp_path / "model")
+    ref = pickle.loads(pickle.dumps(DcrModelDataRef(tmp_path / "model")))
+    box = Box(ORIGIN[0] + 1, ORIGIN[1] + 1, 3, 3)
+    exposure = ref.get("dcrCoadd", subfilter=1, numSubfilters=2, bbox=box)
+    np.testing.assert_array_equal(exposure.image.array, model[1][box].array)
 
 
 def test_dataRefValidatesTheRequest(tmp_path):

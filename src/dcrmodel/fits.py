@@ -120,7 +120,6 @@ VISIT_KEYS = (
 )
 _FILTER_KEYS = ("FILTER", "FILT-EFF", "FILT-BW")
 _CALIB_KEYS = ("PHOTCALIB", "FLUXMAG0")
-_DCR_KEYS = ("DCR-SUBF", "DCR-NSUB", "DCR-WMIN", "DCR-WMAX")
 _PLANE_NAMES = ("IMAGE", "MASK", "VARIANCE")
 _PSF_EXTNAME = "PSF"
 _MASK_PREFIX = "MP_"
@@ -1073,6 +1072,17 @@ def writeExposure(exposure: Exposure, path: str | os.PathLike) -> None:
     ``psf.computeKernelImage()`` (float64), ``PSF-FWHM`` (arcsec; needs a WCS),
     ``PSF-ALPH``, and dcrmodel's ``PSF-FWPX`` (pixels), ``PSF-WAVE`` (nm) and ``PSF-MODL``
     (``GAUSSIAN`` or ``IMAGE``), with which `readExposure` restores the same kind of PSF.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Exposure
+    >>> exposure = Exposure.fromArrays(np.ones((20, 30), np.float32), origin=(100, 200))
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(exposure, path)
+    >>> readExposure(path).bbox
+    Box(minX=100, minY=200, width=30, height=20)
     """
     target = Path(os.fspath(path))
     if target.is_dir():
@@ -1293,6 +1303,19 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     that are not turned into attributes, without the structural keys and without Rubin's
     pointers into its binary-table archive (``AR_HDU`` and integer ``*_ID`` keys), which
     would be wrong in a file that does not carry those tables.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Box, Exposure
+    >>> values = np.arange(600, dtype=np.float32).reshape(20, 30)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(Exposure.fromArrays(values, origin=(100, 200)), path)
+    >>> cutout = readExposure(path, bbox=Box(110, 205, 3, 2))  # parent coordinates
+    >>> cutout.image.array
+    array([[160., 161., 162.],
+           [190., 191., 192.]], dtype=float32)
     """
     if bbox is not None and not isinstance(bbox, Box):
         raise DcrTypeError(
@@ -1407,7 +1430,7 @@ def _metadataFromHeader(primary: fits.Header, keepFilter: bool, keepVisit: bool)
             continue
         if key in _CALIB_KEYS or (key in VISIT_KEYS and not keepVisit):
             continue
-        metadata.append(card.copy() if hasattr(card, "copy") else card, end=True)
+        metadata.append(_makeCard(key, card.value, card.comment), end=True)
     return metadata
 
 
@@ -1473,6 +1496,26 @@ def writeDcrModel(
         If ``model`` is not a `DcrModel`.
     DcrOutputError
         If ``path`` is a file, or a directory that holds anything but model files.
+
+    Notes
+    -----
+    A model without a mask or variance is written with an empty mask and unit variance
+    (what `dcrmodel.image.MaskedImage` supplies), and is read back with them.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Filter, Image
+    >>> from dcrmodel.model import DcrModel
+    >>> images = [Image(np.full((4, 5), k, np.float32)) for k in range(3)]
+    >>> model = DcrModel(images, filterInfo=Filter.fromBand("g"))
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> writeDcrModel(model, path)
+    >>> sorted(p.name for p in path.iterdir())
+    ['dcrCoadd_0.fits', 'dcrCoadd_1.fits', 'dcrCoadd_2.fits']
+    >>> readDcrModel(path).dcrNumSubfilters
+    3
     """
     from .dcr import wavelengthGenerator
     from .model import DcrModel
@@ -1543,8 +1586,19 @@ class DcrModelDataRef:
 
     Examples
     --------
-    >>> ref = DcrModelDataRef("model_dir")  # doctest: +SKIP
-    >>> exposure = ref.get("dcrCoadd", subfilter=0, numSubfilters=3)  # doctest: +SKIP
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Image
+    >>> from dcrmodel.model import DcrModel
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> writeDcrModel(DcrModel([Image(np.zeros((4, 5))) for _ in range(3)]), path)
+    >>> ref = DcrModelDataRef(path)
+    >>> ref.numSubfilters
+    3
+    >>> ref.get("dcrCoadd", subfilter=2, numSubfilters=3).bbox
+    Box(minX=0, minY=0, width=5, height=4)
+    >>> DcrModel.fromDataRef(ref).dcrNumSubfilters
+    3
     """
 
     def __init__(self, path: str | os.PathLike, datasetType: str = _DEFAULT_DATASET) -> None:
