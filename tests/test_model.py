@@ -464,14 +464,15 @@ def analyticTemplate(shape, origin, position, fluxes, shifts, split, sigma=2.0):
     return expected
 
 
+@pytest.mark.parametrize("engine", ["spline", "fourier"])
 @pytest.mark.parametrize("split", [False, True])
-def test_templateOfPointSourceMatchesAnalyticShifts(visitAndWcs, split):
+def test_templateOfPointSourceMatchesAnalyticShifts(visitAndWcs, split, engine):
     visitInfo, wcs = visitAndWcs
     origin, shape, position = (10, 5), (64, 64), (41.3, 37.6)
     fluxes = (100.0, 200.0, 300.0)
     model = pointSourceModel(shape=shape, origin=origin, position=position, fluxes=fluxes, wcs=wcs)
     template = model.buildMatchedTemplate(
-        visitInfo=visitInfo, bbox=model.bbox, wcs=wcs, splitSubfilters=split
+        visitInfo=visitInfo, bbox=model.bbox, wcs=wcs, splitSubfilters=split, engine=engine
     )
     assert isinstance(template, Image) and template.bbox == model.bbox
     shifts = calculateDcr(visitInfo, wcs, 480.0, 150.0, 3, splitSubfilters=split, bbox=model.bbox)
@@ -571,43 +572,48 @@ def integerModel():
     return DcrModel(images, filterInfo=BAND), bbox.grow(-4)
 
 
-def test_templateWithWholePixelShiftsIsExact(monkeypatch, integerModel, visitAndWcs):
+@pytest.mark.parametrize("engine", ["spline", "fourier"])
+def test_templateWithWholePixelShiftsIsExact(monkeypatch, integerModel, visitAndWcs, engine):
     model, inner = integerModel
     shifts = [(2.0, 0.0), (0.0, 0.0), (-1.0, 3.0)]
     fake = FakeDcr(shifts)
     monkeypatch.setattr(model_module, "calculateDcr", fake)
     visit = object()  # any visit: the shifts come from the stand-in
     template = model.buildMatchedTemplate(
-        visitInfo=visit, bbox=inner, wcs=visitAndWcs[1], splitSubfilters=False
+        visitInfo=visit, bbox=inner, wcs=visitAndWcs[1], splitSubfilters=False, engine=engine
     )
     expected = sum(shiftedBySlicing(m, inner, s) for m, s in zip(model, shifts, strict=True))
-    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-10)
     assert fake.calls == [(480.0, 150.0, 3, False, inner)]
 
 
-def test_templateSplitAndThresholdWithWholePixelShifts(monkeypatch, integerModel, visitAndWcs):
+@pytest.mark.parametrize("engine", ["spline", "fourier"])
+def test_templateSplitAndThresholdWithWholePixelShifts(
+    monkeypatch, integerModel, visitAndWcs, engine
+):
     model, inner = integerModel
     wcs = visitAndWcs[1]
     # edge shifts whose quarter points are whole pixels: (1, 0)/(-1, 0), (0, 3)/(0, 1), (0, 0)
     edges = [((2.0, 0.0), (-2.0, 0.0)), ((0.0, 4.0), (0.0, 0.0)), ((0.0, 0.0), (0.0, 0.0))]
     monkeypatch.setattr(model_module, "calculateDcr", FakeDcr(None, splitShifts=edges))
-    template = model.buildMatchedTemplate(visitInfo=object(), bbox=inner, wcs=wcs)
+    template = model.buildMatchedTemplate(visitInfo=object(), bbox=inner, wcs=wcs, engine=engine)
     quarters = [((1, 0), (-1, 0)), ((0, 3), (0, 1)), ((0, 0), (0, 0))]
     expected = sum(
         0.5 * (shiftedBySlicing(m, inner, q0) + shiftedBySlicing(m, inner, q1))
         for m, (q0, q1) in zip(model, quarters, strict=True)
     )
-    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-10)
     # spans are 4 px: above a threshold of 5 px each subfilter moves once by its edges' mean
     template = model.buildMatchedTemplate(
-        visitInfo=object(), bbox=inner, wcs=wcs, splitThreshold=5.0
+        visitInfo=object(), bbox=inner, wcs=wcs, splitThreshold=5.0, engine=engine
     )
     means = [(0, 0), (0, 2), (0, 0)]
     expected = sum(shiftedBySlicing(m, inner, s) for m, s in zip(model, means, strict=True))
-    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-10)
 
 
-def test_templateAmplifyModel(monkeypatch, integerModel, visitAndWcs):
+@pytest.mark.parametrize("engine", ["spline", "fourier"])
+def test_templateAmplifyModel(monkeypatch, integerModel, visitAndWcs, engine):
     model, inner = integerModel
     shifts = [(1.0, 1.0), (0.0, -2.0), (-3.0, 0.0)]
     monkeypatch.setattr(model_module, "calculateDcr", FakeDcr(shifts))
@@ -618,13 +624,14 @@ def test_templateAmplifyModel(monkeypatch, integerModel, visitAndWcs):
         wcs=visitAndWcs[1],
         splitSubfilters=False,
         amplifyModel=gain,
+        engine=engine,
     )
     reference = Image(model.getReferenceImage(), bbox=model.bbox)
     expected = np.zeros(inner.shape)
     for m, s in zip(model, shifts, strict=True):
         amplified = Image(reference.array + gain * (m.array - reference.array), bbox=model.bbox)
         expected += shiftedBySlicing(amplified, inner, s)
-    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-10)
     # amplifying the differences leaves the sum of the unshifted subfilters unchanged
     monkeypatch.setattr(model_module, "calculateDcr", FakeDcr([(0.0, 0.0)] * 3))
     flat = model.buildMatchedTemplate(
@@ -983,3 +990,40 @@ def test_templateMatchesAnalyticShiftsForAnyOrientation(rotation, flipped, azimu
     centroid /= template.array.sum()
     blue = np.asarray(shifts[0][0])
     assert np.dot(centroid - np.array([position[1], position[0]]), blue) > 0
+
+
+def test_fourierEngineCacheFollowsModelChanges(monkeypatch, integerModel, visitAndWcs):
+    model, inner = integerModel
+    shifts = [(1.0, 0.0), (0.0, 2.0), (-2.0, -1.0)]
+    monkeypatch.setattr(model_module, "calculateDcr", FakeDcr(shifts))
+    kwargs = {
+        "visitInfo": object(),
+        "bbox": inner,
+        "wcs": visitAndWcs[1],
+        "splitSubfilters": False,
+        "engine": "fourier",
+    }
+
+    def expected():
+        return sum(shiftedBySlicing(m, inner, s) for m, s in zip(model, shifts, strict=True))
+
+    model.buildMatchedTemplate(**kwargs)
+    engine = model._fourier
+    model.buildMatchedTemplate(**kwargs)
+    assert model._fourier is engine  # transforms reused between templates
+    model[1] = Image(np.full(model.bbox.shape, 3.0), bbox=model.bbox)  # replaced image
+    np.testing.assert_allclose(model.buildMatchedTemplate(**kwargs).array, expected(), atol=1e-10)
+    model[0].array[5:10, 5:10] += 50.0  # changed in place
+    np.testing.assert_allclose(model.buildMatchedTemplate(**kwargs).array, expected(), atol=1e-10)
+    sub = DcrModel([Image(np.full((6, 6), -7.0), origin=(110, 210)) for _ in range(3)])
+    model.assign(sub)
+    np.testing.assert_allclose(model.buildMatchedTemplate(**kwargs).array, expected(), atol=1e-10)
+    # a visit with larger shifts than the engine holds rebuilds it
+    shifts[:] = [(9.0, 0.0), (0.0, -9.0), (0.0, 0.0)]
+    big = inner.grow(-6)
+    kwargs["bbox"] = big
+    template = model.buildMatchedTemplate(**kwargs)
+    inner = big
+    np.testing.assert_allclose(template.array, expected(), atol=1e-10)
+    # the cache is not pickled
+    assert pickle.loads(pickle.dumps(model))._fourier is None

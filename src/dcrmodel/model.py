@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from .dcr import calculateDcr
 from .errors import DcrConfigError, DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
+from .fourier import FourierTemplateEngine, subfilterTransfer
 from .image import (
     Box,
     Exposure,
@@ -54,8 +55,10 @@ __all__ = ["DcrModel"]
 
 _log = logging.getLogger(__name__)
 
-#: Template engines known to `DcrModel.buildMatchedTemplate`.
-_ENGINES = ("spline",)
+#: Template engines known to `DcrModel.buildMatchedTemplate`: spline shifts
+#: (``dcrmodel.shift.applyDcr``) or phase ramps on the model's cached Fourier transforms
+#: (``dcrmodel.fourier.FourierTemplateEngine``).
+_ENGINES = ("spline", "fourier")
 
 #: Extra pixels, beyond the largest DCR shift, of model taken around a template's box before
 #: shifting, so that the spline prefilter's boundary handling (an IIR filter whose influence
@@ -424,6 +427,7 @@ class DcrModel:
         self._variance = variance
         self._photoCalib = photoCalib
         self._wcs = wcs
+        self._fourier: FourierTemplateEngine | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -801,10 +805,16 @@ class DcrModel:
         if nonFinite.any():
             image.array[nonFinite] = 0.0
         self._modelImages[index] = image
+        self._fourier = None
 
     def __iter__(self) -> Iterator[Image]:
         """Iterate over the subfilter images, bluest first."""
         return iter(list(self._modelImages))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_fourier"] = None  # a cache: recomputed on demand, not shipped
+        return state
 
     def __repr__(self) -> str:
         band = self._filter.bandName if self._filter is not None else None
@@ -975,6 +985,8 @@ class DcrModel:
         source = region.slices(dcrSubModel.bbox)
         for model, subModel in zip(self._modelImages, dcrSubModel.modelImages, strict=True):
             model.array[target] = subModel.array[source]
+        if self._fourier is not None:
+            self._fourier.invalidate()
 
     # ------------------------------------------------------------------ templates
 
@@ -1069,8 +1081,10 @@ class DcrModel:
             speed the convergence of iterative forward modelling: each subfilter image
             ``m_k`` is replaced by ``ref + amplifyModel * (m_k - ref)``, ``ref`` being the
             reference image (`getReferenceImage`).
-        engine : str, optional
-            Shift engine; ``"spline"`` (``dcrmodel.shift.applyDcr``).
+        engine : {"spline", "fourier"}, optional
+            Shift engine: ``"spline"`` (``dcrmodel.shift.applyDcr``, spline of ``order``), or
+            ``"fourier"`` (exact phase ramps on the model's Fourier transforms, computed once
+            and cached on the model; ``order`` is not used).
 
         Returns
         -------
@@ -1096,7 +1110,9 @@ class DcrModel:
         ``bbox``). Each subfilter image is shifted over the template's box grown by the
         largest shift plus a margin (within the model's box), then cut to the box, so that
         the template does not depend on how the model was cut into regions; beyond the
-        model's edges the edge pixels are repeated (``mode="nearest"``).
+        model's edges the edge pixels are repeated (``mode="nearest"``). The Fourier engine
+        transforms the whole model (padded by repeating its edge pixels) once, caches the
+        transforms until the model images change, and cuts each template to ``bbox``.
         """
         method = "buildMatchedTemplate"
         visitInfo, bbox, wcs = self._resolveVisit(exposure, visitInfo, bbox, wcs, method)
@@ -1128,37 +1144,96 @@ class DcrModel:
             bbox=bbox,
         )
         shifts = np.asarray(dcrShifts, dtype=float)
+        if splitSubfilters:
+            spans = np.hypot(*(shifts[:, 1] - shifts[:, 0]).T)
+            useSplit = spans > splitThreshold
+            _log.debug(
+                "edge shifts %s px, spans %s px, split %s",
+                shifts.tolist(),
+                spans.tolist(),
+                useSplit.tolist(),
+            )
+        else:
+            useSplit = np.zeros(len(self), dtype=bool)
+            _log.debug("shifts %s px", shifts.tolist())
+        if engine == "fourier":
+            template = self._fourierTemplate(bbox, shifts, useSplit, amplifyModel)
+        else:
+            template = self._splineTemplate(bbox, shifts, useSplit, amplifyModel, int(order))
+        return Image(template.astype(self._modelImages[0].dtype, copy=False), bbox=bbox)
+
+    @staticmethod
+    def _meanShift(shift: np.ndarray) -> np.ndarray:
+        """Return the single shift of a subfilter: itself, or the mean of its two edge shifts."""
+        return shift.mean(axis=0) if shift.ndim == 2 else shift
+
+    def _splineTemplate(
+        self,
+        bbox: Box,
+        shifts: np.ndarray,
+        useSplit: np.ndarray,
+        amplifyModel: float,
+        order: int,
+    ) -> np.ndarray:
+        """Sum of the subfilter images shifted by splines (``applyDcr``), over ``bbox``."""
         maxShift = float(np.max(np.abs(shifts))) if shifts.size else 0.0
         work = bbox.grow(int(math.ceil(maxShift)) + _SHIFT_MARGIN).intersection(self.bbox)
         workSlices = work.slices(self.bbox)
         cut = bbox.slices(work)
-
         reference = None
         if amplifyModel != 1.0:
             reference = self.getReferenceImage(work).astype(np.float64)
         template = np.zeros(bbox.shape, dtype=np.float64)
-        for subfilter, (image, shift) in enumerate(zip(self._modelImages, shifts, strict=True)):
+        for image, shift, split in zip(self._modelImages, shifts, useSplit, strict=True):
             model = image.array[workSlices]
             if reference is not None:
                 model = reference + amplifyModel * (model - reference)
-            if splitSubfilters:
-                span = float(np.hypot(*(shift[1] - shift[0])))
-                if span > splitThreshold:
-                    shifted = applyDcr(model, shift, splitSubfilters=True, order=order)
-                else:
-                    shifted = applyDcr(model, shift.mean(axis=0), order=order)
-                _log.debug(
-                    "subfilter %d: edge shifts %s, span %.4f px, split %s",
-                    subfilter,
-                    shift.tolist(),
-                    span,
-                    span > splitThreshold,
-                )
+            if split:
+                shifted = applyDcr(model, shift, splitSubfilters=True, order=order)
             else:
-                shifted = applyDcr(model, shift, order=order)
-                _log.debug("subfilter %d: shift %s", subfilter, shift.tolist())
+                shifted = applyDcr(model, self._meanShift(shift), order=order)
             template += shifted[cut]
-        return Image(template.astype(self._modelImages[0].dtype, copy=False), bbox=bbox)
+        return template
+
+    def _fourierEngine(self, maxShift: float) -> FourierTemplateEngine:
+        """Return the cached Fourier engine, rebuilt if it cannot hold ``maxShift`` pixels."""
+        engine = self._fourier
+        if engine is None or min(engine.maxShift) < maxShift:
+            # Leave room for the larger shifts of other visits, so that the transforms of
+            # the model are computed once for a whole set of templates.
+            room = max(1.5 * maxShift, maxShift + 2.0)
+            engine = FourierTemplateEngine([image.array for image in self._modelImages], room)
+            self._fourier = engine
+            _log.debug("Fourier engine %r for shifts up to %.2f px", engine, room)
+        return engine
+
+    def _fourierTemplate(
+        self, bbox: Box, shifts: np.ndarray, useSplit: np.ndarray, amplifyModel: float
+    ) -> np.ndarray:
+        """Sum of the subfilter images moved by phase ramps, over ``bbox``.
+
+        Amplification is linear in the model, so it goes into the transfer functions:
+        ``sum_k (ref + a (m_k - ref)) H_k = sum_k m_k (a H_k + (1 - a) mean_j H_j)``.
+        """
+        maxShift = float(np.max(np.abs(shifts))) if shifts.size else 0.0
+        engine = self._fourierEngine(maxShift)
+        complexType = np.result_type(engine.dtype, np.complex64)
+        transfers = np.stack(
+            [
+                subfilterTransfer(engine.paddedShape, shift, "split", complexType)
+                if split
+                else subfilterTransfer(
+                    engine.paddedShape, self._meanShift(shift), "mean", complexType
+                )
+                for shift, split in zip(shifts, useSplit, strict=True)
+            ]
+        )
+        if amplifyModel != 1.0:
+            mean = transfers.mean(axis=0)
+            transfers *= amplifyModel
+            transfers += (1.0 - amplifyModel) * mean
+        template = engine.buildTemplateFromTransfers(transfers)
+        return np.asarray(template[bbox.slices(self.bbox)], dtype=np.float64)
 
     def buildMatchedExposure(
         self,
