@@ -283,7 +283,8 @@ class DcrModel:
     modelImages : list of dcrmodel.image.Image
         One image per subfilter, bluest first, all with the same box. The images are
         kept, not copied: the conditioning methods and ``model[k] = ...`` work on them.
-        2-D numpy arrays are accepted and placed at the origin ``(0, 0)``.
+        2-D numpy arrays are accepted and placed on the box of the first image (at the
+        origin ``(0, 0)`` if the first is an array too).
     filterInfo : dcrmodel.image.Filter or str, optional
         The band (effective wavelength and bandwidth in nm), or the name of a Rubin band.
         Required for any calculation of DCR, including matched templates.
