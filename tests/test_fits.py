@@ -504,6 +504,20 @@ def test_mjdUt1MatchesTheEarthRotationAngle():
     assert abs(header["MJD-AVG-UT1"] - visitInfo.date.utc.mjd) * 86400.0 < 1.0
 
 
+@pytest.mark.parametrize("scale", ["tt", "tdb", "utc"])
+def test_mjdUt1ForDatesInOtherScales(scale):
+    """The ERA belongs to the date whatever its scale (TT is 69 s from UT1 in 2026)."""
+    visitInfo = _visitInfo().copyWith(date=getattr(_DATE, scale))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        header = visitInfoToHeader(visitInfo)
+    assert header["TIMESYS"] == scale.upper()
+    assert header["MJD-AVG-UT1"] == visitInfoToHeader(_visitInfo())["MJD-AVG-UT1"]
+    read = visitInfoFromHeader(fits.Header.fromstring(header.tostring()))
+    assert read.date.scale == scale
+    assert abs((read.date - _DATE).to_value(u.ns)) < 1.0
+
+
 def test_eraOfAnotherTimeFallsBackToTheDate():
     visitInfo = _visitInfo().copyWith(era=Angle(10.0, u.deg))
     with pytest.warns(DcrWarning, match="MJD-AVG-UT1 is computed from the date"):
@@ -713,6 +727,35 @@ def test_originMismatch(tmp_path, goodFile):
     path = _rewrite(goodFile, tmp_path / "origin.fits", edit)
     with pytest.raises(DcrFitsError, match="HDU MASK has parent origin"):
         readExposure(path)
+
+
+def test_originFromTheAlternateWcsAlone(tmp_path, goodFile):
+    """Without LTV1/LTV2 the PHYSICAL WCS 'A' gives the origin (CRPIXnA need not be 1)."""
+
+    def edit(hdus):
+        for hdu in hdus:
+            if hdu.name in ("IMAGE", "MASK", "VARIANCE"):
+                del hdu.header["LTV1"]
+                del hdu.header["LTV2"]
+                hdu.header["CRPIX1A"] = 3.0
+                hdu.header["CRVAL1A"] = ORIGIN[0] + 2.0
+        return hdus
+
+    path = _rewrite(goodFile, tmp_path / "physical.fits", edit)
+    read = readExposure(path)
+    assert read.bbox.begin == ORIGIN
+    _assertSameSky(read.wcs, _makeExposure().wcs, *_parentPixels(read.bbox))
+
+
+def test_noOriginKeysMeansZero(tmp_path, goodFile):
+    def edit(hdus):
+        for hdu in hdus:
+            for key in ("LTV1", "LTV2", "CTYPE1A", "CTYPE2A"):
+                hdu.header.pop(key, None)
+        return hdus
+
+    path = _rewrite(goodFile, tmp_path / "plain.fits", edit)
+    assert readExposure(path).bbox.begin == (0, 0)
 
 
 def test_nonIntegerOrigin(tmp_path, goodFile):

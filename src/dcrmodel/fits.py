@@ -143,6 +143,9 @@ _AB_ZERO_POINT_NJY = 3.631e12
 _ERA_AT_J2000 = 0.7790572732640  # turns
 _ERA_RATE = 1.00273781191135448  # turns per UT1 day
 _MJD_OF_J2000 = 51544.5
+# Largest distance (s) between the UT1 of a visit's ERA and its date for the two to belong
+# together (the scales differ by up to ~100 s; the ERA turns 1.25 deg in 300 s).
+_ERA_DATE_TOLERANCE = 300.0
 
 # FITS times scales that astropy's Time knows, as written in TIMESYS.
 _TIME_SCALES = {"UTC", "TAI", "TT", "UT1", "TCG", "TCB", "TDB"}
@@ -181,7 +184,7 @@ def _makeCard(key: str, value: Any, comment: str = "") -> fits.Card:
                 value=value,
             )
         valueText = _formatFloat(float(value))
-        if len(key) > 8:
+        if _needsHierarch(key):
             image = f"HIERARCH {key} = {valueText}"
         else:
             image = f"{key:<8}= {valueText:>20}"
@@ -194,8 +197,15 @@ def _makeCard(key: str, value: Any, comment: str = "") -> fits.Card:
         value = int(value)
     if isinstance(value, np.bool_):
         value = bool(value)
-    keyword = f"HIERARCH {key}" if len(key) > 8 else key
+    keyword = f"HIERARCH {key}" if _needsHierarch(key) else key
     return fits.Card(keyword, value, comment)
+
+
+def _needsHierarch(key: str) -> bool:
+    """Return True if ``key`` is not a standard FITS keyword (too long or other characters)."""
+    if key in ("COMMENT", "HISTORY", ""):
+        return False
+    return len(key) > 8 or not all(c.isupper() or c.isdigit() or c in "-_" for c in key)
 
 
 def _setKey(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
@@ -295,7 +305,9 @@ def _ut1MjdFromEra(era: float, date: Time) -> float:
     Earth-orientation table. The whole number of turns comes from ``date`` (UT1 is within a
     second of UTC, far less than the 0.997-day period).
     """
-    approxDays = (date.tai.mjd - _MJD_OF_J2000)  # days since J2000, TAI (within 40 s of UT1)
+    # Days since J2000 in the date's own scale: every FITS time scale is within two minutes
+    # of UT1, so no conversion (and no Earth-orientation table) is needed here.
+    approxDays = date.mjd - _MJD_OF_J2000
     turns = era / 360.0
     whole = round(_ERA_AT_J2000 + _ERA_RATE * approxDays - turns)
     du = (turns + whole - _ERA_AT_J2000) / _ERA_RATE
@@ -305,14 +317,15 @@ def _ut1MjdFromEra(era: float, date: Time) -> float:
 def _ut1Mjd(eraDeg: float | None, date: Time) -> float:
     """Return the MJD (UT1) of the visit: from its ERA when that fits its date, else from the date.
 
-    UT1 - UTC is below 0.9 s, so an ERA that puts UT1 further than a minute from the date
-    belongs to another time; the date then decides, through astropy's UT1 (bundled
-    Earth-orientation tables, `dcrmodel.site.offlineIers`).
+    UT1 is within 0.9 s of UTC and within two minutes of every other FITS time scale, so
+    an ERA that puts UT1 more than five minutes from the date belongs to another time; the
+    date then decides, through astropy's UT1 (bundled Earth-orientation tables,
+    `dcrmodel.site.offlineIers`).
     """
     if eraDeg is not None:
         mjd = _ut1MjdFromEra(eraDeg, date)
-        offset = abs(mjd - date.tai.mjd) * 86400.0
-        if offset < 60.0:
+        offset = abs(mjd - date.mjd) * 86400.0
+        if offset < _ERA_DATE_TOLERANCE:
             return mjd
         warnings.warn(
             f"the visit's Earth rotation angle ({eraDeg:.6f} deg) is that of a time "
@@ -359,7 +372,7 @@ def visitInfoToHeader(visitInfo: VisitInfo) -> fits.Header:
     Warns
     -----
     DcrWarning
-        If the Earth rotation angle is that of a time more than a minute from the date.
+        If the Earth rotation angle is that of a time more than five minutes from the date.
     """
     if not isinstance(visitInfo, VisitInfo):
         raise DcrTypeError(
@@ -746,10 +759,13 @@ def _originFromHeader(header: fits.Header, where: str) -> tuple[int, int]:
     for axis in (1, 2):
         ltv = _headerFloat(header, f"LTV{axis}", where)
         crval = None
-        if _headerStr(header, f"CTYPE{axis}A", where) == "LINEAR":
+        cdelt = _headerFloat(header, f"CDELT{axis}A", where)
+        if _headerStr(header, f"CTYPE{axis}A", where) == "LINEAR" and cdelt in (None, 1.0):
+            # A unit-step linear WCS 'A' gives the parent coordinate of FITS pixel CRPIX.
             crval = _headerFloat(header, f"CRVAL{axis}A", where)
             crpix = _headerFloat(header, f"CRPIX{axis}A", where)
-            if crval is not None and crpix is not None and not math.isnan(crval + crpix):
+            crpix = 1.0 if crpix is None else crpix
+            if crval is not None and not math.isnan(crval + crpix):
                 crval = crval - (crpix - 1.0)
         if ltv is not None and not math.isnan(ltv):
             value, key = -ltv, f"LTV{axis}"
@@ -789,8 +805,8 @@ def _wcsFromHeader(header: fits.Header, x0: int, y0: int, where: str) -> WCS | N
         crpix2 = _headerFloat(header, "CRPIX2", where)
         crpix1 = 0.0 if crpix1 is None else crpix1
         crpix2 = 0.0 if crpix2 is None else crpix2
-        local["CRPIX1"] = crpix1 + x0
-        local["CRPIX2"] = crpix2 + y0
+        _setKey(local, "CRPIX1", crpix1 + x0)
+        _setKey(local, "CRPIX2", crpix2 + y0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             wcs = WCS(local, naxis=2)
