@@ -31,6 +31,7 @@ from dcrmodel.fits import (
     photoCalibFromHeader,
     readDcrModel,
     readExposure,
+    readExposureBBox,
     visitInfoFromHeader,
     visitInfoToHeader,
     writeDcrModel,
@@ -433,6 +434,17 @@ def test_bboxReadsTheCutout(tmp_path):
     np.testing.assert_array_equal(cut.variance.array, expected.variance.array)
     assert cut.mask.planes == PLANES
     _assertSameSky(cut.wcs, exposure.wcs, *_parentPixels(box))
+
+
+def test_readExposureBBoxReadsHeadersOnly(tmp_path, goodFile, monkeypatch):
+    monkeypatch.setattr(fits.ImageHDU, "section", property(lambda self: 1 / 0))
+    assert readExposureBBox(goodFile) == Box(ORIGIN[0], ORIGIN[1], SHAPE[1], SHAPE[0])
+    monkeypatch.undo()
+    path = _rewrite(
+        goodFile, tmp_path / "missing.fits", lambda hdus: [h for h in hdus if h.name != "MASK"]
+    )
+    with pytest.raises(DcrFitsError, match="has no MASK HDU"):
+        readExposureBBox(path)
 
 
 def test_bboxReadNeverLoadsTheWholeImage(tmp_path, monkeypatch):

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "readExposure",
+    "readExposureBBox",
     "writeExposure",
     "visitInfoToHeader",
     "visitInfoFromHeader",
@@ -1272,6 +1273,77 @@ def _imageDtype(array: np.ndarray) -> type:
     return np.float64 if array.dtype.kind == "f" and array.dtype.itemsize == 8 else np.float32
 
 
+def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> Box:
+    """Check the IMAGE, MASK and VARIANCE HDUs and return the parent box they cover."""
+    missing = [name for name in _PLANE_NAMES if name not in indices]
+    if missing:
+        raise DcrFitsError(
+            f"{source.name} has no {', '.join(missing)} HDU (EXTNAME); an exposure file "
+            f"needs IMAGE, MASK and VARIANCE image HDUs",
+            hdus=sorted(indices),
+        )
+    compressed = source.suffix.lower() in {".gz", ".bz2", ".zip"}
+    fileSize = None if compressed else source.stat().st_size
+    geometry = {
+        name: _checkPlaneHdu(hduList, indices[name], name, source, fileSize)
+        for name in _PLANE_NAMES
+    }
+    shape, origin = geometry["IMAGE"]
+    for name in ("MASK", "VARIANCE"):
+        otherShape, otherOrigin = geometry[name]
+        if otherShape != shape:
+            raise DcrFitsError(
+                f"{source.name}: HDU {name} has shape {otherShape} but IMAGE has {shape} "
+                f"(ny, nx); the planes of an exposure must match",
+                hdu=name,
+            )
+        if otherOrigin != origin:
+            raise DcrFitsError(
+                f"{source.name}: HDU {name} has parent origin {otherOrigin} but IMAGE has "
+                f"{origin} (LTV1/LTV2); the planes of an exposure must match",
+                hdu=name,
+            )
+    return Box(origin[0], origin[1], shape[1], shape[0])
+
+
+def readExposureBBox(path: str | os.PathLike) -> Box:
+    """Return the parent box of an exposure file, reading only its headers.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        A file in the Rubin layout.
+
+    Returns
+    -------
+    bbox : `dcrmodel.image.Box`
+        The parent pixels that the file's IMAGE, MASK and VARIANCE HDUs cover (origin from
+        ``LTV1``/``LTV2``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DcrFitsError
+        For the same layout problems as `readExposure` (not FITS, truncated, a plane
+        missing, planes of different shapes or origins).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Exposure
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(Exposure.fromArrays(np.zeros((20, 30)), origin=(-4, 9)), path)
+    >>> readExposureBBox(path)
+    Box(minX=-4, minY=9, width=30, height=20)
+    """
+    source = Path(os.fspath(path))
+    hduList, indices = _openFits(source)
+    with hduList:
+        return _planesBox(hduList, indices, source)
+
+
 def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     """Read an exposure from a FITS file in the Rubin layout.
 
@@ -1341,35 +1413,8 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     source = Path(os.fspath(path))
     hduList, indices = _openFits(source)
     with hduList:
-        missing = [name for name in _PLANE_NAMES if name not in indices]
-        if missing:
-            raise DcrFitsError(
-                f"{source.name} has no {', '.join(missing)} HDU (EXTNAME); an exposure file "
-                f"needs IMAGE, MASK and VARIANCE image HDUs",
-                hdus=sorted(indices),
-            )
-        compressed = source.suffix.lower() in {".gz", ".bz2", ".zip"}
-        fileSize = None if compressed else source.stat().st_size
-        geometry = {
-            name: _checkPlaneHdu(hduList, indices[name], name, source, fileSize)
-            for name in _PLANE_NAMES
-        }
-        shape, origin = geometry["IMAGE"]
-        for name in ("MASK", "VARIANCE"):
-            otherShape, otherOrigin = geometry[name]
-            if otherShape != shape:
-                raise DcrFitsError(
-                    f"{source.name}: HDU {name} has shape {otherShape} but IMAGE has {shape} "
-                    f"(ny, nx); the planes of an exposure must match",
-                    hdu=name,
-                )
-            if otherOrigin != origin:
-                raise DcrFitsError(
-                    f"{source.name}: HDU {name} has parent origin {otherOrigin} but IMAGE has "
-                    f"{origin} (LTV1/LTV2); the planes of an exposure must match",
-                    hdu=name,
-                )
-        fileBox = Box(origin[0], origin[1], shape[1], shape[0])
+        fileBox = _planesBox(hduList, indices, source)
+        origin = fileBox.begin
         if bbox is None:
             readBox = fileBox
         else:
