@@ -12,6 +12,12 @@ from pathlib import Path
 __all__ = ["atomicPath", "atomicDirectory"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomicPath(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success.
@@ -37,6 +43,8 @@ def atomicPath(path: str | os.PathLike, suffix: str | None = None) -> Iterator[P
     )
     os.close(fd)
     tmp = Path(name)
+    # mkstemp makes owner-only files; give the output the permissions of a plain open().
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         os.replace(tmp, final)
@@ -64,6 +72,7 @@ def atomicDirectory(path: str | os.PathLike) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if final.exists():
