@@ -24,7 +24,14 @@ from .errors import (
     DcrValueError,
     DcrWarning,
 )
-from .fits import DcrModelDataRef, readDcrModel, readExposure, writeDcrModel, writeExposure
+from .fits import (
+    DcrModelDataRef,
+    readDcrModel,
+    readExposure,
+    readExposureBBox,
+    writeDcrModel,
+    writeExposure,
+)
 from .image import (
     RUBIN_BANDS,
     Box,
@@ -72,6 +79,7 @@ __all__ = [
     "PhotoCalib",
     "StatisticsControl",
     "readExposure",
+    "readExposureBBox",
     "writeExposure",
     "readDcrModel",
     "writeDcrModel",
