@@ -503,17 +503,18 @@ class DcrAssembleCoadd:
         return AssembleResult(dcrModel=model, coadd=stacked, nImages=nImages, summary=summary)
 
     def _directSolver(self) -> Callable[..., Any]:
+        """Return `dcrmodel.direct.solveDirectFromShifts`, or raise if it is missing."""
         try:
             module = importlib.import_module("dcrmodel.direct")
         except ImportError as exc:
-            if exc.name not in ("dcrmodel.direct",):
+            if exc.name != "dcrmodel.direct":
                 raise
             module = None
-        solve = getattr(module, "solveDirect", None) if module is not None else None
+        solve = getattr(module, "solveDirectFromShifts", None) if module is not None else None
         if solve is None:
             raise DcrConfigError(
                 "solver 'direct' is not available in this installation (dcrmodel.direct "
-                "with solveDirect is missing); use solver='iterative'",
+                "with solveDirectFromShifts is missing); use solver='iterative'",
                 solver="direct",
             )
         return solve
@@ -979,6 +980,10 @@ class _Subregion:
             sub = cutout.bbox.slices(self.bbox)
             data[sub] = np.where(good, cutout.image.array, 0.0)
             weight[sub] = np.where(good, inp.weight, 0.0)
+            variance = None
+            if config.solver == "direct":
+                variance = np.ones(self.bbox.shape)
+                variance[sub] = np.where(good, cutout.variance.array, 1.0)
             pairs = calculateDcr(
                 inp.visitInfo,
                 inp.wcs,
@@ -989,7 +994,7 @@ class _Subregion:
                 bbox=self.bbox,
             )
             shifts = _splitShifts(pairs, config.splitSubfilters, config.splitThreshold)
-            self.visits.append(_Visit(inp, data, weight, shifts, pairs))
+            self.visits.append(_Visit(inp, data, weight, shifts, pairs, variance))
         self._normalisation()
 
     # ------------------------------------------------------------------------ weights
@@ -1243,29 +1248,35 @@ class _Subregion:
         )
 
     def solveDirect(self, solve: Callable[..., Any]) -> dict[str, Any]:
-        """Solve the subregion with `dcrmodel.direct.solveDirect`."""
-        images = np.array([visit.data for visit in self.visits])
-        variances = np.array(
-            [np.where(visit.weight > 0, 1.0 / np.where(visit.weight > 0, visit.weight, 1.0), 0.0)
-             for visit in self.visits]
-        )
-        badMasks = np.array([visit.weight <= 0 for visit in self.visits])
-        solution = solve(
-            images,
-            variances,
-            badMasks,
-            dcrShifts=[visit.edgeShifts for visit in self.visits],
-            dcrNumSubfilters=self.n,
-            initialModel=np.array([image.array for image in self.model]),
-        )
-        for k in range(self.n):
-            self.model[k] = Image(np.asarray(solution[k], dtype=np.float64), bbox=self.bbox)
-        return {
+        """Solve the subregion with `dcrmodel.direct.solveDirectFromShifts`.
+
+        The visits' cutouts (with the DCR buffer), variances, bad-pixel maps, DCR edge
+        shifts and weights (the same as the iterative solver's, airmass weighting
+        included) are handed over; the solution replaces the model of the subregion.
+        """
+        record: dict[str, Any] = {
             "bbox": [self.tile.minX, self.tile.minY, self.tile.width, self.tile.height],
             "solvedBBox": [self.bbox.minX, self.bbox.minY, self.bbox.width, self.bbox.height],
             "nVisits": len(self.visits),
             "solver": "direct",
         }
+        if not self.visits:
+            record["stopReason"] = "no data"
+            return record
+        solution = solve(
+            np.array([visit.data for visit in self.visits]),
+            np.array([visit.variance for visit in self.visits]),
+            np.array([visit.weight <= 0 for visit in self.visits]),
+            [visit.edgeShifts for visit in self.visits],
+            weights=np.array([visit.input.weight for visit in self.visits]),
+        )
+        arrays = np.asarray(solution.modelArrays, dtype=np.float64)
+        for k in range(self.n):
+            self.model[k] = Image(np.array(arrays[k]), bbox=self.bbox)
+        residuals = getattr(solution, "visitResiduals", None)
+        if residuals is not None:
+            record["visitResiduals"] = [float(r) for r in residuals]
+        return record
 
     # -------------------------------------------------------------------------- store
     def store(self, solution: list[Image], nImages: list[Image]) -> None:
@@ -1292,6 +1303,7 @@ class _Visit:
     weight: np.ndarray
     shifts: list[tuple[Any, bool]]
     edgeShifts: list
+    variance: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------------------
