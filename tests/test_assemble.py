@@ -545,6 +545,11 @@ def test_visit_without_metadata(smallField, noWork):
     exposures[3] = _copy(exposures[3], visitInfo=exposures[3].visitInfo.copyWith(date=None))
     with pytest.raises(DcrMetadataError, match=r"exposure 3 .*date of observation"):
         DcrAssembleCoadd().run(exposures)
+    exposures = list(smallField.exposures)
+    exposures[0] = _copy(exposures[0],
+                         visitInfo=exposures[0].visitInfo.copyWith(boresightAirmass=None))
+    with pytest.raises(DcrMetadataError, match=r"exposure 0 .*airmass.*doAirmassWeight"):
+        DcrAssembleCoadd().run(exposures)
 
 
 def test_visit_not_on_the_model_grid(smallField, noWork):

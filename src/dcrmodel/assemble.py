@@ -174,25 +174,15 @@ class _Input:
 
 def _fileInfo(path: Path) -> tuple[Box, Exposure]:
     """Return the parent box of an exposure file and a one-pixel cutout with its metadata."""
-    from .fits import readExposure
+    from .fits import readExposure, readExposureBBox
 
     if not path.is_file():
         raise DcrValueError("input exposure file does not exist", path=str(path))
-    try:
-        with pyfits.open(path, memmap=True) as hdus:
-            header = hdus["IMAGE"].header
-            nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])
-            x0 = -int(round(header.get("LTV1", 0)))
-            y0 = -int(round(header.get("LTV2", 0)))
-    except (OSError, KeyError, ValueError, TypeError):
-        # Not the expected layout: let the reader name what is wrong.
-        exposure = readExposure(path)
-        return exposure.bbox, exposure
-    bbox = Box(x0, y0, nx, ny)
-    return bbox, readExposure(path, bbox=Box(x0, y0, 1, 1))
+    bbox = readExposureBBox(path)
+    return bbox, readExposure(path, bbox=Box(bbox.minX, bbox.minY, 1, 1))
 
 
-def _checkMetadata(inp: _Input) -> None:
+def _checkMetadata(inp: _Input, needAirmass: bool) -> None:
     """Raise DcrMetadataError naming the visit and every piece of metadata DCR needs."""
     missing = []
     if inp.wcs is None:
@@ -209,6 +199,11 @@ def _checkMetadata(inp: _Input) -> None:
         ):
             if getattr(vi, attr, None) is None:
                 missing.append(label)
+        airmass = getattr(vi, "boresightAirmass", None)
+        if needAirmass and (airmass is None or not math.isfinite(airmass)):
+            missing.append(
+                "boresight airmass (visitInfo.boresightAirmass), which doAirmassWeight needs"
+            )
     if missing:
         raise DcrMetadataError(
             f"{inp.name} lacks the metadata DCR needs: {'; '.join(missing)}. Give the "
@@ -424,6 +419,30 @@ class DcrAssembleCoadd:
     config : `DcrAssembleConfig`, optional
         The settings; defaults when None.
 
+    Notes
+    -----
+    Choices made where DMTN-037 leaves room, all documented here:
+
+    - Each subregion is solved on its own, with its own convergence history and gains, as
+      in the reference pipelines; with convergence-based stopping two subregions may stop
+      after different numbers of iterations. With a fixed number of iterations the
+      subregions join without seams once the buffer is at least twice the largest DCR
+      shift (the default, see `DcrAssembleConfig.subregionBuffer`), since each iteration
+      moves information by one shift forwards and one back.
+    - The convergence metric of a model and the next update use the same forward-modelled
+      templates, so each iteration forward-models every visit once.
+    - On divergence (the metric rises after the minimum number of iterations) the model
+      of the previous iteration, the better one, is kept.
+    - The sources over which convergence is measured are the coadd's convergence mask
+      planes (DETECTED), combined with each visit's good pixels; the visits' metrics are
+      combined with the visits' weights.
+    - A pixel's ``nImage`` in a subfilter counts the visits whose good pixels, shifted back
+      by that subfilter's DCR, cover at least half of it. The model is updated only where
+      every subfilter has at least one visit.
+    - The statistics of each visit (its weight: the inverse mean variance of its good
+      pixels, times the airmass with ``doAirmassWeight``) and the plain coadd, when none is
+      given, come from one pass over the inputs, one subregion at a time.
+
     Examples
     --------
     >>> task = DcrAssembleCoadd(DcrAssembleConfig(dcrNumSubfilters=3))  # doctest: +SKIP
@@ -556,7 +575,7 @@ class DcrAssembleCoadd:
                 badMaskPlanes=config.badMaskPlanes,
             )
         for inp in inputs:
-            _checkMetadata(inp)
+            _checkMetadata(inp, config.doAirmassWeight)
         band = _bandOf(config, inputs, coadd)
 
         if coaddGiven:
@@ -636,16 +655,9 @@ class DcrAssembleCoadd:
                 nVisits=len(usable),
                 dcrNumSubfilters=n,
             )
-        for inp in usable:
-            airmass = inp.visitInfo.boresightAirmass
-            if config.doAirmassWeight:
-                if airmass is None or not math.isfinite(airmass):
-                    raise DcrMetadataError(
-                        f"{inp.name} has no boresight airmass, which doAirmassWeight needs; "
-                        "set visitInfo.boresightAirmass or doAirmassWeight=false",
-                        visit=inp.name,
-                    )
-                inp.weight *= float(airmass)
+        if config.doAirmassWeight:
+            for inp in usable:
+                inp.weight *= float(inp.visitInfo.boresightAirmass)
         return _Prepared(
             inputs=usable,
             band=band,
@@ -1179,7 +1191,10 @@ class _Subregion:
                     break
                 convergence.append(metric)
                 if iteration > 0:
-                    improvement = (convergence[-2] - metric) / metric if metric > 0 else math.inf
+                    if metric > 0:
+                        improvement = (convergence[-2] - metric) / metric
+                    else:  # a perfect fit: converged once it stays perfect
+                        improvement = math.inf if convergence[-2] > 0 else 0.0
                     _log.info(
                         "subregion %d/%d iteration %d: convergence %.6g, improvement %.4f%% "
                         "(gain %.3g)",

@@ -79,7 +79,8 @@ class DcrAssembleConfig:
     accelerateModel : float
         Factor by which the differences between subfilter images and their mean are
         amplified in the forward model during the iterations, to speed convergence; the
-        output model carries the amplified differences. 1 disables. Default 3.
+        output model carries the amplified differences. 1 disables. Iterative solver
+        only. Default 3.
     useModelWeights : bool
         Taper the model to the plain coadd (split evenly) away from detected sources.
         Default True.
