@@ -426,6 +426,11 @@ def test_outputs_are_written_and_read_back(fileField, tmp_path):
     assert names == sorted(["dcrCoadd_0.fits", "dcrCoadd_1.fits", "dcrCoadd_2.fits",
                             STACKED_COADD_NAME, NIMAGE_NAME, SUMMARY_NAME])
     model = readDcrModel(outDir)
+    assert result.dcrModel.wcs is not None
+    corners = ([0, 47, 0, 47], [0, 0, 47, 47])
+    np.testing.assert_allclose(
+        model.wcs.wcs_pix2world(*corners, 0), field.wcs.wcs_pix2world(*corners, 0), atol=1e-9)
+    assert model.filter == BAND
     for a, b in zip(result.dcrModel, model, strict=True):
         np.testing.assert_allclose(a.array, b.array, rtol=1e-6, atol=1e-4)
     stacked = readExposure(outDir / STACKED_COADD_NAME)
@@ -706,3 +711,21 @@ def test_simulated_field_end_to_end():
         template = result.dcrModel.buildMatchedTemplate(visit.exposure).array
         # measured 0.16 (airmass 2.0) and 0.30 (airmass 1.55) of the coadd's residual
         assert _relativeResidual(template, truth) < 0.5 * _relativeResidual(plain, truth)
+
+
+def test_a_fully_masked_visit_is_left_out(smallField):
+    from dcrmodel.errors import DcrWarning
+
+    exposures = list(smallField.exposures)
+    exposures[1] = _copy(exposures[1])
+    exposures[1].mask.array[:] |= exposures[1].mask.getPlaneBitMask("BAD")
+    config = DcrAssembleConfig(maxNumIter=1, minNumIter=1)
+    with pytest.warns(DcrWarning, match="exposure 1 .* no usable pixel .* left out"):
+        result = DcrAssembleCoadd(config).run(exposures)
+    assert result.summary["leftOut"] == ["exposure 1 (visit 101)"]
+    assert len(result.summary["visits"]) == 3
+    exposures[2] = _copy(exposures[2])
+    exposures[2].mask.array[:] |= exposures[2].mask.getPlaneBitMask("SAT")
+    with (pytest.warns(DcrWarning),
+          pytest.raises(DcrValueError, match="only 2 visits have usable pixels")):
+        DcrAssembleCoadd(config).run(exposures)

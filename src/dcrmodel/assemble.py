@@ -32,7 +32,6 @@ whole run from exposure files, for the command line.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -409,6 +408,7 @@ class _Prepared:
     coadd: Exposure
     coaddGiven: bool
     statsCtrl: StatisticsControl
+    leftOut: list[str]
 
 
 class DcrAssembleCoadd:
@@ -667,6 +667,7 @@ class DcrAssembleCoadd:
             coadd=coaddExposure,
             coaddGiven=coaddGiven,
             statsCtrl=statsCtrl,
+            leftOut=[inp.name for inp in inputs if inp.goodPixels == 0],
         )
 
     def _preflight(self, inp: _Input, band: Filter, bbox: Box) -> None:
@@ -830,10 +831,8 @@ class DcrAssembleCoadd:
             filterInfo=prepared.band,
             psf=coadd.psf,
             photoCalib=coadd.photoCalib,
+            wcs=prepared.wcs,
         )
-        if getattr(model, "wcs", None) is None and prepared.wcs is not None:
-            with contextlib.suppress(AttributeError):
-                model.wcs = prepared.wcs
         nImages = [Image(np.zeros(prepared.bbox.shape, dtype=np.float32), bbox=prepared.bbox)
                    for _ in range(n)]
         modelWeights = self._modelWeights(coadd.mask)
@@ -929,6 +928,7 @@ class DcrAssembleCoadd:
             "coadd": "given" if prepared.coaddGiven else "computed",
             "bufferPixels": prepared.buffer,
             "visits": visits,
+            "leftOut": list(prepared.leftOut),
             "subregions": subregions,
             "timings": {k: float(v) for k, v in timings.items()},
         }
