@@ -210,7 +210,11 @@ def test_convergence_history_is_logged_and_stops_by_the_rules(defaultRun):
     else:
         assert record["stopReason"] == "converged"
         assert (history[-2] - history[-1]) / history[-1] < config.convergenceThreshold
-    # one progress event per iteration, with the same numbers
+    # one progress event per iteration, with the same numbers, then one at the end
+    assert events[-1] == {"subregion": 0, "nSubregions": 1, "finished": True,
+                          "iterations": iterations, "stopReason": record["stopReason"]}
+    events = events[:-1]
+    assert not any(e["finished"] for e in events)
     assert [e["iteration"] for e in events] == list(range(1, iterations + 1))
     assert [e["convergence"] for e in events] == pytest.approx(history[1:])
     assert [e["gain"] for e in events] == pytest.approx(gains)

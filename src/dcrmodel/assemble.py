@@ -482,8 +482,10 @@ class DcrAssembleCoadd:
             (inverse-variance weighted mean of their good pixels, sources detected at
             ``config.detectionThreshold`` sigma).
         progress : callable, optional
-            Called with a dict after each iteration: ``subregion`` and ``nSubregions``,
-            ``iteration``, ``convergence`` (None when not computed) and ``gain``.
+            Called with a dict after each iteration: ``subregion`` (index) and
+            ``nSubregions``, ``finished`` False, ``iteration``, ``convergence`` (None when
+            not computed) and ``gain``; and once a subregion is done: ``subregion``,
+            ``nSubregions``, ``finished`` True, ``iterations`` and ``stopReason``.
 
         Returns
         -------
@@ -851,6 +853,16 @@ class DcrAssembleCoadd:
             region.store(solution, nImages)
             record["seconds"] = time.perf_counter() - tic
             summaries.append(record)
+            if progress is not None:
+                progress(
+                    {
+                        "subregion": index,
+                        "nSubregions": len(tiles),
+                        "finished": True,
+                        "iterations": record.get("iterations"),
+                        "stopReason": record.get("stopReason"),
+                    }
+                )
         for k, image in enumerate(solution):
             model[k] = image
         return model, summaries, nImages
@@ -1256,6 +1268,7 @@ class _Subregion:
             {
                 "subregion": self.index,
                 "nSubregions": self.count,
+                "finished": False,
                 "iteration": iteration,
                 "convergence": metric,
                 "gain": gain if math.isfinite(gain) else None,
