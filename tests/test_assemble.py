@@ -733,3 +733,15 @@ def test_a_fully_masked_visit_is_left_out(smallField):
     with (pytest.warns(DcrWarning),
           pytest.raises(DcrValueError, match="only 2 visits have usable pixels")):
         DcrAssembleCoadd(config).run(exposures)
+
+
+def test_computed_coadd_marks_the_sources(field, defaultRun):
+    result, _ = defaultRun
+    mask = result.coadd.mask
+    detected = (mask.array & mask.getPlaneBitMask("DETECTED")) != 0
+    for x, y, _, _ in field.sources:
+        assert detected[int(round(y)), int(round(x))]
+    yy, xx = np.mgrid[: field.shape[0], : field.shape[1]]
+    distance = np.min([np.hypot(xx - x, yy - y) for x, y, _, _ in field.sources], axis=0)
+    # 5 sigma after a 1-pixel smoothing: essentially no pure-noise pixel is flagged
+    assert detected[distance > 10].mean() < 0.005
