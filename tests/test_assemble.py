@@ -745,3 +745,23 @@ def test_computed_coadd_marks_the_sources(field, defaultRun):
     distance = np.min([np.hypot(xx - x, yy - y) for x, y, _, _ in field.sources], axis=0)
     # 5 sigma after a 1-pixel smoothing: essentially no pure-noise pixel is flagged
     assert detected[distance > 10].mean() < 0.005
+
+
+def test_coadd_file(fileField, tmp_path):
+    from dcrmodel.fits import writeExposure
+
+    field, paths = fileField
+    coaddImage = field.plainCoadd().astype(np.float32)
+    mask = Mask.fromBox(Box(0, 0, 48, 48))
+    mask.array[coaddImage > 10 * NOISE] |= mask.getPlaneBitMask("DETECTED")
+    coadd = Exposure(MaskedImage.fromArrays(coaddImage, mask=mask.array,
+                                            variance=np.full((48, 48), NOISE**2 / 5)),
+                     wcs=field.wcs, filter=BAND)
+    writeExposure(coadd, tmp_path / "coadd.fits")
+    config = DcrAssembleConfig(maxNumIter=1, minNumIter=1)
+    result = assembleFromFiles(paths, tmp_path / "model", coaddPath=tmp_path / "coadd.fits",
+                               config=config)
+    assert result.summary["coadd"] == "given"
+    assert result.coadd.mask.array.tolist() == mask.array.tolist()
+    with pytest.raises(DcrValueError, match="not found: .*nocoadd.fits"):
+        assembleFromFiles(paths, tmp_path / "other", coaddPath=tmp_path / "nocoadd.fits")
