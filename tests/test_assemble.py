@@ -765,3 +765,19 @@ def test_coadd_file(fileField, tmp_path):
     assert result.coadd.mask.array.tolist() == mask.array.tolist()
     with pytest.raises(DcrValueError, match="not found: .*nocoadd.fits"):
         assembleFromFiles(paths, tmp_path / "other", coaddPath=tmp_path / "nocoadd.fits")
+
+
+def test_partially_overlapping_visits(field):
+    exposures = list(field.exposures)
+    right = Box(20, 0, 44, 64)
+    exposures[0] = exposures[0][right]
+    exposures[5] = exposures[5][right]
+    config = DcrAssembleConfig(maxNumIter=2, minNumIter=1)
+    result = DcrAssembleCoadd(config).run(exposures)
+    assert result.dcrModel.bbox == Box(0, 0, 64, 64)
+    for nImage in result.nImages:
+        assert nImage.array[10:-10, 30:-10].min() == 10
+        assert nImage.array[10:-10, 5:14].max() == 8
+    assert result.summary["visits"][0]["goodPixels"] == right.area
+    for image in result.dcrModel:
+        assert np.isfinite(image.array).all()
