@@ -460,6 +460,31 @@ def test_visit_weights_and_explicit_weights():
         assert visitWeights(variances, allBad)[1] == 0.0
 
 
+def test_zero_weight_visit_is_ignored(boxScene):
+    visits = boxScene["visits"][:6].copy()
+    dcr = boxScene["dcr"][:6]
+    variances, bad = unitInputs(visits)
+    reference = solveDirectFromShifts(
+        visits[:5], variances[:5], bad[:5], dcr[:5], diagnostics=False
+    )
+    visits[5] = 1e6  # garbage, but weight 0
+    solution = solveDirectFromShifts(
+        visits, variances, bad, dcr, weights=[1.0] * 5 + [0.0], diagnostics=False
+    )
+    np.testing.assert_allclose(solution.modelArrays, reference.modelArrays, atol=1e-9)
+
+
+def test_ragged_shifts_rejected(boxScene):
+    visits = boxScene["visits"][:2]
+    variances, bad = unitInputs(visits)
+    with pytest.raises(DcrTypeError, match="visit 1: dcrShifts must hold one DCR per subfilter"):
+        solveDirectFromShifts(
+            visits, variances, bad, [boxScene["dcr"][0], [((0, 0), (1, 1)), (2,)]]
+        )
+    with pytest.raises(DcrShapeError, match="same number of subfilters"):
+        solveDirectFromShifts(visits, variances, bad, [boxScene["dcr"][0], boxScene["dcr"][1][:2]])
+
+
 def test_to_dcr_model(boxScene):
     visits = boxScene["visits"][:4].copy()
     variances, bad = unitInputs(visits)

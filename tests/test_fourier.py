@@ -18,6 +18,8 @@ from dcrmodel.fourier import (
     allowedShift,
     applyTransfer,
     cropFromPadded,
+    dcrShiftArray,
+    fillBadPixels,
     fourierShift,
     hermitianize,
     maxShiftOf,
@@ -409,3 +411,35 @@ def test_engine_extra_transfer_and_errors():
     with pytest.raises(DcrShapeError, match="badMask must have the model's shape"):
         FourierTemplateEngine(models, maxShift=1.0, badMask=np.zeros((3, 3), dtype=bool))
     assert "FourierTemplateEngine(numSubfilters=2" in repr(engine)
+
+
+def test_dcr_shift_array_forms():
+    edges = [((0.1, 0.2), (0.3, 0.4)), ((0.3, 0.4), (0.5, 0.6))]
+    assert dcrShiftArray(edges).shape == (2, 2, 2)
+    single = dcrShiftArray([(0.1, 0.2), (0.3, 0.4)], mode="mean")
+    np.testing.assert_array_equal(single[:, 0], single[:, 1])
+    with pytest.raises(DcrValueError, match="needs the two edge shifts"):
+        dcrShiftArray([(0.1, 0.2), (0.3, 0.4)], mode="split")
+    with pytest.raises(DcrTypeError, match="one DCR per subfilter"):
+        dcrShiftArray([((0.1, 0.2), (0.3, 0.4)), (0.5,)])
+    with pytest.raises(DcrShapeError, match="one DCR per subfilter"):
+        dcrShiftArray(np.zeros((2, 3, 2)))
+
+
+def test_fill_bad_pixels_nearest():
+    array = np.arange(12.0).reshape(3, 4)
+    bad = np.zeros((3, 4), dtype=bool)
+    bad[1, 1] = True
+    array[1, 1] = np.nan
+    filled = fillBadPixels(array, bad)
+    assert np.isfinite(filled).all() and filled[1, 1] in (1.0, 4.0, 6.0, 9.0)
+    with pytest.raises(DcrValueError, match="every pixel is masked"):
+        fillBadPixels(array, np.ones((3, 4), dtype=bool))
+
+
+def test_engine_set_model_new_shape():
+    engine = FourierTemplateEngine([np.zeros((10, 12))], maxShift=1.0)
+    engine.setModel([np.ones((20, 16)), np.ones((20, 16))])
+    assert engine.shape == (20, 16) and engine.numSubfilters == 2
+    template = engine.buildTemplate([(0.3, 0.1), (-0.3, 0.0)], mode="mean")
+    np.testing.assert_allclose(template, 2.0, atol=1e-12)  # flat sky stays flat (edge padding)

@@ -69,10 +69,11 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from .errors import DcrShapeError, DcrTypeError, DcrValueError, DcrWarning
+from .errors import DcrError, DcrShapeError, DcrTypeError, DcrValueError, DcrWarning
 from .fourier import (
     TRANSFER_MODES,
     cropFromPadded,
+    dcrShiftArray,
     fillBadPixels,
     maxShiftOf,
     paddedShape,
@@ -885,22 +886,31 @@ def solveDirectFromShifts(
             f"unknown transfer mode; use one of {', '.join(TRANSFER_MODES)}", mode=mode
         )
     numVisits = np.shape(images)[0] if np.ndim(images) == 3 else None
-    shifts = list(dcrShifts)
-    if numVisits is not None and len(shifts) != numVisits:
+    try:
+        raw = list(dcrShifts)
+    except TypeError as error:
+        raise DcrTypeError(
+            "dcrShifts must be a sequence with one entry per visit",
+            type=type(dcrShifts).__name__,
+        ) from error
+    if numVisits is not None and len(raw) != numVisits:
         raise DcrShapeError(
-            "dcrShifts must hold one entry per visit", numShifts=len(shifts), numVisits=numVisits
+            "dcrShifts must hold one entry per visit", numShifts=len(raw), numVisits=numVisits
         )
-    # Validate every visit's shifts before any work (visitTransfers checks their form).
-    lengths = {len(np.asarray(s, dtype=float)) for s in shifts}
-    if len(lengths) != 1:
-        raise DcrShapeError("every visit must give the DCR of the same number of subfilters")
-    for j, s in enumerate(shifts):
+    # Validate every visit's shifts before any work.
+    shifts = []
+    for j, value in enumerate(raw):
         try:
-            visitTransfers((2, 2), s, mode)
-        except DcrValueError as error:
+            shifts.append(dcrShiftArray(value, mode))
+        except DcrError as error:
             raise type(error)(f"visit {j}: {error.message}", **error.values) from error
+    if len({len(s) for s in shifts}) > 1:
+        raise DcrShapeError(
+            "every visit must give the DCR of the same number of subfilters",
+            numSubfilters=[len(s) for s in shifts],
+        )
     if "padded" not in kwargs and "maxShift" not in kwargs:
-        kwargs["maxShift"] = maxShiftOf(shifts) if shifts else 0.0
+        kwargs["maxShift"] = maxShiftOf(np.array(shifts)) if shifts else 0.0
     if extraTransfers is not None and not callable(extraTransfers):
         raise DcrTypeError(
             "extraTransfers must be a callable (j, paddedShape) -> transfer array",

@@ -51,6 +51,7 @@ __all__ = [
     "splitTransfer",
     "subfilterTransfer",
     "visitTransfers",
+    "dcrShiftArray",
     "hermitianize",
     "maxShiftOf",
     "paddedShape",
@@ -427,6 +428,33 @@ def _isNumeric(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def dcrShiftArray(dcrShifts: Any, mode: str = "smear") -> np.ndarray:
+    """Return one visit's per-subfilter DCR as an ``(N, 2, 2)`` array of edge shifts.
+
+    Parameters
+    ----------
+    dcrShifts : sequence
+        One DCR per subfilter, pixels: edge pairs ``((dy0, dx0), (dy1, dx1))``
+        (``calculateDcr(..., splitSubfilters=True)``), or, for ``mode="mean"`` only, single
+        ``(dy, dx)`` shifts (``calculateDcr(...)``), stored as two equal edges.
+    mode : {"smear", "split", "mean"}, optional
+        The representation the shifts are for.
+
+    Returns
+    -------
+    edges : `numpy.ndarray`
+        ``(N, 2, 2)`` float64: ``edges[k, e] = (dy, dx)`` of edge ``e`` of subfilter ``k``.
+
+    Raises
+    ------
+    DcrValueError
+        Unknown mode, non-finite shifts, single shifts for ``"split"``/``"smear"``.
+    DcrShapeError
+        Not one DCR per subfilter.
+    """
+    return _asDcrList(dcrShifts, _checkMode(mode))
 
 
 def _asDcrList(dcrShifts: Any, mode: str, name: str = "dcrShifts") -> np.ndarray:
@@ -832,7 +860,9 @@ class FourierTemplateEngine:
     model's shape. The cache is recomputed when `invalidate` is called (the model does so after
     ``assign`` or ``__setitem__``) and, with ``checkCache=True``, whenever the model arrays
     have changed in place since the transform was taken (a CRC32 of their bytes, checked before
-    every template): a stale transform never gives a silently wrong template.
+    every template): a stale transform never gives a silently wrong template. The engine keeps
+    references to the arrays it was given: when the model replaces an array by a new one
+    (rather than writing into it), hand the new arrays over with `setModel`.
 
     Parameters
     ----------
