@@ -441,13 +441,14 @@ FIELD_SIZE = 240
 ZENITH_ANGLE = math.radians(35.0)  # zenith direction in pixels: (vy, vx) = (sin, cos)
 
 
-def renderField(psfProfile, seed=1, numGalaxies=5, smear=3.0, numObjects=None):
+def renderField(psfProfile, seed=1, numGalaxies=5, smear=3.0, numObjects=None, brighten=()):
     """Render a noisy field: DCR-smeared stars along the zenith direction and galaxies.
 
     Stars are sums of 7 copies of the PSF spread over ``smear`` pixels along the zenith
     direction with random weights (random spectra); galaxies are sheared exponentials seen
-    through the PSF. Unit-variance Gaussian noise. Returns image, variance, positions (x, y)
-    and kinds ('star' or 'galaxy').
+    through the PSF; the stars whose indices are in ``brighten`` are 10 times brighter.
+    Unit-variance Gaussian noise. Returns image, variance, positions (x, y) and kinds ('star'
+    or 'galaxy').
     """
     rng = np.random.default_rng(seed)
     full = galsim.ImageD(galsim.BoundsI(0, FIELD_SIZE - 1, 0, FIELD_SIZE - 1), scale=1.0)
@@ -475,7 +476,8 @@ def renderField(psfProfile, seed=1, numGalaxies=5, smear=3.0, numObjects=None):
                 psfProfile.shift(o * zx, o * zy).withFlux(w)
                 for o, w in zip(offsets, weights, strict=True)
             ]
-            obj = galsim.Sum(copies).withFlux(rng.uniform(1e4, 5e4))
+            flux = rng.uniform(1e4, 5e4) * (10.0 if index in brighten else 1.0)
+            obj = galsim.Sum(copies).withFlux(flux)
             kinds.append("star")
         stamp = obj.drawImage(nx=61, ny=61, scale=1.0, center=galsim.PositionD(x, y))
         bounds = stamp.bounds & full.bounds
@@ -528,6 +530,19 @@ class TestEstimatePsf:
         summary = estimate.toDict()
         assert summary["nStars"] == estimate.nStars and summary["psfType"] == "ImagePsf"
 
+    def testStrongDcrSmearDoesNotBroaden(self):
+        profile = galsim.Moffat(beta=3.5, fwhm=4.0)
+        truth = referenceFwhm(profile)
+        image, variance, _, _ = renderField(profile, seed=6, numGalaxies=0, smear=8.0)
+        zenith = (math.sin(ZENITH_ANGLE), math.cos(ZENITH_ANGLE))
+        with pytest.warns(DcrPsfWarning):
+            across = estimatePsf((image, variance, None), zenith)
+        assert across.fwhm == pytest.approx(truth, rel=0.02)
+        # Measured along the zenith instead, the smear shows: the direction matters.
+        with pytest.warns(DcrPsfWarning):
+            along = estimatePsf((image, variance, None), (zenith[1], -zenith[0]))
+        assert along.fwhm > 1.2 * truth
+
     def testUnknownZenithUsesElongation(self, field):
         profile, image, variance, _, _ = field
         with pytest.warns(DcrPsfWarning):
@@ -539,38 +554,54 @@ class TestEstimatePsf:
         angle = math.degrees(math.atan2(uy, ux)) % 180.0
         assert abs(angle - math.degrees(ZENITH_ANGLE)) < 10.0
 
-    def testIgnoresMaskedAndSaturatedStars(self):
+    def testIgnoresSaturatedStars(self):
+        # Ten stars, seven of them ten times brighter and saturated: their cores are
+        # flattened at a level above the three others' peaks.
+        profile = galsim.Gaussian(fwhm=3.5)
+        truth = referenceFwhm(profile)
+        saturated = range(3, 10)
+        image, variance, positions, _ = renderField(
+            profile, seed=2, numGalaxies=0, numObjects=10, brighten=saturated
+        )
+        peaks = [image[int(round(y)), int(round(x))] for x, y in positions]
+        level = 2.0 * max(peaks[:3])
+        assert min(peaks[3:]) > 2.0 * level
+        np.minimum(image, level, out=image)
+        with pytest.warns(DcrPsfWarning):
+            blind = estimatePsf((image, variance, None), (0.5, 0.5))
+        # Taken as stars, the flattened ones bias the width: the test below can fail.
+        assert blind.fwhm > 1.1 * truth
+        satMask = np.where(image >= level, 1 << DEFAULT_MASK_PLANES["SAT"], 0)
+        for source, options in (
+            ((image, variance, None), {"saturation": level}),
+            (Exposure.fromArrays(image, variance=variance, mask=satMask), {}),
+            ((image, variance, satMask != 0), {}),
+        ):
+            with pytest.warns(DcrPsfWarning):
+                estimate = estimatePsf(source, (0.5, 0.5), **options)
+            assert estimate.nStars == 3
+            for index in saturated:
+                assert not usedNear(estimate, positions[index])
+            assert estimate.fwhm == pytest.approx(truth, rel=0.03)
+
+    def testIgnoresStarsNearMaskedPixels(self):
         profile = galsim.Gaussian(fwhm=3.5)
         image, variance, positions, _ = renderField(profile, seed=2, numGalaxies=0)
+        with pytest.warns(DcrPsfWarning):
+            unmasked = estimatePsf((image, variance, None), (0.5, 0.5))
+        assert usedNear(unmasked, positions[1])
         mask = np.zeros(image.shape, dtype=np.int32)
-        satBit = 1 << DEFAULT_MASK_PLANES["SAT"]
-        badBit = 1 << DEFAULT_MASK_PLANES["BAD"]
-        saturatedAt, maskedAt, clippedAt = positions[0], positions[1], positions[2]
-        x, y = (int(round(v)) for v in saturatedAt)
-        mask[y - 1 : y + 2, x - 1 : x + 2] |= satBit
-        x, y = (int(round(v)) for v in maskedAt)
-        mask[y + 4, x - 3] |= badBit
-        # A saturated star without a SAT mask: made 20x brighter, its core flattened at a
-        # level above every other star's peak, given as `saturation`.
-        level = 1.5 * max(
-            image[int(round(py)), int(round(px))] for px, py in positions[3:]
-        )
-        x, y = (int(round(v)) for v in clippedAt)
-        region = image[y - 12 : y + 13, x - 12 : x + 13]
-        np.minimum(region * 20.0, level, out=region)
-        assert np.count_nonzero(region == level) >= 5
-        exposure = Exposure.fromArrays(image, variance=variance, mask=mask)
+        x, y = (int(round(v)) for v in positions[1])
+        mask[y + 4, x - 3] = 1 << DEFAULT_MASK_PLANES["BAD"]
+        mask[y, x] = 1 << DEFAULT_MASK_PLANES["DETECTED"]  # not a bad plane
         with pytest.warns(DcrPsfWarning):
-            estimate = estimatePsf(exposure, (0.5, 0.5), saturation=level)
-        for position in (saturatedAt, maskedAt, clippedAt):
-            assert not usedNear(estimate, position)
-        assert usedNear(estimate, positions[3]) or usedNear(estimate, positions[4])
-        assert estimate.fwhm == pytest.approx(referenceFwhm(profile), rel=0.03)
-        # A boolean mask (True = bad) and a Mask object work too.
+            masked = estimatePsf((image, variance, mask), (0.5, 0.5))
+        assert not usedNear(masked, positions[1])
+        assert masked.nStars == unmasked.nStars - 1
+        # Other planes can be chosen.
         with pytest.warns(DcrPsfWarning):
-            fromBool = estimatePsf((image, variance, (mask & satBit) != 0), (0.5, 0.5))
-        assert not usedNear(fromBool, saturatedAt)
-        assert usedNear(fromBool, maskedAt)
+            detected = estimatePsf((image, variance, mask), (0.5, 0.5), badMaskPlanes="DETECTED")
+        assert not usedNear(detected, positions[1])
 
     @pytest.mark.filterwarnings("ignore::dcrmodel.errors.DcrOfflineWarning")
     def testParentCoordinatesAndAutoZenithFromExposure(self):

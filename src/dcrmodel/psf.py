@@ -45,7 +45,13 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage, optimize
 
-from .errors import DcrPsfWarning, DcrShapeError, DcrTypeError, DcrValueError
+from .errors import (
+    DcrMetadataError,
+    DcrPsfWarning,
+    DcrShapeError,
+    DcrTypeError,
+    DcrValueError,
+)
 from .image import (
     DEFAULT_MASK_PLANES,
     Exposure,
@@ -328,17 +334,6 @@ def psfFwhmAt(
     return psf.fwhm * _sizeScale(psf, wavelength, effectiveWavelength)
 
 
-def _gaussianKernel(sigma: float, size: int | None = None) -> np.ndarray:
-    """Circular Gaussian sampled at pixel centres, odd size ``2 ceil(5 sigma) + 1`` >= 3."""
-    if size is None:
-        size = max(2 * math.ceil(5.0 * sigma) + 1, 3)
-    half = size // 2
-    coord = np.arange(-half, half + 1, dtype=np.float64)
-    profile = np.exp(-0.5 * (coord / sigma) ** 2)
-    kernel = np.outer(profile, profile)
-    return kernel / kernel.sum()
-
-
 def _resampleKernel(kernel: np.ndarray, scale: float) -> np.ndarray:
     """Resample a centred kernel so that its size is multiplied by ``scale``.
 
@@ -393,7 +388,8 @@ def psfAtWavelength(
     Notes
     -----
     A `GaussianPsf` is evaluated analytically (a Gaussian of standard deviation
-    ``sigma * scale`` sampled at pixel centres, as `GaussianPsf` does). An `ImagePsf` is
+    ``sigma * scale`` sampled at pixel centres, on the stamp `GaussianPsf` chooses). An
+    `ImagePsf` is
     resampled about its centre with a cubic spline onto a grid enlarged by ``scale`` (so a
     broader kernel keeps its wings) and renormalised to unit sum; the pixel response inside the
     image is scaled with it, a second-order effect for the few per cent that ``alpha = -0.2``
@@ -403,10 +399,9 @@ def psfAtWavelength(
     scale = _sizeScale(psf, wavelength, effectiveWavelength)
     if scale == 1.0:
         return np.array(psf.computeKernelImage(), dtype=np.float64)
-    if isinstance(psf, GaussianPsf):
-        return _gaussianKernel(psf.sigma * scale)
     if isinstance(psf, ImagePsf):
         return _resampleKernel(psf.array, scale)
+    # GaussianPsf (analytic) and other subclasses: their own kernel at the scaled size.
     return np.array(psf._kernel(scale), dtype=np.float64)
 
 
@@ -1234,7 +1229,7 @@ def estimatePsf(
     if profile not in ("fit", "gaussian"):
         raise DcrValueError("profile must be 'fit' or 'gaussian'", profile=profile)
     alpha = validatePsfAlpha(alpha, "alpha")
-    if effectiveWavelength is None and isinstance(source, Exposure) and source.filter:
+    if effectiveWavelength is None and isinstance(source, Exposure) and source.filter is not None:
         effectiveWavelength = source.filter.effectiveWavelength
     if effectiveWavelength is not None:
         effectiveWavelength = _positive(effectiveWavelength, "effectiveWavelength", "nm")
@@ -1251,7 +1246,12 @@ def estimatePsf(
         ):
             from . import dcr
 
-            along = _unitDirection(dcr.zenithDirection(source.visitInfo, source.wcs, source.bbox))
+            try:
+                along = _unitDirection(
+                    dcr.zenithDirection(source.visitInfo, source.wcs, source.bbox)
+                )
+            except DcrMetadataError as error:
+                _log.info("zenith direction unknown (%s); using the stars' elongation", error)
     elif zenithDirection is None:
         along = None
     else:
@@ -1295,7 +1295,13 @@ def estimatePsf(
     py, px = np.nonzero(peaks)
     order = np.argsort(-smooth[py, px])
     py, px = py[order], px[order]
-    allPeaks = np.column_stack([py, px]).astype(np.float64)
+    if py.size > 1:
+        from scipy.spatial import cKDTree
+
+        points = np.column_stack([py, px]).astype(np.float64)
+        nearest = cKDTree(points).query(points, k=2)[0][:, 1]
+    else:
+        nearest = np.full(py.size, np.inf)
 
     # ---- a first size from the brightest clean peaks: area above half maximum
     firstSizes = []
@@ -1322,9 +1328,7 @@ def estimatePsf(
             continue
         if bad[y - reach : y + reach + 1, x - reach : x + reach + 1].any():
             continue
-        distance = np.hypot(allPeaks[:, 0] - y, allPeaks[:, 1] - x)
-        distance[index] = np.inf
-        if distance.min() < isolation:
+        if nearest[index] < isolation:
             continue
         r = math.ceil(aperture)
         yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
