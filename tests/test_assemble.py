@@ -781,3 +781,21 @@ def test_partially_overlapping_visits(field):
     assert result.summary["visits"][0]["goodPixels"] == right.area
     for image in result.dcrModel:
         assert np.isfinite(image.array).all()
+
+
+@pytest.mark.skipif(not _hasDirectSolver(), reason="dcrmodel.direct is not installed")
+def test_direct_solver_subregions_join_without_seams():
+    field = Field(shape=(128, 128), nSources=20, seed=11)
+    config = DcrAssembleConfig(solver="direct")
+    whole = DcrAssembleCoadd(config).run(field.exposures)
+    tiled = DcrAssembleCoadd(config.withOverrides(subregionSize=(64, 64))).run(field.exposures)
+    assert len(tiled.summary["subregions"]) == 4
+    assert tiled.summary["bufferPixels"] >= 32
+    visitInfo, truth = field.heldOut(4.3)
+    box = whole.dcrModel.bbox
+    a = whole.dcrModel.buildMatchedTemplate(visitInfo=visitInfo, bbox=box, wcs=field.wcs).array
+    b = tiled.dcrModel.buildMatchedTemplate(visitInfo=visitInfo, bbox=box, wcs=field.wcs).array
+    # The direct solution depends on the whole region it is solved over; with the default
+    # border the subregions' templates stay within about 1 % of the peak of the whole-patch
+    # one (measured 1.2 %), where a border of 2 shifts leaves 11 %.
+    assert np.abs(a - b)[8:-8, 8:-8].max() < 0.03 * truth.max()

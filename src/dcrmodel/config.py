@@ -117,9 +117,11 @@ class DcrAssembleConfig:
         with this area times the number of visits. Default ``(512, 512)``.
     subregionBuffer : int or None
         Extra border in pixels solved around each subregion and discarded afterwards.
-        None: twice the largest DCR shift of any visit, rounded up, plus 2 pixels
-        (the reference uses once the shift plus 1 pixel; the wider default keeps the
-        joins between subregions free of seams).
+        None: chosen from the largest DCR shift of any visit
+        (`dcrmodel.assemble.automaticBuffer`): for the iterative solver twice the shift,
+        rounded up, plus 2 pixels (the reference uses once the shift plus 1 pixel; the
+        wider default keeps the joins between subregions free of seams), for the direct
+        solver 8 times the shift and at least 32 pixels.
     detectionThreshold : float
         Signal-to-noise ratio above which pixels of a coadd computed from the inputs are
         marked DETECTED (a coadd given to `DcrAssembleCoadd.run` keeps its own mask).
