@@ -425,6 +425,23 @@ def _choleskySolve(factor: dict, rhs: np.ndarray, n: int) -> np.ndarray:
     return np.stack(x)
 
 
+def _choleskyMultiply(factor: dict, vector: np.ndarray, n: int) -> np.ndarray:
+    """Return P v = L (L^H v) for every frequency; vector is (N, ...) complex."""
+    half = []
+    for i in range(n):
+        value = factor[i, i] * vector[i]
+        for m in range(i + 1, n):
+            value = value + np.conj(factor[m, i]) * vector[m]
+        half.append(value)
+    out = np.empty(vector.shape, dtype=np.complex128)
+    for i in range(n):
+        value = factor[i, i] * half[i]
+        for m in range(i):
+            value = value + factor[i, m] * half[m]
+        out[i] = value
+    return out
+
+
 def _conditionNumbers(system: dict, n: int, shape: tuple[int, ...]) -> dict[str, float]:
     """Condition numbers (max / min eigenvalue) of the stacked Hermitian systems."""
     size = int(np.prod(shape))
@@ -651,6 +668,7 @@ def solveDirect(
             if regularizerValues[i, m] != 0:
                 system[i, m] += lambdaF * regularizerValues[i, m]
         system[i, i] += ridgeValue
+    del lambdaF
     conditions = _conditionNumbers(system, n, grid) if diagnostics else {}
     factor = _cholesky(system, n)
     solution = _choleskySolve(factor, rhs, n)
@@ -659,38 +677,33 @@ def solveDirect(
     # Refinement: conjugate gradients on the problem restricted to the unmasked pixels (the
     # margin keeps the extended coadd as its data: a boundary condition), preconditioned by the
     # unmasked Fourier solution P^-1. Without masked pixels the first solve is already exact.
-    def regularize(vector: np.ndarray) -> np.ndarray:
-        out = np.empty_like(vector)
-        for i in range(n):
-            out[i] = ridgeValue * vector[i]
-            for m in range(n):
-                if regularizerValues[i, m] != 0:
-                    out[i] += (lambdaF * regularizerValues[i, m]) * vector[m]
-        return out
+    # With P = A^H W A + Reg over all pixels (what the first solve inverted), the operator of
+    # the masked problem is K = P - sum_j w_j A_j^H B_j A_j (B_j: the visit's masked pixels),
+    # so only visits with masked pixels cost FFTs; and since P x0 = b for the coadd-filled
+    # data, the first residual is sum_j w_j A_j^H B_j (A_j x0 - coadd).
+    maskedVisits = [j for j in visits if badMasks[j].any()]
+    coaddInner = cropFromPadded(firstFill, shape)
 
-    def normalOperator(vector: np.ndarray, data: bool) -> np.ndarray:
-        """Return K v (data=False) or A^H W M (y - A v) - Reg v (data=True)."""
+    def maskedTerm(vector: np.ndarray, minusCoadd: bool) -> np.ndarray:
         out = np.zeros(vector.shape, dtype=cdtype)
         vectorC = vector.astype(cdtype, copy=False)
-        for j in visits:
+        for j in maskedVisits:
             transfer = _visitTransfer(getter, j, padded, n, cdtype, check=False)
-            work = _predict(transfer, vectorC, padded, workers)
+            prediction = cropFromPadded(_predict(transfer, vectorC, padded, workers), shape)
+            bad = badMasks[j]
+            work = np.zeros(padded, dtype=realDtype)
             inner = cropFromPadded(work, shape)
-            if data:
-                np.subtract(images[j], inner, out=inner, casting="unsafe")
-                for margin in _marginSlices(padded, shape):
-                    np.subtract(firstFill[margin], work[margin], out=work[margin])
-            inner[badMasks[j]] = 0
+            inner[bad] = prediction[bad]
+            if minusCoadd:
+                inner[bad] -= coaddInner[bad]
             spectrum = scipy.fft.rfft2(work, workers=workers)
             _accumulate(None, out, transfer, spectrum, weights[j], n, withSystem=False)
-        regularized = regularize(vector)
-        return out - regularized if data else out + regularized
+        return out.astype(np.complex128, copy=False)
 
     changes: list[float] = []
-    anyMasked = any(badMasks[j].any() for j in visits)
-    if maskPasses > 0 and anyMasked:
+    if maskPasses > 0 and maskedVisits:
         columnWeights = _parsevalWeights(padded)
-        residual = normalOperator(solution, data=True)
+        residual = maskedTerm(solution, minusCoadd=True)
         preconditioned = _choleskySolve(factor, residual, n)
         direction = preconditioned.copy()
         rz = _dot(residual, preconditioned, columnWeights)
@@ -699,7 +712,7 @@ def solveDirect(
         for _ in range(int(maskPasses)):
             if initial == 0.0 or rz <= 0.0:
                 break
-            product = normalOperator(direction, data=False)
+            product = _choleskyMultiply(factor, direction, n) - maskedTerm(direction, False)
             curvature = _dot(direction, product, columnWeights)
             if not curvature > 0:
                 break
@@ -748,19 +761,6 @@ def solveDirect(
         paddedShape=tuple(padded),
         regularization=regularization,
     )
-
-
-def _marginSlices(padded: tuple[int, int], shape: tuple[int, int]) -> list[tuple[slice, slice]]:
-    """Return the four slabs of a padded array around the embedded image (`padToShape`)."""
-    by = (padded[0] - shape[0]) // 2
-    bx = (padded[1] - shape[1]) // 2
-    rows = slice(by, by + shape[0])
-    return [
-        (slice(0, by), slice(None)),
-        (slice(by + shape[0], None), slice(None)),
-        (rows, slice(0, bx)),
-        (rows, slice(bx + shape[1], None)),
-    ]
 
 
 def _croppedNorm(
