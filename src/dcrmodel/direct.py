@@ -10,9 +10,11 @@ separates into one N x N Hermitian system per spatial frequency,
     (A^H W A + lambda_f R + rho W_tot I) x(f) = A^H W y(f),
 
 solved for all frequencies at once (a vectorised Cholesky factorisation of the stacked
-systems). ``R`` pulls the subfilters toward a smooth (by default flat) spectrum where the data
-do not tell them apart: at ``f = 0`` every transfer is 1, so the data fix only the sum of the
-subfilters and ``R`` alone decides the split.
+systems). The separation needs one weight per visit (by default the inverse of the median
+variance of its good pixels): differences of variance within a visit, such as the photon noise
+of bright sources, are not weighted. ``R`` pulls the subfilters toward a smooth (by default
+flat) spectrum where the data do not tell them apart: at ``f = 0`` every transfer is 1, so the
+data fix only the sum of the subfilters and ``R`` alone decides the split.
 
 Choice of lambda. ``lambda_f = regularization * trace(A^H W A)(f) / N``: the regulariser's
 weight is a fixed fraction of the mean diagonal of the data term at that frequency, i.e. of the
