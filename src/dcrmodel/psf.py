@@ -1222,8 +1222,10 @@ def estimatePsf(
     fitted circular profile, ``2 w sqrt(2 (2^eta - 1) / eta)``. Fitting the profile's shape
     rather than converting a second moment with a Gaussian assumption matters: the
     Gaussian-equivalent width of a Moffat star's second moment overestimates its FWHM by
-    10-16 % for beta between 4.8 and 2.5. The widths include the pixel response (the fit is
-    to pixel values), like the PSF HDU's images.
+    10-16 % for beta between 4.8 and 2.5, while the fit recovers Gaussian and Moffat FWHMs to
+    0.3 % and that of Kolmogorov seeing (outside the family: its wings fall as r^(-11/3)) to
+    about 2 % (low). The widths include the pixel response (the fit is to pixel values), like
+    the PSF HDU's images.
 
     The estimate is the median FWHM and the median ``eta`` of the stars left after clipping
     outliers; the PSF is assumed circular.
