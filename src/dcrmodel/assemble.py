@@ -467,7 +467,8 @@ class DcrAssembleCoadd:
       combined with the visits' weights.
     - A pixel's ``nImage`` in a subfilter counts the visits whose good pixels, shifted back
       by that subfilter's DCR, cover at least half of it. The model is updated only where
-      every subfilter has at least one visit.
+      every subfilter has at least one visit; elsewhere it keeps the evenly split coadd
+      and ``nImage`` is 0.
     - The statistics of each visit (its weight: the inverse mean variance of its good
       pixels, times the airmass with ``doAirmassWeight``) and the plain coadd, when none is
       given, come from one pass over the inputs, one subregion at a time.
@@ -1057,13 +1058,14 @@ class _Subregion:
         sums = [np.zeros(self.bbox.shape) for _ in range(self.n)]
         counts = [np.zeros(self.bbox.shape, dtype=np.int32) for _ in range(self.n)]
         for visit in self.visits:
+            # The weight map is the visit's scalar weight on its good pixels, so the shifted
+            # map divided by that weight is the shifted coverage.
             unit = (visit.weight > 0).astype(float)
+            scale = visit.input.weight
             for k, (shift, split) in enumerate(visit.shifts):
-                shifted = applyDcr(visit.weight, shift, useInverse=True, splitSubfilters=split,
-                                   order=order, mode="constant")
-                sums[k] += np.clip(shifted, 0.0, None)
                 covered = applyDcr(unit, shift, useInverse=True, splitSubfilters=split,
                                    order=order, mode="constant")
+                sums[k] += scale * np.clip(covered, 0.0, None)
                 counts[k] += covered > 0.5
         everywhere = np.ones(self.bbox.shape, dtype=bool)
         for k in range(self.n):
