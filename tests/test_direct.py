@@ -564,3 +564,67 @@ def test_regularizer_matrix():
         regularizerMatrix(-np.eye(3), 3)
     with pytest.raises(DcrShapeError, match="must be .N, N."):
         regularizerMatrix(np.eye(2), 3)
+
+
+# -- with the package's own DCR ------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::dcrmodel.errors.DcrOfflineWarning")
+def test_solve_with_calculate_dcr_shifts():
+    """Shifts from dcrmodel.dcr.calculateDcr (split: edge pairs) drive the solver directly."""
+    from dcrmodel.dcr import calculateDcr
+    from helpers import makeVisitAndWcs
+
+    effectiveWavelength, bandwidth = 477.0, 147.0  # g band, nm
+    pointings = [
+        (40, 80),
+        (55, 120),
+        (70, 150),
+        (45, 250),
+        (60, 210),
+        (35, 290),
+        (80, 100),
+        (50, 300),
+    ]
+    rng = np.random.default_rng(31)
+    sigma = 2.5 * SIGMA_PER_FWHM
+    truth = np.zeros((N, *SHAPE))
+    sources = []
+    for k in range(N):
+        for _ in range(2):
+            y0, x0, flux = rng.uniform(14, 50), rng.uniform(14, 50), rng.uniform(80, 200)
+            sources.append((k, y0, x0, flux))
+            truth[k] += flux * np.outer(profile(64, y0, sigma), profile(64, x0, sigma))
+
+    def observe(dcr, samples=100):
+        out = np.zeros(SHAPE)
+        t = (np.arange(samples) + 0.5) / samples
+        for k, y0, x0, flux in sources:
+            s0, s1 = np.asarray(dcr[k], dtype=float)
+            for ti in t:
+                dy, dx = s0 * (1 - ti) + s1 * ti
+                out += (
+                    flux
+                    / samples
+                    * np.outer(profile(64, y0 + dy, sigma), profile(64, x0 + dx, sigma))
+                )
+        return out
+
+    allShifts = []
+    for elevation, azimuth in pointings + [(38, 200)]:
+        visitInfo, wcs = makeVisitAndWcs(
+            elevation=elevation, azimuth=azimuth, rotation=30.0, shape=SHAPE
+        )
+        split = calculateDcr(
+            visitInfo, wcs, effectiveWavelength, bandwidth, N, splitSubfilters=True
+        )
+        mean = calculateDcr(visitInfo, wcs, effectiveWavelength, bandwidth, N)
+        # the contract mode="mean" relies on: the unsplit shift is the mean of the two edges
+        np.testing.assert_allclose(np.mean(np.asarray(split), axis=1), np.asarray(mean), atol=1e-6)
+        allShifts.append(split)
+    visits = np.array([observe(d) for d in allShifts[:-1]])
+    variances, bad = unitInputs(visits)
+    solution = solveDirectFromShifts(visits, variances, bad, allShifts[:-1])
+    engine = FourierTemplateEngine(solution.modelArrays, maxShift=maxShiftOf(allShifts))
+    held = observe(allShifts[-1])
+    assert np.abs(engine.buildTemplate(allShifts[-1]) - held)[INNER].max() < 2e-3 * truth.max()
