@@ -244,7 +244,10 @@ def test_stops_when_the_improvement_falls_below_the_threshold(field):
 
 def test_without_convergence_runs_max_iterations_at_the_base_gain(field):
     config = DcrAssembleConfig(useConvergence=False, maxNumIter=4, baseGain=0.4)
-    result = DcrAssembleCoadd(config).run(field.exposures)
+    events = []
+    result = DcrAssembleCoadd(config).run(field.exposures, progress=events.append)
+    assert [(e["iteration"], e["convergence"], e["gain"]) for e in events[:-1]] == [
+        (i, None, 0.4) for i in range(1, 5)]
     (record,) = result.summary["subregions"]
     assert record["iterations"] == 4
     assert record["convergence"] == []

@@ -1226,6 +1226,11 @@ class _Subregion:
         previous = None
         iteration = 0
         while True:
+            if not config.useConvergence and iteration >= maxIter:
+                if iteration > 0:
+                    self._report(progress, iteration, None, gains[-1])
+                record["stopReason"] = "maximum iterations"
+                break
             templates = self._templates()
             metric = self._convergence(templates) if config.useConvergence else None
             if config.useConvergence:
