@@ -135,7 +135,8 @@ class DirectSolution:
         Condition numbers of the regularised per-frequency systems: ``"max"``, ``"median"``,
         ``"p99"`` and ``"zeroFrequency"``; empty when diagnostics were not requested.
     passChanges : list of float
-        Relative change of the model (L2 over the image) at each refinement iteration.
+        Size of each refinement step relative to the whole refinement so far (L2 over the
+        image); the first is 1.
     paddedShape : tuple of int
         The padded FFT grid ``(ny, nx)``.
     regularization : float
@@ -533,7 +534,7 @@ def solveDirect(
     ridge: float = DEFAULT_RIDGE,
     weights: np.ndarray | None = None,
     maskPasses: int = 8,
-    maskTolerance: float = 1e-3,
+    maskTolerance: float = 1e-2,
     padMode: str = "edge",
     workers: int | None = -1,
     diagnostics: bool = True,
@@ -577,8 +578,10 @@ def solveDirect(
         pixels (default 8; each costs two FFTs per visit); 0 keeps the first solve, in which
         masked pixels hold the inverse-variance coadd. Not used when no pixel is masked.
     maskTolerance : float, optional
-        Stop the refinement when an iteration changes the model by less than this fraction
-        of its L2 norm over the image (default 1e-3).
+        Stop the refinement when an iteration's step is smaller than this fraction of the
+        whole refinement so far (L2 over the image; default 1e-2). Measured against the
+        refinement rather than the model, so that a few masked pixels in a large image are
+        still refined to convergence.
     padMode : str, optional
         How the coadd is extended into the margin (`dcrmodel.fourier.padToShape`).
     workers : int, optional
@@ -721,7 +724,7 @@ def solveDirect(
         direction = preconditioned.copy()
         rz = _dot(residual, preconditioned, columnWeights)
         initial = np.sqrt(max(rz, 0.0))
-        modelNorm = max(_croppedNorm(solution, padded, shape, workers), 1e-300)
+        correction = np.zeros((n, ny, nx))
         for _ in range(int(maskPasses)):
             if initial == 0.0 or rz <= 0.0:
                 break
@@ -734,7 +737,9 @@ def solveDirect(
             residual -= alpha * product
             preconditioned = _choleskySolve(factor, residual, n)
             rzNew = _dot(residual, preconditioned, columnWeights)
-            change = abs(alpha) * _croppedNorm(direction, padded, shape, workers) / modelNorm
+            step = alpha * _cropped(direction, padded, shape, workers)
+            correction += step
+            change = float(np.linalg.norm(step) / max(np.linalg.norm(correction), 1e-300))
             changes.append(change)
             _log.debug(
                 "direct solver refinement %d: model change %.3g, preconditioned residual %.3g",
@@ -776,15 +781,14 @@ def solveDirect(
     )
 
 
-def _croppedNorm(
+def _cropped(
     vector: np.ndarray, padded: tuple[int, int], shape: tuple[int, int], workers: int | None
-) -> float:
-    """L2 norm over the image (not the margin) of the N fields given by their rfft2."""
-    total = 0.0
+) -> np.ndarray:
+    """Return the N real fields given by their rfft2, cropped to the image, float64."""
+    out = np.empty((vector.shape[0], *shape))
     for k in range(vector.shape[0]):
-        field_ = cropFromPadded(scipy.fft.irfft2(vector[k], s=padded, workers=workers), shape)
-        total += float(np.sum(field_**2))
-    return float(np.sqrt(total))
+        out[k] = cropFromPadded(scipy.fft.irfft2(vector[k], s=padded, workers=workers), shape)
+    return out
 
 
 def _parsevalWeights(padded: tuple[int, int]) -> np.ndarray:
