@@ -88,6 +88,8 @@ from .fourier import (
     padToShape,
     visitTransfers,
 )
+from .image import Image, Mask
+from .model import DcrModel
 
 __all__ = [
     "DEFAULT_REGULARIZATION",
@@ -122,8 +124,8 @@ class DirectSolution:
     modelArrays : `numpy.ndarray`
         ``(N, ny, nx)`` subfilter images, in the images' float dtype.
     noDataMask : `numpy.ndarray`
-        Boolean ``(ny, nx)``: pixels masked in every visit (no data; the model there comes
-        from the neighbouring data). Set ``NO_DATA`` there in a model's mask.
+        Boolean ``(ny, nx)``: pixels masked in every visit (no data; the model there holds
+        the nearest good pixels' coadd in sum). Set ``NO_DATA`` there in a model's mask.
     weights : `numpy.ndarray`
         ``(J,)`` per-visit weights used (1 / counts^2 for the default inverse median
         variance).
@@ -168,7 +170,7 @@ class DirectSolution:
         photoCalib: Any = None,
         wcs: Any = None,
         variance: np.ndarray | None = None,
-    ) -> Any:
+    ) -> DcrModel:
         """Wrap the solution in a `dcrmodel.model.DcrModel`.
 
         Parameters
@@ -191,9 +193,6 @@ class DirectSolution:
         model : `dcrmodel.model.DcrModel`
             One image per subfilter; its mask has ``NO_DATA`` set at `noDataMask`.
         """
-        from .image import Image, Mask
-        from .model import DcrModel
-
         images = [Image(np.array(a), origin=origin) for a in self.modelArrays]
         mask = Mask(np.zeros(self.noDataMask.shape, dtype=np.int32), origin=origin)
         mask.array[self.noDataMask] |= mask.getPlaneBitMask("NO_DATA")
@@ -742,7 +741,7 @@ def solveDirect(
             change = float(np.linalg.norm(step) / max(np.linalg.norm(correction), 1e-300))
             changes.append(change)
             _log.debug(
-                "direct solver refinement %d: model change %.3g, preconditioned residual %.3g",
+                "direct solver refinement %d: step/correction %.3g, preconditioned residual %.3g",
                 len(changes),
                 change,
                 np.sqrt(max(rzNew, 0.0)) / initial,
