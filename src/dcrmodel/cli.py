@@ -3,13 +3,15 @@
 Subcommands:
 
 - ``dcrmodel simulate --out DIR``: a synthetic field with known truth (`dcrmodel.simulate`).
+- ``assemble``, ``template``, ``diff`` and ``demo``: see `dcrmodel.commands`.
 
 Each subcommand is one small pair of functions: ``_add<Name>(subparsers)`` declares its
 arguments and sets its handler, ``_run<Name>(args) -> int`` does the work. Register a new
 subcommand by adding its ``_add`` function to `_SUBCOMMANDS`.
 
 Exit codes (scripts can rely on them): 0 success; 2 bad input or usage (a one-line
-message on standard error; every `dcrmodel.errors.DcrError` lands here); 130 interrupted.
+message on standard error; every `dcrmodel.errors.DcrError` and every missing file lands
+here); 130 interrupted.
 Anything else is a bug and shows its traceback (exit 1).
 
 Options common to every subcommand: ``-q/--quiet`` (errors only, no progress bar) and
@@ -28,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from . import __version__
+from .commands import SUBCOMMANDS as _MODEL_SUBCOMMANDS
 from .errors import DcrError, DcrOfflineWarning
 
 __all__ = ["main", "buildParser", "ProgressBar", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED"]
@@ -250,7 +253,10 @@ def _runSimulate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 #: Functions that add one subcommand each: ``add(subparsers, commonParser)``.
-_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_addSimulate]
+_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
+    _addSimulate,
+    *_MODEL_SUBCOMMANDS,
+]
 
 
 def _commonParser() -> argparse.ArgumentParser:
@@ -331,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _showWarning
     try:
         return args.handler(args)
-    except DcrError as error:
+    except (DcrError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
         text = " ".join(str(error).split())
         print(f"dcrmodel {args.command}: error: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from dcrmodel.cli import main
+from dcrmodel.fits import readExposure
+from dcrmodel.simulate import loadManifest
+
+
+@pytest.fixture(scope="module")
+def field(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["simulate", "--out", str(root / "sim"), "--size", "112", "--visits", "10",
+                 "--no-progress", "-q"]) == 0
+    manifest = loadManifest(root / "sim")
+    training = [str(manifest.path(v["file"])) for v in manifest.visits()
+                if v["role"] == "training"]
+    test = [v for v in manifest.visits() if v["role"] == "test"][0]
+    model = root / "model"
+    assert main(["assemble", *training, "--coadd", str(manifest.coaddPath), "--out",
+                 str(model), "--solver", "direct", "-q"]) == 0
+    return root, manifest, model, manifest.path(test["file"])
+
+
+def test_assemble_writes_model_and_summary(field):
+    root, manifest, model, _ = field
+    names = sorted(p.name for p in model.iterdir())
+    assert names == ["dcrCoadd_0.fits", "dcrCoadd_1.fits", "dcrCoadd_2.fits", "nImage.fits",
+                     "stackedCoadd.fits", "summary.json"]
+    summary = json.loads((model / "summary.json").read_text())
+    assert len(summary["visits"]) == sum(v["role"] == "training" for v in manifest.visits())
+
+
+def test_template_and_diff(field, capsys):
+    root, _, model, science = field
+    out = root / "template.fits"
+    assert main(["template", str(model), str(science), "--out", str(out)]) == 0
+    template = readExposure(out)
+    exposure = readExposure(science)
+    assert template.bbox == exposure.bbox
+    assert np.isfinite(template.image.array).all()
+    # an existing output is refused unless --overwrite
+    assert main(["template", str(model), str(science), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    diff = root / "diff.fits"
+    assert main(["diff", str(model), str(science), "--out", str(diff), "-q"]) == 0
+    detections = json.loads(diff.with_suffix(".json").read_text())
+    assert detections["numDetections"] == len(detections["detections"])
+    difference = readExposure(diff)
+    np.testing.assert_allclose(difference.image.array,
+                               exposure.image.array - template.image.array, atol=2e-2)
+
+
+def test_bad_input_exit_codes(field, tmp_path, capsys):
+    root, manifest, _, science = field
+    visit = str(science)
+    assert main(["assemble", visit, "--out", str(tmp_path / "m")]) == 2
+    assert "subfilters" in capsys.readouterr().err
+    assert main(["assemble", visit, visit, visit, "--out", str(tmp_path / "m"),
+                 "--set", "notAKnob=1"]) == 2
+    assert "unknown setting" in capsys.readouterr().err
+    assert main(["assemble", visit, "--out", str(tmp_path / "m"), "--bandwidth", "100"]) == 2
+    assert "together" in capsys.readouterr().err
+    assert main(["template", str(tmp_path / "missing"), visit, "--out",
+                 str(tmp_path / "t.fits")]) != 0
+    assert not (tmp_path / "t.fits").exists()
+    assert not (tmp_path / "m").exists()
