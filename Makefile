@@ -12,6 +12,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(VENV)/.installed
 
+demo: $(VENV)/.installed
+	$(BIN)/dcrmodel demo --out demo-output --overwrite
+
 test: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 -q
