@@ -5,12 +5,15 @@ many exposures and forward-models DCR-matched templates for new exposures. The p
 of `DcrModel` follows the Rubin science pipelines' class of the same name.
 """
 
+from .assemble import AssembleResult, DcrAssembleCoadd, assembleFromFiles, writeResults
+from .config import DcrAssembleConfig
 from .dcr import (
     calculateDcr,
     calculateImageParallacticAngle,
     wavelengthGenerator,
     zenithDirection,
 )
+from .direct import DirectSolution, solveDirect, solveDirectFromShifts
 from .errors import (
     DcrConfigError,
     DcrError,
@@ -32,6 +35,7 @@ from .fits import (
     writeDcrModel,
     writeExposure,
 )
+from .fourier import FourierTemplateEngine
 from .image import (
     RUBIN_BANDS,
     Box,
@@ -48,6 +52,7 @@ from .image import (
 )
 from .model import DcrModel
 from .observation import Observatory, VisitInfo, Weather, defaultWeather
+from .psf import PsfEstimate, estimatePsf, psfAtWavelength, psfMatchingTransfer, psfTransfer
 from .refraction import differentialRefraction, refraction
 from .shift import applyDcr
 
@@ -55,6 +60,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DcrModel",
+    "DcrAssembleCoadd",
+    "DcrAssembleConfig",
+    "AssembleResult",
+    "assembleFromFiles",
+    "writeResults",
+    "FourierTemplateEngine",
+    "solveDirect",
+    "solveDirectFromShifts",
+    "DirectSolution",
+    "estimatePsf",
+    "PsfEstimate",
+    "psfAtWavelength",
+    "psfTransfer",
+    "psfMatchingTransfer",
     "applyDcr",
     "calculateDcr",
     "calculateImageParallacticAngle",
