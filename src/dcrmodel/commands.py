@@ -20,6 +20,7 @@ from typing import Any
 
 from .atomic import atomicPath
 from .errors import DcrOutputError
+from .progress import ProgressBar
 
 __all__ = ["SUBCOMMANDS"]
 
@@ -27,8 +28,6 @@ _SOLVERS = ("iterative", "direct")
 
 
 def _bar(args: argparse.Namespace, label: str) -> Any:
-    from .cli import ProgressBar
-
     quiet = getattr(args, "quiet", False) or getattr(args, "no_progress", False)
     return ProgressBar(label, enabled=False if quiet else None)
 
