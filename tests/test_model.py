@@ -20,6 +20,7 @@ from dcrmodel.dcr import calculateDcr
 from dcrmodel.errors import (
     DcrConfigError,
     DcrMetadataError,
+    DcrPsfWarning,
     DcrShapeError,
     DcrTypeError,
     DcrValueError,
@@ -471,8 +472,14 @@ def test_templateOfPointSourceMatchesAnalyticShifts(visitAndWcs, split, engine):
     origin, shape, position = (10, 5), (64, 64), (41.3, 37.6)
     fluxes = (100.0, 200.0, 300.0)
     model = pointSourceModel(shape=shape, origin=origin, position=position, fluxes=fluxes, wcs=wcs)
+    # the reference's quarter-point split (the Fourier engine's default is the exact smear)
     template = model.buildMatchedTemplate(
-        visitInfo=visitInfo, bbox=model.bbox, wcs=wcs, splitSubfilters=split, engine=engine
+        visitInfo=visitInfo,
+        bbox=model.bbox,
+        wcs=wcs,
+        splitSubfilters=split,
+        engine=engine,
+        mode="split" if split else None,
     )
     assert isinstance(template, Image) and template.bbox == model.bbox
     shifts = calculateDcr(visitInfo, wcs, 480.0, 150.0, 3, splitSubfilters=split, bbox=model.bbox)
@@ -486,15 +493,22 @@ def test_templateOfPointSourceMatchesAnalyticShifts(visitAndWcs, split, engine):
     assert np.abs(unshifted - expected).max() > 50 * np.abs(template.array - expected).max()
 
 
+@pytest.mark.filterwarnings("ignore::dcrmodel.errors.DcrPsfWarning")
 def test_templateFromExposureUsesItsMetadata(visitAndWcs):
     visitInfo, wcs = visitAndWcs
     model = pointSourceModel(wcs=wcs)
     cut = Box(8, 6, 40, 44)
     exposure = makeExposure(shape=cut.shape, origin=cut.begin, wcs=wcs, visitInfo=visitInfo)
     fromExposure = model.buildMatchedTemplate(exposure)
-    direct = model.buildMatchedTemplate(visitInfo=visitInfo, bbox=cut, wcs=wcs)
+    # the exposure's PSF (sharper than the model's here) is the template's
+    direct = model.buildMatchedTemplate(visitInfo=visitInfo, bbox=cut, wcs=wcs, psf=exposure.psf)
     assert fromExposure.bbox == cut
     np.testing.assert_array_equal(fromExposure.array, direct.array)
+    unmatched = model.buildMatchedTemplate(exposure, matchPsf=False)
+    np.testing.assert_array_equal(
+        unmatched.array, model.buildMatchedTemplate(visitInfo=visitInfo, bbox=cut, wcs=wcs).array
+    )
+    assert np.abs(unmatched.array - fromExposure.array).max() > 0.1 * unmatched.array.max()
 
 
 def test_templateConservesFluxAwayFromEdges(visitAndWcs):
@@ -510,11 +524,15 @@ def test_templateConservesFluxAwayFromEdges(visitAndWcs):
         images.append(Image(renderGaussians(shape, sources, sigma=1.5 + 0.3 * k), bbox=bbox))
     model = DcrModel(images, filterInfo=BAND)
     total = sum(float(img.array.sum()) for img in images)
-    for split in (False, True):
+    # the Fourier engine's interpolation kernel leaves ~1e-8 of the flux in the padding
+    for split, engine, rel in [
+        (False, "spline", 1e-9), (True, "spline", 1e-9), (False, "fourier", 1e-7),
+        (True, "fourier", 1e-7),
+    ]:
         template = model.buildMatchedTemplate(
-            visitInfo=visitInfo, bbox=bbox, wcs=wcs, splitSubfilters=split
+            visitInfo=visitInfo, bbox=bbox, wcs=wcs, splitSubfilters=split, engine=engine
         )
-        assert template.array.sum() == pytest.approx(total, rel=1e-9)
+        assert template.array.sum() == pytest.approx(total, rel=rel)
         # per source: a window of +-8 px around the middle source keeps its flux
         window = (slice(30 - 8, 30 + 9), slice(36 - 8, 36 + 9))
         modelWindow = sum(float(img.array[window].sum()) for img in images)
@@ -596,7 +614,9 @@ def test_templateSplitAndThresholdWithWholePixelShifts(
     # edge shifts whose quarter points are whole pixels: (1, 0)/(-1, 0), (0, 3)/(0, 1), (0, 0)
     edges = [((2.0, 0.0), (-2.0, 0.0)), ((0.0, 4.0), (0.0, 0.0)), ((0.0, 0.0), (0.0, 0.0))]
     monkeypatch.setattr(model_module, "calculateDcr", FakeDcr(None, splitShifts=edges))
-    template = model.buildMatchedTemplate(visitInfo=object(), bbox=inner, wcs=wcs, engine=engine)
+    template = model.buildMatchedTemplate(
+        visitInfo=object(), bbox=inner, wcs=wcs, engine=engine, mode="split"
+    )
     quarters = [((1, 0), (-1, 0)), ((0, 3), (0, 1)), ((0, 0), (0, 0))]
     expected = sum(
         0.5 * (shiftedBySlicing(m, inner, q0) + shiftedBySlicing(m, inner, q1))
@@ -605,7 +625,7 @@ def test_templateSplitAndThresholdWithWholePixelShifts(
     np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-10)
     # spans are 4 px: above a threshold of 5 px each subfilter moves once by its edges' mean
     template = model.buildMatchedTemplate(
-        visitInfo=object(), bbox=inner, wcs=wcs, splitThreshold=5.0, engine=engine
+        visitInfo=object(), bbox=inner, wcs=wcs, splitThreshold=5.0, engine=engine, mode="split"
     )
     means = [(0, 0), (0, 2), (0, 0)]
     expected = sum(shiftedBySlicing(m, inner, s) for m, s in zip(model, means, strict=True))
@@ -692,7 +712,9 @@ def test_buildMatchedExposure(visitAndWcs):
         templateExposure.mask.array, science.mask.array[target.bbox.slices(science.bbox)]
     )
     assert templateExposure.wcs is wcs and templateExposure.visitInfo is visitInfo
-    assert templateExposure.filter == science.filter and templateExposure.psf is science.psf
+    # PSF-matched to the target, so the template carries the target's PSF
+    assert templateExposure.filter == science.filter and templateExposure.psf is target.psf
+    assert model.buildMatchedExposure(target, matchPsf=False).psf is science.psf
     assert templateExposure.photoCalib is science.photoCalib
     # an explicit mask, from the separate metadata
     mask = Mask.fromBox(model.bbox)
@@ -980,7 +1002,9 @@ def test_templateMatchesAnalyticShiftsForAnyOrientation(rotation, flipped, azimu
         )
     position, fluxes = (30.4, 29.8), (300.0, 100.0, 50.0)
     model = pointSourceModel(position=position, fluxes=fluxes, wcs=wcs)
-    template = model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=wcs)
+    template = model.buildMatchedTemplate(
+        visitInfo=visitInfo, bbox=model.bbox, wcs=wcs, mode="split"
+    )
     shifts = calculateDcr(visitInfo, wcs, 480.0, 150.0, 3, splitSubfilters=True, bbox=model.bbox)
     expected = analyticTemplate(model.bbox.shape, (0, 0), position, fluxes, shifts, split=True)
     np.testing.assert_allclose(template.array, expected, atol=1e-3 * expected.max())
@@ -1027,3 +1051,109 @@ def test_fourierEngineCacheFollowsModelChanges(monkeypatch, integerModel, visitA
     np.testing.assert_allclose(template.array, expected(), atol=1e-10)
     # the cache is not pickled
     assert pickle.loads(pickle.dumps(model))._fourier is None
+
+
+# ----------------------------------------------------------------------------------------
+# PSF-matched templates, engines and subfilter modes
+# ----------------------------------------------------------------------------------------
+
+
+def _chromaticVisitTemplate(shape, position, fluxes, shifts, sigmas):
+    """Analytic template: subfilter k a pixel-integrated Gaussian of sigma_k at its shift."""
+    expected = np.zeros(shape)
+    for flux, (dy, dx), sigma in zip(fluxes, shifts, sigmas, strict=True):
+        source = (position[0] + dx, position[1] + dy, flux)
+        expected += renderGaussians(shape, [source], sigma=sigma)
+    return expected
+
+
+@pytest.mark.parametrize("engine", ["fourier", "spline"])
+def test_templateIsMatchedToTheVisitPsfPerSubfilter(visitAndWcs, engine):
+    """A broader, chromatic visit PSF: each subfilter re-blurred to its own width."""
+    visitInfo, wcs = visitAndWcs
+    position, fluxes, sigmaModel = (31.3, 32.6), (300.0, 200.0, 100.0), 1.6
+    model = pointSourceModel(position=position, fluxes=fluxes, sigma=sigmaModel, wcs=wcs)
+    sigmaVisit, alpha = 2.4, -0.2
+    visitPsf = GaussianPsf(2.3548 * sigmaVisit, alpha=alpha, effectiveWavelength=480.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DcrPsfWarning)  # a broader visit is never damped
+        template = model.buildMatchedTemplate(
+            visitInfo=visitInfo, bbox=model.bbox, wcs=wcs, splitSubfilters=False,
+            engine=engine, psf=visitPsf,
+        )
+    shifts = calculateDcr(visitInfo, wcs, 480.0, 150.0, 3, bbox=model.bbox)
+    centres = (430.0, 480.0, 530.0)
+    sigmas = [sigmaVisit * (c / 480.0) ** alpha for c in centres]
+    expected = _chromaticVisitTemplate(model.bbox.shape, position, fluxes, shifts, sigmas)
+    # sampled-Gaussian transfer functions against pixel-integrated Gaussians: ~1e-4 of the
+    # peak; the spline shift adds ~2e-4
+    np.testing.assert_allclose(template.array, expected, atol=1.5e-3 * expected.max())
+    # ignoring the chromatic PSF (one width for all subfilters) is measurably worse
+    flat = _chromaticVisitTemplate(model.bbox.shape, position, fluxes, shifts, [sigmaVisit] * 3)
+    assert np.abs(flat - expected).max() > 5 * np.abs(template.array - expected).max()
+
+
+def test_sharperVisitIsFlaggedInTheTemplateMask(visitAndWcs):
+    visitInfo, wcs = visitAndWcs
+    model = pointSourceModel(position=(31.3, 32.6), fluxes=(3e3, 2e3, 1e3), sigma=2.0, wcs=wcs)
+    sharp = makeExposure(shape=(64, 64), wcs=wcs, visitInfo=visitInfo, noise=1.0,
+                         psf=GaussianPsf(2.3548 * 1.2))
+    with pytest.warns(DcrPsfWarning, match="sharper than the DCR model's PSF"):
+        templateExposure = model.buildMatchedExposure(sharp)
+    assert templateExposure.psf is sharp.psf
+    flagged = templateExposure.mask.array & templateExposure.mask.getPlaneBitMask("PSF_DAMPED")
+    flagged = flagged != 0
+    yy, xx = np.indices(flagged.shape)
+    distance = np.hypot(xx - 31.3, yy - 32.6)
+    assert flagged[distance < 3].all() and not flagged[distance > 20].any()
+    # warned once per model; the mask given to buildMatchedTemplate gets the plane too
+    mask = Mask.fromBox(model.bbox)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DcrPsfWarning)
+        model.buildMatchedTemplate(sharp, mask=mask)
+    np.testing.assert_array_equal(
+        (mask.array & mask.getPlaneBitMask("PSF_DAMPED")) != 0, flagged
+    )
+    # a broader visit: nothing flagged
+    broad = makeExposure(shape=(64, 64), wcs=wcs, visitInfo=visitInfo, noise=1.0,
+                         psf=GaussianPsf(2.3548 * 2.6))
+    quiet = model.buildMatchedExposure(broad)
+    assert "PSF_DAMPED" not in quiet.mask.planes or not (
+        quiet.mask.array & quiet.mask.getPlaneBitMask("PSF_DAMPED")
+    ).any()
+
+
+def test_smearModeAndDefaultEngine(visitAndWcs):
+    visitInfo, wcs = visitAndWcs
+    model = pointSourceModel(wcs=wcs)
+    kwargs = {"visitInfo": visitInfo, "bbox": model.bbox, "wcs": wcs}
+    default = model.buildMatchedTemplate(**kwargs)
+    smear = model.buildMatchedTemplate(engine="fourier", mode="smear", **kwargs)
+    np.testing.assert_array_equal(default.array, smear.array)
+    # a smear is not the quarter-point split, but close to it for sub-pixel spans
+    split = model.buildMatchedTemplate(engine="fourier", mode="split", **kwargs)
+    difference = np.abs(smear.array - split.array).max()
+    assert 0 < difference < 0.05 * split.array.max()
+    # splitSubfilters=False: one shift per subfilter in both engines
+    mean = model.buildMatchedTemplate(splitSubfilters=False, **kwargs)
+    np.testing.assert_array_equal(
+        mean.array, model.buildMatchedTemplate(mode="mean", **kwargs).array
+    )
+    # an undersampled model PSF makes the spline engine the default
+    coarse = DcrModel([img.clone() for img in model], filterInfo=BAND, psf=GaussianPsf(1.5),
+                      wcs=wcs)
+    np.testing.assert_array_equal(
+        coarse.buildMatchedTemplate(**kwargs, matchPsf=False).array,
+        coarse.buildMatchedTemplate(**kwargs, engine="spline", matchPsf=False).array,
+    )
+    with pytest.raises(DcrConfigError, match="mode 'smear'.*needs engine='fourier'"):
+        model.buildMatchedTemplate(engine="spline", mode="smear", **kwargs)
+    with pytest.raises(DcrConfigError, match="unknown subfilter mode 'box'"):
+        model.buildMatchedTemplate(mode="box", **kwargs)
+    with pytest.raises(DcrTypeError, match="psf must be a dcrmodel.image.Psf"):
+        model.buildMatchedTemplate(psf="seeing", **kwargs)
+    with pytest.raises(DcrValueError, match=r"must be in \[-1, 1\]"):
+        model.buildMatchedTemplate(psf=GaussianPsf(4.0, alpha=-1.5, effectiveWavelength=480.0),
+                                   **kwargs)
+    with pytest.raises(DcrValueError, match="psfDamping must be > 0"):
+        model.buildMatchedTemplate(psfDamping=0.0, psf=GaussianPsf(5.0), **kwargs)

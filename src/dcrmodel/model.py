@@ -28,16 +28,34 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.fft
 from astropy.wcs import WCS
 from scipy import ndimage
 
-from .dcr import calculateDcr
-from .errors import DcrConfigError, DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
-from .fourier import FourierTemplateEngine, subfilterTransfer
+from .dcr import calculateDcr, wavelengthGenerator
+from .errors import (
+    DcrConfigError,
+    DcrMetadataError,
+    DcrPsfWarning,
+    DcrShapeError,
+    DcrTypeError,
+    DcrValueError,
+)
+from .fourier import (
+    TRANSFER_MODES,
+    FourierTemplateEngine,
+    allowedShift,
+    applyTransfer,
+    cropFromPadded,
+    paddedShape,
+    padToShape,
+    subfilterTransfer,
+)
 from .image import (
     Box,
     Exposure,
@@ -49,9 +67,16 @@ from .image import (
     Psf,
     StatisticsControl,
 )
+from .psf import (
+    PsfMatch,
+    maxKernelSize,
+    psfMatchingTransfer,
+    psfTransfer,
+    validatePsfAlpha,
+)
 from .shift import applyDcr
 
-__all__ = ["DcrModel"]
+__all__ = ["DcrModel", "PSF_DAMPED_PLANE", "DEFAULT_PSF_DAMPING"]
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +84,18 @@ _log = logging.getLogger(__name__)
 #: (``dcrmodel.shift.applyDcr``) or phase ramps on the model's cached Fourier transforms
 #: (``dcrmodel.fourier.FourierTemplateEngine``).
 _ENGINES = ("spline", "fourier")
+
+#: Mask plane of a PSF-matched template flagging the pixels where the damping of the PSF
+#: matching (a visit sharper than the model) lost light above the noise.
+PSF_DAMPED_PLANE = "PSF_DAMPED"
+
+#: Default damping of the PSF matching, relative to the largest value of the model's optical
+#: transfer function (`dcrmodel.psf.psfMatchingTransfer`).
+DEFAULT_PSF_DAMPING = 1e-3
+
+#: Smallest model PSF FWHM (pixels) for which the Fourier engine is the default: phase ramps
+#: of an undersampled image ring, where the spline engine stays accurate.
+_MIN_FOURIER_FWHM = 2.0
 
 #: Extra pixels, beyond the largest DCR shift, of model taken around a template's box before
 #: shifting, so that the spline prefilter's boundary handling (an IIR filter whose influence
@@ -429,6 +466,9 @@ class DcrModel:
         self._photoCalib = photoCalib
         self._wcs = wcs
         self._fourier: FourierTemplateEngine | None = None
+        self._psfHeadroom = 0
+        self._otfCache: tuple[Any, np.ndarray] | None = None
+        self._warnedDamping = False
 
     # ------------------------------------------------------------------ construction
 
@@ -815,6 +855,7 @@ class DcrModel:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_fourier"] = None  # a cache: recomputed on demand, not shipped
+        state["_otfCache"] = None
         return state
 
     def __repr__(self) -> str:
@@ -1037,6 +1078,65 @@ class DcrModel:
             )
         return mask
 
+    def _resolveEngine(self, engine: Any) -> str:
+        """Return the template engine: ``engine``, or the default for this model (None)."""
+        if engine is None:
+            psf = self._psf
+            if psf is not None and psf.fwhm < _MIN_FOURIER_FWHM:
+                return "spline"
+            return "fourier"
+        if engine not in _ENGINES:
+            raise DcrConfigError(
+                f"unknown template engine {engine!r}; known engines: {', '.join(_ENGINES)}",
+                engine=engine,
+            )
+        return str(engine)
+
+    @staticmethod
+    def _resolveMode(mode: Any, engine: str, splitSubfilters: bool) -> str:
+        """Return how a subfilter's light is represented: "smear", "split" or "mean"."""
+        if mode is None:
+            if not splitSubfilters:
+                return "mean"
+            return "smear" if engine == "fourier" else "split"
+        if mode not in TRANSFER_MODES:
+            raise DcrConfigError(
+                f"unknown subfilter mode {mode!r}; known modes: {', '.join(TRANSFER_MODES)}",
+                mode=mode,
+            )
+        if mode == "smear" and engine != "fourier":
+            raise DcrConfigError(
+                "mode 'smear' (the exact smear of a subfilter between its edge shifts) needs "
+                "engine='fourier'; use mode='split' or 'mean' with the spline engine",
+                mode=mode,
+                engine=engine,
+            )
+        return str(mode)
+
+    def _subfilterCentres(self) -> list[float]:
+        """Central wavelengths (nm) of the subfilters, bluest first."""
+        return [
+            0.5 * (start + end)
+            for start, end in wavelengthGenerator(
+                self.effectiveWavelength, self.bandwidth, len(self)
+            )
+        ]
+
+    def _targetPsf(self, exposure: Any, psf: Any, matchPsf: Any) -> Psf | None:
+        """Return the PSF to match the template to, or None for a template at the model's."""
+        if not isinstance(matchPsf, (bool, np.bool_)):
+            raise DcrTypeError("matchPsf must be True or False", matchPsf=matchPsf)
+        if psf is not None and not isinstance(psf, Psf):
+            raise DcrTypeError(
+                "psf must be a dcrmodel.image.Psf (the PSF to match the template to) or None",
+                psf=type(psf).__name__,
+            )
+        target = psf if psf is not None else (exposure.psf if exposure is not None else None)
+        if not matchPsf or target is None or self._psf is None:
+            return None
+        validatePsfAlpha(target.alpha, "the target PSF's alpha (PSF-ALPH)")
+        return target
+
     def buildMatchedTemplate(
         self,
         exposure: Exposure | None = None,
@@ -1048,7 +1148,12 @@ class DcrModel:
         splitSubfilters: bool = True,
         splitThreshold: float = 0.0,
         amplifyModel: float = 1.0,
-        engine: str = "spline",
+        *,
+        engine: str | None = None,
+        mode: str | None = None,
+        psf: Psf | None = None,
+        matchPsf: bool = True,
+        psfDamping: float = DEFAULT_PSF_DAMPING,
     ) -> Image:
         """Create a DCR-matched template image for an exposure.
 
@@ -1058,7 +1163,7 @@ class DcrModel:
             The input exposure to build a matched template for. May be omitted if all of
             the metadata is supplied separately.
         order : int, optional
-            Interpolation (spline) order of the DCR shift, 0 to 5.
+            Interpolation (spline) order of the DCR shift, 0 to 5 (spline engine only).
         visitInfo : dcrmodel.observation.VisitInfo, optional
             Metadata for the exposure. Ignored if exposure is set.
         bbox : dcrmodel.image.Box, optional
@@ -1067,12 +1172,15 @@ class DcrModel:
             Coordinate system definition (wcs) for the exposure. Ignored if exposure is set.
         mask : dcrmodel.image.Mask, optional
             Reference mask to use for the template image. Checked to cover the template's
-            box; the template image itself does not depend on it (it is the mask that
-            `buildMatchedExposure` attaches).
+            box. The template image itself does not depend on it; when the template is
+            PSF-matched and the damping of the matching (see Notes) loses significant light,
+            the affected pixels are flagged in its ``PSF_DAMPED`` plane (added if missing).
         splitSubfilters : bool, optional
-            Calculate DCR for two evenly-spaced wavelengths in each subfilter, instead of at
-            the midpoint: each subfilter image is the average of two copies shifted to the
-            quarter points between the shifts of its edges. Default: True.
+            Represent each subfilter's light by its spread between the DCR of the
+            subfilter's two wavelength edges rather than by one shift at its midpoint:
+            the exact uniform smear between the two edge shifts (Fourier engine, default) or
+            the reference's average of two copies shifted to the quarter points between
+            them (spline engine, or ``mode="split"``). Default: True.
         splitThreshold : float, optional
             Minimum DCR difference (pixels) between the two edges of a subfilter required to
             use ``splitSubfilters``; below it, or at it, the subfilter is shifted once by the
@@ -1082,16 +1190,34 @@ class DcrModel:
             speed the convergence of iterative forward modelling: each subfilter image
             ``m_k`` is replaced by ``ref + amplifyModel * (m_k - ref)``, ``ref`` being the
             reference image (`getReferenceImage`).
-        engine : {"spline", "fourier"}, optional
-            Shift engine: ``"spline"`` (``dcrmodel.shift.applyDcr``, spline of ``order``), or
-            ``"fourier"`` (exact phase ramps on the model's Fourier transforms, computed once
-            and cached on the model; ``order`` is not used).
+        engine : {"fourier", "spline"}, optional
+            Keyword only. ``"fourier"``: exact phase ramps (and smears) on the model's
+            Fourier transforms, computed once and cached on the model (``order`` is not
+            used). ``"spline"``: the reference, ``dcrmodel.shift.applyDcr`` with a spline of
+            ``order``. None (default): ``"fourier"``, except for a model whose PSF is
+            undersampled (FWHM below 2 pixels), where phase ramps ring and the spline is the
+            more accurate.
+        mode : {"smear", "split", "mean"}, optional
+            Keyword only. How a subfilter's light is represented, overriding
+            ``splitSubfilters``: ``"smear"`` (Fourier engine only), ``"split"`` or
+            ``"mean"``. None (default): as described under ``splitSubfilters``.
+        psf : dcrmodel.image.Psf, optional
+            Keyword only. The PSF to give the template (None: the exposure's PSF, if any).
+        matchPsf : bool, optional
+            Keyword only. Give the template the target PSF (``psf`` or the exposure's) when
+            both it and the model's PSF are known (default True). False, or either PSF
+            unknown: the template is at the model's PSF.
+        psfDamping : float, optional
+            Keyword only. Damping level of the PSF matching relative to the largest value of
+            the model's optical transfer function (`dcrmodel.psf.psfMatchingTransfer`).
 
         Returns
         -------
         templateImage : dcrmodel.image.Image
             The DCR-matched template over the exposure's box: the sum over subfilters of the
-            model shifted by each subfilter's DCR in the visit. Same dtype as the model.
+            model moved by each subfilter's DCR in the visit (and, PSF-matched, re-blurred
+            from the model's PSF to the visit's at the subfilter's central wavelength). Same
+            dtype as the model.
 
         Raises
         ------
@@ -1103,7 +1229,16 @@ class DcrModel:
             If the template's box is not inside the model's box, or the mask does not
             cover it.
         DcrValueError, DcrConfigError, DcrTypeError
-            For an impossible ``order``, ``splitThreshold``, ``amplifyModel`` or ``engine``.
+            For an impossible ``order``, ``splitThreshold``, ``amplifyModel``, ``engine``,
+            ``mode``, ``psf`` or ``psfDamping``; a target PSF whose ``alpha`` is outside
+            [-1, 1].
+
+        Warns
+        -----
+        DcrPsfWarning
+            Once per model, the first time a template's PSF matching is damped (the visit is
+            sharper than the model somewhere in the band): the template misses part of the
+            visit's high-frequency light there (flagged in ``PSF_DAMPED``).
 
         Notes
         -----
@@ -1114,11 +1249,60 @@ class DcrModel:
         model's edges the edge pixels are repeated (``mode="nearest"``). The Fourier engine
         transforms the whole model (padded by repeating its edge pixels) once, caches the
         transforms until the model images change, and cuts each template to ``bbox``.
+
+        PSF matching. The model's subfilter images are the sky seen through the model's PSF
+        (`psf`). The visit sees subfilter ``k`` through its own PSF at the subfilter's
+        central wavelength (size scaled by ``(lambda_k / lambda_eff) ** alpha``), so each
+        subfilter's transfer is multiplied by ``OTF_visit,k / OTF_model``, damped where the
+        model's OTF is too small to divide by (`dcrmodel.psf.psfMatchingTransfer`). Where the
+        visit is sharper than the model the damping removes light the model does not hold;
+        the template then lacks, for each subfilter, the model convolved with the
+        residual kernel of the matching. Pixels where the sum over subfilters of ``|model|``
+        convolved with ``|residual kernel|`` (moved by the DCR) exceeds the noise (the
+        exposure's standard deviation, else that of the template from the model's variance,
+        else 1e-3 of the template's peak) are flagged.
         """
-        method = "buildMatchedTemplate"
+        template, _ = self._matchedTemplate(
+            "buildMatchedTemplate",
+            exposure,
+            order,
+            visitInfo,
+            bbox,
+            wcs,
+            mask,
+            splitSubfilters,
+            splitThreshold,
+            amplifyModel,
+            engine,
+            mode,
+            psf,
+            matchPsf,
+            psfDamping,
+        )
+        return template
+
+    def _matchedTemplate(
+        self,
+        method: str,
+        exposure: Any,
+        order: Any,
+        visitInfo: Any,
+        bbox: Any,
+        wcs: Any,
+        mask: Any,
+        splitSubfilters: Any,
+        splitThreshold: Any,
+        amplifyModel: Any,
+        engine: Any,
+        mode: Any,
+        psf: Any,
+        matchPsf: Any,
+        psfDamping: Any,
+    ) -> tuple[Image, Psf | None]:
+        """Build a template; flag damped pixels in ``mask``; return it and its PSF."""
         visitInfo, bbox, wcs = self._resolveVisit(exposure, visitInfo, bbox, wcs, method)
         bbox = self._checkRegion(bbox)
-        self._checkTemplateMask(mask, bbox)
+        mask = self._checkTemplateMask(mask, bbox)
         effectiveWavelength = self.effectiveWavelength
         bandwidth = self.bandwidth
         if not _isInteger(order) or not 0 <= order <= 5:
@@ -1129,44 +1313,153 @@ class DcrModel:
             )
         splitThreshold = _checkFiniteNumber(splitThreshold, "splitThreshold", minimum=0.0)
         amplifyModel = _checkFiniteNumber(amplifyModel, "amplifyModel", minimum=0.0)
-        if engine not in _ENGINES:
-            raise DcrConfigError(
-                f"unknown template engine {engine!r}; known engines: {', '.join(_ENGINES)}",
-                engine=engine,
-            )
+        engine = self._resolveEngine(engine)
+        mode = self._resolveMode(mode, engine, bool(splitSubfilters))
+        psfDamping = _checkFiniteNumber(psfDamping, "psfDamping", minimum=0.0)
+        if not psfDamping > 0:
+            raise DcrValueError("psfDamping must be > 0", psfDamping=psfDamping)
+        target = self._targetPsf(exposure, psf, matchPsf)
 
+        edges = mode != "mean"
         dcrShifts = calculateDcr(
             visitInfo,
             wcs,
             effectiveWavelength,
             bandwidth,
             len(self),
-            splitSubfilters=bool(splitSubfilters),
+            splitSubfilters=edges,
             bbox=bbox,
         )
         shifts = np.asarray(dcrShifts, dtype=float)
-        if splitSubfilters:
+        if edges:
             spans = np.hypot(*(shifts[:, 1] - shifts[:, 0]).T)
             useSplit = spans > splitThreshold
             _log.debug(
-                "edge shifts %s px, spans %s px, split %s",
+                "edge shifts %s px, spans %s px, %s %s",
                 shifts.tolist(),
                 spans.tolist(),
+                mode,
                 useSplit.tolist(),
             )
         else:
             useSplit = np.zeros(len(self), dtype=bool)
             _log.debug("shifts %s px", shifts.tolist())
         if engine == "fourier":
-            template = self._fourierTemplate(bbox, shifts, useSplit, amplifyModel)
+            template, damped = self._fourierTemplate(
+                bbox, shifts, useSplit, amplifyModel, mode, target, psfDamping, exposure
+            )
         else:
-            template = self._splineTemplate(bbox, shifts, useSplit, amplifyModel, int(order))
-        return Image(template.astype(self._modelImages[0].dtype, copy=False), bbox=bbox)
+            template, damped = self._splineTemplate(
+                bbox, shifts, useSplit, amplifyModel, int(order), target, psfDamping, exposure
+            )
+        if damped is not None and mask is not None:
+            bit = mask.addMaskPlane(PSF_DAMPED_PLANE)
+            region = mask.array[bbox.slices(mask.bbox)]
+            region[damped] |= np.int32(1 << bit)
+        image = Image(template.astype(self._modelImages[0].dtype, copy=False), bbox=bbox)
+        return image, target
 
     @staticmethod
     def _meanShift(shift: np.ndarray) -> np.ndarray:
         """Return the single shift of a subfilter: itself, or the mean of its two edge shifts."""
         return shift.mean(axis=0) if shift.ndim == 2 else shift
+
+    # ---- PSF matching
+
+    def _modelOtf(self, padded: tuple[int, int], cdtype: np.dtype) -> np.ndarray:
+        """Return the model PSF's transfer function on ``padded`` (cached per grid)."""
+        key = (id(self._psf), tuple(padded), np.dtype(cdtype).str)
+        cached = self._otfCache
+        if cached is None or cached[0] != key:
+            cached = (key, psfTransfer(self._psf, padded, dtype=cdtype))
+            self._otfCache = cached
+        return cached[1]
+
+    def _psfSize(self, target: Psf) -> int:
+        """Widest kernel (pixels) of the target PSF over the subfilters and the model PSF."""
+        centres = self._subfilterCentres()
+        size = maxKernelSize([target], centres, self.effectiveWavelength)
+        return max(size, maxKernelSize([self._psf]))
+
+    def _psfMatches(
+        self, target: Psf, padded: tuple[int, int], cdtype: np.dtype, damping: float
+    ) -> list[PsfMatch]:
+        """Return the damped matching transfers from the model PSF to ``target``, per subfilter."""
+        otfModel = self._modelOtf(padded, cdtype)
+        return [
+            psfMatchingTransfer(
+                target,
+                otfModel,
+                padded,
+                wavelength=centre,
+                effectiveWavelength=self.effectiveWavelength,
+                damping=damping,
+                dtype=cdtype,
+            )
+            for centre in self._subfilterCentres()
+        ]
+
+    def _noiseFor(self, exposure: Any, bbox: Box, templateArray: np.ndarray) -> np.ndarray:
+        """Noise (standard deviation per pixel) against which lost light is judged."""
+        if exposure is not None and exposure.variance is not None:
+            variance = np.asarray(exposure.variance.array[bbox.slices(exposure.bbox)], float)
+            good = np.isfinite(variance) & (variance > 0)
+            if good.any():
+                return np.sqrt(np.where(good, variance, np.median(variance[good])))
+        if self._variance is not None:
+            variance = len(self) * np.asarray(self._variance.array[bbox.slices(self.bbox)], float)
+            good = np.isfinite(variance) & (variance > 0)
+            if good.any():
+                return np.sqrt(np.where(good, variance, np.median(variance[good])))
+        peak = float(np.max(np.abs(templateArray))) if templateArray.size else 0.0
+        return np.full(bbox.shape, max(1e-3 * peak, np.finfo(float).tiny))
+
+    def _dampedPixels(
+        self,
+        matches: list[PsfMatch],
+        models: list[np.ndarray],
+        dcrTransfers: np.ndarray | None,
+        padded: tuple[int, int],
+        cut: tuple[slice, slice],
+        noise: np.ndarray,
+    ) -> np.ndarray | None:
+        """Template pixels where the damping of the PSF matching lost light above the noise.
+
+        ``models`` are the subfilter images on a region embedded (edge-extended) in
+        ``padded``, ``cut`` selects the template's box inside that region, and
+        ``dcrTransfers`` (or None) moves each subfilter by its DCR.
+        """
+        if not any(match.isDamped for match in matches):
+            return None
+        total = np.zeros((padded[0], padded[1] // 2 + 1), dtype=np.complex128)
+        for k, match in enumerate(matches):
+            if not match.isDamped:
+                continue
+            residual = np.abs(scipy.fft.ifftshift(match.residualKernel()))
+            term = scipy.fft.rfft2(padToShape(np.abs(models[k]).astype(float), padded))
+            term *= scipy.fft.rfft2(residual)
+            if dcrTransfers is not None:
+                term *= dcrTransfers[k]
+            total += term
+        lost = cropFromPadded(scipy.fft.irfft2(total, s=padded), models[0].shape)[cut]
+        damped = lost > noise
+        if not damped.any():
+            return None
+        if not self._warnedDamping:
+            warnings.warn(
+                "the visit is sharper than the DCR model's PSF in part of the band, so PSF "
+                "matching of the template was damped and it misses some of the visit's "
+                "high-frequency light; the pixels concerned are flagged "
+                f"{PSF_DAMPED_PLANE} in the template's mask (build the model with a sharper "
+                "model PSF to avoid this)",
+                DcrPsfWarning,
+                stacklevel=5,
+            )
+            self._warnedDamping = True
+        _log.info("PSF matching damped: %d template pixels flagged", int(damped.sum()))
+        return damped
+
+    # ---- engines
 
     def _splineTemplate(
         self,
@@ -1175,17 +1468,34 @@ class DcrModel:
         useSplit: np.ndarray,
         amplifyModel: float,
         order: int,
-    ) -> np.ndarray:
-        """Sum of the subfilter images shifted by splines (``applyDcr``), over ``bbox``."""
+        target: Psf | None = None,
+        psfDamping: float = DEFAULT_PSF_DAMPING,
+        exposure: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sum of the subfilter images shifted by splines (``applyDcr``), over ``bbox``.
+
+        With a target PSF each shifted subfilter image is then convolved with its matching
+        transfer (one FFT pair per subfilter).
+        """
         maxShift = float(np.max(np.abs(shifts))) if shifts.size else 0.0
-        work = bbox.grow(int(math.ceil(maxShift)) + _SHIFT_MARGIN).intersection(self.bbox)
+        psfSize = self._psfSize(target) if target is not None else 0
+        grow = int(math.ceil(maxShift)) + _SHIFT_MARGIN + psfSize // 2
+        work = bbox.grow(grow).intersection(self.bbox)
         workSlices = work.slices(self.bbox)
         cut = bbox.slices(work)
         reference = None
         if amplifyModel != 1.0:
             reference = self.getReferenceImage(work).astype(np.float64)
+        matches = None
+        padded = None
+        if target is not None:
+            padded = paddedShape(work.shape, 0.0, psfSize)
+            matches = self._psfMatches(target, padded, np.dtype(np.complex128), psfDamping)
         template = np.zeros(bbox.shape, dtype=np.float64)
-        for image, shift, split in zip(self._modelImages, shifts, useSplit, strict=True):
+        models = []
+        for k, (image, shift, split) in enumerate(
+            zip(self._modelImages, shifts, useSplit, strict=True)
+        ):
             model = image.array[workSlices]
             if reference is not None:
                 model = reference + amplifyModel * (model - reference)
@@ -1193,48 +1503,94 @@ class DcrModel:
                 shifted = applyDcr(model, shift, splitSubfilters=True, order=order)
             else:
                 shifted = applyDcr(model, self._meanShift(shift), order=order)
+            if matches is not None:
+                models.append(shifted)
+                shifted = applyTransfer(
+                    np.asarray(shifted, dtype=np.float64), matches[k].transfer, padded
+                )
             template += shifted[cut]
-        return template
+        damped = None
+        if matches is not None:
+            damped = self._dampedPixels(
+                matches, models, None, padded, cut, self._noiseFor(exposure, bbox, template)
+            )
+        return template, damped
 
-    def _fourierEngine(self, maxShift: float) -> FourierTemplateEngine:
-        """Return the cached Fourier engine, rebuilt if it cannot hold ``maxShift`` pixels."""
+    def _fourierEngine(self, maxShift: float, psfSize: int = 0) -> FourierTemplateEngine:
+        """Return the cached Fourier engine, rebuilt if it cannot hold the shifts and PSF."""
         engine = self._fourier
-        if engine is None or min(engine.maxShift) < maxShift:
+        if engine is not None:
+            allowed = allowedShift(engine.shape, engine.paddedShape, psfSize)
+            if min(allowed) < maxShift:
+                engine = None
+        if engine is None:
             # Leave room for the larger shifts of other visits, so that the transforms of
             # the model are computed once for a whole set of templates.
             room = max(1.5 * maxShift, maxShift + 2.0)
-            engine = FourierTemplateEngine([image.array for image in self._modelImages], room)
+            size = max(psfSize, self._psfHeadroom)
+            engine = FourierTemplateEngine(
+                [image.array for image in self._modelImages], room, psfSize=size
+            )
+            self._psfHeadroom = size
             self._fourier = engine
             _log.debug("Fourier engine %r for shifts up to %.2f px", engine, room)
         return engine
 
     def _fourierTemplate(
-        self, bbox: Box, shifts: np.ndarray, useSplit: np.ndarray, amplifyModel: float
-    ) -> np.ndarray:
-        """Sum of the subfilter images moved by phase ramps, over ``bbox``.
+        self,
+        bbox: Box,
+        shifts: np.ndarray,
+        useSplit: np.ndarray,
+        amplifyModel: float,
+        mode: str = "split",
+        target: Psf | None = None,
+        psfDamping: float = DEFAULT_PSF_DAMPING,
+        exposure: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sum of the subfilter images moved by phase ramps (or smeared), over ``bbox``.
 
         Amplification is linear in the model, so it goes into the transfer functions:
         ``sum_k (ref + a (m_k - ref)) H_k = sum_k m_k (a H_k + (1 - a) mean_j H_j)``.
+        PSF matching multiplies each ``H_k`` by the subfilter's matching transfer.
         """
         maxShift = float(np.max(np.abs(shifts))) if shifts.size else 0.0
-        engine = self._fourierEngine(maxShift)
+        psfSize = self._psfSize(target) if target is not None else 0
+        engine = self._fourierEngine(maxShift, psfSize)
+        padded = engine.paddedShape
         complexType = np.result_type(engine.dtype, np.complex64)
         transfers = np.stack(
             [
-                subfilterTransfer(engine.paddedShape, shift, "split", complexType)
+                subfilterTransfer(padded, shift, mode, complexType)
                 if split
-                else subfilterTransfer(
-                    engine.paddedShape, self._meanShift(shift), "mean", complexType
-                )
+                else subfilterTransfer(padded, self._meanShift(shift), "mean", complexType)
                 for shift, split in zip(shifts, useSplit, strict=True)
             ]
         )
+        matches = None
+        dcrTransfers = None
+        if target is not None:
+            matches = self._psfMatches(target, padded, np.dtype(complexType), psfDamping)
+            dcrTransfers = transfers.copy()
+            for k, match in enumerate(matches):
+                transfers[k] *= match.transfer
         if amplifyModel != 1.0:
             mean = transfers.mean(axis=0)
             transfers *= amplifyModel
             transfers += (1.0 - amplifyModel) * mean
-        template = engine.buildTemplateFromTransfers(transfers)
-        return np.asarray(template[bbox.slices(self.bbox)], dtype=np.float64)
+        full = engine.buildTemplateFromTransfers(transfers)
+        cut = bbox.slices(self.bbox)
+        template = np.asarray(full[cut], dtype=np.float64)
+        damped = None
+        if matches is not None:
+            damped = self._dampedPixels(
+                matches,
+                [image.array for image in self._modelImages],
+                dcrTransfers,
+                padded,
+                cut,
+                self._noiseFor(exposure, bbox, template),
+            )
+        return template, damped
 
     def buildMatchedExposure(
         self,
@@ -1246,7 +1602,12 @@ class DcrModel:
         order: int = 3,
         splitSubfilters: bool = True,
         splitThreshold: float = 0.0,
-        engine: str = "spline",
+        *,
+        engine: str | None = None,
+        mode: str | None = None,
+        psf: Psf | None = None,
+        matchPsf: bool = True,
+        psfDamping: float = DEFAULT_PSF_DAMPING,
     ) -> Exposure:
         """Create an exposure from a template image (a wrapper of `buildMatchedTemplate`).
 
@@ -1263,14 +1624,17 @@ class DcrModel:
             Coordinate system definition (wcs) for the exposure. Ignored if exposure is set.
         mask : dcrmodel.image.Mask, optional
             Reference mask to use for the template image. None: the model's mask.
-        order, splitSubfilters, splitThreshold, engine
+        order, splitSubfilters, splitThreshold
             Passed to `buildMatchedTemplate`.
+        engine, mode, psf, matchPsf, psfDamping
+            Keyword only; passed to `buildMatchedTemplate`.
 
         Returns
         -------
         templateExposure : dcrmodel.image.Exposure
             The DCR-matched template over the exposure's box, with the visit's WCS and
-            visit info and the model's filter, PSF and photometric calibration.
+            visit info, the model's filter and photometric calibration, and the PSF of the
+            template: the target PSF when it was PSF-matched, else the model's.
 
         Raises
         ------
@@ -1280,36 +1644,47 @@ class DcrModel:
         Notes
         -----
         - Mask: a copy of ``mask`` (or of the model's mask) cut to the box; all zero if the
-          model has none.
+          model has none. Pixels where the PSF matching was damped enough to lose light
+          above the noise are flagged in its ``PSF_DAMPED`` plane (see
+          `buildMatchedTemplate`).
         - Variance: the template is the sum of ``N`` subfilter images, each with the
           model's (per-subfilter) variance and taken as independent, so its variance is
           ``N`` times the model's. For a model made by `fromImage` this is the variance of
-          the coadd it was made from. The correlation the interpolating shifts introduce
-          between neighbouring pixels is not tracked. If the model has no variance the
-          exposure gets the unit variance of a `MaskedImage` without one.
+          the coadd it was made from. The correlation the interpolating shifts (and the
+          PSF matching) introduce between neighbouring pixels is not tracked. If the model
+          has no variance the exposure gets the unit variance of a `MaskedImage` without
+          one.
         """
         method = "buildMatchedExposure"
         visitInfo, bbox, wcs = self._resolveVisit(exposure, visitInfo, bbox, wcs, method)
         bbox = self._checkRegion(bbox)
         mask = self._checkTemplateMask(mask, bbox)
-        template = self.buildMatchedTemplate(
-            visitInfo=visitInfo,
-            bbox=bbox,
-            wcs=wcs,
-            mask=mask,
-            order=order,
-            splitSubfilters=splitSubfilters,
-            splitThreshold=splitThreshold,
-            engine=engine,
-        )
         sourceMask = mask if mask is not None else self._mask
-        templateMask = None
         if sourceMask is not None:
             templateMask = Mask(
                 sourceMask.array[bbox.slices(sourceMask.bbox)].copy(),
                 bbox=bbox,
                 planes=sourceMask.planes,
             )
+        else:
+            templateMask = Mask.fromBox(bbox)
+        template, target = self._matchedTemplate(
+            method,
+            exposure,
+            order,
+            visitInfo,
+            bbox,
+            wcs,
+            templateMask,
+            splitSubfilters,
+            splitThreshold,
+            1.0,
+            engine,
+            mode,
+            psf,
+            matchPsf,
+            psfDamping,
+        )
         templateVariance = None
         if self._variance is not None:
             templateVariance = Image(
@@ -1319,7 +1694,7 @@ class DcrModel:
         return Exposure(
             maskedImage,
             wcs=wcs,
-            psf=self._psf,
+            psf=target if target is not None else self._psf,
             visitInfo=visitInfo,
             filter=self._filter,
             photoCalib=self._photoCalib,
