@@ -7,6 +7,7 @@ moments of exponential discs, the Moffat and Kolmogorov profiles) and against Ga
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -29,6 +30,7 @@ from dcrmodel.simulate import (
     PowerLawSpectrum,
     Source,
     SourceComponent,
+    TiledSkyRenderer,
     wavelengthDisplacements,
 )
 from dcrmodel.site import Observatory, Weather
@@ -303,6 +305,25 @@ def test_renderer_refuses_a_cube_too_large_for_memory():
     wl, weights, _ = G_BAND.sample(3, 14)
     with pytest.raises(DcrValueError, match="GB for the wavelength cube"):
         FourierSkyRenderer([], Box(0, 0, 4096, 4096), wl, weights, padding=64, maxMemory=1e8)
+
+
+def test_tiled_renderer_has_no_seams():
+    rng = np.random.default_rng(4)
+    sources = [_star(x, y, flux=f, temperature=t, id=i) for i, (x, y, f, t) in enumerate(zip(
+        rng.uniform(5, 195, 40), rng.uniform(5, 155, 40), rng.uniform(1e3, 1e5, 40),
+        rng.uniform(3000, 30000, 40), strict=True))]
+    disc = SourceComponent(ExponentialProfile(2.0, 0.5, 20.0), PowerLawSpectrum(-1.0), 5e4)
+    sources.append(Source(99, 64.2, 63.7, "galaxy", "galaxy", (disc,)))  # on a tile corner
+    bbox = Box(100, 50, 200, 160)
+    wl, weights, _ = G_BAND.sample(3, 14)
+    shifts = np.stack([(wl - 480.0) / 30.0, -(wl - 480.0) / 40.0], axis=1)
+    psf = AtmosphericPsf("gaussian", 3.0, 475.0)
+    padding = 36  # shift (5 px) + 4 FWHM (12 px) + 10 disc scale lengths (20 px)
+    sources = [dataclasses.replace(s, x=s.x + 100, y=s.y + 50) for s in sources]
+    whole = FourierSkyRenderer(sources, bbox, wl, weights, padding).render(shifts, psf)
+    tiled = TiledSkyRenderer(sources, bbox, wl, weights, padding, tileSize=64)
+    assert tiled.numTiles == 12
+    np.testing.assert_allclose(tiled.render(shifts, psf), whole, atol=2e-6 * whole.max())
 
 
 def test_refraction_displacements_point_to_the_zenith_for_blue_light():

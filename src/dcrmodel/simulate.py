@@ -76,6 +76,7 @@ __all__ = [
     "Source",
     "AtmosphericPsf",
     "FourierSkyRenderer",
+    "TiledSkyRenderer",
     "wavelengthDisplacements",
     "meanWavelength",
     "makeWcs",
@@ -823,7 +824,7 @@ class AtmosphericPsf:
     >>> psf = AtmosphericPsf("kolmogorov", fwhm=3.5, effectiveWavelength=480.0, alpha=-0.2)
     >>> kernel = psf.computeKernelImage()
     >>> kernel.shape, round(float(kernel.sum()), 12)
-    ((37, 37), 1.0)
+    ((93, 93), 1.0)
     >>> print(f"{psf.computeFwhm(400.0):.3f}")
     3.630
     """
@@ -916,10 +917,24 @@ class AtmosphericPsf:
         return out
 
     def kernelRadius(self, wavelength: float | None = None) -> int:
-        """Half-width (pixels) of the stamp holding the PSF's light (~99.5 % or more)."""
+        """Half-width (pixels) of a stamp that holds all but ~0.1 % of the PSF's light.
+
+        2.5 FWHM for a Gaussian, 5 for a Moffat (beta 3.5: 0.02 % outside), 13 for
+        Kolmogorov seeing, whose wings fall only as ``r^(-11/3)`` (0.1 % outside; 0.5 %
+        outside 5 FWHM).
+        """
         w = self.computeFwhm(wavelength)
-        factor = {"gaussian": 2.5, "moffat": 5.0, "kolmogorov": 5.0}[self._profile]
+        factor = {"gaussian": 2.5, "moffat": 5.0, "kolmogorov": 13.0}[self._profile]
         return max(int(math.ceil(factor * w)), 3)
+
+    def lightRadius(self, wavelength: float | None = None) -> float:
+        """Radius (pixels) beyond which the PSF is below ~2e-6 of its peak.
+
+        8 FWHM for Kolmogorov and Moffat seeing, 4 for a Gaussian: the distance beyond which
+        even the brightest source adds a small fraction of a count.
+        """
+        w = self.computeFwhm(wavelength)
+        return (4.0 if self._profile == "gaussian" else 8.0) * w
 
     def computeKernelImage(self, wavelength: float | None = None, size: int | None = None
                            ) -> np.ndarray:
@@ -1119,14 +1134,16 @@ class FourierSkyRenderer:
         gy0 = self._bbox.minY - self._padding
         u_ = np.array([c[0] - gx0 for c in components])
         v_ = np.array([c[1] - gy0 for c in components])
-        phaseX = np.exp(-2j * np.pi * np.outer(u_, self._fx))  # (nComp, nxHalf)
+        # Phases and the block are single precision, like the cube they fill (relative
+        # error ~1e-7 of the brightest source).
+        phaseX = np.exp(-2j * np.pi * np.outer(u_, self._fx)).astype(np.complex64)
         # Smooth spectra make the (nWavelength, nComp) weights nearly low-rank: project
         # the components onto the leading spectral modes (singular values above 1e-8 of
         # the largest, below the cube's float32 precision), then expand to wavelengths.
         left, singular, right = np.linalg.svd(weights, full_matrices=False)
         rank = max(int(np.sum(singular > 1e-8 * singular[0])), 1)
-        modes = (singular[:rank, None] * right[:rank]).astype(np.complex128)  # (rank, nComp)
-        expand = left[:, :rank]  # (nWavelength, rank)
+        modes = (singular[:rank, None] * right[:rank]).astype(np.complex64)  # (rank, nComp)
+        expand = left[:, :rank].astype(np.complex64)  # (nWavelength, rank)
         # Extended components, vectorised by profile type: the transform depends on the
         # quadratic form k^2 = A fx^2 + 2 B fx fy + C fy^2 of each ellipse.
         groups = []
@@ -1138,17 +1155,17 @@ class FourierSkyRenderer:
                 a, b, c = _quadraticForm([components[j][2] for j in index])
                 groups.append((index, a[:, None, None], b[:, None, None], c[:, None, None],
                                radial))
-        # Rows per chunk: keep the (nComp, rows, nxHalf) complex block near 64 MB.
-        rows = max(1, int(64e6 // (16 * len(components) * nxHalf)))
+        # Rows per chunk: keep the (nComp, rows, nxHalf) complex block near 32 MB.
+        rows = max(1, int(32e6 // (8 * len(components) * nxHalf)))
         fx = self._fx[None, None, :]
         for start in range(0, nyFull, rows):
             fy = self._fy[start:start + rows]
-            phaseY = np.exp(-2j * np.pi * np.outer(v_, fy))  # (nComp, r)
+            phaseY = np.exp(-2j * np.pi * np.outer(v_, fy)).astype(np.complex64)
             block = phaseY[:, :, None] * phaseX[:, None, :]
             fyGrid = fy[None, :, None]
             for index, a, b, c, radial in groups:
                 k2 = a * (fx * fx) + 2.0 * b * (fx * fyGrid) + c * (fyGrid * fyGrid)
-                block[index] *= radial(k2)
+                block[index] *= radial(k2).astype(np.float32)
             chunk = expand @ (modes @ block.reshape(len(components), -1))
             cube[:, start:start + rows, :] = chunk.reshape(wavelengths.size, fy.size, nxHalf)
         return cube
@@ -1217,6 +1234,103 @@ class FourierSkyRenderer:
         full = sfft.irfft2(acc, s=self._shapeFull)
         p = self._padding
         return full[p:p + self._bbox.height, p:p + self._bbox.width]
+
+
+class TiledSkyRenderer:
+    """A `FourierSkyRenderer` per tile of a large field, with the same `render` call.
+
+    The cost of the sky cube grows as the number of sources times the number of
+    frequencies, that is as the square of the field's area; tiles make it linear. Each
+    tile renders the sources within ``padding`` of it on its own padded grid, which is
+    exact as long as no source's light travels farther than ``padding`` (the same
+    condition that keeps a single grid from wrapping around). A field no larger than
+    ``tileSize`` is one tile.
+
+    Parameters
+    ----------
+    sources : sequence of Source
+        The sources.
+    bbox : dcrmodel.image.Box
+        The field (parent pixels).
+    wavelengths, bandWeights : numpy.ndarray
+        Wavelength samples (nm) and their bandpass weights (see `FourierSkyRenderer`).
+    padding : int
+        Padding of every tile (pixels); at least the largest distance light travels from a
+        source (displacement plus PSF plus extent).
+    tileSize : int, optional
+        Largest tile side (pixels).
+    maxMemory : float, optional
+        Bytes all tiles' cubes may use together; more raises before any work.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        bbox: Any,
+        wavelengths: np.ndarray,
+        bandWeights: np.ndarray,
+        padding: int,
+        tileSize: int = 384,
+        maxMemory: float = 2.0e9,
+    ) -> None:
+        from .image import Box
+
+        self._bbox = bbox
+        nx = max(1, math.ceil(bbox.width / tileSize))
+        ny = max(1, math.ceil(bbox.height / tileSize))
+        xEdges = np.linspace(bbox.minX, bbox.maxX + 1, nx + 1).round().astype(int)
+        yEdges = np.linspace(bbox.minY, bbox.maxY + 1, ny + 1).round().astype(int)
+        plans = []
+        total = 0.0
+        for j in range(ny):
+            for i in range(nx):
+                tile = Box(int(xEdges[i]), int(yEdges[j]), int(xEdges[i + 1] - xEdges[i]),
+                           int(yEdges[j + 1] - yEdges[j]))
+                near = [
+                    s for s in sources
+                    if tile.minX - padding <= s.x <= tile.maxX + padding
+                    and tile.minY - padding <= s.y <= tile.maxY + padding
+                ]
+                plans.append((tile, near))
+                if near:
+                    total += (
+                        len(wavelengths)
+                        * sfft.next_fast_len(tile.height + 2 * padding, real=True)
+                        * (sfft.next_fast_len(tile.width + 2 * padding, real=True) // 2 + 1)
+                        * 8
+                    )
+        if total > maxMemory:
+            raise DcrValueError(
+                f"rendering needs {total / 1e9:.1f} GB for the wavelength cubes, more than the "
+                f"allowed {maxMemory / 1e9:.1f} GB; simulate a smaller field or fewer "
+                "wavelength samples",
+                bbox=bbox,
+                numWavelengths=len(wavelengths),
+            )
+        self._tiles = [
+            (tile, FourierSkyRenderer(near, tile, wavelengths, bandWeights, padding,
+                                      maxMemory=maxMemory) if near else None)
+            for tile, near in plans
+        ]
+
+    @property
+    def numTiles(self) -> int:
+        """Number of tiles."""
+        return len(self._tiles)
+
+    def render(
+        self,
+        displacements: np.ndarray | None,
+        psf: AtmosphericPsf,
+        sampleWeights: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Render the field; see `FourierSkyRenderer.render`."""
+        out = np.zeros(self._bbox.shape)
+        for tile, renderer in self._tiles:
+            if renderer is not None:
+                sy, sx = tile.slices(self._bbox)
+                out[sy, sx] = renderer.render(displacements, psf, sampleWeights)
+        return out
 
 
 def wavelengthDisplacements(
@@ -2298,7 +2412,9 @@ class _Simulation:
         ) + 1
         largestShift = max(float(np.max(np.abs(d))) for d in self.displacements)
         extent = max([s.extent for s in self.sources] + [0.0])
-        self.padding = int(math.ceil(largestShift + max(self.kernelSize, extent))) + 4
+        light = max(max(p.lightRadius(lo), p.lightRadius(hi)) for p in self.psfs)
+        # Light travels at most shift + PSF radius + source extent from a source's centre.
+        self.padding = int(math.ceil(largestShift + light + extent)) + 4
 
     # ------------------------------------------------------------------ records
 
@@ -2385,10 +2501,10 @@ class _Simulation:
 
     # ------------------------------------------------------------------ rendering
 
-    def renderer(self) -> FourierSkyRenderer:
-        return FourierSkyRenderer(
-            self.sources, self.bbox, self.wavelengths, self.bandWeights, self.padding,
-            maxMemory=self.config.maxMemory,
+    def renderer(self, sources: Sequence[Source] | None = None) -> TiledSkyRenderer:
+        return TiledSkyRenderer(
+            self.sources if sources is None else sources, self.bbox, self.wavelengths,
+            self.bandWeights, self.padding, maxMemory=self.config.maxMemory,
         )
 
     def _exposure(
@@ -2412,7 +2528,7 @@ class _Simulation:
         )
 
     def visits(
-        self, renderer: FourierSkyRenderer, progress: ProgressCallback | None = None
+        self, renderer: TiledSkyRenderer, progress: ProgressCallback | None = None
     ) -> Iterator[SimulatedVisit]:
         from .image import Mask
 
@@ -2426,10 +2542,7 @@ class _Simulation:
             full = static
             placed = self.transients.get(index, [])
             if placed:
-                extra = FourierSkyRenderer(
-                    [t for t, _ in placed], self.bbox, self.wavelengths, self.bandWeights,
-                    self.padding, maxMemory=config.maxMemory,
-                )
+                extra = self.renderer([t for t, _ in placed])
                 full = static + extra.render(self.displacements[index], psf)
             variance = config.skyLevel + config.readNoise**2 + np.clip(full, 0.0, None)
             image = full + self.rng.standard_normal(full.shape) * np.sqrt(variance)
@@ -2459,7 +2572,7 @@ class _Simulation:
                 self.visitInfos[index].id, visit.role, exposure, truth, truthStatic, record
             )
 
-    def truthModel(self, renderer: FourierSkyRenderer) -> Any:
+    def truthModel(self, renderer: TiledSkyRenderer) -> Any:
         from .image import Image, Mask
         from .model import DcrModel
 
