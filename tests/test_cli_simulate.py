@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 
@@ -92,6 +93,24 @@ def test_variable_and_chromatic_seeing_flags(tmp_path):
                for v in manifest["visits"])
     assert all(v["defects"] is None for v in manifest["visits"])
     assert len(manifest["transients"]) == 1
+
+
+def test_transmission_curve_file(tmp_path, capsys):
+    curve = tmp_path / "gcurve.txt"
+    rows = [f"{w:.1f} {math.exp(-0.5 * ((w - 480.0) / 40.0) ** 2):.6f}"
+            for w in range(380, 581, 5)]
+    curve.write_text("# wavelength_nm throughput\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "field"
+    assert _simulate(out, "-q", "--bandpass", str(curve)) == EXIT_OK
+    band = json.loads((out / "manifest.json").read_text())["band"]
+    assert band["kind"] == "curve" and band["name"] == "gcurve"
+    assert band["effectiveWavelength"] == pytest.approx(480.0, abs=0.5)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3\n4 5 6\n")
+    assert _simulate(tmp_path / "f2", "--bandpass", str(bad)) == EXIT_BAD_INPUT
+    assert "two columns" in capsys.readouterr().err
+    assert _simulate(tmp_path / "f3", "--bandpass", str(tmp_path / "none.txt")) == EXIT_BAD_INPUT
+    assert "cannot read the bandpass file" in capsys.readouterr().err
 
 
 def test_progress_bar_draws_only_when_enabled():

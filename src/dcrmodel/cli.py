@@ -102,6 +102,9 @@ def _addSimulate(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="top-hat band centre in nm (with --bandwidth; overrides --band)")
     parser.add_argument("--bandwidth", type=float, default=None, metavar="NM",
                         help="top-hat band width in nm (with --effective-wavelength)")
+    parser.add_argument("--bandpass", default=None, metavar="FILE",
+                        help="transmission curve: a text file of two columns, wavelength (nm) "
+                             "and throughput ('#' starts a comment); overrides --band")
     parser.add_argument("--subfilters", type=_positiveInt, default=3, metavar="N",
                         help="subfilters of the intended model (default 3)")
     parser.add_argument("--seeing", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
@@ -147,7 +150,11 @@ def _simulationConfig(args: argparse.Namespace) -> Any:
             "neither",
         )
     if args.effective_wavelength is not None:
+        if args.bandpass is not None:
+            raise DcrValueError("give either --bandpass or --effective-wavelength/--bandwidth")
         band = Bandpass.topHat(args.effective_wavelength, args.bandwidth, "custom")
+    if args.bandpass is not None:
+        band = _readBandpass(args.bandpass)
     seeing = (0.7, 0.7) if args.seeing is None else tuple(args.seeing)
     return SimulationConfig(
         size=args.size,
@@ -165,6 +172,32 @@ def _simulationConfig(args: argparse.Namespace) -> Any:
         transientsPerTestVisit=args.transients,
         defectFraction=0.0 if args.no_defects else 0.3,
     )
+
+
+def _readBandpass(path: str) -> Any:
+    """Read a two-column transmission curve (nm, throughput) into a `Bandpass`."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from .errors import DcrValueError
+    from .simulate import Bandpass
+
+    try:
+        table = np.loadtxt(path, comments="#", ndmin=2)
+    except (OSError, ValueError) as error:
+        raise DcrValueError(
+            f"cannot read the bandpass file {path}: {error}; it must hold two columns, "
+            "wavelength (nm) and throughput",
+            path=path,
+        ) from None
+    if table.shape[1] != 2:
+        raise DcrValueError(
+            "the bandpass file must hold two columns, wavelength (nm) and throughput",
+            path=path,
+            columns=table.shape[1],
+        )
+    return Bandpass.curve(table[:, 0], table[:, 1], name=Path(path).stem)
 
 
 def _runSimulate(args: argparse.Namespace) -> int:

@@ -2847,6 +2847,7 @@ def runSimulation(
         if progress is not None:
             progress(message, done, total)
 
+    report("rendering the sky", 0)
     renderer = sim.renderer()
     manifest = sim.baseManifest()
     files: list[str] = []
