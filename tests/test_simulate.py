@@ -460,6 +460,28 @@ def test_visits_span_airmass_on_both_sides_of_the_meridian(field):
     assert times == sorted(times)
 
 
+def test_default_plan_is_the_demo_field():
+    # The demo (issue 5) needs >= 12 training visits over airmass 1.0-2.0 on both sides of
+    # the meridian in g band, and held-out visits at airmass >= 1.5 with transients.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim = _Simulation(SimulationConfig(), seed=0)
+    assert sim.band.name == "g" and sim.config.numSubfilters == 3
+    assert sim.bbox.width == sim.bbox.height == 320
+    training = [(p, i) for p, i in zip(sim.plan, sim.visitInfos, strict=True)
+                if p.role == "training"]
+    test = [(p, i) for p, i in zip(sim.plan, sim.visitInfos, strict=True) if p.role == "test"]
+    assert len(training) >= 12 and 2 <= len(test) <= 6
+    airmass = [i.boresightAirmass for _, i in training]
+    assert min(airmass) < 1.05 and max(airmass) > 2.0
+    for side in (-1, 1):
+        sideAirmass = [i.boresightAirmass for _, i in training
+                       if np.sign(i.hourAngle.wrap_at(180 * u.deg).deg) == side]
+        assert len(sideAirmass) >= 5 and max(sideAirmass) > 1.9
+    assert all(i.boresightAirmass >= 1.5 and p.numTransients > 0 for p, i in test)
+    assert len({p.night for p, _ in training}) == 2
+
+
 def test_visit_info_is_consistent(field):
     for visit in field.visits:
         info = visit.exposure.visitInfo
