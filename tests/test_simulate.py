@@ -791,7 +791,7 @@ def test_explicit_visits_and_variable_chromatic_seeing():
         warnings.simplefilter("ignore")
         result = simulateField(
             _smallConfig(visits=specs, chromaticSeeing=-0.2, psfProfile="moffat",
-                         defectFraction=0.0),
+                         defectFraction=0.0, origin=(1000, 2000)),
             seed=1,
         )
     seeing = [v.record["seeing"] for v in result.visits]
@@ -803,3 +803,14 @@ def test_explicit_visits_and_variable_chromatic_seeing():
     assert result.truthModel.psf.fwhm == pytest.approx(0.6 / 0.2)
     east, west = result.visits[0].record["side"], result.visits[2].record["side"]
     assert {east, west} == {"east", "west"}
+    # A field away from the parent origin: sources, transients and images in parent pixels.
+    exposure = result.visits[2].exposure
+    assert exposure.bbox == Box(1000, 2000, 96, 96)
+    transient = result.manifest["transients"][0]
+    x, y = int(round(transient["x"])), int(round(transient["y"]))
+    extra = result.visits[2].truth.image[Box(x - 2, y - 2, 5, 5)].array - (
+        result.visits[2].truthStatic.image[Box(x - 2, y - 2, 5, 5)].array
+    )
+    assert extra.sum() > 0.4 * transient["flux"]
+    sky = exposure.wcs.pixel_to_world(transient["x"], transient["y"])
+    assert (sky.ra.deg, sky.dec.deg) == pytest.approx((transient["ra"], transient["dec"]))
