@@ -20,7 +20,9 @@ their photon spectra, ``d_lambda`` the refraction displacement, ``OTF_lambda`` t
 transfer function of the seeing (Gaussian, Moffat or Kolmogorov, optionally scaling with
 wavelength as ``lambda ** alpha``) and ``P(f) = sinc(fx) sinc(fy)`` the response of square
 pixels. The grid is padded so that no light wraps around. The transform of the static sky
-at each wavelength is computed once and shared by every visit.
+at each wavelength is computed once and shared by every visit; fields larger than a few
+hundred pixels are cut into padded tiles (`TiledSkyRenderer`) so that the cost grows with
+the area, not its square.
 
 On top of the static sky: per-visit noise (sky plus source, Gaussian with the Poisson
 variance, and the matching variance plane), mask defects in some visits (bad columns,
@@ -89,6 +91,7 @@ __all__ = [
     "runSimulation",
     "loadManifest",
     "MANIFEST_NAME",
+    "ROLES",
     "PSF_PROFILES",
     "COLOUR_CLASSES",
 ]
