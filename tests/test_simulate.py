@@ -14,6 +14,8 @@ import warnings
 import astropy.units as u
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import fft as sfft
 from scipy.special import erf
 
@@ -281,6 +283,28 @@ def test_chromatic_centroid_is_the_spectrum_weighted_displacement():
         density = BlackbodySpectrum(temperature).photonDensity(wl) * weights
         expected = 32.0 + (density * shifts[:, 0]).sum() / density.sum()
         assert yc == pytest.approx(expected, abs=1e-4)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    x=st.floats(20.0, 44.0), y=st.floats(20.0, 44.0),
+    dy=st.floats(-6.0, 6.0), dx=st.floats(-6.0, 6.0),
+    temperature=st.floats(3000.0, 30000.0),
+)
+def test_flux_and_centroid_for_any_position_and_refraction(x, y, dy, dx, temperature):
+    # Displacement linear in wavelength, scaled by (dy, dx) over the band: the image keeps
+    # the flux and its centroid is the position plus the photon-weighted displacement.
+    wl, weights, _ = G_BAND.sample(3, 7)
+    slope = (wl - 475.0) / 75.0
+    shifts = np.stack([dy * slope, dx * slope], axis=1)
+    renderer = FourierSkyRenderer([_star(x, y, 5e3, temperature)], Box(0, 0, 64, 64), wl,
+                                  weights, padding=24)
+    image = renderer.render(shifts, AtmosphericPsf("gaussian", 2.5, 475.0))
+    total, xc, yc, *_ = _moments(image)
+    density = BlackbodySpectrum(temperature).photonDensity(wl) * weights
+    mean = (density * slope).sum() / density.sum()
+    assert total == pytest.approx(5e3, rel=2e-5)  # the cube is single precision
+    assert (xc, yc) == pytest.approx((x + dx * mean, y + dy * mean), abs=1e-3)
 
 
 def test_subfilter_weights_split_the_light():
