@@ -39,7 +39,7 @@ from dcrmodel.errors import (
     DcrTypeError,
     DcrValueError,
 )
-from dcrmodel.image import Box, Exposure, Filter, GaussianPsf, Mask, MaskedImage
+from dcrmodel.image import Box, Exposure, Filter, GaussianPsf, ImagePsf, Mask, MaskedImage
 from dcrmodel.observation import VisitInfo
 from dcrmodel.refraction import differentialRefraction
 from helpers import DEFAULT_TIME, RUBIN_LOCATION, makeTanWcs, renderGaussians
@@ -53,6 +53,11 @@ TRAINING_HOUR_ANGLES = (-4.0, -3.2, -2.4, -1.4, -0.5, 0.6, 1.5, 2.4, 3.2, 4.0)
 # ------------------------------------------------------------------------------------------
 # A small field with known truth
 # ------------------------------------------------------------------------------------------
+def _iterative(**settings):
+    """The iterative solver's configuration (the default solver is the direct one)."""
+    return DcrAssembleConfig(solver="iterative", **settings)
+
+
 def _fieldCentre():
     # A field on the meridian at DEFAULT_TIME, 25 deg north of the zenith of Cerro Pachon:
     # over +-4 h of hour angle its airmass goes from 1.1 to 2.1, on both sides of the meridian.
@@ -139,7 +144,7 @@ def field():
 @pytest.fixture(scope="module")
 def defaultRun(field):
     events = []
-    result = DcrAssembleCoadd(DcrAssembleConfig()).run(field.exposures, progress=events.append)
+    result = DcrAssembleCoadd(_iterative()).run(field.exposures, progress=events.append)
     return result, events
 
 
@@ -195,7 +200,7 @@ def test_result_holds_model_coadd_counts_and_summary(field, defaultRun):
 
 def test_convergence_history_is_logged_and_stops_by_the_rules(defaultRun):
     result, events = defaultRun
-    config = DcrAssembleConfig()
+    config = _iterative()
     (record,) = result.summary["subregions"]
     history, gains = record["convergence"], record["gain"]
     iterations = record["iterations"]
@@ -221,7 +226,7 @@ def test_convergence_history_is_logged_and_stops_by_the_rules(defaultRun):
 
 
 def test_iterations_are_logged(field, caplog):
-    config = DcrAssembleConfig(maxNumIter=2, minNumIter=1)
+    config = _iterative(maxNumIter=2, minNumIter=1)
     with caplog.at_level(logging.INFO, logger="dcrmodel.assemble"):
         DcrAssembleCoadd(config).run(field.exposures)
     text = caplog.text
@@ -231,7 +236,7 @@ def test_iterations_are_logged(field, caplog):
 
 
 def test_stops_when_the_improvement_falls_below_the_threshold(field):
-    config = DcrAssembleConfig(convergenceThreshold=0.3, minNumIter=1, maxNumIter=20)
+    config = _iterative(convergenceThreshold=0.3, minNumIter=1, maxNumIter=20)
     result = DcrAssembleCoadd(config).run(field.exposures)
     (record,) = result.summary["subregions"]
     history = record["convergence"]
@@ -243,7 +248,7 @@ def test_stops_when_the_improvement_falls_below_the_threshold(field):
 
 
 def test_without_convergence_runs_max_iterations_at_the_base_gain(field):
-    config = DcrAssembleConfig(useConvergence=False, maxNumIter=4, baseGain=0.4)
+    config = _iterative(useConvergence=False, maxNumIter=4, baseGain=0.4)
     events = []
     result = DcrAssembleCoadd(config).run(field.exposures, progress=events.append)
     assert [(e["iteration"], e["convergence"], e["gain"]) for e in events[:-1]] == [
@@ -262,7 +267,7 @@ def test_divergence_stops_and_keeps_the_previous_model(field, monkeypatch):
         calls = iter(metrics)
         return lambda self, templates: next(calls)
 
-    base = DcrAssembleConfig(useProgressiveGain=False, convergenceThreshold=0.0, minNumIter=1)
+    base = _iterative(useProgressiveGain=False, convergenceThreshold=0.0, minNumIter=1)
     monkeypatch.setattr(assemble._Subregion, "_convergence", scripted([1.0, 0.5, 0.4]))
     reference = DcrAssembleCoadd(base.withOverrides(maxNumIter=2)).run(field.exposures)
     monkeypatch.setattr(assemble._Subregion, "_convergence", scripted([1.0, 0.5, 0.4, 0.45]))
@@ -278,7 +283,7 @@ def test_divergence_stops_and_keeps_the_previous_model(field, monkeypatch):
 def test_divergence_before_the_minimum_does_not_stop(field, monkeypatch):
     calls = iter([1.0, 0.5, 0.6, 0.55, 0.5])
     monkeypatch.setattr(assemble._Subregion, "_convergence", lambda self, t: next(calls))
-    config = DcrAssembleConfig(minNumIter=3, maxNumIter=4, convergenceThreshold=0.0)
+    config = _iterative(minNumIter=3, maxNumIter=4, convergenceThreshold=0.0)
     result = DcrAssembleCoadd(config).run(field.exposures)
     (record,) = result.summary["subregions"]
     assert record["iterations"] == 4
@@ -309,7 +314,7 @@ def test_calculate_gain():
 def test_single_subfilter_model(field):
     # (without the clamp between iterations, which on pure background noise is not
     # symmetric and would add a small positive bias to the flux)
-    config = DcrAssembleConfig(dcrNumSubfilters=1, maxNumIter=2, useModelWeights=False,
+    config = _iterative(dcrNumSubfilters=1, maxNumIter=2, useModelWeights=False,
                                regularizeModelIterations=0)
     result = DcrAssembleCoadd(config).run(field.exposures)
     model = result.dcrModel
@@ -326,10 +331,10 @@ def test_single_subfilter_model(field):
 
 
 def test_airmass_weighting(field):
-    weighted = DcrAssembleCoadd(DcrAssembleConfig(maxNumIter=1, minNumIter=1)).run(
+    weighted = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(
         field.exposures)
     plain = DcrAssembleCoadd(
-        DcrAssembleConfig(maxNumIter=1, minNumIter=1, doAirmassWeight=False)
+        _iterative(maxNumIter=1, minNumIter=1, doAirmassWeight=False)
     ).run(field.exposures)
     airmass = np.array([v["airmass"] for v in weighted.summary["visits"]])
     weights = np.array([v["weight"] for v in weighted.summary["visits"]])
@@ -341,7 +346,7 @@ def test_airmass_weighting(field):
 
 def test_subregions_match_the_whole_image():
     field = Field(shape=(64, 64), nSources=12, seed=3)
-    base = DcrAssembleConfig(useConvergence=False, useProgressiveGain=False, maxNumIter=6)
+    base = _iterative(useConvergence=False, useProgressiveGain=False, maxNumIter=6)
     whole = DcrAssembleCoadd(base).run(field.exposures)
     tiled = DcrAssembleCoadd(base.withOverrides(subregionSize=(32, 32))).run(field.exposures)
     assert len(tiled.summary["subregions"]) == 4
@@ -356,7 +361,7 @@ def test_subregions_match_the_whole_image():
 
 
 def test_given_coadd_sets_the_box_and_the_sources(field):
-    computed = DcrAssembleCoadd(DcrAssembleConfig(maxNumIter=1, minNumIter=1)).run(
+    computed = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(
         field.exposures)
     # a plain coadd of the patch's central part with its own DETECTED footprint
     box = Box(8, 8, 48, 48)
@@ -368,7 +373,7 @@ def test_given_coadd_sets_the_box_and_the_sources(field):
                                variance=np.full(box.shape, NOISE**2 / 10), origin=(8, 8)),
         wcs=field.wcs, filter=BAND,
     )
-    result = DcrAssembleCoadd(DcrAssembleConfig(maxNumIter=1, minNumIter=1)).run(
+    result = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(
         field.exposures, coadd=coadd)
     assert result.dcrModel.bbox == box
     assert result.summary["coadd"] == "given"
@@ -398,7 +403,7 @@ def test_files_are_read_one_subregion_at_a_time(fileField, tmp_path, monkeypatch
     import dcrmodel.fits
 
     field, paths = fileField
-    config = DcrAssembleConfig(subregionSize=(24, 24), maxNumIter=3, minNumIter=1)
+    config = _iterative(subregionSize=(24, 24), maxNumIter=3, minNumIter=1)
     reads = []
     original = dcrmodel.fits.readExposure
 
@@ -427,7 +432,7 @@ def test_outputs_are_written_and_read_back(fileField, tmp_path):
 
     field, paths = fileField
     outDir = tmp_path / "model"
-    result = assembleFromFiles(paths, outDir, config=DcrAssembleConfig(maxNumIter=1,
+    result = assembleFromFiles(paths, outDir, config=_iterative(maxNumIter=1,
                                                                         minNumIter=1))
     names = sorted(p.name for p in outDir.iterdir())
     assert names == sorted(["dcrCoadd_0.fits", "dcrCoadd_1.fits", "dcrCoadd_2.fits",
@@ -456,7 +461,7 @@ def test_outputs_are_written_and_read_back(fileField, tmp_path):
 
 def test_output_folder_of_another_run_is_refused(fileField, tmp_path):
     field, paths = fileField
-    config = DcrAssembleConfig(maxNumIter=1, minNumIter=1)
+    config = _iterative(maxNumIter=1, minNumIter=1)
     outDir = tmp_path / "model"
     first = assembleFromFiles(paths, outDir, config=config)
     with pytest.raises(DcrOutputError, match="already holds another run's model.*overwrite"):
@@ -490,7 +495,7 @@ def test_interrupted_write_leaves_no_partial_output(fileField, tmp_path, monkeyp
     import dcrmodel.fits
 
     field, paths = fileField
-    config = DcrAssembleConfig(maxNumIter=1, minNumIter=1)
+    config = _iterative(maxNumIter=1, minNumIter=1)
     outDir = tmp_path / "model"
     result = assembleFromFiles(paths, outDir, config=config)
     before = {p.name: p.read_bytes() for p in outDir.iterdir()}
@@ -610,7 +615,7 @@ def test_unmasked_nan(nanExposures, noWork):
 
 def test_masked_nan_does_not_leak(nanExposures):
     nanExposures[0].mask.array[3, 4] |= nanExposures[0].mask.getPlaneBitMask("BAD")
-    result = DcrAssembleCoadd(DcrAssembleConfig(maxNumIter=1, minNumIter=1)).run(nanExposures)
+    result = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(nanExposures)
     for image in result.dcrModel:
         assert np.isfinite(image.array).all()
 
@@ -627,7 +632,7 @@ def test_bands(smallField, noWork):
 
 def test_band_override(smallField):
     bare = [_copy(e, filter=None) for e in smallField.exposures]
-    config = DcrAssembleConfig(effectiveWavelength=480.0, bandwidth=140.0, maxNumIter=1,
+    config = _iterative(effectiveWavelength=480.0, bandwidth=140.0, maxNumIter=1,
                                minNumIter=1)
     result = DcrAssembleCoadd(config).run(bare)
     assert result.dcrModel.effectiveWavelength == 480.0
@@ -638,12 +643,12 @@ def test_configuration_errors(smallField, noWork):
     with pytest.raises(DcrTypeError, match="config must be a DcrAssembleConfig"):
         DcrAssembleCoadd({"dcrNumSubfilters": 3})
     with pytest.raises(DcrConfigError, match="baseGain must be a finite number > 0"):
-        DcrAssembleCoadd(DcrAssembleConfig(baseGain=0))
-    config = DcrAssembleConfig(badMaskPlanes=("BAD", "SATURATED"))
+        DcrAssembleCoadd(_iterative(baseGain=0))
+    config = _iterative(badMaskPlanes=("BAD", "SATURATED"))
     with pytest.raises(DcrConfigError, match="SATURATED that no input defines"):
         DcrAssembleCoadd(config).run(smallField.exposures)
     coadd = _copy(smallField.exposures[0])
-    config = DcrAssembleConfig(convergenceMaskPlanes=("SOURCES",))
+    config = _iterative(convergenceMaskPlanes=("SOURCES",))
     with pytest.raises(DcrConfigError, match="SOURCES that the mask does not have"):
         DcrAssembleCoadd(config).run(smallField.exposures, coadd=coadd)
 
@@ -713,8 +718,17 @@ def test_simulated_field_end_to_end():
     simulated = _simulateField()
     training = [v.exposure for v in simulated.visits if v.role == "training"]
     tests = [v for v in simulated.visits if v.role == "test"]
+    # the simulator's PSF images (93 px) are larger than this 64 px field: crop them
+    for exposure in training:
+        half = min(exposure.bbox.shape) // 2 - 1
+        centre = exposure.psf.array.shape[0] // 2
+        exposure.psf = ImagePsf(
+            exposure.psf.array[centre - half:centre + half + 1, centre - half:centre + half + 1],
+            alpha=exposure.psf.alpha, effectiveWavelength=exposure.psf.effectiveWavelength,
+        )
     result = DcrAssembleCoadd().run(training, coadd=simulated.coadd)
     assert result.summary["coadd"] == "given"
+    assert result.summary["psf"]["psfAware"] is True
     plain = simulated.coadd.image.array
     for visit in tests:
         truth = visit.truthStatic.image.array
@@ -729,7 +743,7 @@ def test_a_fully_masked_visit_is_left_out(smallField):
     exposures = list(smallField.exposures)
     exposures[1] = _copy(exposures[1])
     exposures[1].mask.array[:] |= exposures[1].mask.getPlaneBitMask("BAD")
-    config = DcrAssembleConfig(maxNumIter=1, minNumIter=1)
+    config = _iterative(maxNumIter=1, minNumIter=1)
     with pytest.warns(DcrWarning, match="exposure 1 .* no usable pixel .* left out"):
         result = DcrAssembleCoadd(config).run(exposures)
     assert result.summary["leftOut"] == ["exposure 1 (visit 101)"]
@@ -764,7 +778,7 @@ def test_coadd_file(fileField, tmp_path):
                                             variance=np.full((48, 48), NOISE**2 / 5)),
                      wcs=field.wcs, filter=BAND)
     writeExposure(coadd, tmp_path / "coadd.fits")
-    config = DcrAssembleConfig(maxNumIter=1, minNumIter=1)
+    config = _iterative(maxNumIter=1, minNumIter=1)
     result = assembleFromFiles(paths, tmp_path / "model", coaddPath=tmp_path / "coadd.fits",
                                config=config)
     assert result.summary["coadd"] == "given"
@@ -778,7 +792,7 @@ def test_partially_overlapping_visits(field):
     right = Box(20, 0, 44, 64)
     exposures[0] = exposures[0][right]
     exposures[5] = exposures[5][right]
-    config = DcrAssembleConfig(maxNumIter=2, minNumIter=1)
+    config = _iterative(maxNumIter=2, minNumIter=1)
     result = DcrAssembleCoadd(config).run(exposures)
     assert result.dcrModel.bbox == Box(0, 0, 64, 64)
     for nImage in result.nImages:

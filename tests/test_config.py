@@ -31,7 +31,10 @@ def test_defaults_are_the_reference_values():
     assert config.convergenceMaskPlanes == ("DETECTED",)
     assert config.badMaskPlanes == ("BAD", "SAT", "NO_DATA", "EDGE", "CR")
     assert config.subregionSize == (512, 512)
-    assert config.solver == "iterative"
+    # the PSF-aware direct solver is the default; the model PSF the sharpest the inputs allow
+    assert config.solver == "direct"
+    assert config.usePsf is True and config.modelPsf == "sharpest"
+    assert config.psfDamping == 1e-3
 
 
 def test_resolved_values_follow_the_number_of_subfilters():
@@ -78,6 +81,11 @@ def test_resolved_values_follow_the_number_of_subfilters():
         ({"effectiveWavelength": 480.0, "bandwidth": 0.0}, "bandwidth must be a finite number > 0"),
         ({"useConvergence": "yes"}, "useConvergence must be true or false"),
         ({"detectionThreshold": 0}, "detectionThreshold must be a finite number > 0"),
+        ({"usePsf": 1}, "usePsf must be true or false"),
+        ({"modelPsf": "smallest"}, "unknown modelPsf policy; choose one of sharpest"),
+        ({"modelPsf": -3.0}, "modelPsf must be a policy name or a FWHM in pixels"),
+        ({"modelPsf": math.inf}, "modelPsf must be a policy name or a FWHM in pixels"),
+        ({"psfDamping": 0.0}, "psfDamping must be a finite number > 0"),
     ],
 )
 def test_out_of_range_values_are_rejected(overrides, match):

@@ -53,18 +53,28 @@ from scipy import ndimage
 
 from .atomic import atomicDirectory
 from .config import DcrAssembleConfig
-from .dcr import calculateDcr
+from .dcr import calculateDcr, wavelengthGenerator
 from .errors import (
     DcrConfigError,
     DcrError,
     DcrMetadataError,
     DcrOutputError,
+    DcrPsfWarning,
     DcrShapeError,
     DcrTypeError,
     DcrValueError,
     DcrWarning,
 )
-from .image import Box, Exposure, Filter, Image, Mask, MaskedImage, StatisticsControl
+from .image import Box, Exposure, Filter, Image, Mask, MaskedImage, Psf, StatisticsControl
+from .psf import (
+    estimatePsf,
+    maxKernelSize,
+    modelPsfFor,
+    modelPsfRidge,
+    psfMatchingTransfer,
+    psfTransfer,
+    validatePsf,
+)
 from .shift import applyDcr
 
 __all__ = [
@@ -74,6 +84,7 @@ __all__ = [
     "assembleFromFiles",
     "calculateGain",
     "automaticBuffer",
+    "SEEING_RANGE_LIMIT",
     "SUMMARY_NAME",
     "STACKED_COADD_NAME",
     "NIMAGE_NAME",
@@ -87,6 +98,10 @@ STACKED_COADD_NAME = "stackedCoadd.fits"
 NIMAGE_NAME = "nImage.fits"
 _MODEL_PREFIX = "dcrCoadd_"
 _SUMMARY_KIND = "dcrmodel-assemble"
+
+#: Seeing range (largest over smallest input FWHM, minus 1) above which a PSF-unaware model
+#: is warned about: DMTN-121 found the reference algorithm's templates degrade beyond ~46 %.
+SEEING_RANGE_LIMIT = 0.4
 
 #: Tolerance, in pixels, of the check that the inputs share the model's pixel grid.
 WCS_GRID_TOLERANCE = 1e-3
@@ -159,6 +174,7 @@ class _Input:
         self.weight = 0.0
         self.goodPixels = 0
         self.dcr: list = []
+        self.psfEstimate: dict[str, Any] | None = None
 
     def read(self, bbox: Box) -> Exposure | None:
         """Return the cutout of this visit inside ``bbox`` (None if they do not overlap)."""
@@ -438,6 +454,9 @@ class _Prepared:
     coaddGiven: bool
     statsCtrl: StatisticsControl
     leftOut: list[str]
+    psfAware: bool = False
+    modelPsf: Psf | None = None
+    psfSummary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class DcrAssembleCoadd:
@@ -655,6 +674,7 @@ class DcrAssembleCoadd:
         else:
             buffer = config.subregionBuffer
         self._preflight(inputs[0], band, bbox)
+        psfAware, modelPsf, psfSummary = self._preparePsfs(inputs, band, bbox)
 
         statsCtrl = StatisticsControl(badMaskPlanes=config.badMaskPlanes)
         coaddExposure = self._statisticsPass(inputs, bbox, statsCtrl, coadd if coaddGiven else None)
@@ -700,6 +720,104 @@ class DcrAssembleCoadd:
             coaddGiven=coaddGiven,
             statsCtrl=statsCtrl,
             leftOut=[inp.name for inp in inputs if inp.goodPixels == 0],
+            psfAware=psfAware,
+            modelPsf=modelPsf,
+            psfSummary=psfSummary,
+        )
+
+    def _preparePsfs(
+        self, inputs: list[_Input], band: Filter, bbox: Box
+    ) -> tuple[bool, Psf | None, dict[str, Any]]:
+        """Check the inputs' PSFs, estimate missing ones, choose the model PSF.
+
+        Returns whether the forward model is PSF-aware, the model PSF (None if not) and the
+        PSF part of the run summary.
+        """
+        config = self.config
+        aware = config.solver == "direct" and config.usePsf
+        centres = [
+            0.5 * (lo + hi)
+            for lo, hi in wavelengthGenerator(
+                band.effectiveWavelength, band.bandwidth, config.dcrNumSubfilters
+            )
+        ]
+        for inp in inputs:
+            if inp.psf is None:
+                continue
+            try:
+                # The kernel's size matters only where the forward model convolves with it.
+                shape = inp.bbox.shape if aware else None
+                validatePsf(inp.psf, shape, centres, band.effectiveWavelength)
+            except DcrError as exc:
+                raise type(exc)(f"{inp.name}: {exc.message}", **exc.values) from exc
+        missing = [inp for inp in inputs if inp.psf is None]
+        if aware:
+            for inp in missing:
+                self._estimatePsf(inp, band, bbox)
+        known = [inp for inp in inputs if inp.psf is not None]
+        fwhms = [float(inp.psf.fwhm) for inp in known]
+        seeingRange = max(fwhms) / min(fwhms) - 1.0 if fwhms else None
+        summary: dict[str, Any] = {
+            "psfAware": aware,
+            "seeingRange": seeingRange,
+            "estimated": {inp.name: inp.psfEstimate for inp in inputs if inp.psfEstimate},
+        }
+        if not aware:
+            if seeingRange is not None and seeingRange > SEEING_RANGE_LIMIT:
+                what = (
+                    "the iterative solver"
+                    if config.solver == "iterative"
+                    else "the direct solver with usePsf=False"
+                )
+                warnings.warn(
+                    f"the inputs' seeing ranges over {100 * seeingRange:.0f} % (FWHM "
+                    f"{min(fwhms):.2f} to {max(fwhms):.2f} pixels), but {what} assumes every "
+                    "visit has the same PSF: its templates degrade beyond about "
+                    f"{100 * SEEING_RANGE_LIMIT:.0f} %; use solver='direct' (PSF-aware)",
+                    DcrPsfWarning,
+                    stacklevel=4,
+                )
+            elif missing and seeingRange is None:
+                _log.debug("no input has a PSF: the seeing range is not checked")
+            return False, None, summary
+        modelPsf = modelPsfFor(
+            [inp.psf for inp in inputs], config.modelPsf, centres, band.effectiveWavelength
+        )
+        summary["modelPsf"] = {
+            "policy": config.modelPsf,
+            "type": type(modelPsf).__name__,
+            "fwhm": float(modelPsf.fwhm),
+        }
+        _log.info(
+            "PSF-aware model: seeing FWHM %.2f-%.2f px, model PSF FWHM %.2f px (%s)",
+            min(fwhms),
+            max(fwhms),
+            modelPsf.fwhm,
+            config.modelPsf,
+        )
+        return True, modelPsf, summary
+
+    def _estimatePsf(self, inp: _Input, band: Filter, bbox: Box) -> None:
+        """Estimate the PSF of an input that has none, from its stars (warns)."""
+        exposure = inp.read(bbox)
+        try:
+            if exposure is None:
+                raise DcrValueError("the visit does not overlap the model's box")
+            estimate = estimatePsf(exposure, effectiveWavelength=band.effectiveWavelength)
+        except DcrError as exc:
+            raise type(exc)(
+                f"{inp.name} has no PSF and none can be estimated from it ({exc.message}); "
+                "give the exposure a PSF (Exposure.psf, or a PSF HDU in its file), or use "
+                "usePsf=False",
+                **exc.values,
+            ) from exc
+        inp.psf = estimate.psf
+        inp.psfEstimate = estimate.toDict()
+        warnings.warn(
+            f"{inp.name} has no PSF: using one estimated from {estimate.nStars} stars "
+            f"(FWHM {estimate.fwhm:.2f} pixels, recorded in the run summary)",
+            DcrPsfWarning,
+            stacklevel=5,
         )
 
     def _preflight(self, inp: _Input, band: Filter, bbox: Box) -> None:
@@ -861,7 +979,7 @@ class DcrAssembleCoadd:
             coadd.maskedImage,
             n,
             filterInfo=prepared.band,
-            psf=coadd.psf,
+            psf=prepared.modelPsf if prepared.psfAware else coadd.psf,
             photoCalib=coadd.photoCalib,
             wcs=prepared.wcs,
         )
@@ -927,7 +1045,7 @@ class DcrAssembleCoadd:
                 coadd.variance.clone(),
             ),
             wcs=prepared.wcs,
-            psf=coadd.psf,
+            psf=model.psf,
             filter=prepared.band,
             photoCalib=coadd.photoCalib,
         )
@@ -953,6 +1071,8 @@ class DcrAssembleCoadd:
                     "weight": float(inp.weight),
                     "goodPixels": int(inp.goodPixels),
                     "dcrEdgeShifts": [[list(s0), list(s1)] for s0, s1 in inp.dcr],
+                    "psfFwhm": None if inp.psf is None else float(inp.psf.fwhm),
+                    "psfEstimated": inp.psfEstimate is not None,
                 }
             )
         bbox = prepared.bbox
@@ -971,6 +1091,7 @@ class DcrAssembleCoadd:
             "bufferPixels": prepared.buffer,
             "visits": visits,
             "leftOut": list(prepared.leftOut),
+            "psf": prepared.psfSummary,
             "subregions": subregions,
             "timings": {k: float(v) for k, v in timings.items()},
         }
@@ -1009,11 +1130,12 @@ class _Subregion:
         self.weights = None if modelWeights is None else modelWeights[inner]
         self.band = prepared.band
         self.statsCtrl = prepared.statsCtrl
+        self.psfAware = prepared.psfAware
         self.model = DcrModel(
             [Image(np.array(image.array[inner], dtype=np.float64), bbox=self.bbox)
              for image in model],
             filterInfo=prepared.band,
-            psf=coadd.psf,
+            psf=model.psf,
             mask=self.mask,
             variance=Image(
                 np.array(model.variance.array[inner], dtype=np.float64), bbox=self.bbox
@@ -1327,12 +1449,19 @@ class _Subregion:
         if not self.visits:
             record["stopReason"] = "no data"
             return record
+        options: dict[str, Any] = {}
+        if self.psfAware:
+            record["psfAware"] = True
+            options["extraTransfers"], options["psfSize"] = self._psfTransfers()
+            modelPsf, damping = self.model.psf, self.config.psfDamping
+            options["frequencyRidge"] = lambda padded: modelPsfRidge(modelPsf, padded, damping)
         solution = solve(
             np.array([visit.data for visit in self.visits]),
             np.array([visit.variance for visit in self.visits]),
             np.array([visit.weight <= 0 for visit in self.visits]),
             [visit.edgeShifts for visit in self.visits],
             weights=np.array([visit.input.weight for visit in self.visits]),
+            **options,
         )
         arrays = np.asarray(solution.modelArrays, dtype=np.float64)
         for k in range(self.n):
@@ -1341,6 +1470,55 @@ class _Subregion:
         if residuals is not None:
             record["visitResiduals"] = [float(r) for r in residuals]
         return record
+
+    def _psfTransfers(self) -> tuple[Callable[[int, tuple[int, int]], np.ndarray], int]:
+        """Return the PSF factors of the direct solver's forward model and their width.
+
+        Visit ``j``, subfilter ``k``: the damped ratio of the visit's PSF at the subfilter's
+        central wavelength to the model's PSF (`dcrmodel.psf.psfMatchingTransfer`). They
+        are computed once per visit and grid and kept for the solver's later passes (as
+        float32 when real, i.e. for point-symmetric kernels, else complex64: the
+        factors are smooth and of order 1, so single precision costs nothing measurable).
+        """
+        band = self.band
+        damping = self.config.psfDamping
+        modelPsf = self.model.psf
+        centres = [
+            0.5 * (lo + hi)
+            for lo, hi in wavelengthGenerator(band.effectiveWavelength, band.bandwidth, self.n)
+        ]
+        psfs = [visit.input.psf for visit in self.visits]
+        psfSize = max(
+            maxKernelSize(psfs, centres, band.effectiveWavelength), maxKernelSize([modelPsf])
+        )
+        cache: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
+        otfs: dict[tuple[int, int], np.ndarray] = {}
+
+        def transfers(j: int, padded: tuple[int, int]) -> np.ndarray:
+            key = (j, tuple(padded))
+            if key not in cache:
+                if padded not in otfs:
+                    otfs[padded] = psfTransfer(modelPsf, padded)
+                factors = np.stack(
+                    [
+                        psfMatchingTransfer(
+                            psfs[j],
+                            otfs[padded],
+                            padded,
+                            wavelength=centre,
+                            effectiveWavelength=band.effectiveWavelength,
+                            damping=damping,
+                        ).transfer
+                        for centre in centres
+                    ]
+                )
+                if np.all(factors.imag == 0):
+                    cache[key] = factors.real.astype(np.float32)
+                else:
+                    cache[key] = factors.astype(np.complex64)
+            return cache[key]
+
+        return transfers, psfSize
 
     # -------------------------------------------------------------------------- store
     def store(self, solution: list[Image], nImages: list[Image]) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dcrmodel.errors import DcrConfigError
+from dcrmodel.psf import MODEL_PSF_POLICIES
 
 __all__ = [
     "DcrAssembleConfig",
@@ -127,12 +128,29 @@ class DcrAssembleConfig:
         marked DETECTED (a coadd given to `DcrAssembleCoadd.run` keeps its own mask).
         Default 5.
     solver : str
-        ``"iterative"`` (the forward-modelling algorithm of DMTN-037) or ``"direct"``
-        (the per-frequency least-squares solver of `dcrmodel.direct`). Default
-        ``"iterative"``.
+        ``"direct"`` (the per-frequency least-squares solver of `dcrmodel.direct`, with
+        each visit's PSF in its forward model; the default) or ``"iterative"`` (the
+        forward-modelling algorithm of DMTN-037, which assumes every visit has the same
+        PSF: it warns when the inputs' seeing range exceeds 40 %).
     engine : str
-        Shift engine of the forward model: ``"spline"`` (reference) or ``"fourier"``.
-        Default ``"spline"``.
+        Shift engine of the iterative solver's forward model: ``"spline"`` (reference) or
+        ``"fourier"``. Default ``"spline"``. The direct solver always works in Fourier
+        space.
+    usePsf : bool
+        Direct solver only: put each visit's PSF in the forward model (subfilter ``k`` of
+        visit ``j`` is seen through the visit's PSF at the subfilter's central wavelength
+        and the model holds the sky at ``modelPsf``). Inputs without a PSF get one estimated
+        from their stars (`dcrmodel.psf.estimatePsf`). False: every visit is taken to have
+        the model's PSF (the reference assumption). Default True.
+    modelPsf : str or float
+        PSF of the model's subfilter images (`dcrmodel.psf.modelPsfFor`): ``"sharpest"``
+        (a Gaussian of the smallest FWHM any input has in any subfilter: the sharpest model
+        the inputs support; default), ``"median"``, ``"sharpestInput"`` (the sharpest input
+        PSF itself), or a FWHM in pixels.
+    psfDamping : float
+        Damping of the PSF matching where a visit is sharper than the model, relative to
+        the largest value of the model PSF's transfer function
+        (`dcrmodel.psf.psfMatchingTransfer`). Default 1e-3.
     effectiveWavelength : float or None
         Effective wavelength of the band in nm, overriding the inputs' filter. Give it
         together with ``bandwidth``.
@@ -170,8 +188,11 @@ class DcrAssembleConfig:
     subregionSize: tuple[int, int] = (512, 512)
     subregionBuffer: int | None = None
     detectionThreshold: float = 5.0
-    solver: str = "iterative"
+    solver: str = "direct"
     engine: str = "spline"
+    usePsf: bool = True
+    modelPsf: str | float = "sharpest"
+    psfDamping: float = 1e-3
     effectiveWavelength: float | None = None
     bandwidth: float | None = None
 
@@ -232,6 +253,7 @@ class DcrAssembleConfig:
             "useModelWeights",
             "splitSubfilters",
             "doAirmassWeight",
+            "usePsf",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise DcrConfigError(f"{name} must be true or false", **{name: getattr(self, name)})
@@ -297,6 +319,20 @@ class DcrAssembleConfig:
             raise DcrConfigError(
                 f"unknown engine; choose one of {', '.join(ENGINES)}", engine=self.engine
             )
+        policy = self.modelPsf
+        if isinstance(policy, str):
+            if policy not in MODEL_PSF_POLICIES:
+                raise DcrConfigError(
+                    f"unknown modelPsf policy; choose one of {', '.join(MODEL_PSF_POLICIES)} "
+                    "or give a FWHM in pixels",
+                    modelPsf=policy,
+                )
+        elif not _isReal(policy) or not math.isfinite(policy) or policy <= 0:
+            raise DcrConfigError(
+                "modelPsf must be a policy name or a FWHM in pixels (a finite number > 0)",
+                modelPsf=policy,
+            )
+        self._checkReal("psfDamping", minimum=0.0, strict=True)
         if (self.effectiveWavelength is None) != (self.bandwidth is None):
             raise DcrConfigError(
                 "give effectiveWavelength and bandwidth together (nm), or neither to use the "

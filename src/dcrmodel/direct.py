@@ -537,6 +537,7 @@ def solveDirect(
     padMode: str = "edge",
     workers: int | None = -1,
     diagnostics: bool = True,
+    frequencyRidge: Callable[[tuple[int, int]], np.ndarray] | None = None,
 ) -> DirectSolution:
     """Solve for the N subfilter images from J visits by per-frequency least squares.
 
@@ -588,6 +589,12 @@ def solveDirect(
     diagnostics : bool, optional
         Compute per-visit residuals and condition numbers (one more inverse FFT per visit and
         an eigenvalue decomposition per frequency).
+    frequencyRidge : callable, optional
+        ``frequencyRidge(paddedShape)`` returning a real array ``(ny, nx // 2 + 1)`` >= 0: an
+        extra ridge per frequency, relative to the total weight, added to every subfilter's
+        diagonal (a prior pulling the model toward 0 there). A PSF-aware forward model uses
+        it where the model's PSF has no power, which no visit can constrain. None: no extra
+        ridge.
 
     Returns
     -------
@@ -672,7 +679,17 @@ def solveDirect(
     regularizerValues = regularizerMatrix(regularizer, n)
     lambdaF = (regularization / n) * trace
     del trace
-    ridgeValue = ridge * float(weights.sum())
+    ridgeValue: float | np.ndarray = ridge * float(weights.sum())
+    if frequencyRidge is not None:
+        extraRidge = np.asarray(frequencyRidge(tuple(padded)), dtype=np.float64)
+        if extraRidge.shape != grid or not np.all(np.isfinite(extraRidge) & (extraRidge >= 0)):
+            raise DcrValueError(
+                "frequencyRidge must give finite values >= 0 of shape (ny, nx // 2 + 1) on the "
+                "padded grid",
+                shape=extraRidge.shape,
+                expected=grid,
+            )
+        ridgeValue = ridgeValue + float(weights.sum()) * extraRidge
     for i in range(n):
         for m in range(i + 1):
             if regularizerValues[i, m] != 0:

@@ -73,6 +73,7 @@ __all__ = [
     "maxKernelSize",
     "psfTransfer",
     "psfMatchingTransfer",
+    "modelPsfRidge",
     "estimatePsf",
     "sharpestPsf",
     "modelPsfFor",
@@ -733,6 +734,67 @@ def psfMatchingTransfer(
         _otfVisit=otfVisit,
         _otfModel=otfModel,
     )
+
+
+def modelPsfRidge(
+    modelPsf: Psf | np.ndarray,
+    shape: tuple[int, int],
+    damping: float = 1e-3,
+    maxValue: float = 1e12,
+) -> np.ndarray:
+    """Return a per-frequency ridge ``(epsilon / |OTF_model|)^2`` for a PSF-aware solver.
+
+    A model whose images are the sky seen through ``modelPsf`` holds (almost) nothing at
+    the frequencies where that PSF's transfer function is small, and a PSF-aware forward
+    model (whose factors `psfMatchingTransfer` damps there) does not constrain them: without
+    a prior a least-squares solution fills them with amplified noise. Added to the diagonal
+    of the normal equations, relative to the total weight, this ridge pulls the model toward
+    0 where ``|OTF_model| < epsilon`` and leaves it free (relative bias ``(epsilon /
+    |OTF_model|)^2``) elsewhere.
+
+    Parameters
+    ----------
+    modelPsf : Psf or numpy.ndarray
+        The model's PSF, or its transfer function on this grid (`psfTransfer`).
+    shape : tuple of int
+        ``(ny, nx)`` of the real-space (padded) grid.
+    damping : float, optional
+        ``epsilon = damping * max|OTF_model|`` (dimensionless, > 0), as in
+        `psfMatchingTransfer`.
+    maxValue : float, optional
+        Upper bound of the ridge (where the OTF vanishes), > 0.
+
+    Returns
+    -------
+    ridge : numpy.ndarray
+        Real float64 ``(ny, nx // 2 + 1)``, >= 0.
+
+    Examples
+    --------
+    >>> from dcrmodel.image import GaussianPsf
+    >>> ridge = modelPsfRidge(GaussianPsf(3.0), (32, 32))
+    >>> float(ridge[0, 0]) == 1e-6, bool(ridge.max() > 1.0)
+    (True, True)
+    """
+    grid = _checkGrid(shape)
+    eps = _positive(damping, "damping", "fraction of max |OTF_model|")
+    cap = _positive(maxValue, "maxValue", "dimensionless")
+    if isinstance(modelPsf, np.ndarray):
+        expected = (grid[0], grid[1] // 2 + 1)
+        if modelPsf.shape != expected:
+            raise DcrShapeError(
+                "modelPsf transfer does not match the rfft2 grid (ny, nx // 2 + 1) of shape",
+                transferShape=modelPsf.shape,
+                expected=expected,
+            )
+        otf = np.abs(modelPsf).astype(np.float64)
+    else:
+        _checkPsfType(modelPsf, "modelPsf")
+        otf = np.abs(psfTransfer(modelPsf, grid))
+    epsilon = eps * float(otf.max())
+    with np.errstate(divide="ignore"):
+        ridge = np.where(otf > 0, (epsilon / np.maximum(otf, 1e-300)) ** 2, np.inf)
+    return np.minimum(ridge, cap)
 
 
 # ---------------------------------------------------------------------------------------------
