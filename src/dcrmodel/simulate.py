@@ -2320,7 +2320,7 @@ class SimulatedField:
     Attributes
     ----------
     visits : list of SimulatedVisit
-        The visits, in time order.
+        The visits, in time order (explicit `VisitSpec` visits: in the order given).
     coadd : dcrmodel.image.Exposure
         Plain inverse-variance coadd of the training visits, ``DETECTED`` set.
     truthModel : dcrmodel.model.DcrModel
