@@ -803,7 +803,10 @@ class DcrAssembleCoadd:
         try:
             if exposure is None:
                 raise DcrValueError("the visit does not overlap the model's box")
-            estimate = estimatePsf(exposure, effectiveWavelength=band.effectiveWavelength)
+            with warnings.catch_warnings():
+                # estimatePsf warns on its own; the warning below names the visit
+                warnings.simplefilter("ignore", DcrPsfWarning)
+                estimate = estimatePsf(exposure, effectiveWavelength=band.effectiveWavelength)
         except DcrError as exc:
             raise type(exc)(
                 f"{inp.name} has no PSF and none can be estimated from it ({exc.message}); "

@@ -1231,8 +1231,8 @@ def estimatePsf(
         Half-size (pixels) of the square region measured around each star (None: three times
         a first size estimate, at least 4).
     isolationRadius : float, optional
-        Stars with another detection closer than this (pixels) are skipped (None: twice the
-        stamp radius).
+        Stars with a brighter source closer than this (pixels) are skipped, as are stars with
+        a source brighter than 1 % of them inside their stamp (None: twice the stamp radius).
     saturation : float, optional
         Pixel value (image units) at or above which a pixel is treated as saturated, in
         addition to the SAT mask plane.
@@ -1270,9 +1270,12 @@ def estimatePsf(
     Notes
     -----
     Peaks of the image smoothed by a unit Gaussian, at least 5 sigma above the sky, are
-    candidates. A candidate is kept if its S/N exceeds ``minSnr``, no other peak lies within
-    ``isolationRadius``, and its stamp lies inside the image and holds no pixel flagged in
-    ``badMaskPlanes``, none at or above ``saturation`` and none non-finite.
+    sources, one per connected region above that threshold (its highest peak; a region with a
+    second peak above a tenth of the first is a blend and skipped). A source is a candidate
+    if its S/N exceeds ``minSnr``, no source brighter than 1 % of it lies inside its stamp
+    and none brighter than it within ``isolationRadius``, and its stamp lies inside the
+    image and holds no pixel flagged in ``badMaskPlanes``, none at or above ``saturation``
+    and none non-finite.
 
     Each star is resampled (cubic spline) on a grid aligned with the zenith direction and
     summed along it. That cross-zenith profile is exactly independent of DCR: refraction
@@ -1373,16 +1376,28 @@ def estimatePsf(
         & (smooth > 5.0 * max(float(smoothNoise), 1e-30))
         & good
     )
+    # One source per connected region above the threshold (the noise bumps on a bright
+    # star's wings are local maxima too, but of the same region): its highest peak. A region
+    # with a second peak above a tenth of its highest is a blend.
+    labels, numRegions = ndimage.label((smooth > 5.0 * max(float(smoothNoise), 1e-30)) & good)
     py, px = np.nonzero(peaks)
     order = np.argsort(-smooth[py, px])
     py, px = py[order], px[order]
-    if py.size > 1:
-        from scipy.spatial import cKDTree
-
-        points = np.column_stack([py, px]).astype(np.float64)
-        nearest = cKDTree(points).query(points, k=2)[0][:, 1]
-    else:
-        nearest = np.full(py.size, np.inf)
+    chosen: dict[int, tuple[int, int]] = {}
+    blended: set[int] = set()
+    for y, x in zip(py, px, strict=True):
+        label = int(labels[y, x])
+        if label not in chosen:
+            chosen[label] = (int(y), int(x))
+        elif smooth[y, x] > 0.1 * smooth[chosen[label]]:
+            blended.add(label)
+    sources = list(chosen.items())
+    py = np.array([yx[0] for _, yx in sources], dtype=int)
+    px = np.array([yx[1] for _, yx in sources], dtype=int)
+    isBlend = np.array([label in blended for label, _ in sources], dtype=bool)
+    peakValues = smooth[py, px] if py.size else np.zeros(0)
+    _log.debug("%d sources (%d blended) from %d peaks", py.size, int(isBlend.sum()),
+               int(peaks.sum()))
 
     # ---- a first size from the brightest clean peaks: area above half maximum
     firstSizes = []
@@ -1403,13 +1418,22 @@ def estimatePsf(
     aperture = max(firstFwhm, 1.5)
 
     # ---- candidate stars
+    points = np.column_stack([py, px]).astype(np.float64)
     candidates: list[tuple[int, int]] = []
     for index, (y, x) in enumerate(zip(py, px, strict=False)):
+        if isBlend[index]:
+            continue
         if y < reach or x < reach or y + reach >= shape[0] or x + reach >= shape[1]:
             continue
         if bad[y - reach : y + reach + 1, x - reach : x + reach + 1].any():
             continue
-        if nearest[index] < isolation:
+        # isolated: no source brighter than 1 % of this one inside its stamp, and none
+        # brighter than it within the isolation radius (whose wings would dominate)
+        distance = np.hypot(points[:, 0] - y, points[:, 1] - x)
+        distance[index] = np.inf
+        if np.any((distance < radius) & (peakValues > 0.01 * peakValues[index])) or np.any(
+            (distance < isolation) & (peakValues > peakValues[index])
+        ):
             continue
         r = math.ceil(aperture)
         yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
