@@ -51,3 +51,12 @@ def test_demo_rejects_unknown_names(tmp_path):
     with pytest.raises(DcrValueError, match="solver"):
         runDemo(tmp_path / "x", solvers=["magic"])
     assert not (tmp_path / "x").exists()
+
+
+def test_demo_reports_progress(tmp_path):
+    calls = []
+    runDemo(tmp_path / "p", fields=["constant-seeing"], solvers=["direct"],
+            simulationOverrides={"size": 96, "numTraining": 6, "numTest": 1},
+            progress=lambda message, done, total: calls.append((message, done, total)))
+    assert calls and all(isinstance(m, str) and 0 <= d <= t for m, d, t in calls)
+    assert any("subregion" in m for m, _, _ in calls)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .atomic import atomicPath
 from .errors import DcrOutputError
-from .progress import ProgressBar
+from .progress import ProgressBar, fromAssembleProgress
 
 __all__ = ["SUBCOMMANDS"]
 
@@ -30,20 +30,6 @@ _SOLVERS = ("iterative", "direct")
 def _bar(args: argparse.Namespace, label: str) -> Any:
     quiet = getattr(args, "quiet", False) or getattr(args, "no_progress", False)
     return ProgressBar(label, enabled=False if quiet else None)
-
-
-def _assembleProgress(bar: Any):
-    """Adapt the assembly's progress dictionaries to a ``(message, done, total)`` bar."""
-
-    def progress(info: dict[str, Any]) -> None:
-        total = int(info.get("nSubregions", 1))
-        index = int(info.get("subregion", 0))
-        if info.get("finished"):
-            bar(f"subregion {index + 1} done ({info.get('stopReason', '')})", index + 1, total)
-        else:
-            bar(f"subregion {index + 1}, iteration {info.get('iteration', '?')}", index, total)
-
-    return progress
 
 
 def _refuseExisting(path: Path, overwrite: bool) -> None:
@@ -110,7 +96,7 @@ def _runAssemble(args: argparse.Namespace) -> int:
     bar = _bar(args, "assemble")
     try:
         result = assembleFromFiles(args.visits, args.out, coaddPath=args.coadd, config=config,
-                                   overwrite=args.overwrite, progress=_assembleProgress(bar))
+                                   overwrite=args.overwrite, progress=fromAssembleProgress(bar))
     finally:
         bar.close()
     if not getattr(args, "quiet", False):
@@ -231,8 +217,12 @@ def _runDemo(args: argparse.Namespace) -> int:
     if not getattr(args, "quiet", False):
         print(f"dcrmodel demo: fields {', '.join(args.fields)}; solvers "
               f"{', '.join(args.solvers)}; output in {args.out}", file=sys.stderr)
-    result = runDemo(args.out, seed=args.seed, fields=args.fields, solvers=args.solvers,
-                     overwrite=args.overwrite)
+    bar = _bar(args, "demo")
+    try:
+        result = runDemo(args.out, seed=args.seed, fields=args.fields, solvers=args.solvers,
+                         overwrite=args.overwrite, progress=bar)
+    finally:
+        bar.close()
     if not getattr(args, "quiet", False):
         print(summaryTable(result))
         print(f"report: {result.summaryMarkdown}")

@@ -24,6 +24,7 @@ import numpy as np
 
 from .atomic import atomicPath
 from .errors import DcrOutputError, DcrValueError
+from .progress import fromAssembleProgress
 
 __all__ = ["DEMO_FIELDS", "DemoResult", "runDemo"]
 
@@ -105,7 +106,7 @@ def _runField(
     simulationOptions: dict[str, Any],
     seed: int,
     solvers: Sequence[str],
-    progress: Callable[[dict[str, Any]], None] | None,
+    progress: Callable[[str, int, int], None] | None,
 ) -> tuple[list[dict[str, Any]], list[Path], dict[str, float], dict[str, Any]]:
     from .assemble import DcrAssembleCoadd, writeResults
     from .config import DcrAssembleConfig
@@ -127,7 +128,7 @@ def _runField(
     for solver in solvers:
         started = time.monotonic()
         result = DcrAssembleCoadd(DcrAssembleConfig(solver=solver)).run(
-            training, coadd=manifest.coaddPath, progress=progress)
+            training, coadd=manifest.coaddPath, progress=fromAssembleProgress(progress))
         writeResults(result, fieldDir / f"model-{solver}", overwrite=True)
         seconds[f"{name}: assemble ({solver})"] = time.monotonic() - started
         models[solver] = result.dcrModel
@@ -196,7 +197,7 @@ def runDemo(
     fields: Sequence[str] = tuple(DEMO_FIELDS),
     solvers: Sequence[str] = ("iterative", "direct"),
     overwrite: bool = False,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     simulationOverrides: dict[str, Any] | None = None,
 ) -> DemoResult:
     """Run the main job on simulated fields and write a report.
@@ -215,7 +216,8 @@ def runDemo(
     overwrite : bool, optional
         Replace an earlier demo in ``outDir``.
     progress : callable, optional
-        Progress callback handed to the simulation and the assembly.
+        ``progress(message, done, total)``, called by the simulation and the assembly
+        (for example a `dcrmodel.progress.ProgressBar`).
     simulationOverrides : dict, optional
         `SimulationConfig` keywords applied to every field (for example a smaller
         ``size`` for a quick check).

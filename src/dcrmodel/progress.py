@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "fromAssembleProgress"]
 
 
 class ProgressBar:
@@ -65,3 +66,34 @@ class ProgressBar:
             self._stream.write("\n")
             self._stream.flush()
             self._drawn = False
+
+
+def fromAssembleProgress(
+    callback: Callable[[str, int, int], None] | None,
+) -> Callable[[dict[str, Any]], None] | None:
+    """Adapt a ``(message, done, total)`` callback to the assembly's progress dictionaries.
+
+    Parameters
+    ----------
+    callback : callable or None
+        A bar-style callback such as `ProgressBar`; None gives None.
+
+    Returns
+    -------
+    callable or None
+        A callback for `dcrmodel.assemble.DcrAssembleCoadd.run`, counting subregions.
+    """
+    if callback is None:
+        return None
+
+    def progress(info: dict[str, Any]) -> None:
+        total = int(info.get("nSubregions", 1))
+        index = int(info.get("subregion", 0))
+        if info.get("finished"):
+            callback(f"subregion {index + 1} done ({info.get('stopReason', '')})", index + 1,
+                     total)
+        else:
+            callback(f"subregion {index + 1}, iteration {info.get('iteration', '?')}", index,
+                     total)
+
+    return progress
