@@ -13,6 +13,7 @@ from .dcr import (
     wavelengthGenerator,
     zenithDirection,
 )
+from .diffim import makeDifference
 from .direct import DirectSolution, solveDirect, solveDirectFromShifts
 from .errors import (
     DcrConfigError,
@@ -50,11 +51,13 @@ from .image import (
     Psf,
     StatisticsControl,
 )
+from .metrics import differenceImageMetrics, evaluateVisit, templateResidual
 from .model import DcrModel
 from .observation import Observatory, VisitInfo, Weather, defaultWeather
 from .psf import PsfEstimate, estimatePsf, psfAtWavelength, psfMatchingTransfer, psfTransfer
 from .refraction import differentialRefraction, refraction
 from .shift import applyDcr
+from .simulate import SimulationConfig, loadManifest, runSimulation, simulateField
 
 __version__ = "0.1.0"
 
@@ -74,6 +77,14 @@ __all__ = [
     "psfAtWavelength",
     "psfTransfer",
     "psfMatchingTransfer",
+    "SimulationConfig",
+    "runSimulation",
+    "simulateField",
+    "loadManifest",
+    "evaluateVisit",
+    "templateResidual",
+    "differenceImageMetrics",
+    "makeDifference",
     "applyDcr",
     "calculateDcr",
     "calculateImageParallacticAngle",
