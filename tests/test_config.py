@@ -33,7 +33,7 @@ def test_defaults_are_the_reference_values():
     assert config.subregionSize == (512, 512)
     # the PSF-aware direct solver is the default; the model PSF the sharpest the inputs allow
     assert config.solver == "direct"
-    assert config.usePsf is True and config.modelPsf == "sharpest"
+    assert config.usePsf is True and config.modelPsf == "sharpestInput"
     assert config.psfDamping == 1e-3
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.fft
 from astropy.io import fits as pyfits
 from astropy.wcs import WCS
 from scipy import ndimage
@@ -65,8 +66,10 @@ from .errors import (
     DcrValueError,
     DcrWarning,
 )
+from .fourier import maxShiftOf, paddedShape
 from .image import Box, Exposure, Filter, Image, Mask, MaskedImage, Psf, StatisticsControl
 from .psf import (
+    effectiveKernelSize,
     estimatePsf,
     maxKernelSize,
     modelPsfFor,
@@ -1455,7 +1458,7 @@ class _Subregion:
         options: dict[str, Any] = {}
         if self.psfAware:
             record["psfAware"] = True
-            options["extraTransfers"], options["psfSize"] = self._psfTransfers()
+            options["extraTransfers"], options["padded"] = self._psfTransfers()
             modelPsf, damping = self.model.psf, self.config.psfDamping
             options["frequencyRidge"] = lambda padded: modelPsfRidge(modelPsf, padded, damping)
         solution = solve(
@@ -1474,14 +1477,21 @@ class _Subregion:
             record["visitResiduals"] = [float(r) for r in residuals]
         return record
 
-    def _psfTransfers(self) -> tuple[Callable[[int, tuple[int, int]], np.ndarray], int]:
-        """Return the PSF factors of the direct solver's forward model and their width.
+    def _psfTransfers(
+        self,
+    ) -> tuple[Callable[[int, tuple[int, int]], np.ndarray], tuple[int, int]]:
+        """Return the PSF factors of the direct solver's forward model and the FFT grid.
 
         Visit ``j``, subfilter ``k``: the damped ratio of the visit's PSF at the subfilter's
         central wavelength to the model's PSF (`dcrmodel.psf.psfMatchingTransfer`). They
         are computed once per visit and grid and kept for the solver's later passes (as
         float32 when real, i.e. for point-symmetric kernels, else complex64: the
         factors are smooth and of order 1, so single precision costs nothing measurable).
+
+        The grid is padded by the DCR shifts plus the width holding all but 1e-3 of every
+        kernel (`dcrmodel.psf.effectiveKernelSize`), not by whole PSF images, whose far
+        wings would double the FFT area for a part in a thousand of a source's light; it
+        is at least as large as the largest kernel, which must fit it.
         """
         band = self.band
         damping = self.config.psfDamping
@@ -1492,7 +1502,16 @@ class _Subregion:
         ]
         psfs = [visit.input.psf for visit in self.visits]
         psfSize = max(
+            effectiveKernelSize(psfs, centres, band.effectiveWavelength),
+            effectiveKernelSize([modelPsf]),
+        )
+        fullSize = max(
             maxKernelSize(psfs, centres, band.effectiveWavelength), maxKernelSize([modelPsf])
+        )
+        maxShift = maxShiftOf([visit.edgeShifts for visit in self.visits])
+        grid = paddedShape(self.bbox.shape, maxShift, psfSize)
+        grid = tuple(
+            max(g, scipy.fft.next_fast_len(fullSize, real=True)) for g in grid
         )
         cache: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
         otfs: dict[tuple[int, int], np.ndarray] = {}
@@ -1521,7 +1540,7 @@ class _Subregion:
                     cache[key] = factors.astype(np.complex64)
             return cache[key]
 
-        return transfers, psfSize
+        return transfers, grid
 
     # -------------------------------------------------------------------------- store
     def store(self, solution: list[Image], nImages: list[Image]) -> None:

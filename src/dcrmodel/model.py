@@ -69,6 +69,7 @@ from .image import (
 )
 from .psf import (
     PsfMatch,
+    effectiveKernelSize,
     maxKernelSize,
     psfMatchingTransfer,
     psfTransfer,
@@ -1375,11 +1376,20 @@ class DcrModel:
             self._otfCache = cached
         return cached[1]
 
-    def _psfSize(self, target: Psf) -> int:
-        """Widest kernel (pixels) of the target PSF over the subfilters and the model PSF."""
+    def _psfSize(self, target: Psf) -> tuple[int, int]:
+        """Kernel widths (pixels) of the target PSF over the subfilters and the model PSF.
+
+        Returns the width to pad by (holding all but 1e-3 of each kernel,
+        `dcrmodel.psf.effectiveKernelSize`) and the widest whole kernel (which the grid must
+        hold).
+        """
         centres = self._subfilterCentres()
-        size = maxKernelSize([target], centres, self.effectiveWavelength)
-        return max(size, maxKernelSize([self._psf]))
+        wl = self.effectiveWavelength
+        padding = max(
+            effectiveKernelSize([target], centres, wl), effectiveKernelSize([self._psf])
+        )
+        full = max(maxKernelSize([target], centres, wl), maxKernelSize([self._psf]))
+        return padding, full
 
     def _psfMatches(
         self, target: Psf, padded: tuple[int, int], cdtype: np.dtype, damping: float
@@ -1478,7 +1488,7 @@ class DcrModel:
         transfer (one FFT pair per subfilter).
         """
         maxShift = float(np.max(np.abs(shifts))) if shifts.size else 0.0
-        psfSize = self._psfSize(target) if target is not None else 0
+        psfSize, fullSize = self._psfSize(target) if target is not None else (0, 0)
         grow = int(math.ceil(maxShift)) + _SHIFT_MARGIN + psfSize // 2
         work = bbox.grow(grow).intersection(self.bbox)
         workSlices = work.slices(self.bbox)
@@ -1490,6 +1500,7 @@ class DcrModel:
         padded = None
         if target is not None:
             padded = paddedShape(work.shape, 0.0, psfSize)
+            padded = tuple(max(p, scipy.fft.next_fast_len(fullSize, real=True)) for p in padded)
             matches = self._psfMatches(target, padded, np.dtype(np.complex128), psfDamping)
         template = np.zeros(bbox.shape, dtype=np.float64)
         models = []
@@ -1516,13 +1527,20 @@ class DcrModel:
             )
         return template, damped
 
-    def _fourierEngine(self, maxShift: float, psfSize: int = 0) -> FourierTemplateEngine:
-        """Return the cached Fourier engine, rebuilt if it cannot hold the shifts and PSF."""
+    def _fourierEngine(
+        self, maxShift: float, psfSize: int = 0, fullSize: int = 0
+    ) -> FourierTemplateEngine:
+        """Return the cached Fourier engine, rebuilt if it cannot hold the shifts and PSF.
+
+        The grid is padded by ``psfSize`` (pixels) and holds a whole kernel of ``fullSize``.
+        """
         engine = self._fourier
         if engine is not None:
             allowed = allowedShift(engine.shape, engine.paddedShape, psfSize)
-            if min(allowed) < maxShift:
+            if min(allowed) < maxShift or min(engine.paddedShape) < fullSize:
                 engine = None
+        if engine is None and min(self.bbox.shape) + psfSize < fullSize:
+            psfSize = fullSize
         if engine is None:
             # Leave room for the larger shifts of other visits, so that the transforms of
             # the model are computed once for a whole set of templates.
@@ -1554,8 +1572,8 @@ class DcrModel:
         PSF matching multiplies each ``H_k`` by the subfilter's matching transfer.
         """
         maxShift = float(np.max(np.abs(shifts))) if shifts.size else 0.0
-        psfSize = self._psfSize(target) if target is not None else 0
-        engine = self._fourierEngine(maxShift, psfSize)
+        psfSize, fullSize = self._psfSize(target) if target is not None else (0, 0)
+        engine = self._fourierEngine(maxShift, psfSize, fullSize)
         padded = engine.paddedShape
         complexType = np.result_type(engine.dtype, np.complex64)
         transfers = np.stack(

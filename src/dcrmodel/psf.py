@@ -71,6 +71,7 @@ __all__ = [
     "psfAtWavelength",
     "psfFwhmAt",
     "maxKernelSize",
+    "effectiveKernelSize",
     "psfTransfer",
     "psfMatchingTransfer",
     "modelPsfRidge",
@@ -435,6 +436,63 @@ def maxKernelSize(
     for psf in psfs:
         for wl in waves:
             size = max(size, psfAtWavelength(psf, wl, effectiveWavelength).shape[0])
+    return size
+
+
+def effectiveKernelSize(
+    psfs: Iterable[Psf],
+    wavelengths: Iterable[float] | None = None,
+    effectiveWavelength: float | None = None,
+    tailFraction: float = 1e-3,
+) -> int:
+    """Return the side (pixels) of the centred box holding all but a fraction of each kernel.
+
+    A PSF image often extends far beyond its core (a Kolmogorov kernel's wings fall only as
+    ``r ** (-11/3)``). Padding a Fourier grid by the whole kernel costs FFT area; what wraps
+    around a grid padded by this smaller size is at most ``tailFraction`` of the flux of a
+    source at the very edge, spread over the far side of the margin.
+
+    Parameters
+    ----------
+    psfs : iterable of Psf
+        The PSFs.
+    wavelengths : iterable of float, optional
+        Wavelengths in nm (None: each PSF at its effective wavelength).
+    effectiveWavelength : float, optional
+        Fallback effective wavelength (nm), see `psfAtWavelength`.
+    tailFraction : float, optional
+        Fraction of the kernel's absolute sum allowed outside the box (0 < value < 1).
+
+    Returns
+    -------
+    int
+        Largest odd side over the PSFs and wavelengths (0 for no PSFs).
+
+    Examples
+    --------
+    >>> from dcrmodel.image import GaussianPsf
+    >>> psf = GaussianPsf(4.0)
+    >>> effectiveKernelSize([psf]) <= maxKernelSize([psf])
+    True
+    """
+    fraction = _positive(tailFraction, "tailFraction", "fraction of the kernel's sum")
+    if fraction >= 1.0:
+        raise DcrValueError("tailFraction must be below 1", tailFraction=tailFraction)
+    waves: list[float | None] = [None] if wavelengths is None else list(wavelengths)
+    size = 0
+    for psf in psfs:
+        for wl in waves:
+            kernel = np.abs(psfAtWavelength(psf, wl, effectiveWavelength))
+            half = kernel.shape[0] // 2
+            total = kernel.sum()
+            # sum inside the centred box of half-size h, for h = 0 .. half
+            ring = np.maximum(
+                np.abs(np.arange(kernel.shape[0]) - half)[:, None],
+                np.abs(np.arange(kernel.shape[1]) - half)[None, :],
+            )
+            inside = np.cumsum(np.bincount(ring.ravel(), weights=kernel.ravel()))
+            h = int(np.argmax(inside >= (1.0 - fraction) * total))
+            size = max(size, 2 * h + 1)
     return size
 
 
