@@ -33,7 +33,7 @@ from astropy.utils import iers
 from astropy.wcs import WCS
 
 from dcrmodel.dcr import calculateDcr, calculateImageParallacticAngle
-from dcrmodel.errors import DcrWarning
+from dcrmodel.errors import DcrFitsError, DcrWarning
 from dcrmodel.fits import DcrModelDataRef, readDcrModel, readExposure
 from dcrmodel.image import Box, ImagePsf
 from dcrmodel.model import DcrModel
@@ -696,3 +696,39 @@ def test_matchedTemplateMovesAPointSourceAlongTheZenith(tmp_path):
     moved = centroid - np.array([ys, xs])
     assert np.hypot(*expected) > 1.0
     assert np.hypot(*(moved - expected)) < 0.02 + 0.01 * np.hypot(*expected), (moved, expected)
+
+
+def _writeModelDirectory(directory, eff, bw, filterName="g", numSubfilters=3):
+    directory.mkdir()
+    for k in range(numSubfilters):
+        _writeModelFile(directory / f"dcrCoadd_{k}.fits", k, numSubfilters,
+                        np.full(SHAPE, float(k)), eff=eff, bw=bw)
+        if filterName is None:
+            with fits.open(directory / f"dcrCoadd_{k}.fits", mode="update") as hdus:
+                del hdus[0].header["FILTER"]
+
+
+@pytest.mark.parametrize("filterName", ["g", None])
+def test_modelBandComesFromTheSubfilterRanges(tmp_path, filterName):
+    # Another pipeline's g band (not dcrmodel's built-in table), or no FILTER key at all:
+    # the files' own DCR-WMIN/DCR-WMAX say what the subfilters are.
+    directory = tmp_path / "model"
+    _writeModelDirectory(directory, 477.0, 150.0, filterName=filterName)
+    model = readDcrModel(directory)
+    assert model.filter.effectiveWavelength == pytest.approx(477.0, abs=1e-9)
+    assert model.filter.bandwidth == pytest.approx(150.0, abs=1e-9)
+    assert model.filter.bandName == (filterName or "unknown")
+
+
+def test_modelFilesOfDifferentBandsAreRejected(tmp_path):
+    directory = tmp_path / "model"
+    _writeModelDirectory(directory, 477.0, 150.0)
+    with fits.open(directory / "dcrCoadd_2.fits", mode="update") as hdus:
+        hdus[0].header["DCR-WMIN"] = 530.0
+        hdus[0].header["DCR-WMAX"] = 580.0
+    with pytest.raises(DcrFitsError, match="dcrCoadd_2.fits.*DCR-WMIN.*do not belong together"):
+        readDcrModel(directory)
+    with fits.open(directory / "dcrCoadd_2.fits", mode="update") as hdus:
+        hdus[0].header["DCR-WMAX"] = 520.0
+    with pytest.raises(DcrFitsError, match="DCR-WMIN = 530.0 and DCR-WMAX = 520.0"):
+        readDcrModel(directory)

@@ -1743,7 +1743,10 @@ class DcrModelDataRef:
         -------
         exposure : `dcrmodel.image.Exposure`
             The subfilter image with the model's mask, variance, WCS, PSF, filter and
-            photometric calibration.
+            photometric calibration. Without ``FILT-EFF``/``FILT-BW``, the filter's
+            wavelengths come from the file's ``DCR-WMIN``/``DCR-WMAX`` (the band of which
+            they are subfilter ``DCR-SUBF`` of ``DCR-NSUB``) rather than from the built-in
+            table of its ``FILTER`` name, which need not be the model's band.
 
         Raises
         ------
@@ -1798,7 +1801,79 @@ class DcrModelDataRef:
                 f"requested; read the model with numSubfilters={storedCount}",
                 key="DCR-NSUB",
             )
-        return readExposure(file, bbox=bbox)
+        exposure = readExposure(file, bbox=bbox)
+        if "FILT-EFF" not in header:
+            band = self._bandFromRanges(datasetType, header, storedIndex, storedCount, where)
+            if band is not None:
+                exposure.filter = band
+        return exposure
+
+    def _bandFromRanges(
+        self, datasetType: str, header: fits.Header, subfilter: int, numSubfilters: int,
+        where: str,
+    ) -> Filter | None:
+        """Band of the model from subfilter 0's DCR-WMIN/DCR-WMAX, checked against this file's.
+
+        Every subfilter gets the same band (computed from one file, so no rounding
+        differences between subfilters); a file whose range is not its subfilter of that
+        band belongs to another model.
+        """
+        first = header if subfilter == 0 else self._header(self._file(datasetType, 0))
+        firstWhere = where if subfilter == 0 else f"{_modelFileName(datasetType, 0)}, HDU 0"
+        band = _bandFromSubfilterRange(first, 0, numSubfilters, firstWhere)
+        if band is None or subfilter == 0:
+            return band
+        own = _bandFromSubfilterRange(header, subfilter, numSubfilters, where)
+        if own is None:
+            return band
+        from .dcr import wavelengthGenerator
+
+        expected = list(
+            wavelengthGenerator(band.effectiveWavelength, band.bandwidth, numSubfilters)
+        )[subfilter]
+        actual = (header["DCR-WMIN"], header["DCR-WMAX"])
+        for key, value, wanted in zip(("DCR-WMIN", "DCR-WMAX"), actual, expected, strict=True):
+            if not math.isclose(value, wanted, rel_tol=1e-9, abs_tol=1e-9):
+                raise DcrFitsError(
+                    f"{where}: key {key} = {value} nm disagrees with subfilter {subfilter} of "
+                    f"the band of {_modelFileName(datasetType, 0)} ({wanted} nm); the files do "
+                    f"not belong together",
+                    key=key,
+                )
+        return band
+
+
+def _bandFromSubfilterRange(
+    header: fits.Header, subfilter: int, numSubfilters: int, where: str
+) -> Filter | None:
+    """Return the band whose subfilter ``subfilter`` of ``numSubfilters`` is DCR-WMIN..DCR-WMAX.
+
+    Subfilter ``k`` of ``N`` covers ``[lambdaMin + k w, lambdaMin + (k+1) w)`` with
+    ``w = bandwidth / N`` (primer), so one file's range gives the whole band. A model file
+    knows its own wavelengths: they override the built-in table of its FILTER name (another
+    pipeline's band of the same name may differ). None without both keys.
+    """
+    start = _headerFloat(header, "DCR-WMIN", where)
+    end = _headerFloat(header, "DCR-WMAX", where)
+    if start is None or end is None or math.isnan(start) or math.isnan(end):
+        return None
+    width = end - start
+    if not width > 0.0 or start <= 0.0:
+        raise DcrFitsError(
+            f"{where}: keys DCR-WMIN = {start} and DCR-WMAX = {end} are not a wavelength range "
+            f"(nm, DCR-WMIN < DCR-WMAX); fix the model file",
+            key="DCR-WMIN",
+        )
+    bandwidth = width * numSubfilters
+    lambdaMin = start - width * subfilter
+    name = _headerStr(header, "FILTER", where) or "unknown"
+    try:
+        return Filter(name, lambdaMin + bandwidth / 2.0, bandwidth)
+    except DcrError as error:
+        raise DcrFitsError(
+            f"{where}: keys DCR-WMIN/DCR-WMAX do not give a valid band ({error})",
+            key="DCR-WMIN",
+        ) from None
 
 
 def readDcrModel(
