@@ -22,9 +22,11 @@ from dcrmodel.fourier import applyTransfer, frequencyGrid, paddedShape
 from dcrmodel.image import DEFAULT_MASK_PLANES, Exposure, GaussianPsf, ImagePsf
 from dcrmodel.psf import (
     PsfEstimate,
+    effectiveKernelSize,
     estimatePsf,
     maxKernelSize,
     modelPsfFor,
+    modelPsfRidge,
     psfAtWavelength,
     psfFwhmAt,
     psfMatchingTransfer,
@@ -660,3 +662,76 @@ class TestEstimatePsf:
             estimatePsf((image, np.ones((8, 8)), None))
         with pytest.raises(DcrShapeError, match="mask and image shapes differ"):
             estimatePsf((image, None, np.zeros((8, 8), dtype=np.int32)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding sizes, the model-PSF ridge and the gain limit of PSF matching
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [-0.2, 0.5])
+def test_maxKernelSize_of_an_image_psf_without_resampling(alpha):
+    kernel = GaussianPsf(4.0).computeKernelImage()
+    psf = ImagePsf(kernel, alpha=alpha, effectiveWavelength=480.0)
+    for wavelength in (400.0, 480.0, 560.0):
+        actual = psfAtWavelength(psf, wavelength).shape[0]
+        assert maxKernelSize([psf], [wavelength]) == actual
+
+
+def test_effectiveKernelSize_holds_all_but_the_tail():
+    sigma = 2.0
+    psf = GaussianPsf(sigma * FWHM_PER_SIGMA)
+    kernel = psf.computeKernelImage()
+    half = kernel.shape[0] // 2
+    for fraction in (1e-2, 1e-3, 1e-5):
+        side = effectiveKernelSize([psf], tailFraction=fraction)
+        h = side // 2
+        inside = kernel[half - h : half + h + 1, half - h : half + h + 1].sum() / kernel.sum()
+        assert inside >= 1.0 - fraction
+        if h > 0:  # the smallest such box
+            smaller = kernel[half - h + 1 : half + h, half - h + 1 : half + h].sum()
+            assert smaller / kernel.sum() < 1.0 - fraction
+        # the continuous Gaussian: a square of half-width h + 1/2 holds erf(...)^2
+        continuous = math.erf((h + 0.5) / (sigma * math.sqrt(2.0))) ** 2
+        assert continuous == pytest.approx(inside, abs=2e-3)
+    assert effectiveKernelSize([kernel], tailFraction=1e-3) == effectiveKernelSize([psf])
+    assert effectiveKernelSize([psf]) < maxKernelSize([psf])
+    with pytest.raises(DcrValueError, match="tailFraction must be below 1"):
+        effectiveKernelSize([psf], tailFraction=1.0)
+
+
+def test_modelPsfRidge_is_the_damping_over_the_transfer_squared():
+    psf = GaussianPsf(3.0)
+    shape = (48, 40)
+    otf = np.abs(psfTransfer(psf, shape))
+    ridge = modelPsfRidge(psf, shape, damping=1e-3, maxValue=1e8)
+    expected = np.minimum((1e-3 * otf.max() / np.maximum(otf, 1e-300)) ** 2, 1e8)
+    np.testing.assert_allclose(ridge, expected, rtol=1e-12)
+    assert ridge[0, 0] == pytest.approx(1e-6)
+    assert ridge.max() > 1.0  # where the OTF falls below the damping level
+    assert modelPsfRidge(psf, shape, damping=1e-3, maxValue=10.0).max() == 10.0
+    np.testing.assert_array_equal(modelPsfRidge(psfTransfer(psf, shape), shape, 1e-3, 1e8), ridge)
+    with pytest.raises(DcrShapeError, match="does not match the rfft2 grid"):
+        modelPsfRidge(np.ones((4, 4)), shape)
+
+
+def test_psfMatchingTransfer_gain_limit():
+    shape = (64, 64)
+    sharp = psfMatchingTransfer(GaussianPsf(2.5), GaussianPsf(4.5), shape)
+    limited = psfMatchingTransfer(GaussianPsf(2.5), GaussianPsf(4.5), shape, maxGain=2.0)
+    assert np.abs(sharp.transfer).max() > 10.0
+    assert np.abs(limited.transfer).max() == pytest.approx(2.0)
+    # the phase is kept, only the modulus is limited
+    over = np.abs(sharp.transfer) > 2.0
+    np.testing.assert_allclose(np.angle(limited.transfer[over]), np.angle(sharp.transfer[over]),
+                               atol=1e-12)
+    # more is lost, and flagged, with the limit
+    assert limited.flagged.sum() > sharp.flagged.sum()
+    # a broader visit never reaches a gain of 1: the limit changes nothing
+    broad = psfMatchingTransfer(GaussianPsf(4.5), GaussianPsf(3.0), shape)
+    np.testing.assert_array_equal(
+        psfMatchingTransfer(GaussianPsf(4.5), GaussianPsf(3.0), shape, maxGain=1.0).transfer,
+        broad.transfer,
+    )
+    with pytest.raises(DcrValueError, match="maxGain must be"):
+        psfMatchingTransfer(GaussianPsf(4.5), GaussianPsf(3.0), shape, maxGain=0.0)

@@ -67,13 +67,25 @@ from .errors import (
     DcrWarning,
 )
 from .fourier import maxShiftOf, paddedShape
-from .image import Box, Exposure, Filter, Image, Mask, MaskedImage, Psf, StatisticsControl
+from .image import (
+    Box,
+    Exposure,
+    Filter,
+    Image,
+    ImagePsf,
+    Mask,
+    MaskedImage,
+    Psf,
+    StatisticsControl,
+)
 from .psf import (
     effectiveKernelSize,
     estimatePsf,
     maxKernelSize,
     modelPsfFor,
     modelPsfRidge,
+    psfAtWavelength,
+    psfFwhmAt,
     psfMatchingTransfer,
     psfTransfer,
     validatePsf,
@@ -105,6 +117,10 @@ _SUMMARY_KIND = "dcrmodel-assemble"
 #: Seeing range (largest over smallest input FWHM, minus 1) above which a PSF-unaware model
 #: is warned about: DMTN-121 found the reference algorithm's templates degrade beyond ~46 %.
 SEEING_RANGE_LIMIT = 0.4
+
+#: Fraction of a PSF kernel's flux allowed outside the padding of the direct solver's grid
+#: (`dcrmodel.psf.effectiveKernelSize`).
+_PSF_TAIL = 1e-2
 
 #: Tolerance, in pixels, of the check that the inputs share the model's pixel grid.
 WCS_GRID_TOLERANCE = 1e-3
@@ -1488,10 +1504,12 @@ class _Subregion:
         float32 when real, i.e. for point-symmetric kernels, else complex64: the
         factors are smooth and of order 1, so single precision costs nothing measurable).
 
-        The grid is padded by the DCR shifts plus the width holding all but 1e-3 of every
+        The grid is padded by the DCR shifts plus the width holding all but 1 % of every
         kernel (`dcrmodel.psf.effectiveKernelSize`), not by whole PSF images, whose far
-        wings would double the FFT area for a part in a thousand of a source's light; it
-        is at least as large as the largest kernel, which must fit it.
+        wings would double the FFT area; it is at least as large as the largest kernel,
+        which must fit it. Light wrapped around the grid crosses both margins before it
+        reaches the image, so what reaches it is the kernel's flux beyond twice that width
+        (for Kolmogorov seeing, about a third of the 1 %, spread over the far edge).
         """
         band = self.band
         damping = self.config.psfDamping
@@ -1500,14 +1518,24 @@ class _Subregion:
             0.5 * (lo + hi)
             for lo, hi in wavelengthGenerator(band.effectiveWavelength, band.bandwidth, self.n)
         ]
-        psfs = [visit.input.psf for visit in self.visits]
+        # Each visit's kernel at each subfilter's centre, resampled once, as achromatic PSFs.
+        eff = band.effectiveWavelength
+        psfs = [
+            [
+                ImagePsf(
+                    psfAtWavelength(visit.input.psf, centre, eff),
+                    fwhm=psfFwhmAt(visit.input.psf, centre, eff),
+                )
+                for centre in centres
+            ]
+            for visit in self.visits
+        ]
+        kernels = [p.array for row in psfs for p in row]
         psfSize = max(
-            effectiveKernelSize(psfs, centres, band.effectiveWavelength),
-            effectiveKernelSize([modelPsf]),
+            effectiveKernelSize(kernels, tailFraction=_PSF_TAIL),
+            effectiveKernelSize([modelPsf], tailFraction=_PSF_TAIL),
         )
-        fullSize = max(
-            maxKernelSize(psfs, centres, band.effectiveWavelength), maxKernelSize([modelPsf])
-        )
+        fullSize = max(max(k.shape[0] for k in kernels), maxKernelSize([modelPsf]))
         maxShift = maxShiftOf([visit.edgeShifts for visit in self.visits])
         grid = paddedShape(self.bbox.shape, maxShift, psfSize)
         grid = tuple(
@@ -1523,15 +1551,8 @@ class _Subregion:
                     otfs[padded] = psfTransfer(modelPsf, padded)
                 factors = np.stack(
                     [
-                        psfMatchingTransfer(
-                            psfs[j],
-                            otfs[padded],
-                            padded,
-                            wavelength=centre,
-                            effectiveWavelength=band.effectiveWavelength,
-                            damping=damping,
-                        ).transfer
-                        for centre in centres
+                        psfMatchingTransfer(psf, otfs[padded], padded, damping=damping).transfer
+                        for psf in psfs[j]
                     ]
                 )
                 if np.all(factors.imag == 0):

@@ -77,7 +77,7 @@ from .psf import (
 )
 from .shift import applyDcr
 
-__all__ = ["DcrModel", "PSF_DAMPED_PLANE", "DEFAULT_PSF_DAMPING"]
+__all__ = ["DcrModel", "PSF_DAMPED_PLANE", "DEFAULT_PSF_DAMPING", "DEFAULT_PSF_MAX_GAIN"]
 
 _log = logging.getLogger(__name__)
 
@@ -93,6 +93,14 @@ PSF_DAMPED_PLANE = "PSF_DAMPED"
 #: Default damping of the PSF matching, relative to the largest value of the model's optical
 #: transfer function (`dcrmodel.psf.psfMatchingTransfer`).
 DEFAULT_PSF_DAMPING = 1e-3
+
+#: Default largest gain of a template's PSF matching (`dcrmodel.psf.psfMatchingTransfer`):
+#: where a visit is sharper than the model, a larger gain would amplify the model's noise
+#: into the template more than it restores the visit's sharper light.
+DEFAULT_PSF_MAX_GAIN = 2.0
+
+#: Fraction of a PSF kernel's flux allowed outside the padding of a PSF-matching grid.
+_PSF_TAIL = 1e-2
 
 #: Smallest model PSF FWHM (pixels) for which the Fourier engine is the default: phase ramps
 #: of an undersampled image ring, where the spline engine stays accurate.
@@ -1155,6 +1163,7 @@ class DcrModel:
         psf: Psf | None = None,
         matchPsf: bool = True,
         psfDamping: float = DEFAULT_PSF_DAMPING,
+        psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
     ) -> Image:
         """Create a DCR-matched template image for an exposure.
 
@@ -1211,6 +1220,11 @@ class DcrModel:
         psfDamping : float, optional
             Keyword only. Damping level of the PSF matching relative to the largest value of
             the model's optical transfer function (`dcrmodel.psf.psfMatchingTransfer`).
+        psfMaxGain : float or None, optional
+            Keyword only. Largest gain ``|H|`` of the PSF matching (default 2): where the
+            visit is sharper than the model, larger gains put more of the model's noise into
+            the template than they restore of the visit's light (a model of ``J`` visits has
+            about ``1 / sqrt(J)`` of a visit's noise). None: damping only.
 
         Returns
         -------
@@ -1279,6 +1293,7 @@ class DcrModel:
             psf,
             matchPsf,
             psfDamping,
+            psfMaxGain,
         )
         return template
 
@@ -1299,6 +1314,7 @@ class DcrModel:
         psf: Any,
         matchPsf: Any,
         psfDamping: Any,
+        psfMaxGain: Any,
     ) -> tuple[Image, Psf | None]:
         """Build a template; flag damped pixels in ``mask``; return it and its PSF."""
         visitInfo, bbox, wcs = self._resolveVisit(exposure, visitInfo, bbox, wcs, method)
@@ -1319,6 +1335,10 @@ class DcrModel:
         psfDamping = _checkFiniteNumber(psfDamping, "psfDamping", minimum=0.0)
         if not psfDamping > 0:
             raise DcrValueError("psfDamping must be > 0", psfDamping=psfDamping)
+        if psfMaxGain is not None:
+            psfMaxGain = _checkFiniteNumber(psfMaxGain, "psfMaxGain", minimum=0.0)
+            if not psfMaxGain > 0:
+                raise DcrValueError("psfMaxGain must be > 0 (or None)", psfMaxGain=psfMaxGain)
         target = self._targetPsf(exposure, psf, matchPsf)
 
         edges = mode != "mean"
@@ -1347,11 +1367,13 @@ class DcrModel:
             _log.debug("shifts %s px", shifts.tolist())
         if engine == "fourier":
             template, damped = self._fourierTemplate(
-                bbox, shifts, useSplit, amplifyModel, mode, target, psfDamping, exposure
+                bbox, shifts, useSplit, amplifyModel, mode, target, (psfDamping, psfMaxGain),
+                exposure,
             )
         else:
             template, damped = self._splineTemplate(
-                bbox, shifts, useSplit, amplifyModel, int(order), target, psfDamping, exposure
+                bbox, shifts, useSplit, amplifyModel, int(order), target,
+                (psfDamping, psfMaxGain), exposure,
             )
         if damped is not None and mask is not None:
             bit = mask.addMaskPlane(PSF_DAMPED_PLANE)
@@ -1379,22 +1401,30 @@ class DcrModel:
     def _psfSize(self, target: Psf) -> tuple[int, int]:
         """Kernel widths (pixels) of the target PSF over the subfilters and the model PSF.
 
-        Returns the width to pad by (holding all but 1e-3 of each kernel,
-        `dcrmodel.psf.effectiveKernelSize`) and the widest whole kernel (which the grid must
-        hold).
+        Returns the width to pad by (holding all but 1 % of each kernel,
+        `dcrmodel.psf.effectiveKernelSize`: light wrapped around the grid must cross both
+        margins to reach the image) and the widest whole kernel (which the grid must hold).
         """
         centres = self._subfilterCentres()
         wl = self.effectiveWavelength
         padding = max(
-            effectiveKernelSize([target], centres, wl), effectiveKernelSize([self._psf])
+            effectiveKernelSize([target], centres, wl, tailFraction=_PSF_TAIL),
+            effectiveKernelSize([self._psf], tailFraction=_PSF_TAIL),
         )
         full = max(maxKernelSize([target], centres, wl), maxKernelSize([self._psf]))
         return padding, full
 
     def _psfMatches(
-        self, target: Psf, padded: tuple[int, int], cdtype: np.dtype, damping: float
+        self,
+        target: Psf,
+        padded: tuple[int, int],
+        cdtype: np.dtype,
+        damping: tuple[float, float | None],
     ) -> list[PsfMatch]:
-        """Return the damped matching transfers from the model PSF to ``target``, per subfilter."""
+        """Return the damped matching transfers from the model PSF to ``target``, per subfilter.
+
+        ``damping`` is ``(psfDamping, psfMaxGain)``.
+        """
         otfModel = self._modelOtf(padded, cdtype)
         return [
             psfMatchingTransfer(
@@ -1403,8 +1433,9 @@ class DcrModel:
                 padded,
                 wavelength=centre,
                 effectiveWavelength=self.effectiveWavelength,
-                damping=damping,
+                damping=damping[0],
                 dtype=cdtype,
+                maxGain=damping[1],
             )
             for centre in self._subfilterCentres()
         ]
@@ -1437,7 +1468,10 @@ class DcrModel:
 
         ``models`` are the subfilter images on a region embedded (edge-extended) in
         ``padded``, ``cut`` selects the template's box inside that region, and
-        ``dcrTransfers`` (or None) moves each subfilter by its DCR.
+        ``dcrTransfers`` (or None) moves each subfilter by its DCR. The light that can be
+        lost is that of the model's sources: each subfilter image's pixels more than 3
+        standard deviations of its noise (from the model's variance, else the image's
+        robust scatter) above 0.
         """
         if not any(match.isDamped for match in matches):
             return None
@@ -1446,7 +1480,13 @@ class DcrModel:
             if not match.isDamped:
                 continue
             residual = np.abs(scipy.fft.ifftshift(match.residualKernel()))
-            term = scipy.fft.rfft2(padToShape(np.abs(models[k]).astype(float), padded))
+            model = np.asarray(models[k], dtype=float)
+            if self._variance is not None:
+                sigma = math.sqrt(max(float(np.median(self._variance.array)), 0.0))
+            else:
+                sigma = 1.4826 * float(np.median(np.abs(model - np.median(model))))
+            sources = np.where(model > 3.0 * sigma, model, 0.0)
+            term = scipy.fft.rfft2(padToShape(sources, padded))
             term *= scipy.fft.rfft2(residual)
             if dcrTransfers is not None:
                 term *= dcrTransfers[k]
@@ -1479,7 +1519,7 @@ class DcrModel:
         amplifyModel: float,
         order: int,
         target: Psf | None = None,
-        psfDamping: float = DEFAULT_PSF_DAMPING,
+        psfDamping: tuple[float, float | None] = (DEFAULT_PSF_DAMPING, None),
         exposure: Any = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Sum of the subfilter images shifted by splines (``applyDcr``), over ``bbox``.
@@ -1562,7 +1602,7 @@ class DcrModel:
         amplifyModel: float,
         mode: str = "split",
         target: Psf | None = None,
-        psfDamping: float = DEFAULT_PSF_DAMPING,
+        psfDamping: tuple[float, float | None] = (DEFAULT_PSF_DAMPING, None),
         exposure: Any = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Sum of the subfilter images moved by phase ramps (or smeared), over ``bbox``.
@@ -1626,6 +1666,7 @@ class DcrModel:
         psf: Psf | None = None,
         matchPsf: bool = True,
         psfDamping: float = DEFAULT_PSF_DAMPING,
+        psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
     ) -> Exposure:
         """Create an exposure from a template image (a wrapper of `buildMatchedTemplate`).
 
@@ -1644,7 +1685,7 @@ class DcrModel:
             Reference mask to use for the template image. None: the model's mask.
         order, splitSubfilters, splitThreshold
             Passed to `buildMatchedTemplate`.
-        engine, mode, psf, matchPsf, psfDamping
+        engine, mode, psf, matchPsf, psfDamping, psfMaxGain
             Keyword only; passed to `buildMatchedTemplate`.
 
         Returns
@@ -1702,6 +1743,7 @@ class DcrModel:
             psf,
             matchPsf,
             psfDamping,
+            psfMaxGain,
         )
         templateVariance = None
         if self._variance is not None:

@@ -435,12 +435,21 @@ def maxKernelSize(
     size = 0
     for psf in psfs:
         for wl in waves:
-            size = max(size, psfAtWavelength(psf, wl, effectiveWavelength).shape[0])
+            if isinstance(psf, ImagePsf):
+                # the side `_resampleKernel` gives, without resampling
+                scale = _sizeScale(psf, wl, effectiveWavelength)
+                half = psf.array.shape[0] // 2
+                side = psf.array.shape[0] if scale == 1.0 else (
+                    2 * max(math.ceil(half * scale - 1e-9), 1) + 1
+                )
+            else:
+                side = psfAtWavelength(psf, wl, effectiveWavelength).shape[0]
+            size = max(size, side)
     return size
 
 
 def effectiveKernelSize(
-    psfs: Iterable[Psf],
+    psfs: Iterable[Psf | np.ndarray],
     wavelengths: Iterable[float] | None = None,
     effectiveWavelength: float | None = None,
     tailFraction: float = 1e-3,
@@ -454,8 +463,8 @@ def effectiveKernelSize(
 
     Parameters
     ----------
-    psfs : iterable of Psf
-        The PSFs.
+    psfs : iterable of Psf or numpy.ndarray
+        The PSFs, or kernel images already evaluated (used as given, at every wavelength).
     wavelengths : iterable of float, optional
         Wavelengths in nm (None: each PSF at its effective wavelength).
     effectiveWavelength : float, optional
@@ -481,8 +490,11 @@ def effectiveKernelSize(
     waves: list[float | None] = [None] if wavelengths is None else list(wavelengths)
     size = 0
     for psf in psfs:
-        for wl in waves:
-            kernel = np.abs(psfAtWavelength(psf, wl, effectiveWavelength))
+        for wl in waves if isinstance(psf, Psf) else [None]:
+            if isinstance(psf, Psf):
+                kernel = np.abs(psfAtWavelength(psf, wl, effectiveWavelength))
+            else:
+                kernel = np.abs(np.asarray(psf, dtype=np.float64))
             half = kernel.shape[0] // 2
             total = kernel.sum()
             # sum inside the centred box of half-size h, for h = 0 .. half
@@ -667,6 +679,7 @@ def psfMatchingTransfer(
     order: int = 2,
     flagThreshold: float | None = None,
     dtype: Any = np.complex128,
+    maxGain: float | None = None,
 ) -> PsfMatch:
     """Return the transfer function from the model's PSF to a visit's PSF, damped.
 
@@ -696,6 +709,12 @@ def psfMatchingTransfer(
         Loss above which a frequency is flagged (None: ``epsilon``).
     dtype : numpy dtype, optional
         ``complex128`` (default) or ``complex64``.
+    maxGain : float, optional
+        Largest allowed ``|H|`` (> 0): where the damped quotient exceeds it, ``H`` keeps its
+        phase and is scaled down to ``maxGain``. Where a visit is sharper than the model,
+        ``|H| > 1`` amplifies the model's noise along with its signal; a template made from
+        a model of ``J`` visits stays below a visit's own noise with a gain of order
+        ``sqrt(J)``. None: no limit beyond the damping.
 
     Returns
     -------
@@ -748,6 +767,8 @@ def psfMatchingTransfer(
     p = _wholeNumber(order, "order", 1)
     if flagThreshold is not None:
         flagThreshold = _positive(flagThreshold, "flagThreshold", "fraction of the OTF at 0")
+    if maxGain is not None:
+        cap = _positive(maxGain, "maxGain", "dimensionless")
     expected = (grid[0], grid[1] // 2 + 1)
     if isinstance(modelPsf, np.ndarray):
         if modelPsf.shape != expected:
@@ -772,6 +793,11 @@ def psfMatchingTransfer(
     # H = OTF_v conj(OTF_m) |OTF_m|^(2p-2) / (|OTF_m|^(2p) + eps^(2p)).
     weight = power ** (p - 1) / (power**p + epsilon ** (2 * p))
     transfer = (otfVisit * np.conj(otfModel) * weight).astype(cdtype, copy=False)
+    if maxGain is not None:
+        gain = np.abs(transfer)
+        over = gain > cap
+        if over.any():
+            transfer[over] *= (cap / gain[over]).astype(transfer.real.dtype)
     loss = np.abs(otfVisit - transfer * otfModel).astype(np.float64)
     threshold = epsilon if flagThreshold is None else flagThreshold
     flagged = loss > threshold
