@@ -540,12 +540,16 @@ def test_parallacticAngleAgreesWithAstropy(tmp_path, azimuth, altitude):
     assert imageAngle.deg == pytest.approx(localAngle.deg, abs=0.01)
 
 
-def _refcoShifts(path, bbox, temperature, pressure, humidity, numSubfilters=3):
-    """Independent shifts (dy, dx) per subfilter of band g: refco refraction, astropy geometry."""
-    header = fits.getheader(path, 0)
+def _refcoShifts(path, bbox, temperature, pressure, humidity, numSubfilters=3, altitude=None):
+    """Independent shifts (dy, dx) per subfilter of band g: refco refraction, astropy geometry.
+
+    The refraction is that at ``altitude`` (deg; default: the file's BORE-ALT).
+    """
+    if altitude is None:
+        altitude = fits.getheader(path, 0)["BORE-ALT"]
     eff, bw = 482.685, 180.5
     edges = eff - bw / 2.0 + bw * np.arange(numSubfilters + 1) / numSubfilters
-    refraction = _refcoRefraction(np.append(edges, eff), header["BORE-ALT"],
+    refraction = _refcoRefraction(np.append(edges, eff), altitude,
                                   temperature, pressure, humidity)
     edgeDr = refraction[:-1] - refraction[-1]
     meanDr = 0.5 * (edgeDr[:-1] + edgeDr[1:])
@@ -732,3 +736,40 @@ def test_modelFilesOfDifferentBandsAreRejected(tmp_path):
         hdus[0].header["DCR-WMAX"] = 520.0
     with pytest.raises(DcrFitsError, match="DCR-WMIN = 530.0 and DCR-WMAX = 520.0"):
         readDcrModel(directory)
+
+
+# --------------------------------------------------------------------------------------
+# Unusual headers: accepted, completed, or rejected with a clear error
+# --------------------------------------------------------------------------------------
+
+
+def _editHeader(path, **keys):
+    """Set (value) or delete (None) HDU 0 keys of a written file."""
+    with fits.open(path, mode="update") as hdus:
+        header = hdus[0].header
+        for key, value in keys.items():
+            key = key.replace("_", "-")
+            if value is None:
+                del header[key]
+            else:
+                header[key] = value
+
+
+@pytest.mark.parametrize("how", ["missing", "nan"])
+def test_missingBoresightAltitudeIsComputed(tmp_path, how):
+    path = tmp_path / "calexp.fits"
+    written = writeForeignExposure(path, azimuth=110.0, altitude=40.0)
+    if how == "missing":
+        _editHeader(path, BORE_AZ=None, BORE_ALT=None)
+    else:
+        _editHeader(path, BORE_ALT="NaN")
+    with pytest.warns(DcrWarning, match="BORE-AZ/BORE-ALT are missing or unknown"):
+        exposure = readExposure(path)
+    az, alt = exposure.visitInfo.boresightAzAlt
+    assert alt.deg == pytest.approx(written["visit"]["BORE-ALT"], abs=1e-6)
+    assert az.deg == pytest.approx(written["visit"]["BORE-AZ"], abs=1e-6)
+    shifts = calculateDcr(exposure.visitInfo, exposure.wcs, 482.685, 180.5, 3,
+                          bbox=exposure.bbox)
+    expected = _refcoShifts(path, exposure.bbox, *WEATHER.values(),
+                            altitude=written["visit"]["BORE-ALT"])
+    _assertShiftsAgree(shifts, expected)

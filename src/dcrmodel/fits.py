@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import Angle, SkyCoord
+from astropy.coordinates import AltAz, Angle, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 from astropy.utils.exceptions import AstropyUserWarning
@@ -460,7 +460,9 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
     DcrWarning
         When a weather value is NaN or blank (unknown): it is replaced by the
         standard-atmosphere default at the observatory's elevation
-        (`dcrmodel.site.defaultWeather`).
+        (`dcrmodel.site.defaultWeather`). When ``BORE-AZ``/``BORE-ALT`` are missing or
+        unknown but the pointing, the date and the site are known: they are computed with
+        astropy's ``AltAz`` (no refraction).
     """
     if not isinstance(header, fits.Header):
         raise DcrTypeError("header must be an astropy.io.fits.Header", header=type(header))
@@ -508,6 +510,7 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         visitId = _headerInt(header, "IDNUM", where)
         if visitId is not None:
             kwargs["id"] = visitId
+        _fillAzAlt(kwargs, where)
         return VisitInfo(**kwargs)
     except DcrFitsError:
         raise
@@ -516,6 +519,29 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
             f"{where}: the visit metadata is invalid ({error}); fix the header keys",
             keys=[key for key in VISIT_KEYS if key in header],
         ) from error
+
+
+def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
+    """Fill a missing (or NaN) boresight azimuth/altitude from the pointing, date and site.
+
+    Computed with astropy's AltAz without refraction (the true altitude), with a warning;
+    nothing is done when one of the three is unknown too.
+    """
+    raDec = kwargs.get("boresightRaDec")
+    observatory = kwargs.get("observatory")
+    date = kwargs.get("date")
+    if "boresightAzAlt" in kwargs or raDec is None or observatory is None or date is None:
+        return
+    frame = AltAz(obstime=date, location=observatory.toEarthLocation(), pressure=0 * u.hPa)
+    with offlineIers():
+        horizontal = raDec.transform_to(frame)
+    kwargs["boresightAzAlt"] = (Angle(horizontal.az.deg, u.deg), Angle(horizontal.alt.deg, u.deg))
+    warnings.warn(
+        f"{where}: BORE-AZ/BORE-ALT are missing or unknown; computed from BORE-RA/BORE-DEC, "
+        f"the date and the site without refraction (altitude {horizontal.alt.deg:.4f} deg)",
+        DcrWarning,
+        stacklevel=4,
+    )
 
 
 def _weatherFromHeader(
@@ -1381,8 +1407,9 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     Warns
     -----
     DcrWarning
-        For unknown weather values (replaced by the site's default weather) and for a band
-        with no known wavelengths (the exposure gets no filter).
+        For unknown weather values (replaced by the site's default weather), a boresight
+        azimuth/altitude computed because it is missing (see `visitInfoFromHeader`), and
+        for a band with no known wavelengths (the exposure gets no filter).
 
     Notes
     -----
