@@ -773,3 +773,17 @@ def test_missingBoresightAltitudeIsComputed(tmp_path, how):
     expected = _refcoShifts(path, exposure.bbox, *WEATHER.values(),
                             altitude=written["visit"]["BORE-ALT"])
     _assertShiftsAgree(shifts, expected)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [("AIRTEMP", 284.65, "AIRTEMP = 284.65 is not a plausible value in degC.*kelvin"),
+     ("AIRPRESS", 742.0, "AIRPRESS = 742 is not a plausible value in Pa.*hPa")],
+)
+def test_weatherInAnotherUnitIsRejected(tmp_path, key, value, match):
+    # Read as degC / Pa these would move sources by hundreds of pixels or not at all.
+    path = tmp_path / "calexp.fits"
+    writeForeignExposure(path)
+    _editHeader(path, **{key: value})
+    with pytest.raises(DcrFitsError, match=match):
+        readExposure(path)

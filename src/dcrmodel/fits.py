@@ -453,7 +453,9 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
     ------
     DcrFitsError
         If a value is not of the right kind (text where a number is needed, a date that
-        cannot be parsed, an unknown ``TIMESYS``) or the values are out of their range.
+        cannot be parsed, an unknown ``TIMESYS``) or the values are out of their range,
+        including a weather value that is implausible in the layout's unit (``AIRTEMP``
+        outside -100..70 degC, ``AIRPRESS`` outside 1e4..1.2e5 Pa: kelvin or hPa).
 
     Warns
     -----
@@ -544,6 +546,15 @@ def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
     )
 
 
+# Plausible weather at an observatory, in the units of the layout; values outside are in
+# another unit, and would give a refraction off by orders of magnitude. Extremes: -89.2 and
+# 56.7 degC recorded at the surface; 33.7 kPa on the summit of Everest.
+_WEATHER_RANGES = {
+    "AIRTEMP": (-100.0, 70.0, "degC", "a value in kelvin? subtract 273.15"),
+    "AIRPRESS": (1.0e4, 1.2e5, "Pa", "a value in hPa or mbar? multiply by 100"),
+}
+
+
 def _weatherFromHeader(
     header: fits.Header, where: str, observatory: Observatory | None
 ) -> Weather | None:
@@ -552,6 +563,17 @@ def _weatherFromHeader(
     values = [_headerFloat(header, key, where) for key in keys]
     if all(value is None for value in values):
         return None
+    for key, value in zip(keys, values, strict=True):
+        if value is None or math.isnan(value) or key not in _WEATHER_RANGES:
+            continue
+        low, high, unit, hint = _WEATHER_RANGES[key]
+        if not low <= value <= high:
+            raise DcrFitsError(
+                f"{where}: key {key} = {value:g} is not a plausible value in {unit} "
+                f"({low:g} to {high:g}); the layout's unit is {unit} ({hint})",
+                key=key,
+                value=value,
+            )
     unknown = [key for key, value in zip(keys, values, strict=True)
                if value is None or math.isnan(value)]
     if unknown:
