@@ -787,3 +787,44 @@ def test_weatherInAnotherUnitIsRejected(tmp_path, key, value, match):
     _editHeader(path, **{key: value})
     with pytest.raises(DcrFitsError, match=match):
         readExposure(path)
+
+
+def _editMask(path, edit):
+    with fits.open(path, mode="update") as hdus:
+        edit(hdus["MASK"])
+
+
+def test_maskWithoutPlaneKeysHasTheDefaultPlanes(tmp_path):
+    path = tmp_path / "calexp.fits"
+    written = writeForeignExposure(path)
+
+    def dropKeys(hdu):
+        for key in [key for key in hdu.header if key.startswith("MP_")]:
+            del hdu.header[key]
+
+    _editMask(path, dropKeys)
+    with pytest.warns(DcrWarning, match="no MP_<PLANE> keys.*Rubin default planes"):
+        mask = readExposure(path).mask
+    assert mask.planes == {name: bit for name, bit in MASK_PLANES.items() if bit <= 8}
+    np.testing.assert_array_equal(mask.array, written["mask"])
+    assert mask.getPlaneBitMask("DETECTED") == 1 << 5
+    # An empty mask without keys is read silently.
+    _editMask(path, lambda hdu: hdu.data.fill(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DcrWarning)
+        assert readExposure(path).mask.planes["SAT"] == 1
+
+
+def test_maskPlaneBitsWrittenAsReals(tmp_path):
+    path = tmp_path / "calexp.fits"
+    writeForeignExposure(path)
+
+    def realBits(hdu):
+        for key in [key for key in hdu.header if key.startswith("MP_")]:
+            hdu.header[key] = float(hdu.header[key])
+
+    _editMask(path, realBits)
+    assert _read(path).mask.planes == MASK_PLANES
+    _editMask(path, lambda hdu: hdu.header.set("MP_BAD", 0.5))
+    with pytest.raises(DcrFitsError, match="MP_BAD must be an integer bit number"):
+        readExposure(path)

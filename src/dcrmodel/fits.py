@@ -63,6 +63,7 @@ from .errors import (
     DcrWarning,
 )
 from .image import (
+    DEFAULT_MASK_PLANES,
     Box,
     Exposure,
     Filter,
@@ -911,6 +912,8 @@ def _maskPlanesFromHeader(header: fits.Header, where: str) -> dict[str, int]:
         name = key[len(_MASK_PREFIX):]
         if not name:
             raise DcrFitsError(f"{where}: key {key} names no mask plane", key=key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # some writers store every number as a real
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise DcrFitsError(
                 f"{where}: mask plane key {key} must be an integer bit number (0-31), "
@@ -1410,7 +1413,8 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     -------
     exposure : `dcrmodel.image.Exposure`
         The image (float32, or float64 if the file has it), the mask (int32, planes from
-        the ``MP_*`` keys), the variance, the WCS mapping PARENT 0-based pixels to ICRS, the
+        the ``MP_*`` keys, or the Rubin default planes if the MASK HDU has none), the
+        variance, the WCS mapping PARENT 0-based pixels to ICRS, the
         visit info, the filter, the photometric calibration, the PSF and the remaining HDU 0
         keys as ``metadata``.
 
@@ -1430,7 +1434,8 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     -----
     DcrWarning
         For unknown weather values (replaced by the site's default weather), a boresight
-        azimuth/altitude computed because it is missing (see `visitInfoFromHeader`), and
+        azimuth/altitude computed because it is missing (see `visitInfoFromHeader`), a
+        mask with bits set but no ``MP_*`` keys (read as the Rubin default planes), and
         for a band with no known wavelengths (the exposure gets no filter).
 
     Notes
@@ -1502,6 +1507,17 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
             raise DcrFitsError(
                 f"{maskWhere} must hold integers (int32), not {maskData.dtype}", hdu="MASK"
             )
+        if not planes:
+            # No MP_ keys at all: the bits mean what they mean in the Rubin layout.
+            planes = dict(DEFAULT_MASK_PLANES)
+            if np.any(maskData):
+                warnings.warn(
+                    f"{maskWhere} has no MP_<PLANE> keys; its bits are read as the Rubin "
+                    f"default planes ({', '.join(f'{n} {b}' for n, b in planes.items())}); "
+                    f"add the keys if they mean something else",
+                    DcrWarning,
+                    stacklevel=2,
+                )
         metadata = _metadataFromHeader(
             primary, keepFilter=filterInfo is None, keepVisit=visitInfo is None
         )
