@@ -828,3 +828,27 @@ def test_maskPlaneBitsWrittenAsReals(tmp_path):
     _editMask(path, lambda hdu: hdu.header.set("MP_BAD", 0.5))
     with pytest.raises(DcrFitsError, match="MP_BAD must be an integer bit number"):
         readExposure(path)
+
+
+_ORIGIN_KEYS = ("LTV1", "LTV2", "CTYPE1A", "CTYPE2A", "CRVAL1A", "CRVAL2A", "CRPIX1A",
+                "CRPIX2A", "CUNIT1A", "CUNIT2A", "WCSNAMEA")
+
+
+@pytest.mark.parametrize("keep", ["IMAGE", "MASK"])
+def test_originOnOnePlaneOnly(tmp_path, keep):
+    # A writer that put the parent origin on one plane HDU only.
+    path = tmp_path / "calexp.fits"
+    written = writeForeignExposure(path)
+    with fits.open(path, mode="update") as hdus:
+        for name in ("IMAGE", "MASK", "VARIANCE"):
+            if name != keep:
+                for key in _ORIGIN_KEYS:
+                    del hdus[name].header[key]
+    exposure = _read(path)
+    assert exposure.bbox.begin == ORIGIN
+    np.testing.assert_array_equal(exposure.mask.array, written["mask"])
+    # Planes that give different origins are still rejected.
+    with fits.open(path, mode="update") as hdus:
+        hdus["VARIANCE"].header["LTV1"] = 0
+    with pytest.raises(DcrFitsError, match="HDU VARIANCE has parent origin"):
+        readExposure(path)

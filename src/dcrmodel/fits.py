@@ -803,6 +803,11 @@ def _originHeader(x0: int, y0: int) -> fits.Header:
     return header
 
 
+def _hasOriginKeys(header: fits.Header) -> bool:
+    """Return True if ``header`` gives a parent origin (LTV or the alternate WCS 'A')."""
+    return any(key in header for key in ("LTV1", "LTV2", "CRVAL1A", "CRVAL2A"))
+
+
 def _originFromHeader(header: fits.Header, where: str) -> tuple[int, int]:
     """Return the parent origin (x0, y0) from LTV1/LTV2, else from the 'A' linear WCS."""
     origin = []
@@ -1339,9 +1344,17 @@ def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> 
         name: _checkPlaneHdu(hduList, indices[name], name, source, fileSize)
         for name in _PLANE_NAMES
     }
-    shape, origin = geometry["IMAGE"]
-    for name in ("MASK", "VARIANCE"):
+    # A plane without any origin keys is taken to share the others' origin (the file's
+    # writer put them on one HDU only); planes that give one must agree.
+    withOrigin = [name for name in _PLANE_NAMES
+                  if _hasOriginKeys(hduList[indices[name]].header)]
+    shape = geometry["IMAGE"][0]
+    originHdu = withOrigin[0] if withOrigin else "IMAGE"
+    origin = geometry[originHdu][1]
+    for name in _PLANE_NAMES:
         otherShape, otherOrigin = geometry[name]
+        if name not in withOrigin:
+            otherOrigin = origin
         if otherShape != shape:
             raise DcrFitsError(
                 f"{source.name}: HDU {name} has shape {otherShape} but IMAGE has {shape} "
@@ -1350,8 +1363,8 @@ def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> 
             )
         if otherOrigin != origin:
             raise DcrFitsError(
-                f"{source.name}: HDU {name} has parent origin {otherOrigin} but IMAGE has "
-                f"{origin} (LTV1/LTV2); the planes of an exposure must match",
+                f"{source.name}: HDU {name} has parent origin {otherOrigin} but "
+                f"{originHdu} has {origin} (LTV1/LTV2); the planes of an exposure must match",
                 hdu=name,
             )
     return Box(origin[0], origin[1], shape[1], shape[0])
@@ -1441,7 +1454,8 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     Notes
     -----
     The parent origin comes from ``LTV1``/``LTV2`` (``x0 = -LTV1``), or from the alternate
-    linear WCS ``A`` if those are missing, or is (0, 0). The metadata holds the HDU 0 keys
+    linear WCS ``A`` if those are missing, or is (0, 0). A plane HDU without any of these
+    keys shares the origin of the planes that have them. The metadata holds the HDU 0 keys
     that are not turned into attributes, without the structural keys and without Rubin's
     pointers into its binary-table archive (``AR_HDU`` and integer ``*_ID`` keys), which
     would be wrong in a file that does not carry those tables.
