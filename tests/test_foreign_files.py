@@ -852,3 +852,44 @@ def test_originOnOnePlaneOnly(tmp_path, keep):
         hdus["VARIANCE"].header["LTV1"] = 0
     with pytest.raises(DcrFitsError, match="HDU VARIANCE has parent origin"):
         readExposure(path)
+
+
+def test_matchedTemplateWithPsfHdusOnACutout(tmp_path):
+    # Model files and visit with hand-written PSF HDUs (model sharper than the visit); the
+    # template over a cutout of the visit: its centroid moves by the blue subfilter's DCR
+    # and its width grows to the visit's PSF.
+    directory = tmp_path / "model"
+    directory.mkdir()
+    xs, ys = 30.2, 18.7
+    modelSigma, visitSigma = 1.5, 2.2
+    source = _pointSource(SHAPE, xs, ys, sigma=modelSigma)
+    fwhm = 2.0 * math.sqrt(2.0 * math.log(2.0)) * PIXEL_SCALE
+    for k, array in enumerate([source, np.zeros(SHAPE), np.zeros(SHAPE)]):
+        path = directory / f"dcrCoadd_{k}.fits"
+        _writeModelFile(path, k, 3, array)
+        with fits.open(path, mode="update") as hdus:
+            psfHdu = fits.ImageHDU(_gaussianKernel(21, modelSigma), name="PSF")
+            psfHdu.header["PSF-FWHM"] = fwhm * modelSigma
+            psfHdu.header["PSF-ALPH"] = 0.0
+            hdus.append(psfHdu)
+    model = readDcrModel(directory)
+    assert model.psf is not None
+    visitPath = tmp_path / "calexp.fits"
+    writeForeignExposure(visitPath, azimuth=320.0, altitude=55.0, form="pc", rotation=200.0,
+                         psf=(_gaussianKernel(31, visitSigma), fwhm * visitSigma, 0.0))
+    box = Box(ORIGIN[0] + 12, ORIGIN[1] + 4, 36, 30)
+    exposure = readExposure(visitPath, bbox=box)
+    template = model.buildMatchedTemplate(exposure).array
+    assert template.shape == box.shape
+    yy, xx = np.indices(box.shape)
+    total = template.sum()
+    assert total == pytest.approx(source.sum(), rel=2e-3)
+    cy, cx = (template * yy).sum() / total, (template * xx).sum() / total
+    expected = _refcoShifts(visitPath, box, *WEATHER.values())[0]
+    moved = np.array([cy + box.minY - ORIGIN[1] - ys, cx + box.minX - ORIGIN[0] - xs])
+    assert np.hypot(*(moved - expected)) < 0.02 + 0.01 * np.hypot(*expected), (moved, expected)
+    # Second moment across the DCR direction: the visit's PSF width.
+    along = np.array(expected) / np.hypot(*expected)
+    across = (-(yy - cy) * along[1] + (xx - cx) * along[0])
+    width = math.sqrt((template * across**2).sum() / total)
+    assert width == pytest.approx(visitSigma, rel=0.03)
