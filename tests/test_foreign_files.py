@@ -893,3 +893,14 @@ def test_matchedTemplateWithPsfHdusOnACutout(tmp_path):
     across = (-(yy - cy) * along[1] + (xx - cx) * along[0])
     width = math.sqrt((template * across**2).sum() / total)
     assert width == pytest.approx(visitSigma, rel=0.03)
+
+
+@pytest.mark.parametrize("key", ["DATE-OBS", "DATE-BEG"])
+def test_startDateWithoutDateAvg(tmp_path, key):
+    path = tmp_path / "calexp.fits"
+    writeForeignExposure(path)
+    start = Time(DATE_TAI, format="isot", scale="tai") - 15.0 * u.s  # EXPTIME 30 s
+    _editHeader(path, DATE_AVG=None, **{"MJD_AVG_UT1": None, key.replace("-", "_"): start.isot})
+    with pytest.warns(DcrWarning, match=f"DATE-AVG is missing.*{key}"):
+        info = readExposure(path).visitInfo
+    assert abs((info.date - Time(DATE_TAI, scale="tai")).to_value(u.s)) < 1e-6

@@ -465,7 +465,9 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         standard-atmosphere default at the observatory's elevation
         (`dcrmodel.site.defaultWeather`). When ``BORE-AZ``/``BORE-ALT`` are missing or
         unknown but the pointing, the date and the site are known: they are computed with
-        astropy's ``AltAz`` (no refraction).
+        astropy's ``AltAz`` (no refraction). When ``DATE-AVG`` and ``MJD-AVG-UT1`` are
+        missing and the start of the exposure is given (``DATE-BEG`` or ``DATE-OBS``, in
+        ``TIMESYS``): the date is the start plus half of ``EXPTIME``.
     """
     if not isinstance(header, fits.Header):
         raise DcrTypeError("header must be an astropy.io.fits.Header", header=type(header))
@@ -602,7 +604,7 @@ def _weatherFromHeader(
 
 
 def _dateFromHeader(header: fits.Header, where: str) -> Time | None:
-    """Read DATE-AVG (in TIMESYS), or failing that MJD-AVG-UT1."""
+    """Read DATE-AVG (in TIMESYS), or failing that MJD-AVG-UT1, or DATE-BEG/DATE-OBS."""
     text = _headerStr(header, "DATE-AVG", where)
     scaleText = _headerStr(header, "TIMESYS", where) or "UTC"  # FITS default time scale
     if scaleText.upper() not in _TIME_SCALES:
@@ -624,6 +626,31 @@ def _dateFromHeader(header: fits.Header, where: str) -> Time | None:
     mjd = _headerFloat(header, "MJD-AVG-UT1", where)
     if mjd is not None and not math.isnan(mjd):
         return Time(mjd, format="mjd", scale="ut1")
+    return _dateFromStart(header, where, scaleText.lower())
+
+
+def _dateFromStart(header: fits.Header, where: str, scale: str) -> Time | None:
+    """Mid-exposure date from the start (DATE-BEG or DATE-OBS) plus half of EXPTIME."""
+    for key in ("DATE-BEG", "DATE-OBS"):
+        text = _headerStr(header, key, where)
+        if text is None:
+            continue
+        try:
+            start = Time(text, format="isot", scale=scale, precision=9)
+        except ValueError as error:
+            raise DcrFitsError(
+                f"{where}: key {key} is not an ISO-8601 date ({error})", key=key, value=text
+            ) from None
+        exposureTime = _headerFloat(header, "EXPTIME", where)
+        if exposureTime is None or math.isnan(exposureTime):
+            exposureTime = 0.0
+        warnings.warn(
+            f"{where}: DATE-AVG is missing; the mid-exposure date is taken as {key} (the "
+            f"start) plus half of EXPTIME ({exposureTime:g} s)",
+            DcrWarning,
+            stacklevel=4,
+        )
+        return start + (exposureTime / 2.0) * u.s
     return None
 
 
