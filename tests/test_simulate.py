@@ -303,7 +303,7 @@ def test_flux_and_centroid_for_any_position_and_refraction(x, y, dy, dx, tempera
     total, xc, yc, *_ = _moments(image)
     density = BlackbodySpectrum(temperature).photonDensity(wl) * weights
     mean = (density * slope).sum() / density.sum()
-    assert total == pytest.approx(5e3, rel=2e-5)  # the cube is single precision
+    assert total == pytest.approx(5e3, rel=1e-4)  # the cube is single precision (float32 sums)
     assert (xc, yc) == pytest.approx((x + dx * mean, y + dy * mean), abs=1e-3)
 
 
