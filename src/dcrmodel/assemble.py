@@ -32,6 +32,7 @@ whole run from exposure files, for the command line.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import json
@@ -94,7 +95,11 @@ from .shift import applyDcr
 
 __all__ = [
     "AssembleResult",
+    "AssemblyPlan",
+    "SubregionTask",
+    "SubregionResult",
     "DcrAssembleCoadd",
+    "assembleSubregion",
     "writeResults",
     "assembleFromFiles",
     "calculateGain",
@@ -478,6 +483,233 @@ class _Prepared:
     psfSummary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class SubregionTask:
+    """Everything needed to solve one subregion, holding only its cutouts.
+
+    Made by `AssemblyPlan.subregionTask` and solved by `assembleSubregion`, in this
+    process or in another one: the object pickles to the size of the subregion with its
+    buffer (visit files are referenced by path and read there one cutout at a time;
+    in-memory visits are carried as cutouts).
+
+    Attributes
+    ----------
+    index : int
+        Position of the subregion in the plan (0-based).
+    count : int
+        Number of subregions of the plan.
+    tile : `dcrmodel.image.Box`
+        The subregion, parent pixels.
+    bbox : `dcrmodel.image.Box`
+        The box solved: ``tile`` grown by the DCR buffer and clipped to the patch.
+    config : `DcrAssembleConfig`
+        The settings.
+    prepared : object
+        The run's preparation (visits with their weights, band, coadd) cut to ``bbox``.
+    model : `dcrmodel.model.DcrModel`
+        The starting model (the coadd split evenly among subfilters) in ``bbox``.
+    modelWeights : `numpy.ndarray` or None
+        The model weights in ``bbox`` (None when not used).
+    """
+
+    index: int
+    count: int
+    tile: Box
+    bbox: Box
+    config: DcrAssembleConfig
+    prepared: _Prepared
+    model: Any
+    modelWeights: np.ndarray | None
+
+
+@dataclasses.dataclass
+class SubregionResult:
+    """One solved subregion without its buffer (what `assembleSubregion` returns).
+
+    Attributes
+    ----------
+    index : int
+        Position of the subregion in the plan (0-based).
+    tile : `dcrmodel.image.Box`
+        The subregion, parent pixels.
+    modelArrays : `numpy.ndarray`
+        ``(N, height, width)`` float64 subfilter images of the subregion, counts, with the
+        subfilter differences amplified by ``accelerateModel`` as in the output model.
+    nImages : `numpy.ndarray`
+        ``(N, height, width)`` int32: per subfilter, the number of visits contributing to
+        each pixel.
+    summary : dict
+        The subregion's record (JSON-ready): boxes, number of visits, convergence and gain
+        per iteration or the direct solver's residuals, stop reason and seconds.
+    """
+
+    index: int
+    tile: Box
+    modelArrays: np.ndarray
+    nImages: np.ndarray
+    summary: dict[str, Any]
+
+
+@dataclasses.dataclass
+class AssemblyPlan:
+    """A prepared run split into subregions (what `DcrAssembleCoadd.planSubregions` returns).
+
+    The plan holds the patch-wide products of the preparation (the visits' weights, the
+    plain coadd, the starting model and the model weights). `subregionTask` cuts from them
+    the independent `SubregionTask` of each subregion, and `DcrAssembleCoadd.finish`
+    stitches the `SubregionResult` of every subregion into the `AssembleResult`.
+
+    Attributes
+    ----------
+    config : `DcrAssembleConfig`
+        The settings.
+    prepared : object
+        The run's preparation (visits, band, box, WCS, buffer, coadd).
+    model : `dcrmodel.model.DcrModel`
+        The starting model: the coadd split evenly among subfilters.
+    modelWeights : `numpy.ndarray` or None
+        The patch's model weights (None when not used).
+    tiles : list of `dcrmodel.image.Box`
+        The subregions, in the order they are numbered.
+    timings : dict
+        Seconds spent so far (``"prepare"``).
+    """
+
+    config: DcrAssembleConfig
+    prepared: _Prepared
+    model: Any
+    modelWeights: np.ndarray | None
+    tiles: list[Box]
+    timings: dict[str, float]
+
+    @property
+    def bbox(self) -> Box:
+        """The model's box, parent pixels."""
+        return self.prepared.bbox
+
+    @property
+    def buffer(self) -> int:
+        """The DCR buffer solved around each subregion, pixels."""
+        return self.prepared.buffer
+
+    @property
+    def numSubregions(self) -> int:
+        """The number of subregions."""
+        return len(self.tiles)
+
+    def solvedBox(self, index: int) -> Box:
+        """Return the box solved for subregion ``index``: its tile grown by the buffer."""
+        return self.tiles[index].grow(self.prepared.buffer).clippedTo(self.prepared.bbox)
+
+    def subregionTask(self, index: int) -> SubregionTask:
+        """Return the task of subregion ``index``, holding only its cutouts.
+
+        Parameters
+        ----------
+        index : int
+            The subregion, 0 to ``numSubregions - 1``.
+
+        Returns
+        -------
+        SubregionTask
+            The subregion's inputs. Its arrays are views of the plan's (pickling copies
+            only the views); in-memory visits are cut to the solved box.
+
+        Raises
+        ------
+        DcrValueError
+            If ``index`` is out of range.
+        """
+        from .model import DcrModel
+
+        if not 0 <= index < len(self.tiles):
+            raise DcrValueError(
+                f"subregion index out of range; the plan has {len(self.tiles)} subregions",
+                index=index,
+            )
+        prepared = self.prepared
+        bbox = self.solvedBox(index)
+        inner = bbox.slices(prepared.bbox)
+        inputs = []
+        for inp in prepared.inputs:
+            if inp.exposure is not None:
+                inp = copy.copy(inp)
+                inp.bbox = inp.bbox.intersection(bbox)
+                inp.exposure = None if inp.bbox.isEmpty() else inp.exposure[inp.bbox]
+            inputs.append(inp)
+        model = self.model
+        cut = DcrModel(
+            [Image(image.array[inner], bbox=bbox) for image in model],
+            filterInfo=model.filter,
+            psf=model.psf,
+            variance=Image(model.variance.array[inner], bbox=bbox),
+            photoCalib=model.photoCalib,
+        )
+        return SubregionTask(
+            index=index,
+            count=len(self.tiles),
+            tile=self.tiles[index],
+            bbox=bbox,
+            config=self.config,
+            prepared=dataclasses.replace(
+                prepared, inputs=inputs, bbox=bbox, coadd=prepared.coadd[bbox]
+            ),
+            model=cut,
+            modelWeights=None if self.modelWeights is None else self.modelWeights[inner],
+        )
+
+
+def assembleSubregion(
+    task: SubregionTask, progress: ProgressCallback | None = None
+) -> SubregionResult:
+    """Solve one subregion with its DCR buffer: the unit of work of an assembly.
+
+    `DcrAssembleCoadd.run` calls this for every subregion in turn, and
+    `dcrmodel.distributed` in worker processes. Only the visits' cutouts of the solved box
+    are read.
+
+    Parameters
+    ----------
+    task : SubregionTask
+        The subregion (`AssemblyPlan.subregionTask`).
+    progress : callable, optional
+        Called after each iteration of the iterative solver (see `DcrAssembleCoadd.run`).
+
+    Returns
+    -------
+    SubregionResult
+        The model and image counts of the subregion without its buffer, and its record.
+
+    Raises
+    ------
+    DcrTypeError
+        If ``task`` is not a `SubregionTask`.
+    DcrConfigError
+        For ``solver="direct"`` when `dcrmodel.direct` is not installed.
+    """
+    if not isinstance(task, SubregionTask):
+        raise DcrTypeError("task must be a SubregionTask", task=type(task).__name__)
+    runner = DcrAssembleCoadd(task.config)
+    solve = runner._directSolver() if task.config.solver == "direct" else None
+    tic = time.perf_counter()
+    region = _Subregion(
+        runner, task.prepared, task.model, task.modelWeights, task.tile, task.index, task.count
+    )
+    if solve is not None:
+        record = region.solveDirect(solve)
+    else:
+        record = region.solveIterative(progress)
+    modelArrays, nImages = region.tileArrays()
+    record["seconds"] = time.perf_counter() - tic
+    return SubregionResult(
+        index=task.index,
+        tile=task.tile,
+        modelArrays=modelArrays,
+        nImages=nImages,
+        summary=record,
+    )
+
+
 class DcrAssembleCoadd:
     """Build a `DcrModel` from exposures of one patch of sky (DMTN-037).
 
@@ -575,20 +807,151 @@ class DcrAssembleCoadd:
             For an unknown mask plane, or ``solver="direct"`` when `dcrmodel.direct` is
             not installed.
         """
+        plan = self.planSubregions(exposures, coadd)
+        tic = time.perf_counter()
+        results = []
+        for index in range(plan.numSubregions):
+            result = assembleSubregion(plan.subregionTask(index), progress)
+            results.append(result)
+            if progress is not None:
+                progress(
+                    {
+                        "subregion": index,
+                        "nSubregions": plan.numSubregions,
+                        "finished": True,
+                        "iterations": result.summary.get("iterations"),
+                        "stopReason": result.summary.get("stopReason"),
+                    }
+                )
+        return self.finish(plan, results, timings={"solve": time.perf_counter() - tic})
+
+    def planSubregions(
+        self,
+        exposures: Sequence[Exposure | str | os.PathLike],
+        coadd: Exposure | str | os.PathLike | None = None,
+    ) -> AssemblyPlan:
+        """Check the inputs, compute the plain coadd and split the patch into subregions.
+
+        The first step of `run`: every check of the inputs, one pass over the visits for
+        their weights and the plain coadd, the starting model and the model weights. The
+        subregions of the plan are then solved independently (`assembleSubregion`) and
+        stitched by `finish`.
+
+        Parameters
+        ----------
+        exposures, coadd
+            As in `run`.
+
+        Returns
+        -------
+        AssemblyPlan
+            The prepared run.
+
+        Raises
+        ------
+        DcrError
+            For the bad inputs listed in `run`, before any subregion is solved.
+        """
+        from .model import DcrModel
+
         config = self.config
         start = time.perf_counter()
-        timings: dict[str, float] = {}
-        solve = self._directSolver() if config.solver == "direct" else None
+        if config.solver == "direct":
+            self._directSolver()
         prepared = self._prepare(exposures, coadd)
-        timings["prepare"] = time.perf_counter() - start
+        coaddExposure = prepared.coadd
+        model = DcrModel.fromImage(
+            coaddExposure.maskedImage,
+            config.dcrNumSubfilters,
+            filterInfo=prepared.band,
+            psf=prepared.modelPsf if prepared.psfAware else coaddExposure.psf,
+            photoCalib=coaddExposure.photoCalib,
+            wcs=prepared.wcs,
+        )
+        return AssemblyPlan(
+            config=config,
+            prepared=prepared,
+            model=model,
+            modelWeights=self._modelWeights(coaddExposure.mask),
+            tiles=_tiles(prepared.bbox, config.subregionSize),
+            timings={"prepare": time.perf_counter() - start},
+        )
 
+    def finish(
+        self,
+        plan: AssemblyPlan,
+        results: Sequence[SubregionResult],
+        timings: dict[str, float] | None = None,
+    ) -> AssembleResult:
+        """Stitch the solved subregions of a plan into the run's result.
+
+        Parameters
+        ----------
+        plan : AssemblyPlan
+            The plan (`planSubregions`); its starting model becomes the result's model.
+        results : sequence of SubregionResult
+            One per subregion of the plan, in any order.
+        timings : dict, optional
+            Further timings in seconds for the summary (for example ``"solve"``).
+
+        Returns
+        -------
+        AssembleResult
+            The model, the stacked coadd, the per-subfilter image counts and the summary.
+
+        Raises
+        ------
+        DcrTypeError
+            If an item of ``results`` is not a `SubregionResult`.
+        DcrValueError
+            If the results do not cover every subregion of the plan exactly once.
+        """
         tic = time.perf_counter()
-        model, subregionSummaries, nImages = self._solve(prepared, progress, solve)
-        timings["solve"] = time.perf_counter() - tic
-
-        stacked = self._stack(model, prepared)
-        timings["total"] = time.perf_counter() - start
-        summary = self._summary(prepared, subregionSummaries, timings)
+        byIndex: dict[int, SubregionResult] = {}
+        for result in results:
+            if not isinstance(result, SubregionResult):
+                raise DcrTypeError(
+                    "results must be SubregionResults", result=type(result).__name__
+                )
+            if result.index in byIndex or not 0 <= result.index < plan.numSubregions:
+                raise DcrValueError(
+                    "results must hold each subregion of the plan once", index=result.index
+                )
+            if result.tile != plan.tiles[result.index]:
+                raise DcrValueError(
+                    "a result's subregion is not the plan's; was it solved for another plan?",
+                    index=result.index,
+                    tile=result.tile,
+                    expected=plan.tiles[result.index],
+                )
+            byIndex[result.index] = result
+        missing = [i for i in range(plan.numSubregions) if i not in byIndex]
+        if missing:
+            raise DcrValueError(
+                f"{len(missing)} subregion(s) of the plan have no result", missing=missing[:10]
+            )
+        model = plan.model
+        n = self.config.dcrNumSubfilters
+        bbox = plan.prepared.bbox
+        # Every subregion started from the evenly split coadd, also in its buffer: the
+        # solutions go to a separate set of images, never read back.
+        solution = [image.clone() for image in model]
+        nImages = [Image(np.zeros(bbox.shape, dtype=np.float32), bbox=bbox) for _ in range(n)]
+        for index in range(plan.numSubregions):
+            result = byIndex[index]
+            inner = result.tile.slices(bbox)
+            for k in range(n):
+                solution[k].array[inner] = result.modelArrays[k]
+                nImages[k].array[inner] = result.nImages[k]
+        for k, image in enumerate(solution):
+            model[k] = image
+        stacked = self._stack(model, plan.prepared)
+        allTimings = dict(plan.timings)
+        allTimings.update(timings or {})
+        allTimings.setdefault("total", sum(allTimings.values()) + time.perf_counter() - tic)
+        summary = self._summary(
+            plan.prepared, [byIndex[i].summary for i in range(plan.numSubregions)], allTimings
+        )
         return AssembleResult(dcrModel=model, coadd=stacked, nImages=nImages, summary=summary)
 
     def _directSolver(self) -> Callable[..., Any]:
@@ -986,57 +1349,6 @@ class DcrAssembleCoadd:
         return coadd
 
     # ------------------------------------------------------------------------- solve
-    def _solve(
-        self,
-        prepared: _Prepared,
-        progress: ProgressCallback | None,
-        solve: Callable[..., Any] | None,
-    ) -> tuple[Any, list[dict[str, Any]], list[Image]]:
-        from .model import DcrModel
-
-        config = self.config
-        n = config.dcrNumSubfilters
-        coadd = prepared.coadd
-        model = DcrModel.fromImage(
-            coadd.maskedImage,
-            n,
-            filterInfo=prepared.band,
-            psf=prepared.modelPsf if prepared.psfAware else coadd.psf,
-            photoCalib=coadd.photoCalib,
-            wcs=prepared.wcs,
-        )
-        nImages = [Image(np.zeros(prepared.bbox.shape, dtype=np.float32), bbox=prepared.bbox)
-                   for _ in range(n)]
-        modelWeights = self._modelWeights(coadd.mask)
-        tiles = _tiles(prepared.bbox, config.subregionSize)
-        # Every subregion starts from the evenly split coadd, also in its buffer: the
-        # solutions are written to a separate set of images, never read back.
-        solution = [image.clone() for image in model]
-        summaries = []
-        for index, tile in enumerate(tiles):
-            tic = time.perf_counter()
-            region = _Subregion(self, prepared, model, modelWeights, tile, index, len(tiles))
-            if solve is not None:
-                record = region.solveDirect(solve)
-            else:
-                record = region.solveIterative(progress)
-            region.store(solution, nImages)
-            record["seconds"] = time.perf_counter() - tic
-            summaries.append(record)
-            if progress is not None:
-                progress(
-                    {
-                        "subregion": index,
-                        "nSubregions": len(tiles),
-                        "finished": True,
-                        "iterations": record.get("iterations"),
-                        "stopReason": record.get("stopReason"),
-                    }
-                )
-        for k, image in enumerate(solution):
-            model[k] = image
-        return model, summaries, nImages
-
     def _modelWeights(self, mask: Mask) -> np.ndarray | None:
         """Return the patch's model weights (None when not used).
 
@@ -1564,21 +1876,27 @@ class _Subregion:
         return transfers, grid
 
     # -------------------------------------------------------------------------- store
-    def store(self, solution: list[Image], nImages: list[Image]) -> None:
-        """Copy the subregion (without its buffer) into the patch's solution and counts.
+    def tileArrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the subregion's model and image counts without the buffer.
 
         The differences between subfilters are amplified by ``accelerateModel`` on the
         way out, as the iterations fitted the data with the amplified model.
+
+        Returns
+        -------
+        modelArrays : `numpy.ndarray`
+            ``(N, height, width)`` float64.
+        nImages : `numpy.ndarray`
+            ``(N, height, width)`` int32.
         """
         amplify = self.config.accelerateModel if self.config.solver == "iterative" else 1.0
         inner = self.tile.slices(self.bbox)
-        arrays = [image.array[inner] for image in self.model]
+        arrays = np.array([image.array[inner] for image in self.model], dtype=np.float64)
         if amplify != 1.0:
             mean = np.mean(arrays, axis=0)
-            arrays = [mean + amplify * (array - mean) for array in arrays]
-        for k in range(self.n):
-            solution[k].array[self.tile.slices(solution[k].bbox)] = arrays[k]
-            nImages[k].array[self.tile.slices(nImages[k].bbox)] = self.nImages[k][inner]
+            arrays = np.array([mean + amplify * (array - mean) for array in arrays])
+        counts = np.array([count[inner] for count in self.nImages], dtype=np.int32)
+        return arrays, counts
 
 
 @dataclasses.dataclass
