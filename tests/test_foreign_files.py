@@ -70,14 +70,21 @@ def _offline():
 
 
 @functools.cache
-def _visit(azimuth: float, altitude: float) -> dict:
-    """Header values of a visit pointed at (azimuth, altitude) deg, computed with astropy/ERFA."""
-    date = Time(DATE_TAI, format="isot", scale="tai")
+def _visit(azimuth: float, altitude: float, dateTai: str = DATE_TAI,
+           target: tuple[float, float] | None = None) -> dict:
+    """Header values of a visit pointed at (azimuth, altitude) deg, computed with astropy/ERFA.
+
+    With ``target`` (ICRS RA, Dec in deg) the visit points there instead, at ``dateTai``.
+    """
+    date = Time(dateTai, format="isot", scale="tai")
     with _offline(), iers.conf.set_temp("auto_max_age", None):
         frame = AltAz(obstime=date, location=LOCATION, pressure=0 * u.hPa)
-        pointing = SkyCoord(az=azimuth * u.deg, alt=altitude * u.deg, frame=frame)
-        target = pointing.transform_to(ICRS())
-        ra, dec = round(float(target.ra.deg), 7), round(float(target.dec.deg), 7)
+        if target is None:
+            pointing = SkyCoord(az=azimuth * u.deg, alt=altitude * u.deg, frame=frame)
+            icrs = pointing.transform_to(ICRS())
+            ra, dec = round(float(icrs.ra.deg), 7), round(float(icrs.dec.deg), 7)
+        else:
+            ra, dec = target
         horizontal = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs").transform_to(frame)
         ut1 = date.ut1
         era = math.degrees(erfa.era00(ut1.jd1, ut1.jd2))
@@ -92,6 +99,7 @@ def _visit(azimuth: float, altitude: float) -> dict:
         "BORE-ROTANG": 37.25,
         "AVG-ERA": era,
         "MJD-AVG-UT1": mjdUt1,
+        "DATE-AVG": dateTai,
     }
 
 
@@ -204,7 +212,7 @@ def _primaryHeader(visit: dict, filterName: str, weather: str, optional: bool) -
         header["AIRTEMP"] = "NaN"  # unknown, as text
         header["AIRPRESS"] = WEATHER["AIRPRESS"]
         header["HUMIDITY"] = None  # unknown, as an undefined value
-    header["DATE-AVG"] = DATE_TAI
+    header["DATE-AVG"] = visit["DATE-AVG"]
     header["TIMESYS"] = "TAI"
     header["HIERARCH MJD-AVG-UT1"] = visit["MJD-AVG-UT1"]
     header["AVG-ERA"] = visit["AVG-ERA"]
@@ -235,9 +243,11 @@ def writeForeignExposure(
     psf: tuple[np.ndarray, float, float] | None = None,
     image: np.ndarray | None = None,
     seed: int = 0,
+    dateTai: str = DATE_TAI,
+    target: tuple[float, float] | None = None,
 ) -> dict:
     """Write an exposure file with astropy alone; return what was written."""
-    visit = _visit(azimuth, altitude)
+    visit = _visit(azimuth, altitude, dateTai, target)
     x0, y0 = origin
     rng = np.random.default_rng(seed)
     if image is None:
@@ -904,3 +914,57 @@ def test_startDateWithoutDateAvg(tmp_path, key):
     with pytest.warns(DcrWarning, match=f"DATE-AVG is missing.*{key}"):
         info = readExposure(path).visitInfo
     assert abs((info.date - Time(DATE_TAI, scale="tai")).to_value(u.s)) < 1e-6
+
+
+# --------------------------------------------------------------------------------------
+# End to end: a model assembled from foreign visit files
+# --------------------------------------------------------------------------------------
+
+
+def test_modelFromForeignVisitsReproducesThem(tmp_path):
+    # Eight visits of one field through a night (both sides of the meridian, altitudes
+    # 32-59 deg), rendered with the independent (astropy + refco) subfilter shifts: a blue,
+    # a red and a grey star. The assembled model puts their light in the right subfilters
+    # and its template reproduces a visit to the noise.
+    from dcrmodel.assemble import assembleFromFiles
+
+    target = (_visit(0.0, 60.0)["BORE-RA"], _visit(0.0, 60.0)["BORE-DEC"])
+    start = Time(DATE_TAI, format="isot", scale="tai")
+    stars = [(15.3, 12.2, (3000.0, 0.0, 0.0)), (40.7, 25.1, (0.0, 0.0, 3000.0)),
+             (28.2, 30.4, (1000.0, 1000.0, 1000.0))]
+    sigma, noise = 2.0, 0.5
+    yy, xx = np.indices(SHAPE)
+    kernel = (_gaussianKernel(25, sigma), 2.0 * math.sqrt(2.0 * math.log(2.0)) * sigma
+              * PIXEL_SCALE, 0.0)
+    paths = []
+    for j, hours in enumerate([-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5]):
+        date = (start + hours * u.hour).isot
+        path = tmp_path / f"visit{j}.fits"
+        writeForeignExposure(path, dateTai=date, target=target)
+        shifts = _refcoShifts(path, Box(ORIGIN[0], ORIGIN[1], SHAPE[1], SHAPE[0]),
+                              *WEATHER.values())
+        image = np.random.default_rng(j).normal(0.0, noise, SHAPE)
+        for x, y, fluxes in stars:
+            for (dy, dx), flux in zip(shifts, fluxes, strict=True):
+                r2 = (xx - x - dx) ** 2 + (yy - y - dy) ** 2
+                image += flux / (2 * np.pi * sigma**2) * np.exp(-0.5 * r2 / sigma**2)
+        writeForeignExposure(path, dateTai=date, target=target, image=image, seed=j,
+                             psf=kernel)
+        paths.append(path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*bundled.*")
+        result = assembleFromFiles(paths, tmp_path / "out")
+    model = result.dcrModel
+
+    def boxSum(k, x, y):
+        return float(model[k].array[round(y) - 3:round(y) + 4, round(x) - 3:round(x) + 4].sum())
+
+    blue = [boxSum(k, *stars[0][:2]) for k in range(3)]
+    red = [boxSum(k, *stars[1][:2]) for k in range(3)]
+    assert blue[0] > 0.75 * sum(blue) and abs(blue[2]) < 0.1 * sum(blue), blue
+    assert red[2] > 0.75 * sum(red) and abs(red[0]) < 0.1 * sum(red), red
+    visit = _read(paths[0])
+    template = model.buildMatchedTemplate(visit).array
+    residual = visit.image.array - template
+    assert np.std(residual) < 1.2 * noise
+    assert np.abs(residual).max() < 10 * noise
