@@ -968,3 +968,23 @@ def test_modelFromForeignVisitsReproducesThem(tmp_path):
     residual = visit.image.array - template
     assert np.std(residual) < 1.2 * noise
     assert np.abs(residual).max() < 10 * noise
+
+
+def test_wcsOnTheMaskHduOnly(tmp_path):
+    path = tmp_path / "calexp.fits"
+    writeForeignExposure(path, form="cd-flipped", rotation=-115.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = WCS(fits.getheader(path, "MASK"))
+    with fits.open(path, mode="update") as hdus:
+        for name in ("IMAGE", "VARIANCE"):
+            for key in [key for key in hdus[name].header
+                        if key[:5] in ("CTYPE", "CRPIX", "CRVAL", "CUNIT", "RADES", "EQUIN")
+                        or key.startswith("CD")]:
+                if not key.endswith("A"):
+                    del hdus[name].header[key]
+    exposure = _read(path)
+    x, y = ORIGIN[0] + 40.0, ORIGIN[1] + 11.0
+    ours = exposure.wcs.pixel_to_world(x, y)
+    theirs = reference.pixel_to_world(40.0, 11.0)
+    assert ours.separation(theirs).to_value(u.arcsec) < 1e-6

@@ -1456,7 +1456,8 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
         the ``MP_*`` keys, or the Rubin default planes if the MASK HDU has none), the
         variance, the WCS mapping PARENT 0-based pixels to ICRS, the
         visit info, the filter, the photometric calibration, the PSF and the remaining HDU 0
-        keys as ``metadata``.
+        keys as ``metadata``. The WCS is that of the IMAGE HDU, or of MASK or VARIANCE
+        when IMAGE has none.
 
     Raises
     ------
@@ -1530,8 +1531,14 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
         visitInfo = visitInfoFromHeader(primary, primaryWhere)
         filterInfo = filterFromHeader(primary, primaryWhere)
         photoCalib = photoCalibFromHeader(primary, primaryWhere)
-        imageHeader = hduList[indices["IMAGE"]].header
-        wcs = _wcsFromHeader(imageHeader, origin[0], origin[1], f"{source.name}, HDU IMAGE")
+        # The WCS of the IMAGE HDU, or of the first other plane that has one.
+        wcsPlane = next(
+            (name for name in _PLANE_NAMES
+             if any(key in hduList[indices[name]].header for key in ("CTYPE1", "CTYPE2"))),
+            "IMAGE",
+        )
+        wcs = _wcsFromHeader(hduList[indices[wcsPlane]].header, origin[0], origin[1],
+                             f"{source.name}, HDU {wcsPlane}")
         psf = None
         if _PSF_EXTNAME in indices:
             psfHdu = hduList[indices[_PSF_EXTNAME]]
