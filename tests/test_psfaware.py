@@ -318,3 +318,47 @@ def test_iterative_solver_warns_about_variable_seeing(variableField, noWork):
     with (warnings.catch_warnings(), pytest.raises(AssertionError, match="work started")):
         warnings.simplefilter("error", DcrPsfWarning)
         DcrAssembleCoadd(DcrAssembleConfig(solver="iterative")).run(same)
+
+
+# ------------------------------------------------------------------------------------------
+# The direct solver's per-frequency ridge (the prior of a PSF-aware model)
+# ------------------------------------------------------------------------------------------
+def _noiseStack(numVisits=4, shape=(24, 20), seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0.0, 1.0, (numVisits, *shape))
+    variances = np.ones_like(images)
+    bad = np.zeros(images.shape, dtype=bool)
+    shifts = [[((0.1 * j, 0.2), (-0.1 * j, -0.2))] * 3 for j in range(numVisits)]
+    return images, variances, bad, shifts
+
+
+def test_frequency_ridge_pulls_the_model_to_zero_where_it_is_large():
+    from dcrmodel.direct import solveDirectFromShifts
+    from dcrmodel.fourier import frequencyGrid
+
+    images, variances, bad, shifts = _noiseStack()
+    plain = solveDirectFromShifts(images, variances, bad, shifts, diagnostics=False)
+    zero = solveDirectFromShifts(images, variances, bad, shifts, diagnostics=False,
+                                 frequencyRidge=lambda padded: np.zeros(
+                                     (padded[0], padded[1] // 2 + 1)))
+    np.testing.assert_array_equal(plain.modelArrays, zero.modelArrays)
+
+    def highPass(padded):
+        fy, fx = frequencyGrid(padded)
+        return np.where(np.hypot(fy, fx) > 0.25, 1e8, 0.0)
+
+    lowPassed = solveDirectFromShifts(images, variances, bad, shifts, diagnostics=False,
+                                      frequencyRidge=highPass)
+    # the model keeps (almost) no power above 0.25 cycles per pixel; white noise had half
+    # of its power there
+    for model in (plain.modelArrays, lowPassed.modelArrays):
+        assert np.all(np.isfinite(model))
+    power = np.abs(np.fft.rfft2(lowPassed.modelArrays.sum(axis=0))) ** 2
+    fy = np.fft.fftfreq(images.shape[1])[:, None]
+    fx = np.fft.rfftfreq(images.shape[2])[None, :]
+    high = np.hypot(fy, fx) > 0.35
+    plainPower = np.abs(np.fft.rfft2(plain.modelArrays.sum(axis=0))) ** 2
+    assert power[high].sum() < 0.05 * plainPower[high].sum()
+    with pytest.raises(DcrValueError, match="frequencyRidge must give finite values >= 0"):
+        solveDirectFromShifts(images, variances, bad, shifts,
+                              frequencyRidge=lambda padded: np.ones((3, 3)))

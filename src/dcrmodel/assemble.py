@@ -25,6 +25,21 @@
 The output model carries the subfilter differences amplified by ``accelerateModel``, as
 the iterations fit the data with the amplified model.
 
+The default solver is the direct one (`dcrmodel.direct`): the forward model is linear and
+diagonal in Fourier space, so the least-squares model is solved per spatial frequency. It
+is PSF-aware (``usePsf``, the default): visit ``j`` sees subfilter ``k`` through the smear of
+its DCR times its own PSF at the subfilter's central wavelength (size scaled by
+``(lambda_k / lambda_eff) ** alpha``) divided by the model's PSF
+(`dcrmodel.psf.psfMatchingTransfer`, damped where the visit is sharper than the model), and
+the model's images are the sky seen through the model PSF (``modelPsf``: by default the
+sharpest input PSF at the subfilter where it is sharpest), with a per-frequency ridge
+pulling the model toward 0 where that PSF has no power (`dcrmodel.psf.modelPsfRidge`).
+Inputs without a PSF get one estimated from their stars (`dcrmodel.psf.estimatePsf`,
+warned and recorded in the summary). The iterative solver and the direct one with
+``usePsf=False`` assume every visit has the same PSF; they warn (`DcrPsfWarning`) when the
+inputs' FWHMs range over more than 40 % (DMTN-121 found the reference's templates degrade
+beyond about 46 %).
+
 `writeResults` writes one ``dcrCoadd`` exposure per subfilter, the stacked coadd, the
 per-subfilter image counts and a JSON summary, atomically. `assembleFromFiles` does a
 whole run from exposure files, for the command line.
@@ -742,6 +757,13 @@ class DcrAssembleCoadd:
     - The statistics of each visit (its weight: the inverse mean variance of its good
       pixels, times the airmass with ``doAirmassWeight``) and the plain coadd, when none is
       given, come from one pass over the inputs, one subregion at a time.
+    - PSFs are checked before any work (chromatic exponent in [-1, 1]; for the PSF-aware
+      solver, kernels no larger than their exposure at any subfilter's wavelength; PSF HDUs
+      that are even-sized, off-centre, of non-positive sum or non-finite are refused when
+      the files are opened). Missing PSFs are estimated then too, with the chromatic
+      exponent 0 (one broadband image cannot measure it); a visit with fewer than 3 usable
+      stars is an error naming it.
+    - The PSF-aware model's PSF is the returned model's ``psf`` and the stacked coadd's.
 
     Examples
     --------
@@ -798,14 +820,26 @@ class DcrAssembleCoadd:
             For inputs that are neither exposures nor paths.
         DcrValueError
             For fewer visits than subfilters, missing files, unmasked non-finite pixels,
-            all pixels masked, or visits in different bands.
+            all pixels masked, visits in different bands, a PSF whose chromatic exponent is
+            outside [-1, 1], or (PSF-aware solver) a visit without a PSF whose stars cannot
+            give one.
+        DcrFitsError
+            For a PSF HDU that is not a valid PSF image (even-sized, off-centre,
+            non-positive sum, non-finite).
         DcrMetadataError
             For a visit without the WCS, visit info or band DCR needs (named).
         DcrShapeError
-            For a visit that does not overlap the model's box or is not on its grid.
+            For a visit that does not overlap the model's box or is not on its grid, or
+            (PSF-aware solver) a PSF kernel larger than its exposure.
         DcrConfigError
             For an unknown mask plane, or ``solver="direct"`` when `dcrmodel.direct` is
             not installed.
+
+        Warns
+        -----
+        DcrPsfWarning
+            For each visit whose PSF had to be estimated (PSF-aware solver), and when a
+            PSF-unaware solver gets inputs whose seeing ranges over more than 40 %.
         """
         plan = self.planSubregions(exposures, coadd)
         tic = time.perf_counter()
