@@ -988,3 +988,35 @@ def test_wcsOnTheMaskHduOnly(tmp_path):
     ours = exposure.wcs.pixel_to_world(x, y)
     theirs = reference.pixel_to_world(40.0, 11.0)
     assert ours.separation(theirs).to_value(u.arcsec) < 1e-6
+
+
+@pytest.mark.parametrize("suffix", [".fits.gz", ".fits.fz", ".fz"])
+def test_compressedModelFiles(tmp_path, suffix):
+    directory = tmp_path / "model"
+    directory.mkdir()
+    arrays = [np.random.default_rng(k).normal(0.0, 1.0, SHAPE).astype(np.float32)
+              for k in range(3)]
+    for k, array in enumerate(arrays):
+        plain = tmp_path / f"plain_{k}.fits"
+        _writeModelFile(plain, k, 3, array)
+        target = directory / f"dcrCoadd_{k}{suffix}"
+        if suffix == ".fits.gz":
+            with fits.open(plain) as hdus:
+                hdus.writeto(target)
+        else:
+            # fpack-style: each plane tile-compressed (lossless for these float32 values).
+            with fits.open(plain) as hdus:
+                out = [fits.PrimaryHDU(header=hdus[0].header)]
+                for hdu in hdus[1:]:
+                    if isinstance(hdu, fits.ImageHDU):
+                        out.append(fits.CompImageHDU(hdu.data, header=hdu.header,
+                                                     compression_type="GZIP_2",
+                                                     quantize_level=0.0))
+                    else:
+                        out.append(hdu)
+                fits.HDUList(out).writeto(target)
+    model = readDcrModel(directory)
+    for k in range(3):
+        np.testing.assert_array_equal(model[k].array, arrays[k])
+    assert model.bbox.begin == ORIGIN
+    assert model.mask.planes == MASK_PLANES

@@ -1625,6 +1625,10 @@ def _checkDatasetType(datasetType: Any) -> str:
     return datasetType
 
 
+# Suffixes of compressed model files found when ``<datasetType>_<k>.fits`` is absent.
+_COMPRESSED_SUFFIXES = (".gz", ".fz")
+
+
 def _modelFileName(datasetType: str, subfilter: int) -> str:
     return f"{datasetType}_{subfilter}.fits"
 
@@ -1809,6 +1813,13 @@ class DcrModelDataRef:
     def _file(self, datasetType: str, subfilter: int) -> Path:
         file = self.path / _modelFileName(datasetType, subfilter)
         if not file.is_file():
+            # Compressed copies (gzip, or fpack's tile compression) of the same layout.
+            for suffix in _COMPRESSED_SUFFIXES:
+                compressed = file.with_name(file.name + suffix)
+                if compressed.is_file():
+                    return compressed
+            if file.with_suffix(".fz").is_file():
+                return file.with_suffix(".fz")
             raise DcrFitsError(
                 f"no file {file.name} for subfilter {subfilter} in the model directory",
                 path=str(self.path),
@@ -1997,7 +2008,8 @@ def readDcrModel(
     Parameters
     ----------
     path : `str` or `os.PathLike`
-        The model directory.
+        The model directory: ``<datasetType>_<k>.fits`` for each subfilter ``k``, or
+        compressed copies (``.fits.gz``, ``.fits.fz`` or ``.fz``) of them.
     bbox : `dcrmodel.image.Box`, optional
         Region to read, in parent pixel coordinates; None reads everything.
     datasetType : `str`, optional
@@ -2026,7 +2038,7 @@ def readDcrModel(
     datasetType = _checkDatasetType(datasetType)
     dataRef = DcrModelDataRef(directory, datasetType)
     numSubfilters = dataRef.numSubfilters
-    pattern = re.compile(rf"^{re.escape(datasetType)}_(\d+)\.fits$")
+    pattern = re.compile(rf"^{re.escape(datasetType)}_(\d+)\.f(its(\.gz|\.fz)?|z)$")
     extra = sorted(
         entry.name
         for entry in directory.iterdir()
