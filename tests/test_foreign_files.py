@@ -1020,3 +1020,13 @@ def test_compressedModelFiles(tmp_path, suffix):
         np.testing.assert_array_equal(model[k].array, arrays[k])
     assert model.bbox.begin == ORIGIN
     assert model.mask.planes == MASK_PLANES
+
+
+def test_missingAirmassIsTheSecantOfTheAltitude(tmp_path):
+    # The assembly weights visits by airmass (doAirmassWeight), so it must be known.
+    path = tmp_path / "calexp.fits"
+    written = writeForeignExposure(path, azimuth=110.0, altitude=40.0)
+    _editHeader(path, BORE_AIRMASS=None)
+    with pytest.warns(DcrWarning, match="BORE-AIRMASS is missing or unknown"):
+        info = readExposure(path).visitInfo
+    assert info.boresightAirmass == pytest.approx(written["visit"]["BORE-AIRMASS"], rel=1e-12)

@@ -465,7 +465,8 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         standard-atmosphere default at the observatory's elevation
         (`dcrmodel.site.defaultWeather`). When ``BORE-AZ``/``BORE-ALT`` are missing or
         unknown but the pointing, the date and the site are known: they are computed with
-        astropy's ``AltAz`` (no refraction). When ``DATE-AVG`` and ``MJD-AVG-UT1`` are
+        astropy's ``AltAz`` (no refraction); when ``BORE-AIRMASS`` is missing or unknown
+        and the altitude known: it is ``sec z``. When ``DATE-AVG`` and ``MJD-AVG-UT1`` are
         missing and the start of the exposure is given (``DATE-BEG`` or ``DATE-OBS``, in
         ``TIMESYS``): the date is the start plus half of ``EXPTIME``.
     """
@@ -527,26 +528,38 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
 
 
 def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
-    """Fill a missing (or NaN) boresight azimuth/altitude from the pointing, date and site.
+    """Fill a missing (or NaN) boresight azimuth/altitude, and airmass, from what is known.
 
-    Computed with astropy's AltAz without refraction (the true altitude), with a warning;
-    nothing is done when one of the three is unknown too.
+    The azimuth and altitude come from the pointing, the date and the site through astropy's
+    AltAz without refraction (the true altitude); the airmass is ``sec z = 1 / sin(alt)``
+    of the altitude, as `VisitInfo.fromAstropy` computes it. Each with a warning; nothing is
+    filled when what it needs is unknown too.
     """
     raDec = kwargs.get("boresightRaDec")
     observatory = kwargs.get("observatory")
     date = kwargs.get("date")
-    if "boresightAzAlt" in kwargs or raDec is None or observatory is None or date is None:
-        return
-    frame = AltAz(obstime=date, location=observatory.toEarthLocation(), pressure=0 * u.hPa)
-    with offlineIers():
-        horizontal = raDec.transform_to(frame)
-    kwargs["boresightAzAlt"] = (Angle(horizontal.az.deg, u.deg), Angle(horizontal.alt.deg, u.deg))
-    warnings.warn(
-        f"{where}: BORE-AZ/BORE-ALT are missing or unknown; computed from BORE-RA/BORE-DEC, "
-        f"the date and the site without refraction (altitude {horizontal.alt.deg:.4f} deg)",
-        DcrWarning,
-        stacklevel=4,
-    )
+    if "boresightAzAlt" not in kwargs and None not in (raDec, observatory, date):
+        frame = AltAz(obstime=date, location=observatory.toEarthLocation(), pressure=0 * u.hPa)
+        with offlineIers():
+            horizontal = raDec.transform_to(frame)
+        kwargs["boresightAzAlt"] = (Angle(horizontal.az.deg, u.deg),
+                                    Angle(horizontal.alt.deg, u.deg))
+        warnings.warn(
+            f"{where}: BORE-AZ/BORE-ALT are missing or unknown; computed from BORE-RA/BORE-DEC, "
+            f"the date and the site without refraction (altitude {horizontal.alt.deg:.4f} deg)",
+            DcrWarning,
+            stacklevel=4,
+        )
+    if "boresightAirmass" not in kwargs and "boresightAzAlt" in kwargs:
+        altitude = float(kwargs["boresightAzAlt"][1].deg)
+        if 0.0 < altitude <= 90.0:
+            kwargs["boresightAirmass"] = 1.0 / math.sin(math.radians(altitude))
+            warnings.warn(
+                f"{where}: BORE-AIRMASS is missing or unknown; taken as sec z of the altitude "
+                f"({kwargs['boresightAirmass']:.4f})",
+                DcrWarning,
+                stacklevel=4,
+            )
 
 
 # Plausible weather at an observatory, in the units of the layout; values outside are in
