@@ -62,7 +62,10 @@ Scheduler address and timeout
 ``scheduler`` is a Dask scheduler address (``tcp://host:8786``). Connecting gives up
 after ``timeout`` seconds (`SCHEDULER_TIMEOUT`, 10 s), and so does waiting for the first
 worker; both raise `dcrmodel.errors.DcrValueError` naming the address. Every worker must
-import the same dcrmodel version as the driver: this is checked before any work.
+import the same dcrmodel version as the driver: this is checked before any work. A local
+cluster (``workers=N``) starts its workers as new Python processes, which import the
+calling script again: a script that asks for one must keep its work under
+``if __name__ == "__main__":``.
 
 Plans of many patches
 ---------------------
