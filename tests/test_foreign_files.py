@@ -1030,3 +1030,21 @@ def test_missingAirmassIsTheSecantOfTheAltitude(tmp_path):
     with pytest.warns(DcrWarning, match="BORE-AIRMASS is missing or unknown"):
         info = readExposure(path).visitInfo
     assert info.boresightAirmass == pytest.approx(written["visit"]["BORE-AIRMASS"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [lambda visit: {"BORE_ALT": 90.0 - visit["BORE-ALT"]},  # a zenith distance
+     lambda visit: {"OBS_LONG": -LONGITUDE}],  # a West-positive longitude
+    ids=["zenithDistance", "westLongitude"],
+)
+def test_boresightAltitudeInAnotherConventionIsFlagged(tmp_path, edit):
+    path = tmp_path / "calexp.fits"
+    written = writeForeignExposure(path, azimuth=110.0, altitude=40.0)
+    # A self-consistent file reads without any warning of its own.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DcrWarning)
+        readExposure(path)
+    _editHeader(path, **edit(written["visit"]))
+    with pytest.warns(DcrWarning, match="BORE-ALT = .* check the keys' conventions"):
+        readExposure(path)

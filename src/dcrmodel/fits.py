@@ -550,6 +550,7 @@ def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
             DcrWarning,
             stacklevel=4,
         )
+    _checkAltitude(kwargs, where)
     if "boresightAirmass" not in kwargs and "boresightAzAlt" in kwargs:
         altitude = float(kwargs["boresightAzAlt"][1].deg)
         if 0.0 < altitude <= 90.0:
@@ -560,6 +561,41 @@ def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
                 DcrWarning,
                 stacklevel=4,
             )
+
+
+# Largest difference (deg) between BORE-ALT and the altitude that BORE-RA/BORE-DEC, AVG-ERA,
+# OBS-LONG and OBS-LAT give before a warning. That altitude mixes ICRS coordinates with the
+# Earth rotation angle (off by up to ~0.4 deg of precession in the 2020s) and BORE-ALT may
+# include refraction (< 0.3 deg above 10 deg elevation): only keys in another convention
+# (a zenith distance, a West-positive longitude, another time) are flagged.
+_ALTITUDE_TOLERANCE_DEG = 1.0
+
+
+def _checkAltitude(kwargs: dict[str, Any], where: str) -> None:
+    """Warn if BORE-ALT disagrees with the altitude of the pointing at the visit's ERA."""
+    raDec = kwargs.get("boresightRaDec")
+    observatory = kwargs.get("observatory")
+    era = kwargs.get("era")
+    azAlt = kwargs.get("boresightAzAlt")
+    if None in (raDec, observatory, era, azAlt):
+        return
+    hourAngle = math.radians(
+        float(era.deg) + float(observatory.longitude.deg) - float(raDec.ra.deg)
+    )
+    dec = math.radians(float(raDec.dec.deg))
+    lat = math.radians(float(observatory.latitude.deg))
+    sinAlt = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * math.cos(hourAngle)
+    altitude = math.degrees(math.asin(min(1.0, max(-1.0, sinAlt))))
+    given = float(azAlt[1].deg)
+    if abs(given - altitude) > _ALTITUDE_TOLERANCE_DEG:
+        warnings.warn(
+            f"{where}: BORE-ALT = {given:.3f} deg, but BORE-RA/BORE-DEC at the hour angle of "
+            f"AVG-ERA and OBS-LONG are at altitude {altitude:.3f} deg for OBS-LAT; the "
+            f"refraction uses BORE-ALT: check the keys' conventions (altitude, not zenith "
+            f"distance; East-positive longitude; one time for all)",
+            DcrWarning,
+            stacklevel=5,
+        )
 
 
 # Plausible weather at an observatory, in the units of the layout; values outside are in
