@@ -245,8 +245,13 @@ def writeForeignExposure(
     seed: int = 0,
     dateTai: str = DATE_TAI,
     target: tuple[float, float] | None = None,
+    offset: tuple[float, float] = (0.0, 0.0),
 ) -> dict:
-    """Write an exposure file with astropy alone; return what was written."""
+    """Write an exposure file with astropy alone; return what was written.
+
+    ``offset`` (deg): the WCS reference point's offset from the boresight in RA and Dec
+    (a detector away from the centre of the focal plane).
+    """
     visit = _visit(azimuth, altitude, dateTai, target)
     x0, y0 = origin
     rng = np.random.default_rng(seed)
@@ -260,7 +265,7 @@ def writeForeignExposure(
     mask[0, :] |= 1 << MASK_PLANES["EDGE"]
     mask[7, 9] |= (1 << MASK_PLANES["CROSSTALK"]) | (1 << MASK_PLANES["UNMASKEDNAN"])
     mask[-1, -1] |= 1 << MASK_PLANES["STREAK"]
-    crval = (visit["BORE-RA"], visit["BORE-DEC"])
+    crval = (visit["BORE-RA"] + offset[0], visit["BORE-DEC"] + offset[1])
     data = {"IMAGE": image, "MASK": mask, "VARIANCE": variance}
     planes = []
     for name in order:
@@ -576,16 +581,19 @@ def _assertShiftsAgree(shifts, expected):
 
 
 @pytest.mark.parametrize(
-    ("form", "rotation", "azimuth", "altitude", "sip"),
-    [("cd", 30.0, 250.0, 48.0, False), ("cd-flipped", -115.0, 110.0, 40.0, False),
-     ("pc", 200.0, 320.0, 55.0, False), ("cd", 75.0, 30.0, 35.0, True)],
+    ("form", "rotation", "azimuth", "altitude", "sip", "offset"),
+    [("cd", 30.0, 250.0, 48.0, False, (0.0, 0.0)),
+     ("cd-flipped", -115.0, 110.0, 40.0, False, (0.0, 0.0)),
+     ("pc", 200.0, 320.0, 55.0, False, (0.0, 0.0)),
+     ("cd", 75.0, 30.0, 35.0, True, (0.0, 0.0)),
+     ("pc-flipped", 140.0, 200.0, 45.0, False, (1.2, -1.0))],  # 1.5 deg off the boresight
 )
 def test_calculateDcrAgreesWithAnIndependentCalculation(
-    tmp_path, form, rotation, azimuth, altitude, sip
+    tmp_path, form, rotation, azimuth, altitude, sip, offset
 ):
     path = tmp_path / "calexp.fits"
     writeForeignExposure(path, form=form, rotation=rotation, azimuth=azimuth,
-                         altitude=altitude, sip=sip)
+                         altitude=altitude, sip=sip, offset=offset)
     exposure = _read(path)
     box = Box(ORIGIN[0] + 5, ORIGIN[1] + 3, 30, 20)
     f = exposure.filter
