@@ -1056,3 +1056,13 @@ def test_boresightAltitudeInAnotherConventionIsFlagged(tmp_path, edit):
     _editHeader(path, **edit(written["visit"]))
     with pytest.warns(DcrWarning, match="BORE-ALT = .* check the keys' conventions"):
         readExposure(path)
+
+
+def test_missingEarthRotationAngleIsComputedFromTheDate(tmp_path):
+    path = tmp_path / "calexp.fits"
+    written = writeForeignExposure(path)
+    _editHeader(path, AVG_ERA=None)
+    with pytest.warns(DcrWarning, match="AVG-ERA is missing or unknown"):
+        info = readExposure(path).visitInfo
+    assert info.era.deg == pytest.approx(written["visit"]["AVG-ERA"], abs=1e-9)
+    assert info.boresightParAngle is not None

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
+import erfa
 import numpy as np
 from astropy.coordinates import AltAz, Angle, SkyCoord
 from astropy.io import fits
@@ -466,7 +467,8 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         (`dcrmodel.site.defaultWeather`). When ``BORE-AZ``/``BORE-ALT`` are missing or
         unknown but the pointing, the date and the site are known: they are computed with
         astropy's ``AltAz`` (no refraction); when ``BORE-AIRMASS`` is missing or unknown
-        and the altitude known: it is ``sec z``. When ``DATE-AVG`` and ``MJD-AVG-UT1`` are
+        and the altitude known: it is ``sec z``; when ``AVG-ERA`` is missing or unknown and
+        the date known: it is computed from the date. When ``DATE-AVG`` and ``MJD-AVG-UT1`` are
         missing and the start of the exposure is given (``DATE-BEG`` or ``DATE-OBS``, in
         ``TIMESYS``): the date is the start plus half of ``EXPTIME``.
     """
@@ -528,12 +530,13 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
 
 
 def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
-    """Fill a missing (or NaN) boresight azimuth/altitude, and airmass, from what is known.
+    """Fill a missing (or NaN) boresight azimuth/altitude, ERA and airmass from what is known.
 
     The azimuth and altitude come from the pointing, the date and the site through astropy's
-    AltAz without refraction (the true altitude); the airmass is ``sec z = 1 / sin(alt)``
-    of the altitude, as `VisitInfo.fromAstropy` computes it. Each with a warning; nothing is
-    filled when what it needs is unknown too.
+    AltAz without refraction (the true altitude); the Earth rotation angle from the date's
+    UT1 (`erfa.era00`); the airmass is ``sec z = 1 / sin(alt)`` of the altitude, as
+    `VisitInfo.fromAstropy` computes it. Each with a warning; nothing is filled when what it
+    needs is unknown too.
     """
     raDec = kwargs.get("boresightRaDec")
     observatory = kwargs.get("observatory")
@@ -547,6 +550,16 @@ def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
         warnings.warn(
             f"{where}: BORE-AZ/BORE-ALT are missing or unknown; computed from BORE-RA/BORE-DEC, "
             f"the date and the site without refraction (altitude {horizontal.alt.deg:.4f} deg)",
+            DcrWarning,
+            stacklevel=4,
+        )
+    if "era" not in kwargs and date is not None:
+        with offlineIers():
+            ut1 = date.ut1
+        kwargs["era"] = Angle(math.degrees(erfa.era00(ut1.jd1, ut1.jd2)), u.deg)
+        warnings.warn(
+            f"{where}: AVG-ERA is missing or unknown; computed from the date "
+            f"({kwargs['era'].deg:.6f} deg)",
             DcrWarning,
             stacklevel=4,
         )
