@@ -2413,6 +2413,9 @@ class _Simulation:
         self.kernelSize = 2 * max(
             max(p.kernelRadius(lo), p.kernelRadius(hi)) for p in self.psfs
         ) + 1
+        # PSF images written with the exposures must fit inside them (odd, centred).
+        fieldSide = min(self.bbox.width, self.bbox.height)
+        self.kernelSize = min(self.kernelSize, fieldSide if fieldSide % 2 else fieldSide - 1)
         largestShift = max(float(np.max(np.abs(d))) for d in self.displacements)
         extent = max([s.extent for s in self.sources] + [0.0])
         light = max(max(p.lightRadius(lo), p.lightRadius(hi)) for p in self.psfs)
