@@ -612,6 +612,12 @@ def test_calculateDcrAgreesWithAnIndependentCalculation(
     ).to_value(u.arcsec)
     geometry = _independentShifts(path, box.center, 0.5 * (stone[:-1] + stone[1:]))
     np.testing.assert_allclose(np.asarray(shifts), geometry, atol=1e-4)
+    # Split subfilters: the shifts of the edges themselves.
+    split = calculateDcr(exposure.visitInfo, exposure.wcs, f.effectiveWavelength,
+                         f.bandwidth, 3, splitSubfilters=True, bbox=box)
+    edgeShifts = _independentShifts(path, box.center, stone)
+    np.testing.assert_allclose(np.asarray(split)[:, 0], edgeShifts[:-1], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(split)[:, 1], edgeShifts[1:], atol=1e-4)
     # Blue subfilter toward the zenith, more than 1 px at these airmasses.
     assert np.hypot(*shifts[0]) > 1.0
 
