@@ -29,6 +29,15 @@ its HDU 0 (``DCR-SUBF``, ``DCR-NSUB``, ``DCR-WMIN``, ``DCR-WMAX``), as the Rubin
 Every write is atomic (a temporary file or directory beside the target, renamed into
 place), and every read checks the layout before it reads pixels, raising `DcrFitsError`
 with the name of the HDU or key at fault.
+
+Files written by other software are read as long as their meaning is unambiguous, with a
+`DcrWarning` for what had to be completed: a missing ``BORE-AZ``/``BORE-ALT``,
+``BORE-AIRMASS`` or ``AVG-ERA`` is computed from the pointing, the date and the site; a
+missing ``DATE-AVG`` is the start (``DATE-BEG``/``DATE-OBS``) plus half of ``EXPTIME``; a
+MASK without ``MP_`` keys has the Rubin default planes; a plane HDU without origin keys
+shares the others'; the WCS may sit on any of the three planes. Values that are impossible
+in the layout's units (an air temperature in kelvin, a pressure in hPa) are rejected, and a
+``BORE-ALT`` that contradicts the pointing by more than a degree is warned about.
 """
 
 from __future__ import annotations
