@@ -1072,3 +1072,15 @@ def test_missingEarthRotationAngleIsComputedFromTheDate(tmp_path):
         info = readExposure(path).visitInfo
     assert info.era.deg == pytest.approx(written["visit"]["AVG-ERA"], abs=1e-9)
     assert info.boresightParAngle is not None
+
+
+def test_rotatorTypeOfAnotherConvention(tmp_path):
+    # DCR does not use the rotator type: an unknown label must not stop the read.
+    path = tmp_path / "calexp.fits"
+    writeForeignExposure(path)
+    _editHeader(path, ROTTYPE="PARALLACTIC")
+    with pytest.warns(DcrWarning, match="ROTTYPE = 'PARALLACTIC' is not one of"):
+        info = readExposure(path).visitInfo
+    assert info.rotType == "UNKNOWN"
+    _editHeader(path, ROTTYPE="sky")
+    assert _read(path).visitInfo.rotType == "SKY"

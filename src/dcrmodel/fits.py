@@ -85,7 +85,7 @@ from .image import (
     PhotoCalib,
     Psf,
 )
-from .observation import VisitInfo
+from .observation import ROT_TYPES, VisitInfo
 from .site import Observatory, Weather, defaultWeather, offlineIers
 
 if TYPE_CHECKING:
@@ -506,6 +506,15 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
             kwargs["boresightRotAngle"] = Angle(rotAngle, u.deg)
         rotType = _headerStr(header, "ROTTYPE", where)
         if rotType is not None:
+            if rotType.upper() not in ROT_TYPES:
+                # DCR does not use it: a label of another convention does not stop the read.
+                warnings.warn(
+                    f"{where}: ROTTYPE = {rotType!r} is not one of {', '.join(ROT_TYPES)}; "
+                    f"read as UNKNOWN",
+                    DcrWarning,
+                    stacklevel=3,
+                )
+                rotType = "UNKNOWN"
             kwargs["rotType"] = rotType
         lon, lat, elev = number("OBS-LONG"), number("OBS-LAT"), number("OBS-ELEV")
         observatory = None
