@@ -871,3 +871,15 @@ def test_pickle_round_trips():
     np.testing.assert_array_equal(e2.mask.array, exp.mask.array)
     assert _skyDistance(e2.wcs.pixel_to_world(5, 6), exp.wcs.pixel_to_world(5, 6)) == 0.0
     assert e2.psf.fwhm == exp.psf.fwhm
+
+
+def test_image_psf_fwhm_is_the_half_maximum_width_for_any_profile():
+    # Independent reference: GalSim's analytic FWHM of profiles with wide wings, for which
+    # a second-moment width would be far too large (Kolmogorov: ~1.75x).
+    import galsim
+
+    for profile in (galsim.Moffat(beta=2.5, fwhm=3.2), galsim.Kolmogorov(fwhm=3.2),
+                    galsim.Gaussian(fwhm=4.0)):
+        array = profile.drawImage(nx=101, ny=101, scale=1.0, method="no_pixel").array
+        psf = ImagePsf(array)
+        assert psf.fwhm == pytest.approx(profile.fwhm, rel=0.015)
