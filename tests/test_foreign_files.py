@@ -1036,11 +1036,13 @@ def test_compressedModelFiles(tmp_path, suffix):
     assert model.mask.planes == MASK_PLANES
 
 
-def test_missingAirmassIsTheSecantOfTheAltitude(tmp_path):
-    # The assembly weights visits by airmass (doAirmassWeight), so it must be known.
+@pytest.mark.parametrize("value", [None, 0.0, -1.0])
+def test_missingAirmassIsTheSecantOfTheAltitude(tmp_path, value):
+    # The assembly weights visits by airmass (doAirmassWeight), so it must be known; 0 and
+    # -1 are placeholders some writers use for "unknown".
     path = tmp_path / "calexp.fits"
     written = writeForeignExposure(path, azimuth=110.0, altitude=40.0)
-    _editHeader(path, BORE_AIRMASS=None)
+    _editHeader(path, BORE_AIRMASS=value)
     with pytest.warns(DcrWarning, match="BORE-AIRMASS is missing or unknown"):
         info = readExposure(path).visitInfo
     assert info.boresightAirmass == pytest.approx(written["visit"]["BORE-AIRMASS"], rel=1e-12)

@@ -499,6 +499,16 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         if az is not None and alt is not None:
             kwargs["boresightAzAlt"] = (Angle(az, u.deg), Angle(alt, u.deg))
         airmass = number("BORE-AIRMASS")
+        if airmass is not None and airmass <= 0.0:
+            # 0, -1, -99: a writer's placeholder for an unknown airmass. (A positive value
+            # below 1 is no placeholder but a wrong airmass, and is rejected.)
+            warnings.warn(
+                f"{where}: BORE-AIRMASS = {airmass:g} is a placeholder, not an airmass (at "
+                f"least 1); read as unknown",
+                DcrWarning,
+                stacklevel=3,
+            )
+            airmass = None
         if airmass is not None:
             kwargs["boresightAirmass"] = airmass
         rotAngle = number("BORE-ROTANG")
