@@ -28,6 +28,7 @@ end; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -36,11 +37,13 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import dcrmodel.direct
 from dcrmodel.assemble import DcrAssembleCoadd
 from dcrmodel.config import DcrAssembleConfig
 from dcrmodel.fits import readExposure
@@ -52,19 +55,20 @@ from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
 TARGET_AIRMASS = 1.5
 
 
-class _ModeAssembler(DcrAssembleCoadd):
-    """`DcrAssembleCoadd` whose direct solver uses a chosen subfilter representation.
+@contextlib.contextmanager
+def directMode(mode: str) -> Iterator[None]:
+    """Run the direct solver with the subfilter representation ``mode`` within the block.
 
-    The assembly configuration has no option for the direct solver's transfer mode, so the
-    benchmark hands ``mode`` to `dcrmodel.direct.solveDirectFromShifts` itself.
+    The assembly configuration has no option for the direct solver's transfer mode, so for
+    the duration of the block `dcrmodel.direct.solveDirectFromShifts`, which the assembly
+    looks up when it runs, is replaced by the same function with ``mode`` fixed.
     """
-
-    def __init__(self, config: DcrAssembleConfig, mode: str) -> None:
-        super().__init__(config)
-        self._mode = mode
-
-    def _directSolver(self) -> Any:
-        return functools.partial(super()._directSolver(), mode=self._mode)
+    original = dcrmodel.direct.solveDirectFromShifts
+    dcrmodel.direct.solveDirectFromShifts = functools.partial(original, mode=mode)
+    try:
+        yield
+    finally:
+        dcrmodel.direct.solveDirectFromShifts = original
 
 
 def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,26 +128,32 @@ def buildModels(manifest: Any, modes: list[str]) -> tuple[dict[str, Any], dict[s
     training = [manifest.path(v["file"]) for v in manifest.visits("training")]
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    runs = [("iterative", DcrAssembleCoadd(DcrAssembleConfig(solver="iterative")))]
-    runs.append(("direct", DcrAssembleCoadd(DcrAssembleConfig(solver="direct"))))
+    runs = [("iterative", {"solver": "iterative"}, None), ("direct", {"solver": "direct"}, None)]
     # The PSF-aware forward model, where the configuration has it, is the direct solver's
     # default; it is also run without it, and the subfilter representations are compared
     # without it (pure DCR, as in issue 6).
     noPsf = ({"usePsf": False}
              if "usePsf" in {f.name for f in dataclasses.fields(DcrAssembleConfig)} else {})
     if noPsf:
-        runs.append(("direct-noPsf",
-                     DcrAssembleCoadd(DcrAssembleConfig(solver="direct", **noPsf))))
-    runs += [(f"direct-{m}", _ModeAssembler(DcrAssembleConfig(solver="direct", **noPsf), m))
-             for m in modes]
-    for name, assembler in runs:
+        runs.append(("direct-noPsf", {"solver": "direct", **noPsf}, None))
+    runs += [(f"direct-{m}", {"solver": "direct", **noPsf}, m) for m in modes]
+    for name, options, mode in runs:
+        assembler = DcrAssembleCoadd(DcrAssembleConfig(**options))
         started = time.perf_counter()
-        result = assembler.run(training, coadd=manifest.coaddPath)
+        with directMode(mode) if mode else contextlib.nullcontext():
+            result = assembler.run(training, coadd=manifest.coaddPath)
         seconds[name] = time.perf_counter() - started
         models[name] = result.dcrModel
         iterations = [s.get("iterations") for s in result.summary.get("subregions", [])]
         print(f"  model {name:<14s} {seconds[name]:6.1f} s"
               + (f"  (iterations per subregion: {iterations})" if name == "iterative" else ""))
+    # The representations must give different models, or the mode did not reach the solver.
+    arrays = {m: np.array([image.array for image in models[f"direct-{m}"]]) for m in modes}
+    for m in modes:
+        for other in modes:
+            if m < other and np.array_equal(arrays[m], arrays[other]):
+                raise RuntimeError(f"the direct models of modes {m!r} and {other!r} are "
+                                   "identical: the mode did not reach the solver")
     return models, seconds
 
 
