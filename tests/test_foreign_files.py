@@ -1095,3 +1095,25 @@ def test_rotatorTypeOfAnotherConvention(tmp_path):
     assert info.rotType == "UNKNOWN"
     _editHeader(path, ROTTYPE="sky")
     assert _read(path).visitInfo.rotType == "SKY"
+
+
+def test_modelFilesWithoutSubfilterKeys(tmp_path):
+    # Only the file names say which subfilter each file holds.
+    directory = tmp_path / "model"
+    _writeModelDirectory(directory, 477.0, 150.0)
+    for k in range(3):
+        with fits.open(directory / f"dcrCoadd_{k}.fits", mode="update") as hdus:
+            del hdus[0].header["DCR-SUBF"]
+            del hdus[0].header["DCR-NSUB"]
+    with pytest.warns(DcrWarning, match="DCR-NSUB is missing.*3 subfilters"):
+        model = readDcrModel(directory)
+    assert model.dcrNumSubfilters == 3
+    assert model.filter.effectiveWavelength == pytest.approx(477.0, abs=1e-9)
+    for k in range(3):
+        assert model[k].array[0, 0] == k
+    # A gap in the numbering: the files beyond it are named.
+    (directory / "dcrCoadd_1.fits").unlink()
+    with pytest.warns(DcrWarning, match="DCR-NSUB is missing"), pytest.raises(
+        DcrFitsError, match="dcrCoadd_2.fits beyond DCR-NSUB = 1"
+    ):
+        readDcrModel(directory)

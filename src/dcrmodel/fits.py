@@ -1886,19 +1886,42 @@ class DcrModelDataRef:
     def numSubfilters(self) -> int:
         """Number of subfilters of the stored model (``DCR-NSUB`` of subfilter 0's file).
 
-        ``DcrModel.fromDataRef`` uses it when called without ``numSubfilters``.
+        Files without the key (written by other software) count as one subfilter each,
+        numbered from 0 without gaps (with a warning); their ``DCR-SUBF`` is taken from the
+        file name. ``DcrModel.fromDataRef`` uses it when called without ``numSubfilters``.
         """
         file = self._file(self.datasetType, 0)
         header = self._header(file)
         where = f"{file.name}, HDU 0"
         value = _headerInt(header, "DCR-NSUB", where)
+        if value is None and "DCR-NSUB" not in header:
+            # Files without the key (another writer): one subfilter per file, numbered
+            # from 0 without gaps.
+            value = self._countFiles(self.datasetType)
+            warnings.warn(
+                f"{where}: key DCR-NSUB is missing; the model directory holds {value} "
+                f"subfilter files {self.datasetType}_0..{value - 1}, so it has {value} "
+                f"subfilters",
+                DcrWarning,
+                stacklevel=2,
+            )
         if value is None or value < 1:
             raise DcrFitsError(
-                f"{where}: key DCR-NSUB (number of subfilters) is missing or below 1",
+                f"{where}: key DCR-NSUB (number of subfilters) is unknown or below 1",
                 key="DCR-NSUB",
                 value=header.get("DCR-NSUB"),
             )
         return value
+
+    def _countFiles(self, datasetType: str) -> int:
+        """Count the subfilter files ``<datasetType>_0``, ``_1``, ... present without a gap."""
+        count = 0
+        while True:
+            try:
+                self._file(datasetType, count)
+            except DcrFitsError:
+                return count
+            count += 1
 
     def _file(self, datasetType: str, subfilter: int) -> Path:
         file = self.path / _modelFileName(datasetType, subfilter)
@@ -1997,10 +2020,16 @@ class DcrModelDataRef:
         where = f"{file.name}, HDU 0"
         storedIndex = _headerInt(header, "DCR-SUBF", where)
         storedCount = _headerInt(header, "DCR-NSUB", where)
+        if storedIndex is None and "DCR-SUBF" not in header:
+            storedIndex = subfilter  # the file name says which subfilter it holds
+        if storedCount is None and "DCR-NSUB" not in header:
+            storedCount = (
+                numSubfilters if numSubfilters is not None else self._countFiles(datasetType)
+            )
         if storedIndex is None or storedCount is None:
             raise DcrFitsError(
-                f"{where}: keys DCR-SUBF and DCR-NSUB are missing; this is not a DCR model "
-                f"file (write models with writeDcrModel)",
+                f"{where}: key {'DCR-SUBF' if storedIndex is None else 'DCR-NSUB'} is blank; "
+                f"give the subfilter index and count, or leave the keys out",
                 key="DCR-SUBF" if storedIndex is None else "DCR-NSUB",
             )
         if storedIndex != subfilter:
