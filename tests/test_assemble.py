@@ -630,6 +630,14 @@ def test_bands(smallField, noWork):
         DcrAssembleCoadd().run(bare)
 
 
+def test_physical_filter_names_are_one_band(smallField):
+    exposures = list(smallField.exposures)
+    g = exposures[1].filter
+    exposures[1] = _copy(exposures[1], filter=Filter("g_6", g.effectiveWavelength, g.bandwidth))
+    result = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(exposures)
+    assert result.dcrModel.filter.effectiveWavelength == g.effectiveWavelength
+
+
 def test_band_override(smallField):
     bare = [_copy(e, filter=None) for e in smallField.exposures]
     config = _iterative(effectiveWavelength=480.0, bandwidth=140.0, maxNumIter=1,

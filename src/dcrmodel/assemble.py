@@ -296,7 +296,8 @@ def _checkGrid(inp: _Input, refWcs: WCS, bbox: Box) -> None:
 def _bandOf(config: DcrAssembleConfig, inputs: list[_Input], coadd: Exposure | None) -> Filter:
     """Return the band: the configuration's override, else the coadd's or inputs' filter."""
     filters = [inp.filter for inp in inputs if inp.filter is not None]
-    names = sorted({f.bandName for f in filters})
+    # Physical filter names such as 'g_6' name the band before the underscore.
+    names = sorted({f.bandName.split("_")[0] for f in filters})
     if len(names) > 1:
         raise DcrValueError(
             f"the inputs are in different bands ({', '.join(names)}); a DCR model is built "
