@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from dcrmodel.errors import DcrTypeError, DcrValueError
-from dcrmodel.simulate import AtmosphericPsf
+from dcrmodel.seeing import AtmosphericPsf
 from dcrmodel.sources import ExponentialProfile, PointProfile, SourceComponent
 from dcrmodel.spectra import Bandpass, BlackbodySpectrum
 
