@@ -1,47 +1,39 @@
 """Synthetic skies with known truth: stars and galaxies observed through a refracting atmosphere.
 
-The simulator renders every source through the band at fine wavelength resolution: the
-band is sampled at many wavelengths (14 per intended subfilter by default, 42 for three
-subfilters), each sample weighted by the bandpass and by the source's own spectrum, and
-each displaced by its own differential refraction (Stone 1996, `dcrmodel.refraction`) at
-the visit's elevation, relative to the band's effective wavelength, along the zenith
-direction measured through the exposure's WCS (`dcrmodel.dcr.zenithDirection`). The
-subfilter model of `dcrmodel.model.DcrModel` is therefore tested against a continuous
-truth, not against its own approximation.
+This module plans and writes a simulated field; the pieces it composes live below it:
 
-Rendering is done in Fourier space, where it is exact up to the Nyquist frequency: for a
-visit,
+- `dcrmodel.spectra`: photon spectra (`BlackbodySpectrum`, `PowerLawSpectrum`) and the
+  `Bandpass`, sampled at many wavelengths (14 per intended subfilter by default, 42 for
+  three subfilters);
+- `dcrmodel.sources`: profiles, `SourceComponent`, `Source` and `meanWavelength`;
+- `dcrmodel.seeing`: the seeing (`AtmosphericPsf`: Gaussian, Moffat or Kolmogorov,
+  optionally scaling with wavelength);
+- `dcrmodel.render`: the exact Fourier-space renderer (`FourierSkyRenderer`,
+  `TiledSkyRenderer`) and each wavelength's differential refraction
+  (`wavelengthDisplacements`, Stone 1996) along the zenith direction measured through the
+  exposure's WCS (`dcrmodel.dcr.zenithDirection`).
 
-    FT(visit) = sum_lambda FT(sky_lambda) * exp(-2 pi i f . d_lambda) * OTF_lambda(f) * P(f)
+Every source is thus rendered through the band at fine wavelength resolution, so the
+subfilter model of `dcrmodel.model.DcrModel` is tested against a continuous truth, not
+against its own approximation. The names of those modules are also importable from here.
 
-with ``sky_lambda`` the sum of the sources' analytic profiles (points, elliptical
-exponential discs, elliptical Gaussian bulges) at their sub-pixel positions weighted by
-their photon spectra, ``d_lambda`` the refraction displacement, ``OTF_lambda`` the
-transfer function of the seeing (Gaussian, Moffat or Kolmogorov, optionally scaling with
-wavelength as ``lambda ** alpha``) and ``P(f) = sinc(fx) sinc(fy)`` the response of square
-pixels. The grid is padded so that no light wraps around. The transform of the static sky
-at each wavelength is computed once and shared by every visit; fields larger than a few
-hundred pixels are cut into padded tiles (`TiledSkyRenderer`) so that the cost grows with
-the area, not its square.
+Here: the configuration (`SimulationConfig`, `VisitSpec`), the catalogue of blue and red
+stars and galaxies, and the visit plan. On top of the static sky: per-visit noise (sky
+plus source, Gaussian with the Poisson variance, and the matching variance plane), mask
+defects in some visits (bad columns, cosmic rays, a saturated core with its bleed trail,
+flagged BAD, CR and SAT and corrupted as in real data), and optional transients (new point
+sources) in chosen visits. Visits follow a field through one or more nights so that
+airmass and parallactic angle vary naturally on both sides of the meridian; their
+`VisitInfo` comes from astropy.
 
-On top of the static sky: per-visit noise (sky plus source, Gaussian with the Poisson
-variance, and the matching variance plane), mask defects in some visits (bad columns,
-cosmic rays, a saturated core with its bleed trail, flagged BAD, CR and SAT and corrupted
-as in real data), and optional transients (new point sources) in chosen visits. Visits
-follow a field through one or more nights so that airmass and parallactic angle vary
-naturally on both sides of the meridian; their `VisitInfo` comes from astropy.
-
-`runSimulation` writes Rubin-layout exposures of every visit, noiseless truth images,
-the true subfilter model, a plain inverse-variance coadd of the training visits and a
-manifest (``manifest.json``) describing all of it.
+`simulateField` returns the field in memory; `runSimulation` writes Rubin-layout exposures
+of every visit, noiseless truth images, the true subfilter model, a plain inverse-variance
+coadd of the training visits and a manifest (``manifest.json``, read back with
+`loadManifest`) describing all of it.
 
 References
 ----------
 R. C. Stone, 1996, PASP 108, 1051 (refraction).
-D. L. Fried, 1966, JOSA 56, 1372; F. Roddier, 1981, Progress in Optics 19, 281 (the
-long-exposure transfer function of Kolmogorov turbulence, ``exp(-3.44 (lambda f / r0)^(5/3))``,
-and its FWHM ``0.976 lambda / r0``).
-A. F. J. Moffat, 1969, A&A 3, 455 (the Moffat profile).
 """
 
 from __future__ import annotations
