@@ -661,9 +661,13 @@ def test_noPsfHduMeansNoPsf(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def _writeModelFile(path, k, numSubfilters, array, eff=482.685, bw=180.5):
-    """One dcrCoadd_<k>.fits, as another code would write it (no visit keys: a coadd)."""
-    written = writeForeignExposure(path, image=array, optional=False)
+def _writeModelFile(path, k, numSubfilters, array, eff=482.685, bw=180.5, **grid):
+    """One dcrCoadd_<k>.fits, as another code would write it (no visit keys: a coadd).
+
+    ``grid`` (WCS ``form``, ``rotation`` and the pointing it is centred on) must match the
+    visits the model is used with.
+    """
+    written = writeForeignExposure(path, image=array, optional=False, **grid)
     with fits.open(path, mode="update") as hdus:
         header = hdus[0].header
         for key in [key for key in header if key.startswith(("BORE-", "OBS-", "AIR", "HUM",
@@ -708,12 +712,13 @@ def test_matchedTemplateMovesAPointSourceAlongTheZenith(tmp_path):
     xs, ys = 27.3, 19.6  # local position of the source
     source = _pointSource(SHAPE, xs, ys)
     arrays = [source, np.zeros(SHAPE), np.zeros(SHAPE)]
+    # The model shares the visit's pixel grid (same WCS), as models and warps do.
+    grid = {"form": "cd-flipped", "rotation": -115.0, "azimuth": 110.0, "altitude": 40.0}
     for k, array in enumerate(arrays):
-        _writeModelFile(directory / f"dcrCoadd_{k}.fits", k, 3, array)
+        _writeModelFile(directory / f"dcrCoadd_{k}.fits", k, 3, array, **grid)
     model = readDcrModel(directory)
     visitPath = tmp_path / "calexp.fits"
-    writeForeignExposure(visitPath, azimuth=110.0, altitude=40.0, form="cd-flipped",
-                         rotation=-115.0)
+    writeForeignExposure(visitPath, **grid)
     exposure = _read(visitPath)
     template = model.buildMatchedTemplate(exposure).array
     assert template.shape == SHAPE
@@ -890,9 +895,10 @@ def test_matchedTemplateWithPsfHdusOnACutout(tmp_path):
     modelSigma, visitSigma = 1.5, 2.2
     source = _pointSource(SHAPE, xs, ys, sigma=modelSigma)
     fwhm = 2.0 * math.sqrt(2.0 * math.log(2.0)) * PIXEL_SCALE
+    grid = {"form": "pc", "rotation": 200.0, "azimuth": 320.0, "altitude": 55.0}
     for k, array in enumerate([source, np.zeros(SHAPE), np.zeros(SHAPE)]):
         path = directory / f"dcrCoadd_{k}.fits"
-        _writeModelFile(path, k, 3, array)
+        _writeModelFile(path, k, 3, array, **grid)
         with fits.open(path, mode="update") as hdus:
             psfHdu = fits.ImageHDU(_gaussianKernel(21, modelSigma), name="PSF")
             psfHdu.header["PSF-FWHM"] = fwhm * modelSigma
@@ -901,7 +907,7 @@ def test_matchedTemplateWithPsfHdusOnACutout(tmp_path):
     model = readDcrModel(directory)
     assert model.psf is not None
     visitPath = tmp_path / "calexp.fits"
-    writeForeignExposure(visitPath, azimuth=320.0, altitude=55.0, form="pc", rotation=200.0,
+    writeForeignExposure(visitPath, **grid,
                          psf=(_gaussianKernel(31, visitSigma), fwhm * visitSigma, 0.0))
     box = Box(ORIGIN[0] + 12, ORIGIN[1] + 4, 36, 30)
     exposure = readExposure(visitPath, bbox=box)

@@ -511,6 +511,24 @@ def test_templateFromExposureUsesItsMetadata(visitAndWcs):
     assert np.abs(unmatched.array - fromExposure.array).max() > 0.1 * unmatched.array.max()
 
 
+def test_templateRefusesAnExposureOffTheModelGrid(visitAndWcs):
+    # A visit whose WCS points 0.036 arcsec (0.18 pixel) elsewhere: its template would be
+    # silently misaligned.
+    from astropy.wcs import WCS
+
+    visitInfo, wcs = visitAndWcs
+    model = pointSourceModel(wcs=wcs)
+    shifted = wcs.deepcopy()
+    shifted.wcs.crval = wcs.wcs.crval + np.array([0.0, 1e-5])
+    shifted.wcs.set()
+    with pytest.raises(DcrShapeError, match="not on the model's pixel grid"):
+        model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=shifted)
+    # the same grid written out and read back (header round trip) is accepted
+    same = WCS(wcs.to_header())
+    assert model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=same).bbox \
+        == model.bbox
+
+
 def test_templateConservesFluxAwayFromEdges(visitAndWcs):
     visitInfo, wcs = visitAndWcs
     shape, origin = (64, 72), (0, 0)

@@ -84,6 +84,7 @@ from .errors import (
 )
 from .fourier import maxShiftOf, paddedShape
 from .image import (
+    WCS_GRID_TOLERANCE,
     Box,
     Exposure,
     Filter,
@@ -93,6 +94,7 @@ from .image import (
     MaskedImage,
     Psf,
     StatisticsControl,
+    wcsGridOffset,
 )
 from .psf import (
     effectiveKernelSize,
@@ -141,9 +143,6 @@ SEEING_RANGE_LIMIT = 0.4
 #: Fraction of a PSF kernel's flux allowed outside the padding of the direct solver's grid
 #: (`dcrmodel.psf.effectiveKernelSize`).
 _PSF_TAIL = 1e-2
-
-#: Tolerance, in pixels, of the check that the inputs share the model's pixel grid.
-WCS_GRID_TOLERANCE = 1e-3
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -270,18 +269,14 @@ def _checkMetadata(inp: _Input, needAirmass: bool) -> None:
 
 def _checkGrid(inp: _Input, refWcs: WCS, bbox: Box) -> None:
     """Raise DcrShapeError unless ``inp`` maps the corners of ``bbox`` like ``refWcs``."""
-    xs = np.array([bbox.minX, bbox.maxX, bbox.minX, bbox.maxX, bbox.center[0]], dtype=float)
-    ys = np.array([bbox.minY, bbox.minY, bbox.maxY, bbox.maxY, bbox.center[1]], dtype=float)
     try:
-        sky = inp.wcs.pixel_to_world(xs, ys)
-        px, py = refWcs.world_to_pixel(sky)
+        offset = wcsGridOffset(inp.wcs, refWcs, bbox)
     except Exception as exc:  # astropy raises many kinds for incompatible frames
         raise DcrShapeError(
             f"{inp.name}: its WCS cannot be compared with the model's ({exc}); warp the "
             "exposures onto the coadd's pixel grid first",
             visit=inp.name,
         ) from exc
-    offset = float(np.nanmax(np.hypot(px - xs, py - ys)))
     if not math.isfinite(offset) or offset > WCS_GRID_TOLERANCE:
         raise DcrShapeError(
             f"{inp.name} is not on the model's pixel grid: its WCS puts the box corners "

@@ -32,6 +32,8 @@ from astropy.wcs import WCS
 from .errors import DcrShapeError, DcrTypeError, DcrValueError
 
 __all__ = [
+    "WCS_GRID_TOLERANCE",
+    "wcsGridOffset",
     "Box",
     "Image",
     "Mask",
@@ -1968,3 +1970,32 @@ class Exposure:
             f"Exposure(bbox={self.bbox!r}, filter={self.filter!r}, "
             f"wcs={'set' if self.wcs is not None else None}, psf={self.psf!r})"
         )
+
+
+#: Largest offset (pixels) at which two WCSs count as the same pixel grid.
+WCS_GRID_TOLERANCE = 1e-3
+
+
+def wcsGridOffset(wcs: WCS, refWcs: WCS, bbox: Box) -> float:
+    """Return how far apart two WCSs put the corners and centre of a box (pixels).
+
+    Each test point's sky position under ``wcs`` is mapped back to pixels with
+    ``refWcs``; the result is the largest distance from where it started. Two exposures
+    are on one pixel grid when this is below `WCS_GRID_TOLERANCE`.
+
+    Parameters
+    ----------
+    wcs, refWcs : astropy.wcs.WCS
+        Celestial WCSs of parent pixel coordinates.
+    bbox : Box
+        The region compared.
+
+    Returns
+    -------
+    offset : float
+        Largest offset in pixels (NaN or inf when a point does not map).
+    """
+    xs = np.array([bbox.minX, bbox.maxX, bbox.minX, bbox.maxX, bbox.center[0]], dtype=float)
+    ys = np.array([bbox.minY, bbox.minY, bbox.maxY, bbox.maxY, bbox.center[1]], dtype=float)
+    px, py = refWcs.world_to_pixel(wcs.pixel_to_world(xs, ys))
+    return float(np.nanmax(np.hypot(np.asarray(px) - xs, np.asarray(py) - ys)))

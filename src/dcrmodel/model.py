@@ -57,6 +57,7 @@ from .fourier import (
     subfilterTransfer,
 )
 from .image import (
+    WCS_GRID_TOLERANCE,
     Box,
     Exposure,
     Filter,
@@ -66,6 +67,7 @@ from .image import (
     PhotoCalib,
     Psf,
     StatisticsControl,
+    wcsGridOffset,
 )
 from .psf import (
     PsfMatch,
@@ -1074,6 +1076,19 @@ class DcrModel:
             raise DcrTypeError(f"{method}: wcs must be an astropy.wcs.WCS", wcs=type(wcs).__name__)
         return visitInfo, _checkBox(bbox, "bbox"), wcs
 
+    def _checkGrid(self, wcs: WCS, bbox: Box, method: str) -> None:
+        """Refuse an exposure whose WCS puts ``bbox`` elsewhere than the model's WCS does."""
+        if self._wcs is None:
+            return
+        offset = wcsGridOffset(wcs, self._wcs, bbox)
+        if not np.isfinite(offset) or offset > WCS_GRID_TOLERANCE:
+            raise DcrShapeError(
+                f"{method}: the exposure is not on the model's pixel grid (its WCS puts the "
+                f"box {offset:.3g} pixels from where the model's WCS does); warp it onto the "
+                "model's grid (same WCS, parent coordinates) first",
+                offsetPixels=offset,
+            )
+
     def _checkTemplateMask(self, mask: Any, bbox: Box) -> Mask | None:
         if mask is None:
             return None
@@ -1318,6 +1333,7 @@ class DcrModel:
     ) -> tuple[Image, Psf | None]:
         """Build a template; flag damped pixels in ``mask``; return it and its PSF."""
         visitInfo, bbox, wcs = self._resolveVisit(exposure, visitInfo, bbox, wcs, method)
+        self._checkGrid(wcs, bbox, method)
         bbox = self._checkRegion(bbox)
         mask = self._checkTemplateMask(mask, bbox)
         effectiveWavelength = self.effectiveWavelength
@@ -1716,6 +1732,7 @@ class DcrModel:
         """
         method = "buildMatchedExposure"
         visitInfo, bbox, wcs = self._resolveVisit(exposure, visitInfo, bbox, wcs, method)
+        self._checkGrid(wcs, bbox, method)
         bbox = self._checkRegion(bbox)
         mask = self._checkTemplateMask(mask, bbox)
         sourceMask = mask if mask is not None else self._mask
