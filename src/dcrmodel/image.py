@@ -32,6 +32,7 @@ from astropy.wcs import WCS
 from .errors import DcrShapeError, DcrTypeError, DcrValueError
 
 __all__ = [
+    "FWHM_PER_SIGMA",
     "WCS_GRID_TOLERANCE",
     "wcsGridOffset",
     "Box",
@@ -51,8 +52,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Conversion between a Gaussian's full width at half maximum and its standard deviation.
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+#: FWHM of a Gaussian in units of its standard deviation, 2 sqrt(2 ln 2).
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 #: Default mask planes and their bits (the defaults of the Rubin pipelines' masks).
 DEFAULT_MASK_PLANES: dict[str, int] = {
@@ -1245,7 +1246,7 @@ class GaussianPsf(Psf):
     @property
     def sigma(self) -> float:
         """Gaussian standard deviation at the effective wavelength (pixels)."""
-        return self._fwhm / _FWHM_PER_SIGMA
+        return self._fwhm / FWHM_PER_SIGMA
 
     def _kernel(self, scale: float) -> np.ndarray:
         sigma = self.sigma * scale

@@ -54,6 +54,7 @@ from .errors import (
 )
 from .image import (
     DEFAULT_MASK_PLANES,
+    FWHM_PER_SIGMA,
     Exposure,
     GaussianPsf,
     Image,
@@ -85,8 +86,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: Ratio of a Gaussian's full width at half maximum to its standard deviation.
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 #: Named model-PSF policies of `modelPsfFor` (a number, a FWHM in pixels, or a `Psf` also work).
 MODEL_PSF_POLICIES = ("sharpest", "median", "sharpestInput")
@@ -1537,7 +1536,7 @@ def estimatePsf(
 
     # ---- measurements
     fwhms, etas, positions = [], [], []
-    widthGuess = firstFwhm / _FWHM_PER_SIGMA
+    widthGuess = firstFwhm / FWHM_PER_SIGMA
     for y, x in candidates:
         window = data[y - 1 : y + 2, x - 1 : x + 2]
         weights = np.clip(window, 0.0, None)

@@ -24,6 +24,7 @@ from scipy import special
 
 from ._checks import _finite, _positive
 from .errors import DcrValueError
+from .image import FWHM_PER_SIGMA
 
 __all__ = [
     "AtmosphericPsf",
@@ -33,8 +34,6 @@ __all__ = [
 #: Seeing profiles that `AtmosphericPsf` knows.
 PSF_PROFILES = ("gaussian", "moffat", "kolmogorov")
 
-#: FWHM of a Gaussian in units of its standard deviation, 2 sqrt(2 ln 2).
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 #: Kolmogorov long-exposure PSF: FWHM = 0.976 lambda / r0 and
 #: OTF(f) = exp(-3.44 (lambda f / r0)^(5/3)) (Fried 1966; Roddier 1981).
@@ -156,7 +155,7 @@ class AtmosphericPsf:
         w = self.computeFwhm(wavelength)
         k = np.asarray(k, dtype=np.float64)
         if self._profile == "gaussian":
-            sigma = w / _FWHM_PER_SIGMA
+            sigma = w / FWHM_PER_SIGMA
             return np.exp(-2.0 * (np.pi * sigma) ** 2 * (k * k))
         if self._profile == "kolmogorov":
             return np.exp(-_KOLMOGOROV_COEFF * (k * (w / _KOLMOGOROV_FWHM)) ** (5.0 / 3.0))
