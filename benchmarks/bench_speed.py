@@ -191,7 +191,11 @@ def templateBenchmark(sizes: list[int], workdir: Path, repeats: int) -> list[dic
           flush=True)
     config = SimulationConfig(size=64, numTraining=4, numTest=2, testAirmass=(1.8, 2.0),
                               numStars=5, numGalaxies=0, defectFraction=0.0)
-    small = runSimulation(workdir / "template-visits", config, seed=7, overwrite=True)
+    folder = workdir / "template-visits"
+    if (folder / "manifest.json").exists():
+        small = loadManifest(folder)
+    else:
+        small = runSimulation(folder, config, seed=7, overwrite=True)
     infos = []
     for visit in small.visits("test"):
         exposure = readExposure(small.path(visit["file"]))
