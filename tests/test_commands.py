@@ -66,3 +66,38 @@ def test_bad_input_exit_codes(field, tmp_path, capsys):
                  str(tmp_path / "t.fits")]) != 0
     assert not (tmp_path / "t.fits").exists()
     assert not (tmp_path / "m").exists()
+
+
+def test_assemble_on_workers_equals_serial(field, tmp_path):
+    root, manifest, model, _ = field
+    training = [str(manifest.path(v["file"])) for v in manifest.visits()
+                if v["role"] == "training"]
+    options = ["--coadd", str(manifest.coaddPath), "--solver", "direct", "-q",
+               "--set", "subregionSize=[64, 64]"]
+    assert main(["assemble", *training, "--out", str(tmp_path / "serial"), *options]) == 0
+    assert main(["assemble", *training, "--out", str(tmp_path / "cluster"), "--workers", "2",
+                 *options]) == 0
+    for k in range(3):
+        serial = readExposure(tmp_path / "serial" / f"dcrCoadd_{k}.fits").image.array
+        cluster = readExposure(tmp_path / "cluster" / f"dcrCoadd_{k}.fits").image.array
+        np.testing.assert_allclose(cluster, serial, rtol=0, atol=1e-5 * np.abs(serial).max())
+
+
+def test_assemble_patches_plan(field, tmp_path, capsys):
+    root, manifest, _, _ = field
+    training = [manifest.path(v["file"]) for v in manifest.visits() if v["role"] == "training"]
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        "[[patch]]\nname = 'north'\n"
+        f"visits = {[str(p) for p in training[:5]]}\nout = 'models/north'\n"
+        "[[patch]]\nname = 'south'\n"
+        f"visits = {[str(p) for p in training[3:]]}\ncoadd = '{manifest.coaddPath}'\n"
+        "out = 'models/south'\n"
+    )
+    assert main(["assemble-patches", str(plan)]) == 0
+    table = capsys.readouterr().out
+    assert "north" in table and "south" in table and "done" in table
+    assert (tmp_path / "models" / "south" / "dcrCoadd_2.fits").exists()
+    plan.write_text(plan.read_text().replace(str(training[0]), str(tmp_path / "gone.fits")))
+    assert main(["assemble-patches", str(plan), "--overwrite"]) == 2
+    assert "gone.fits" in capsys.readouterr().err

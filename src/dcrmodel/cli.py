@@ -10,8 +10,8 @@ arguments and sets its handler, ``_run<Name>(args) -> int`` does the work. Regis
 subcommand by adding its ``_add`` function to `_SUBCOMMANDS`.
 
 Exit codes (scripts can rely on them): 0 success; 2 bad input or usage (a one-line
-message on standard error; every `dcrmodel.errors.DcrError` and every missing file lands
-here); 130 interrupted.
+message on standard error; every `dcrmodel.errors.DcrError`, missing file or missing optional
+dependency lands here); 130 interrupted.
 Anything else is a bug and shows its traceback (exit 1).
 
 Options common to every subcommand: ``-q/--quiet`` (errors only, no progress bar) and
@@ -318,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _showWarning
     try:
         return args.handler(args)
-    except (DcrError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+    except (DcrError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            ImportError) as error:
         text = " ".join(str(error).split())
         print(f"dcrmodel {args.command}: error: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT

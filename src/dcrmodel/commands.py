@@ -1,6 +1,9 @@
 """The ``dcrmodel`` subcommands that build and use DCR models.
 
-- ``dcrmodel assemble VISIT.fits... --out MODEL_DIR``: build a DCR model (`dcrmodel.assemble`).
+- ``dcrmodel assemble VISIT.fits... --out MODEL_DIR``: build a DCR model (`dcrmodel.assemble`);
+  ``--workers N`` or ``--scheduler ADDRESS`` solve its subregions on Dask
+  (`dcrmodel.distributed`).
+- ``dcrmodel assemble-patches PLAN.toml``: the models of many patches.
 - ``dcrmodel template MODEL_DIR EXPOSURE.fits --out TEMPLATE.fits``: a DCR-matched template.
 - ``dcrmodel diff MODEL_DIR EXPOSURE.fits --out DIFF.fits``: template, subtraction and
   detections (`dcrmodel.diffim`).
@@ -60,7 +63,28 @@ def _addAssemble(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="override any configuration value (TOML syntax), repeatable")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier model in MODEL_DIR")
+    _addClusterOptions(parser)
     parser.set_defaults(handler=_runAssemble)
+
+
+def _addClusterOptions(parser: argparse.ArgumentParser) -> None:
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="solve subregions on a local Dask cluster of N worker processes")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="solve subregions on a running Dask cluster (e.g. tcp://host:8786)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the subregions an interrupted run finished")
+
+
+def _clusterProgress(bar: ProgressBar):
+    """Adapt the distributed runs' progress dictionaries to a bar."""
+
+    def progress(info: dict[str, Any]) -> None:
+        bar(f"{info.get('event', 'task')} {info.get('status', '')}".strip(),
+            int(info.get("done", 0)), int(info.get("total", 1)))
+
+    return progress
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,8 +119,18 @@ def _runAssemble(args: argparse.Namespace) -> int:
     config = config.withOverrides(**_overrides(args))
     bar = _bar(args, "assemble")
     try:
-        result = assembleFromFiles(args.visits, args.out, coaddPath=args.coadd, config=config,
-                                   overwrite=args.overwrite, progress=fromAssembleProgress(bar))
+        if args.workers is None and args.scheduler is None and not args.resume:
+            result = assembleFromFiles(args.visits, args.out, coaddPath=args.coadd,
+                                       config=config, overwrite=args.overwrite,
+                                       progress=fromAssembleProgress(bar))
+        else:
+            from .distributed import assembleDistributed
+
+            result = assembleDistributed(args.visits, args.out, config=config,
+                                         coaddPath=args.coadd, workers=args.workers,
+                                         scheduler=args.scheduler, resume=args.resume,
+                                         overwrite=args.overwrite,
+                                         progress=_clusterProgress(bar))
     finally:
         bar.close()
     if not getattr(args, "quiet", False):
@@ -105,6 +139,43 @@ def _runAssemble(args: argparse.Namespace) -> int:
               f"{result.dcrModel.dcrNumSubfilters} subfilters ({config.solver} solver) "
               f"written to {args.out} in {summary.get('timings', {}).get('total', 0.0):.1f} s")
     return 0
+
+
+# ------------------------------------------------------------------------------------------
+# assemble-patches
+# ------------------------------------------------------------------------------------------
+def _addAssemblePatches(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "assemble-patches", parents=[common], help="build DCR models of many patches",
+        description="Build the DCR model of every patch of a plan (TOML: [[patch]] entries "
+        "with name, visits, optional coadd, out and config) on a Dask cluster, or one after "
+        "another without --workers/--scheduler, and print a summary table.",
+    )
+    parser.add_argument("plan", metavar="PLAN.toml", help="the plan of patches")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace earlier models in the patches' output folders")
+    _addClusterOptions(parser)
+    parser.set_defaults(handler=_runAssemblePatches)
+
+
+def _runAssemblePatches(args: argparse.Namespace) -> int:
+    from .distributed import assemblePatches, formatSummaryTable, loadPlan
+
+    plan = loadPlan(args.plan, overwrite=args.overwrite)
+    bar = _bar(args, "patches")
+    try:
+        rows = assemblePatches(plan, workers=args.workers, scheduler=args.scheduler,
+                               resume=args.resume, overwrite=args.overwrite,
+                               progress=_clusterProgress(bar))
+    finally:
+        bar.close()
+    failed = [row for row in rows if row.get("status") != "done"]
+    if not getattr(args, "quiet", False):
+        print(formatSummaryTable(rows))
+    for row in failed:
+        print(f"dcrmodel assemble-patches: patch {row.get('patch')} failed: {row.get('error')}",
+              file=sys.stderr)
+    return 2 if failed else 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -230,4 +301,4 @@ def _runDemo(args: argparse.Namespace) -> int:
 
 
 #: The subcommands of this module, for `dcrmodel.cli`.
-SUBCOMMANDS = [_addAssemble, _addTemplate, _addDiff, _addDemo]
+SUBCOMMANDS = [_addAssemble, _addAssemblePatches, _addTemplate, _addDiff, _addDemo]
