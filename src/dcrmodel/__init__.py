@@ -15,6 +15,7 @@ from .dcr import (
 )
 from .diffim import makeDifference
 from .direct import DirectSolution, solveDirect, solveDirectFromShifts
+from .distributed import Patch, PatchPlan, assembleDistributed, assemblePatches, loadPlan
 from .errors import (
     DcrConfigError,
     DcrError,
@@ -85,6 +86,11 @@ __all__ = [
     "templateResidual",
     "differenceImageMetrics",
     "makeDifference",
+    "assembleDistributed",
+    "assemblePatches",
+    "loadPlan",
+    "PatchPlan",
+    "Patch",
     "applyDcr",
     "calculateDcr",
     "calculateImageParallacticAngle",
