@@ -52,6 +52,20 @@ def test_template_and_diff(field, capsys):
                                exposure.image.array - template.image.array, atol=2e-2)
 
 
+def test_diff_match_to(field, capsys):
+    root, _, model, science = field
+    for mode in ("template", "science", "auto"):
+        diff = root / f"diff-{mode}.fits"
+        assert main(["diff", str(model), str(science), "--out", str(diff), "-q",
+                     "--match-to", mode]) == 0
+        chosen = json.loads(diff.with_suffix(".json").read_text())["matchTo"]
+        assert chosen == mode if mode != "auto" else chosen in ("template", "science")
+    assert main(["diff", str(model), str(science), "--out", str(root / "x.fits"),
+                 "--match-to", "model"]) == 2
+    assert "--match-to" in capsys.readouterr().err
+    assert not (root / "x.fits").exists()
+
+
 def test_bad_input_exit_codes(field, tmp_path, capsys):
     root, manifest, _, science = field
     visit = str(science)

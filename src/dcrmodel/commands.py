@@ -235,6 +235,13 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIFF.fits", help="output file")
     parser.add_argument("--threshold", type=float, default=5.0, metavar="SIGMA",
                         help="detection threshold in sigma (default 5)")
+    parser.add_argument("--match-to", choices=("auto", "template", "science"), default="auto",
+                        dest="matchTo",
+                        help="which image is convolved to the other's PSF: 'template' (the "
+                        "template at the exposure's PSF), 'science' (the exposure convolved "
+                        "to the model's PSF, for exposures sharper than the model) or 'auto' "
+                        "(science when the exposure is sharper than the model can follow; "
+                        "the default)")
     parser.set_defaults(handler=_runDiff)
 
 
@@ -248,14 +255,16 @@ def _runDiff(args: argparse.Namespace) -> int:
     _refuseExisting(catalogue, args.overwrite)
     model = readDcrModel(args.model)
     exposure = readExposure(args.exposure)
-    result = makeDifference(model, exposure, threshold=args.threshold, **_templateOptions(args))
+    result = makeDifference(model, exposure, threshold=args.threshold, matchTo=args.matchTo,
+                            **_templateOptions(args))
     writeExposure(result.difference, out)
     with atomicPath(catalogue) as tmp:
         tmp.write_text(json.dumps({"exposure": str(args.exposure), "model": str(args.model),
                                    **result.toDict()}, indent=1))
     if not getattr(args, "quiet", False):
-        print(f"{len(result.detections)} detections at {args.threshold:g} sigma; difference "
-              f"written to {out}, detections to {catalogue}")
+        print(f"{len(result.detections)} detections at {args.threshold:g} sigma "
+              f"({result.matchTo} convolved); difference written to {out}, detections to "
+              f"{catalogue}")
     return 0
 
 
