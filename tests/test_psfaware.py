@@ -225,6 +225,20 @@ def test_psf_larger_than_the_exposure(smallField, noWork):
         DcrAssembleCoadd().run(exposures)
 
 
+def test_chromatic_psf_image_that_fits_the_exposure_is_accepted(smallField):
+    # A chromatic PSF image as large as the exposure allows: its rescaled copy at the
+    # bluest subfilter is larger (alpha < 0), which needs only grid padding, not a refusal.
+    exposures = _training(smallField)
+    side = min(exposures[0].bbox.shape) - 1
+    for e in exposures:
+        e.psf = GaussianPsf(e.psf.fwhm, alpha=-0.2, effectiveWavelength=482.685,
+                            kernelSize=side)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = DcrAssembleCoadd().run(exposures).dcrModel
+    assert all(np.isfinite(image.array).all() for image in model)
+
+
 def test_psf_alpha_out_of_range(smallField, noWork):
     exposures = _training(smallField)
     exposures[2].psf = GaussianPsf(4.0, alpha=1.5, effectiveWavelength=480.0)
