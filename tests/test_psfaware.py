@@ -231,8 +231,8 @@ def test_chromatic_psf_image_that_fits_the_exposure_is_accepted(smallField):
     exposures = _training(smallField)
     side = min(exposures[0].bbox.shape) - 1
     for e in exposures:
-        e.psf = GaussianPsf(e.psf.fwhm, alpha=-0.2, effectiveWavelength=482.685,
-                            kernelSize=side)
+        kernel = GaussianPsf(e.psf.fwhm, kernelSize=side).computeKernelImage()
+        e.psf = ImagePsf(kernel, alpha=-0.2, effectiveWavelength=482.685)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = DcrAssembleCoadd().run(exposures).dcrModel
