@@ -248,11 +248,7 @@ def test_cluster_run_equals_the_serial_run_with_the_direct_solver(visits, client
     "solver",
     [
         "iterative",
-        pytest.param("direct", marks=[needsDirect, pytest.mark.xfail(
-            reason="direct solver: with the default buffer (32 px here) a new visit's template "
-                   "differs from the whole-patch one by up to 2 counts (1 noise sigma) along the "
-                   "joins against 0.3 elsewhere; a 64 px buffer halves it",
-            strict=False)]),
+        pytest.param("direct", marks=needsDirect),
     ],
 )
 def test_no_seams_where_subregions_meet(request, client, tmp_path, solver):
@@ -275,20 +271,36 @@ def test_no_seams_where_subregions_meet(request, client, tmp_path, solver):
     joins = np.zeros(shape, dtype=bool)
     joins[tile[1] - 4:tile[1] + 4, :] = True
     joins[:, tile[0] - 4:tile[0] + 4] = True
+    interior = np.zeros(shape, dtype=bool)
+    interior[8:-8, 8:-8] = True
     for a, b in zip(whole.dcrModel, tiled.dcrModel, strict=True):
         difference = np.abs(a.array - b.array)
-        assert difference[joins].max() < 0.005 * peak
-        assert np.sqrt((difference[joins] ** 2).mean()) < 0.05 * NOISE
+        if solver == "iterative":
+            assert difference[joins].max() < 0.005 * peak
+            assert np.sqrt((difference[joins] ** 2).mean()) < 0.05 * NOISE
+        else:
+            # The direct solution's subfilter images differ from the whole patch's by
+            # components no training visit sees (cancelling in every template), about
+            # 0.2-0.3 noise sigma rms everywhere; the joins must be no worse than the rest
+            # (measured: join / elsewhere rms 0.91-1.06 blended, 1.09-1.20 cut hard).
+            rms = [np.sqrt((difference[m] ** 2).mean()) for m in (joins, ~joins & interior)]
+            assert rms[0] < 1.15 * rms[1]
     # the template of a new visit shows no step across the joins either
     visitInfo = _visitInfo(3.0, 999)
     truth = _render(visitInfo, whole.dcrModel.wcs, shape, sources)
     templates = [m.dcrModel.buildMatchedTemplate(visitInfo=visitInfo, wcs=m.dcrModel.wcs,
                                                  bbox=m.dcrModel.bbox).array
                  for m in (whole, tiled)]
-    # no step across the joins beyond a tenth of the noise (and none elsewhere either)
+    # no step across the joins beyond a tenth of the noise (and none elsewhere either):
+    # far below the noise of the new visit itself and of the template (the model is fitted
+    # to 5 visits). Direct solver, measured 0.08 sigma (a hard cut at the joins: 0.98).
     difference = np.abs(templates[0] - templates[1])
     assert difference[joins].max() < 0.1 * NOISE
     assert difference.max() < 0.01 * truth.max()
+    if solver == "direct":
+        # inside the patch the joins differ no more than the blended bands around them
+        # (measured 0.109 against 0.101 counts; a hard cut: 1.95 against 0.055)
+        assert difference[joins & interior].max() < 1.5 * difference[~joins & interior].max()
 
 
 # ------------------------------------------------------------------------------------------
@@ -429,6 +441,22 @@ def test_subregion_tasks_pickle_to_the_size_of_the_subregion(visits):
     assert isinstance(again, SubregionResult)
     np.testing.assert_array_equal(again.modelArrays, result.modelArrays)
     assert again.modelArrays.shape == (3, 32, 32)
+
+
+@needsDirect
+def test_direct_results_keep_their_blending_band_through_the_scratch_folder(visits, tmp_path):
+    # the direct solver's subregions return their model over the tile grown by the
+    # blending band; a result saved for --resume comes back with the same box
+    plan = DcrAssembleCoadd(CONFIG.withOverrides(solver="direct")).planSubregions(visits)
+    result = dd._solveSubregion(plan.subregionTask(0))
+    assert plan.feather == plan.buffer // 2 > 0
+    assert result.bbox == plan.modelBox(0) == result.tile.grow(plan.feather).clippedTo(plan.bbox)
+    assert result.modelArrays.shape == (3, *result.bbox.shape)
+    assert result.nImages.shape == (3, *result.tile.shape)
+    dd._saveResult(tmp_path, result)
+    loaded = dd._loadResult(dd._resultFile(tmp_path, 0))
+    assert loaded.bbox == result.bbox and loaded.tile == result.tile
+    np.testing.assert_array_equal(loaded.modelArrays, result.modelArrays)
 
 
 # ------------------------------------------------------------------------------------------

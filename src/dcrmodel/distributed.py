@@ -827,12 +827,14 @@ def _resultFile(scratch: Path, index: int) -> Path:
 
 def _saveResult(scratch: Path, result: SubregionResult) -> None:
     tile = result.tile
+    box = result.modelBox
     with atomicPath(_resultFile(scratch, result.index)) as tmp, open(tmp, "wb") as stream:
         np.savez(
             stream,
             index=np.int64(result.index),
             tile=np.array([tile.minX, tile.minY, tile.width, tile.height], dtype=np.int64),
             modelArrays=result.modelArrays,
+            modelBox=np.array([box.minX, box.minY, box.width, box.height], dtype=np.int64),
             nImages=result.nImages,
             summary=np.array(json.dumps(result.summary, allow_nan=True)),
         )
@@ -841,12 +843,16 @@ def _saveResult(scratch: Path, result: SubregionResult) -> None:
 def _loadResult(path: Path) -> SubregionResult:
     with np.load(path, allow_pickle=False) as data:
         minX, minY, width, height = (int(v) for v in data["tile"])
+        modelBox = None
+        if "modelBox" in data.files:
+            modelBox = Box(*(int(v) for v in data["modelBox"]))
         return SubregionResult(
             index=int(data["index"]),
             tile=Box(minX, minY, width, height),
             modelArrays=np.array(data["modelArrays"]),
             nImages=np.array(data["nImages"]),
             summary=json.loads(str(data["summary"])),
+            bbox=modelBox,
         )
 
 
