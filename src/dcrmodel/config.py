@@ -117,7 +117,9 @@ class DcrAssembleConfig:
         ``(width, height)`` in pixels of the subregions solved one at a time; memory grows
         with this area times the number of visits. Default ``(512, 512)``.
     subregionBuffer : int or None
-        Extra border in pixels solved around each subregion and discarded afterwards.
+        Extra border in pixels solved around each subregion. The iterative solver discards
+        it; the direct solver blends neighbouring subregions over its inner half
+        (`dcrmodel.assemble.featherWidth`) and discards the rest.
         None: chosen from the largest DCR shift of any visit
         (`dcrmodel.assemble.automaticBuffer`): for the iterative solver twice the shift,
         rounded up, plus 2 pixels (the reference uses once the shift plus 1 pixel; the
