@@ -1,18 +1,14 @@
-"""Tests of dcrmodel.fits: the Rubin exposure layout, its errors, and DCR model persistence."""
+"""Tests of dcrmodel.fits: the Rubin exposure layout and its errors."""
 
 from __future__ import annotations
 
 import os
-import pickle
-import shutil
 import warnings
 
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import Angle, SkyCoord
 from astropy.io import fits
-from astropy.time import Time
 from astropy.wcs import WCS, Sip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,21 +17,15 @@ from dcrmodel.errors import (
     DcrFitsError,
     DcrOutputError,
     DcrTypeError,
-    DcrValueError,
     DcrWarning,
 )
 from dcrmodel.fits import (
-    VISIT_KEYS,
-    DcrModelDataRef,
-    filterFromHeader,
-    photoCalibFromHeader,
-    readDcrModel,
     readExposure,
     readExposureBBox,
-    visitInfoFromHeader,
-    visitInfoToHeader,
-    writeDcrModel,
     writeExposure,
+)
+from dcrmodel.headers import (
+    VISIT_KEYS,
 )
 from dcrmodel.image import (
     Box,
@@ -46,121 +36,17 @@ from dcrmodel.image import (
     ImagePsf,
     Mask,
     MaskedImage,
-    PhotoCalib,
 )
-from dcrmodel.model import DcrModel
-from dcrmodel.observation import VisitInfo
-from dcrmodel.site import Observatory, Weather, defaultWeather
-from helpers import makeTanWcs, makeVisitInfo
-
-ORIGIN = (1000, 2000)
-SHAPE = (30, 40)  # (ny, nx)
-PLANES = {
-    "BAD": 0,
-    "SAT": 1,
-    "INTRP": 2,
-    "CR": 3,
-    "EDGE": 4,
-    "DETECTED": 5,
-    "DETECTED_NEGATIVE": 6,
-    "SUSPECT": 7,
-    "NO_DATA": 8,
-    "STREAK": 12,
-    "myPlane": 31,
-}
-
-
-_DATE = Time("2026-03-15T04:00:00.123456789", scale="tai")
-# The Earth rotation angle of _DATE (IAU 2000, with UT1 - TAI of the bundled IERS tables;
-# the last digits do not matter, the angle must only belong to the date within a minute).
-_ERA = Angle(232.28786456059703, u.deg)
-
-
-def _visitInfo() -> VisitInfo:
-    """A visit with awkward floats (long reprs) in every numeric field."""
-    return VisitInfo(
-        boresightRaDec=SkyCoord(150.12345678901234 * u.deg, -30.987654321098765 * u.deg),
-        boresightAzAlt=(Angle(271.00000000000006, u.deg), Angle(47.123456789012344, u.deg)),
-        boresightAirmass=1.3651234567890123,
-        boresightRotAngle=Angle(-0.00012345678901234567, u.deg),
-        rotType="SKY",
-        observatory=Observatory(-70.749417 * u.deg, -30.244639 * u.deg, 2663.0),
-        weather=Weather(11.123456789012345, 74315.12345678901, 13.000000000000002),
-        era=_ERA,
-        date=_DATE,
-        exposureTime=1.2345678901234567e-05,
-        id=2026031500123,
-    )
-
-
-def _makeExposure(
-    origin: tuple[int, int] = ORIGIN,
-    shape: tuple[int, int] = SHAPE,
-    seed: int = 1,
-    wcs: WCS | None = None,
-) -> Exposure:
-    rng = np.random.default_rng(seed)
-    ny, nx = shape
-    image = rng.normal(0.0, 100.0, size=shape).astype(np.float32)
-    image[0, 0] = np.float32(-1.5e-42)  # subnormal float32
-    image[0, 1] = np.float32(3.4e38)
-    variance = rng.uniform(1e-30, 1e4, size=shape).astype(np.float32)
-    mask = rng.integers(0, 2**31 - 1, size=shape, dtype=np.int64).astype(np.int32)
-    mask[1, 1] = np.int32(-(2**31))  # bit 31 alone
-    maskedImage = MaskedImage(
-        Image(image, origin=origin),
-        Mask(mask, origin=origin, planes=PLANES),
-        Image(variance, origin=origin),
-    )
-    if wcs is None:
-        wcs = makeTanWcs(
-            rotation=33.0, pixelScale=0.2, crval=(150.1, -30.9),
-            crpix=(origin[0] + nx / 2.0 + 0.25, origin[1] + ny / 2.0 - 0.5),
-        )
-    metadata = fits.Header()
-    metadata["OBSERVER"] = "somebody"
-    metadata["HIERARCH LONG-KEYWORD-NAME"] = 1.0000000000000002
-    metadata["SEEING"] = 0.7
-    return Exposure(
-        maskedImage,
-        wcs=wcs,
-        psf=GaussianPsf(3.5, alpha=-0.2, effectiveWavelength=482.685),
-        visitInfo=_visitInfo(),
-        filter=Filter.fromBand("g"),
-        photoCalib=PhotoCalib(0.0575),
-        metadata=metadata,
-    )
-
-
-def _parentPixels(bbox: Box) -> tuple[np.ndarray, np.ndarray]:
-    x = np.array([bbox.minX, bbox.maxX, bbox.minX + 7.25, bbox.maxX - 3.5, 0.0, -500.0])
-    y = np.array([bbox.minY, bbox.maxY, bbox.maxY - 2.75, bbox.minY + 11.0, 0.0, 800.0])
-    return x, y
-
-
-def _assertSameSky(wcs1: WCS, wcs2: WCS, x: np.ndarray, y: np.ndarray) -> None:
-    ra1, dec1 = wcs1.pixel_to_world_values(x, y)
-    ra2, dec2 = wcs2.pixel_to_world_values(x, y)
-    np.testing.assert_allclose(ra1, ra2, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(dec1, dec2, rtol=0, atol=1e-10)
-
-
-def _assertVisitInfoEqual(read: VisitInfo, written: VisitInfo) -> None:
-    assert read.boresightRaDec.ra.deg == written.boresightRaDec.ra.deg
-    assert read.boresightRaDec.dec.deg == written.boresightRaDec.dec.deg
-    assert read.boresightAzAlt[0].deg == written.boresightAzAlt[0].deg
-    assert read.boresightAzAlt[1].deg == written.boresightAzAlt[1].deg
-    assert read.boresightAirmass == written.boresightAirmass
-    assert read.boresightRotAngle.deg == written.boresightRotAngle.deg
-    assert read.rotType == written.rotType
-    assert read.observatory == written.observatory
-    assert read.weather == written.weather
-    assert read.era.deg == written.era.deg
-    assert read.date.scale == written.date.scale
-    assert abs((read.date - written.date).to_value(u.ns)) < 1.0
-    assert read.exposureTime == written.exposureTime
-    assert read.id == written.id
-
+from fitshelpers import (
+    ORIGIN,
+    PLANES,
+    SHAPE,
+    _assertSameSky,
+    _assertVisitInfoEqual,
+    _makeExposure,
+    _parentPixels,
+)
+from helpers import makeTanWcs
 
 # --------------------------------------------------------------------------------------
 # Round trip
@@ -488,149 +374,6 @@ def test_bboxMustBeABox(tmp_path):
         readExposure(path, bbox=(0, 0, 5, 5))
 
 
-# --------------------------------------------------------------------------------------
-# Visit metadata, filter, calibration
-# --------------------------------------------------------------------------------------
-
-
-def test_visitInfoHeaderRoundTripIsExact():
-    visitInfo = _visitInfo()
-    header = visitInfoToHeader(visitInfo)
-    # Through the text of the cards, as a file stores them.
-    reparsed = fits.Header.fromstring(header.tostring())
-    _assertVisitInfoEqual(visitInfoFromHeader(reparsed), visitInfo)
-
-
-def test_visitInfoFromAstropyRoundTrips(tmp_path):
-    visitInfo = makeVisitInfo(elevation=38.0, azimuth=120.0, weather=Weather(8.0, 74000.0, 20.0))
-    header = fits.Header.fromstring(visitInfoToHeader(visitInfo).tostring())
-    _assertVisitInfoEqual(visitInfoFromHeader(header), visitInfo)
-
-
-def test_mjdUt1MatchesTheEarthRotationAngle():
-    """MJD-AVG-UT1 is the UT1 at which the ERA equals AVG-ERA (checked with ERFA's era00)."""
-    visitInfo = _visitInfo()
-    header = visitInfoToHeader(visitInfo)
-    ut1 = Time(header["MJD-AVG-UT1"], format="mjd", scale="ut1")
-    era = ut1.earth_rotation_angle(0.0).to_value(u.deg)
-    assert era == pytest.approx(header["AVG-ERA"], abs=1e-7)
-    # UT1 is within a second of UTC.
-    assert abs(header["MJD-AVG-UT1"] - visitInfo.date.utc.mjd) * 86400.0 < 1.0
-
-
-@pytest.mark.parametrize("scale", ["tt", "tdb", "utc"])
-def test_mjdUt1ForDatesInOtherScales(scale):
-    """The ERA belongs to the date whatever its scale (TT is 69 s from UT1 in 2026)."""
-    visitInfo = _visitInfo().copyWith(date=getattr(_DATE, scale))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        header = visitInfoToHeader(visitInfo)
-    assert header["TIMESYS"] == scale.upper()
-    assert header["MJD-AVG-UT1"] == visitInfoToHeader(_visitInfo())["MJD-AVG-UT1"]
-    read = visitInfoFromHeader(fits.Header.fromstring(header.tostring()))
-    assert read.date.scale == scale
-    assert abs((read.date - _DATE).to_value(u.ns)) < 1.0
-
-
-def test_eraOfAnotherTimeFallsBackToTheDate():
-    visitInfo = _visitInfo().copyWith(era=Angle(10.0, u.deg))
-    with pytest.warns(DcrWarning, match="MJD-AVG-UT1 is computed from the date"):
-        header = visitInfoToHeader(visitInfo)
-    assert abs(header["MJD-AVG-UT1"] - visitInfo.date.utc.mjd) * 86400.0 < 1.0
-    assert header["AVG-ERA"] == 10.0
-
-
-def test_noVisitKeysGivesNone():
-    assert visitInfoFromHeader(fits.Header({"OBJECT": "coadd"})) is None
-
-
-def test_unknownWeatherBecomesTheSiteDefault():
-    header = visitInfoToHeader(_visitInfo())
-    header["AIRTEMP"] = "NaN"
-    header["HUMIDITY"] = None  # an undefined value
-    with pytest.warns(DcrWarning, match="AIRTEMP, HUMIDITY are unknown"):
-        visitInfo = visitInfoFromHeader(header)
-    default = defaultWeather(2663.0)
-    assert visitInfo.weather.airTemperature == default.airTemperature
-    assert visitInfo.weather.humidity == default.humidity
-    assert visitInfo.weather.airPressure == 74315.12345678901
-
-
-def test_unknownWeatherWithoutSiteGivesNoWeather():
-    header = visitInfoToHeader(_visitInfo())
-    for key in ("OBS-LONG", "OBS-LAT", "OBS-ELEV"):
-        del header[key]
-    header["AIRPRESS"] = "NaN"
-    with pytest.warns(DcrWarning, match="no default weather can be made"):
-        visitInfo = visitInfoFromHeader(header)
-    assert visitInfo.weather is None
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "match"),
-    [
-        ("BORE-AIRMASS", "high", "key BORE-AIRMASS must be a number"),
-        ("BORE-RA", True, "key BORE-RA must be a number"),
-        ("IDNUM", 1.5, "key IDNUM must be an integer"),
-        ("DATE-AVG", "yesterday", "key DATE-AVG is not an ISO-8601 date"),
-        ("TIMESYS", "MARS", "key TIMESYS names an unknown time scale"),
-        ("ROTTYPE", 3, "key ROTTYPE must be text"),
-        ("BORE-AIRMASS", 0.5, "visit metadata is invalid"),
-    ],
-)
-def test_badVisitValuesAreRejected(tmp_path, key, value, match):
-    exposure = _makeExposure(shape=(4, 5))
-    path = tmp_path / "visit.fits"
-    writeExposure(exposure, path)
-    with fits.open(path, mode="update") as hdul:
-        hdul[0].header[key] = value
-    with pytest.raises(DcrFitsError, match=match):
-        readExposure(path)
-
-
-def test_filterFromHeader():
-    assert filterFromHeader(fits.Header()) is None
-    exact = filterFromHeader(fits.Header({"FILTER": "N540", "FILT-EFF": 540.5, "FILT-BW": 9.25}))
-    assert exact == Filter("N540", 540.5, 9.25)
-    assert filterFromHeader(fits.Header({"FILTER": "r"})) == Filter.fromBand("r")
-    physical = filterFromHeader(fits.Header({"FILTER": "g_6"}))
-    assert physical.bandName == "g_6"
-    assert physical.effectiveWavelength == Filter.fromBand("g").effectiveWavelength
-    assert physical.bandwidth == Filter.fromBand("g").bandwidth
-    with pytest.raises(DcrFitsError, match="key FILT-EFF is given without FILT-BW"):
-        filterFromHeader(fits.Header({"FILTER": "x", "FILT-EFF": 500.0}))
-    with pytest.raises(DcrFitsError, match="FILT-BW must be a number"):
-        filterFromHeader(fits.Header({"FILTER": "x", "FILT-EFF": 500.0, "FILT-BW": "wide"}))
-    with pytest.raises(DcrFitsError, match="not a valid band"):
-        filterFromHeader(fits.Header({"FILTER": "x", "FILT-EFF": 500.0, "FILT-BW": -3.0}))
-
-
-def test_unknownBandKeepsItsNameInTheMetadata(tmp_path):
-    exposure = _makeExposure(shape=(4, 5))
-    exposure.filter = None
-    exposure.metadata["FILTER"] = "HSC-G"
-    path = tmp_path / "visit.fits"
-    writeExposure(exposure, path)
-    assert fits.getheader(path)["FILTER"] == "HSC-G"
-    with pytest.warns(DcrWarning, match="band 'HSC-G' is not in the built-in table"):
-        read = readExposure(path)
-    assert read.filter is None
-    assert read.metadata["FILTER"] == "HSC-G"
-    with pytest.warns(DcrWarning, match="HSC-G"):
-        writeExposure(read, tmp_path / "again.fits")
-        assert readExposure(tmp_path / "again.fits").metadata["FILTER"] == "HSC-G"
-
-
-def test_photoCalibFromHeader():
-    assert photoCalibFromHeader(fits.Header()) is None
-    header = fits.Header([fits.Card("HIERARCH PHOTCALIB", 0.25)])
-    assert photoCalibFromHeader(header).calibrationMean == 0.25
-    # FLUXMAG0 counts for AB magnitude 0 (3631 Jy): 3.631e12 nJy / FLUXMAG0 per count.
-    fromZeroPoint = photoCalibFromHeader(fits.Header({"FLUXMAG0": 3.631e12 / 0.0575}))
-    assert fromZeroPoint.calibrationMean == pytest.approx(0.0575, rel=1e-14)
-    with pytest.raises(DcrFitsError, match="key PHOTCALIB must be positive"):
-        photoCalibFromHeader(fits.Header([fits.Card("HIERARCH PHOTCALIB", -1.0)]))
-
 
 def test_attributesWinOverStaleMetadata(tmp_path):
     exposure = _makeExposure(shape=(4, 5))
@@ -955,199 +698,3 @@ def test_overwriteLeavesNoTemporaryFiles(tmp_path):
         readExposure(tmp_path / "a.fits").image.array,
         _makeExposure(shape=(3, 3), seed=2).image.array,
     )
-
-
-# --------------------------------------------------------------------------------------
-# DCR model persistence
-# --------------------------------------------------------------------------------------
-
-
-def _makeModel(numSubfilters: int = 3, seed: int = 5) -> DcrModel:
-    rng = np.random.default_rng(seed)
-    box = Box(ORIGIN[0], ORIGIN[1], 12, 9)
-    images = [
-        Image(rng.normal(10.0 * k, 3.0, size=box.shape).astype(np.float32), bbox=box)
-        for k in range(numSubfilters)
-    ]
-    mask = Mask(rng.integers(0, 64, size=box.shape).astype(np.int32), bbox=box, planes=PLANES)
-    variance = Image(rng.uniform(1.0, 5.0, size=box.shape).astype(np.float32), bbox=box)
-    wcs = makeTanWcs(rotation=20.0, crval=(30.0, -45.0), crpix=(ORIGIN[0] + 6, ORIGIN[1] + 4))
-    return DcrModel(
-        images,
-        filterInfo=Filter.fromBand("r"),
-        psf=GaussianPsf(2.8, alpha=-0.2, effectiveWavelength=622.324),
-        mask=mask,
-        variance=variance,
-        photoCalib=PhotoCalib(0.125),
-        wcs=wcs,
-    )
-
-
-def _assertModelsEqual(read: DcrModel, model: DcrModel, box: Box | None = None) -> None:
-    box = model.bbox if box is None else box
-    assert read.dcrNumSubfilters == model.dcrNumSubfilters
-    assert read.bbox == box
-    for readImage, image in zip(read.modelImages, model.modelImages, strict=True):
-        np.testing.assert_array_equal(readImage.array, image[box].array)
-    np.testing.assert_array_equal(read.mask.array, model.mask[box].array)
-    assert read.mask.planes == model.mask.planes
-    np.testing.assert_array_equal(read.variance.array, model.variance[box].array)
-    assert read.filter == model.filter
-    assert read.photoCalib.calibrationMean == model.photoCalib.calibrationMean
-    assert isinstance(read.psf, GaussianPsf)
-    assert (read.psf.fwhm, read.psf.alpha) == (model.psf.fwhm, model.psf.alpha)
-    _assertSameSky(read.wcs, model.wcs, *_parentPixels(box))
-
-
-def test_modelRoundTrip(tmp_path):
-    model = _makeModel()
-    path = tmp_path / "model"
-    writeDcrModel(model, path)
-    assert sorted(p.name for p in path.iterdir()) == [
-        "dcrCoadd_0.fits", "dcrCoadd_1.fits", "dcrCoadd_2.fits"
-    ]
-    _assertModelsEqual(readDcrModel(path), model)
-
-
-def test_modelFilesCarryTheSubfilterKeys(tmp_path):
-    model = _makeModel()
-    writeDcrModel(model, tmp_path / "model")
-    eff, bw = Filter.fromBand("r").effectiveWavelength, Filter.fromBand("r").bandwidth
-    for k in range(3):
-        header = fits.getheader(tmp_path / "model" / f"dcrCoadd_{k}.fits", 0)
-        assert header["DCR-SUBF"] == k
-        assert header["DCR-NSUB"] == 3
-        # Subfilter k covers [lambdaMin + k * bw / N, lambdaMin + (k + 1) * bw / N) (primer).
-        assert header["DCR-WMIN"] == pytest.approx(eff - bw / 2 + k * bw / 3, abs=1e-9)
-        assert header["DCR-WMAX"] == pytest.approx(eff - bw / 2 + (k + 1) * bw / 3, abs=1e-9)
-        # Each file is a plain Rubin-layout exposure.
-        exposure = readExposure(tmp_path / "model" / f"dcrCoadd_{k}.fits")
-        np.testing.assert_array_equal(exposure.image.array, model[k].array)
-        assert exposure.metadata["DCR-SUBF"] == k
-
-
-def test_modelBboxRead(tmp_path):
-    model = _makeModel()
-    writeDcrModel(model, tmp_path / "model")
-    box = Box(ORIGIN[0] + 3, ORIGIN[1] + 2, 5, 4)
-    _assertModelsEqual(readDcrModel(tmp_path / "model", bbox=box), model, box)
-
-
-def test_dataRefWorksWithFromDataRef(tmp_path):
-    model = _makeModel(numSubfilters=2)
-    writeDcrModel(model, tmp_path / "model")
-    ref = DcrModelDataRef(tmp_path / "model")
-    assert ref.numSubfilters == 2
-    _assertModelsEqual(DcrModel.fromDataRef(ref), model)
-    _assertModelsEqual(DcrModel.fromDataRef(ref, numSubfilters=2, tract=0, patch="1,1"), model)
-    exposure = ref.get("dcrCoadd", subfilter=1, numSubfilters=2)
-    np.testing.assert_array_equal(exposure.image.array, model[1].array)
-
-
-def test_dataRefPickles(tmp_path):
-    """Dask ships data references to workers."""
-    model = _makeModel(numSubfilters=2)
-    writeDcrModel(model, tmp_path / "model")
-    ref = pickle.loads(pickle.dumps(DcrModelDataRef(tmp_path / "model")))
-    box = Box(ORIGIN[0] + 1, ORIGIN[1] + 1, 3, 3)
-    exposure = ref.get("dcrCoadd", subfilter=1, numSubfilters=2, bbox=box)
-    np.testing.assert_array_equal(exposure.image.array, model[1][box].array)
-
-
-def test_dataRefValidatesTheRequest(tmp_path):
-    writeDcrModel(_makeModel(), tmp_path / "model")
-    ref = DcrModelDataRef(tmp_path / "model")
-    with pytest.raises(DcrFitsError, match="DCR-NSUB = 3, but numSubfilters=4 was requested"):
-        ref.get("dcrCoadd", subfilter=0, numSubfilters=4)
-    with pytest.raises(DcrFitsError, match="DCR-NSUB = 3, but numSubfilters=2"):
-        DcrModel.fromDataRef(ref, numSubfilters=2)
-    with pytest.raises(DcrValueError, match=r"subfilter must be in 0\.\.2"):
-        ref.get("dcrCoadd", subfilter=3, numSubfilters=3)
-    with pytest.raises(DcrValueError, match="subfilter index as an integer"):
-        ref.get("dcrCoadd", numSubfilters=3)
-    with pytest.raises(DcrFitsError, match="no file dcrCoadd_7.fits for subfilter 7"):
-        ref.get("dcrCoadd", subfilter=7)
-    with pytest.raises(DcrFitsError, match="no file dcrCoadd_sub_0.fits"):
-        ref.get("dcrCoadd_sub", subfilter=0, numSubfilters=3)
-    with pytest.raises(DcrFitsError, match="not a directory"):
-        DcrModelDataRef(tmp_path / "model" / "dcrCoadd_0.fits")
-
-
-def test_inconsistentModelFilesAreRejected(tmp_path):
-    path = tmp_path / "model"
-    writeDcrModel(_makeModel(), path)
-    with fits.open(path / "dcrCoadd_1.fits", mode="update") as hdul:
-        hdul[0].header["DCR-SUBF"] = 2
-    with pytest.raises(DcrFitsError, match="dcrCoadd_1.fits, HDU 0: key DCR-SUBF = 2"):
-        readDcrModel(path)
-    writeDcrModel(_makeModel(), path)
-    with fits.open(path / "dcrCoadd_2.fits", mode="update") as hdul:
-        hdul[0].header["HIERARCH DCR-WMAX"] = 999.0
-    with pytest.raises(DcrFitsError, match="key DCR-WMAX = 999.0 nm disagrees"):
-        readDcrModel(path)
-    writeDcrModel(_makeModel(), path)
-    shutil.copy(path / "dcrCoadd_2.fits", path / "dcrCoadd_3.fits")
-    with pytest.raises(DcrFitsError, match="holds dcrCoadd_3.fits beyond DCR-NSUB = 3"):
-        readDcrModel(path)
-    with fits.open(path / "dcrCoadd_0.fits", mode="update") as hdul:
-        del hdul[0].header["DCR-NSUB"]
-    # Without the key the files are counted (four here), which the others' key contradicts.
-    with pytest.warns(DcrWarning, match="DCR-NSUB is missing"), pytest.raises(
-        DcrFitsError, match="key DCR-NSUB = 3, but numSubfilters=4"
-    ):
-        readDcrModel(path)
-
-
-def test_readDcrModelErrors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such DCR model directory"):
-        readDcrModel(tmp_path / "absent")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DcrFitsError, match="no file dcrCoadd_0.fits"):
-        readDcrModel(tmp_path / "empty")
-
-
-def test_modelDirectoryReplacementRules(tmp_path):
-    path = tmp_path / "model"
-    writeDcrModel(_makeModel(numSubfilters=4, seed=1), path)
-    # A model directory is replaced whole: no stale dcrCoadd_3 from the 4-subfilter model.
-    model = _makeModel(numSubfilters=3, seed=2)
-    writeDcrModel(model, path)
-    assert len(list(path.iterdir())) == 3
-    _assertModelsEqual(readDcrModel(path), model)
-    # An empty directory is fine.
-    (tmp_path / "empty").mkdir()
-    writeDcrModel(model, tmp_path / "empty")
-    # A directory of something else is not touched.
-    other = tmp_path / "results"
-    other.mkdir()
-    (other / "notes.txt").write_text("keep me")
-    with pytest.raises(DcrOutputError, match="holds files that are not a DCR model"):
-        writeDcrModel(model, other)
-    assert (other / "notes.txt").read_text() == "keep me"
-    with pytest.raises(DcrOutputError, match="the output path is a file"):
-        writeDcrModel(model, other / "notes.txt")
-    with pytest.raises(DcrTypeError, match="writeDcrModel needs a DcrModel"):
-        writeDcrModel([model[0]], tmp_path / "x")
-
-
-def test_failedModelWriteLeavesTheEarlierModel(tmp_path, monkeypatch):
-    path = tmp_path / "model"
-    model = _makeModel(seed=1)
-    writeDcrModel(model, path)
-    before = {p.name: p.read_bytes() for p in path.iterdir()}
-    original = fits.HDUList.writeto
-    calls = []
-
-    def failOnSecond(self, fileobj, *args, **kwargs):
-        calls.append(fileobj)
-        if len(calls) == 2:
-            raise OSError("No space left on device")
-        return original(self, fileobj, *args, **kwargs)
-
-    monkeypatch.setattr(fits.HDUList, "writeto", failOnSecond)
-    with pytest.raises(OSError, match="No space left on device"):
-        writeDcrModel(_makeModel(seed=2), path)
-    monkeypatch.setattr(fits.HDUList, "writeto", original)
-    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
-    _assertModelsEqual(readDcrModel(path), model)
