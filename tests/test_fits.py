@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
 
 import astropy.units as u
@@ -698,3 +699,61 @@ def test_overwriteLeavesNoTemporaryFiles(tmp_path):
         readExposure(tmp_path / "a.fits").image.array,
         _makeExposure(shape=(3, 3), seed=2).image.array,
     )
+
+
+# --------------------------------------------------------------------------------------
+# dcrmodel.fits hands on the names of dcrmodel.headers and dcrmodel.modelio
+# --------------------------------------------------------------------------------------
+
+
+def test_fitsHandsOnTheNamesOfHeadersAndModelio():
+    import dcrmodel.fits
+    import dcrmodel.headers
+    import dcrmodel.modelio
+
+    assert sorted(dcrmodel.fits.__all__) == sorted(
+        ["readExposure", "readExposureBBox", "writeExposure"]
+        + dcrmodel.headers.__all__
+        + dcrmodel.modelio.__all__
+    )
+    for module in (dcrmodel.headers, dcrmodel.modelio):
+        for name in module.__all__:
+            assert getattr(dcrmodel.fits, name) is getattr(module, name), name
+            assert name in dir(dcrmodel.fits)
+    namespace: dict = {}
+    exec("from dcrmodel.fits import *", namespace)
+    assert namespace["DcrModelDataRef"] is dcrmodel.modelio.DcrModelDataRef
+    with pytest.raises(AttributeError, match="has no attribute 'readModel'"):
+        dcrmodel.fits.readModel  # noqa: B018
+
+
+def test_picklesNamingDcrmodelFitsLoad(tmp_path):
+    """A data reference pickled when it lived in dcrmodel.fits loads (protocol 0 names it)."""
+    from dcrmodel.modelio import DcrModelDataRef
+
+    ref = DcrModelDataRef(tmp_path)
+    text = pickle.dumps(ref, protocol=0)
+    assert b"dcrmodel.modelio\nDcrModelDataRef" in text
+    old = pickle.loads(text.replace(b"dcrmodel.modelio\n", b"dcrmodel.fits\n"))
+    assert isinstance(old, DcrModelDataRef)
+    assert old.path == ref.path
+
+
+def test_modelReadsGoThroughTheReaderOfDcrmodelFits(tmp_path, monkeypatch):
+    """A reader replaced on dcrmodel.fits (instrumentation) also reads the model files."""
+    import dcrmodel.fits
+    from dcrmodel.image import Image
+    from dcrmodel.model import DcrModel
+    from dcrmodel.modelio import readDcrModel, writeDcrModel
+
+    writeDcrModel(DcrModel([Image(np.zeros((4, 5))) for _ in range(2)]), tmp_path / "m")
+    reads = []
+    original = dcrmodel.fits.readExposure
+
+    def recordingRead(path, bbox=None):
+        reads.append(os.path.basename(path))
+        return original(path, bbox=bbox)
+
+    monkeypatch.setattr(dcrmodel.fits, "readExposure", recordingRead)
+    assert readDcrModel(tmp_path / "m").dcrNumSubfilters == 2
+    assert sorted(reads) == ["dcrCoadd_0.fits", "dcrCoadd_1.fits"]
