@@ -29,14 +29,7 @@ from .errors import (
     DcrValueError,
     DcrWarning,
 )
-from .fits import (
-    DcrModelDataRef,
-    readDcrModel,
-    readExposure,
-    readExposureBBox,
-    writeDcrModel,
-    writeExposure,
-)
+from .fits import readExposure, readExposureBBox, writeExposure
 from .fourier import FourierTemplateEngine
 from .image import (
     RUBIN_BANDS,
@@ -54,6 +47,7 @@ from .image import (
 )
 from .metrics import differenceImageMetrics, evaluateVisit, templateResidual
 from .model import DcrModel
+from .modelio import DcrModelDataRef, readDcrModel, writeDcrModel
 from .observation import Observatory, VisitInfo, Weather, defaultWeather
 from .psf import PsfEstimate, estimatePsf, psfAtWavelength, psfMatchingTransfer, psfTransfer
 from .refraction import differentialRefraction, refraction
