@@ -577,8 +577,9 @@ def _warmUp() -> bool:
 
     from .site import offlineIers
 
-    for name in ("dcrmodel.assemble", "dcrmodel.model", "dcrmodel.fits", "dcrmodel.shift",
-                 "dcrmodel.fourier", "dcrmodel.direct", "scipy.ndimage", "scipy.fft"):
+    for name in ("dcrmodel.assemble", "dcrmodel.model", "dcrmodel.fits", "dcrmodel.modelio",
+                 "dcrmodel.shift", "dcrmodel.fourier", "dcrmodel.direct", "scipy.ndimage",
+                 "scipy.fft"):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     frame = AltAz(obstime=Time("2026-01-01T00:00:00", scale="utc"),
