@@ -430,7 +430,8 @@ def test_files_are_read_one_subregion_at_a_time(fileField, tmp_path, monkeypatch
 
 
 def test_outputs_are_written_and_read_back(fileField, tmp_path):
-    from dcrmodel.fits import readDcrModel, readExposure
+    from dcrmodel.fits import readExposure
+    from dcrmodel.modelio import readDcrModel
 
     field, paths = fileField
     outDir = tmp_path / "model"

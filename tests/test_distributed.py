@@ -188,7 +188,8 @@ def _assertSameModel(a, b):
 
 def _assertSameFiles(outA, outB):
     """The two folders hold the same model, to the rounding of the files' float32."""
-    from dcrmodel.fits import readDcrModel, readExposure
+    from dcrmodel.fits import readExposure
+    from dcrmodel.modelio import readDcrModel
 
     a, b = readDcrModel(outA), readDcrModel(outB)
     peak = max(float(np.abs(image.array).max()) for image in a)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
 
 import astropy.units as u
@@ -702,41 +701,19 @@ def test_overwriteLeavesNoTemporaryFiles(tmp_path):
 
 
 # --------------------------------------------------------------------------------------
-# dcrmodel.fits hands on the names of dcrmodel.headers and dcrmodel.modelio
+# dcrmodel.fits hands on the names of dcrmodel.headers
 # --------------------------------------------------------------------------------------
 
 
-def test_fitsHandsOnTheNamesOfHeadersAndModelio():
+def test_fitsHandsOnTheNamesOfHeaders():
     import dcrmodel.fits
     import dcrmodel.headers
-    import dcrmodel.modelio
 
     assert sorted(dcrmodel.fits.__all__) == sorted(
-        ["readExposure", "readExposureBBox", "writeExposure"]
-        + dcrmodel.headers.__all__
-        + dcrmodel.modelio.__all__
+        ["readExposure", "readExposureBBox", "writeExposure"] + dcrmodel.headers.__all__
     )
-    for module in (dcrmodel.headers, dcrmodel.modelio):
-        for name in module.__all__:
-            assert getattr(dcrmodel.fits, name) is getattr(module, name), name
-            assert name in dir(dcrmodel.fits)
-    namespace: dict = {}
-    exec("from dcrmodel.fits import *", namespace)
-    assert namespace["DcrModelDataRef"] is dcrmodel.modelio.DcrModelDataRef
-    with pytest.raises(AttributeError, match="has no attribute 'readModel'"):
-        dcrmodel.fits.readModel  # noqa: B018
-
-
-def test_picklesNamingDcrmodelFitsLoad(tmp_path):
-    """A data reference pickled when it lived in dcrmodel.fits loads (protocol 0 names it)."""
-    from dcrmodel.modelio import DcrModelDataRef
-
-    ref = DcrModelDataRef(tmp_path)
-    text = pickle.dumps(ref, protocol=0)
-    assert b"dcrmodel.modelio\nDcrModelDataRef" in text
-    old = pickle.loads(text.replace(b"dcrmodel.modelio\n", b"dcrmodel.fits\n"))
-    assert isinstance(old, DcrModelDataRef)
-    assert old.path == ref.path
+    for name in dcrmodel.headers.__all__:
+        assert getattr(dcrmodel.fits, name) is getattr(dcrmodel.headers, name), name
 
 
 def test_modelReadsGoThroughTheReaderOfDcrmodelFits(tmp_path, monkeypatch):

@@ -34,9 +34,10 @@ from astropy.wcs import WCS
 
 from dcrmodel.dcr import calculateDcr, calculateImageParallacticAngle
 from dcrmodel.errors import DcrFitsError, DcrWarning
-from dcrmodel.fits import DcrModelDataRef, readDcrModel, readExposure
+from dcrmodel.fits import readExposure
 from dcrmodel.image import Box, ImagePsf
 from dcrmodel.model import DcrModel
+from dcrmodel.modelio import DcrModelDataRef, readDcrModel
 from dcrmodel.refraction import differentialRefraction
 from dcrmodel.site import Observatory, defaultWeather
 

@@ -19,8 +19,9 @@ from astropy.time import Time
 
 from dcrmodel.dcr import calculateDcr
 from dcrmodel.errors import DcrOutputError, DcrTypeError, DcrValueError
-from dcrmodel.fits import readDcrModel, readExposure
+from dcrmodel.fits import readExposure
 from dcrmodel.image import Box
+from dcrmodel.modelio import readDcrModel
 from dcrmodel.render import FourierSkyRenderer
 from dcrmodel.seeing import AtmosphericPsf
 from dcrmodel.simulate import (

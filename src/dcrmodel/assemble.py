@@ -2157,7 +2157,7 @@ def writeResults(
     """Write an assembly's outputs into a folder, atomically.
 
     The folder receives ``dcrCoadd_<k>.fits`` (one exposure per subfilter, as
-    `dcrmodel.fits.writeDcrModel` writes them), ``stackedCoadd.fits`` (the stacked
+    `dcrmodel.modelio.writeDcrModel` writes them), ``stackedCoadd.fits`` (the stacked
     coadd), ``nImage.fits`` (the per-subfilter image counts, HDUs ``NIMAGE_<k>``) and
     ``summary.json``. Everything is written into a temporary folder beside ``outDir`` and
     renamed into place at the end, so an interrupted write leaves no partial output.
@@ -2183,7 +2183,8 @@ def writeResults(
         If ``outDir`` holds another run's files (and ``overwrite`` is False) or files that
         are not a dcrmodel model.
     """
-    from .fits import writeDcrModel, writeExposure
+    from .fits import writeExposure
+    from .modelio import writeDcrModel
 
     if not isinstance(result, AssembleResult):
         raise DcrTypeError("result must be an AssembleResult", result=type(result).__name__)

@@ -205,7 +205,8 @@ def _templateOptions(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _runTemplate(args: argparse.Namespace) -> int:
-    from .fits import readDcrModel, readExposure, writeExposure
+    from .fits import readExposure, writeExposure
+    from .modelio import readDcrModel
 
     out = Path(args.out)
     _refuseExisting(out, args.overwrite)
@@ -247,7 +248,8 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def _runDiff(args: argparse.Namespace) -> int:
     from .diffim import makeDifference
-    from .fits import readDcrModel, readExposure, writeExposure
+    from .fits import readExposure, writeExposure
+    from .modelio import readDcrModel
 
     out = Path(args.out)
     catalogue = out.with_suffix(".json")

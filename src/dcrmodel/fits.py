@@ -49,7 +49,6 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
@@ -94,9 +93,6 @@ from .image import (
     Psf,
 )
 
-if TYPE_CHECKING:
-    from .modelio import DcrModelDataRef, readDcrModel, writeDcrModel
-
 __all__ = [
     "readExposure",
     "readExposureBBox",
@@ -106,9 +102,6 @@ __all__ = [
     "filterToHeader",
     "filterFromHeader",
     "photoCalibFromHeader",
-    "writeDcrModel",
-    "readDcrModel",
-    "DcrModelDataRef",
     "VISIT_KEYS",
 ]
 
@@ -946,20 +939,3 @@ def _metadataFromHeader(primary: fits.Header, keepFilter: bool, keepVisit: bool)
             continue
         metadata.append(_makeCard(key, card.value, card.comment), end=True)
     return metadata
-
-
-# The DCR model files are written and read by `dcrmodel.modelio`, which builds on this
-# module; its public names are handed on from here, imported when first asked for.
-_MODELIO_NAMES = frozenset({"writeDcrModel", "readDcrModel", "DcrModelDataRef"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODELIO_NAMES:
-        from . import modelio
-
-        return getattr(modelio, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _MODELIO_NAMES)

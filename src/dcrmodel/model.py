@@ -659,7 +659,7 @@ class DcrModel:
         dataRef : object
             Any object with a method ``get(datasetType, subfilter=k, numSubfilters=N,
             **kwargs)`` returning the `Exposure` of subfilter ``k`` (for example
-            ``dcrmodel.fits.DcrModelDataRef`` over a directory of model files).
+            ``dcrmodel.modelio.DcrModelDataRef`` over a directory of model files).
         datasetType : str, optional
             Name of the model's dataset, {"dcrCoadd", "dcrCoadd_sub"}.
         numSubfilters : int, optional

@@ -1576,12 +1576,13 @@ def runSimulation(
     with its PSF HDU); ``truth/visit_<id>_static.fits`` (noiseless static sky as the visit
     sees it) and, for visits with transients, ``truth/visit_<id>_full.fits`` (with them);
     ``truth/model/dcrCoadd_<k>.fits`` (the true subfilter images through the sharpest
-    training seeing, readable with `dcrmodel.fits.readDcrModel`); ``coadd.fits`` (plain
+    training seeing, readable with `dcrmodel.modelio.readDcrModel`); ``coadd.fits`` (plain
     inverse-variance coadd of the training visits with ``DETECTED`` set). Truth files carry
     the visit's expected variance plane and an empty mask.
     """
     from .atomic import atomicDirectory
-    from .fits import writeDcrModel, writeExposure
+    from .fits import writeExposure
+    from .modelio import writeDcrModel
 
     target = Path(os.fspath(outDir))
     _checkOutputDirectory(target, bool(overwrite))
