@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import warnings
 
@@ -335,9 +336,53 @@ def test_readExposureBBoxReadsHeadersOnly(tmp_path, goodFile, monkeypatch):
         readExposureBBox(path)
 
 
+def _isMemoryMapped(array):
+    """Whether ``array`` is a view of a memory-mapped file (not pixels copied into memory)."""
+    while array is not None:
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
 def test_bboxReadNeverLoadsTheWholeImage(tmp_path, monkeypatch):
+    """A cutout of a plain file is a slice of the memory map: no plane is read in full."""
     exposure = _makeExposure()
     path = tmp_path / "visit.fits"
+    writeExposure(exposure, path)
+    loadData = fits.ImageHDU.data
+    planes = set()
+
+    def mappedOnly(self):
+        data = loadData.__get__(self, type(self))
+        if not _isMemoryMapped(data):
+            raise AssertionError("the whole image was loaded into memory")
+        planes.add(self.name)
+        return data
+
+    def noRowByRowRead(self):
+        raise AssertionError("the cutout was read row by row through the section")
+
+    def release(self):
+        loadData.__delete__(self)  # astropy drops the map when the file closes
+
+    monkeypatch.setattr(fits.ImageHDU, "data", property(mappedOnly, None, release))
+    monkeypatch.setattr(fits.ImageHDU, "section", property(noRowByRowRead))
+    box = Box(ORIGIN[0] + 1, ORIGIN[1] + 2, 4, 3)
+    cut = readExposure(path, bbox=box)
+    monkeypatch.undo()
+    assert planes == {"IMAGE", "MASK", "VARIANCE"}
+    np.testing.assert_array_equal(cut.image.array, exposure[box].image.array)
+    np.testing.assert_array_equal(cut.mask.array, exposure[box].mask.array)
+    np.testing.assert_array_equal(cut.variance.array, exposure[box].variance.array)
+    # The cutout owns its pixels: it outlives the closed file.
+    assert not _isMemoryMapped(cut.image.array)
+
+
+def test_compressedFileCutoutNeverLoadsTheWholeImage(tmp_path, monkeypatch):
+    """A gzip file's cutout goes through the section, never through the whole plane."""
+    exposure = _makeExposure()
+    path = tmp_path / "visit.fits.gz"
     writeExposure(exposure, path)
 
     def noFullRead(self):

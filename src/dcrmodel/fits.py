@@ -665,11 +665,24 @@ def _checkPlaneHdu(
 def _readSection(
     hduList: fits.HDUList, index: int, name: str, sy: slice, sx: slice, path: Path
 ) -> np.ndarray:
-    """Read ``[sy, sx]`` of an image HDU through its section (only those pixels)."""
+    """Read ``[sy, sx]`` of an image HDU, touching only those pixels (a new array).
+
+    An uncompressed image HDU of a plain (not gzip/bzip2/zip) file, without scaling keys,
+    is sliced through its memory map and the slice copied: the kernel reads only the
+    file pages of the cutout's rows, in one pass. astropy's ``section``, which reads a
+    cutout one row at a time through the file object (hundreds of thousands of small
+    reads for a model build), is kept for tile-compressed HDUs, compressed files and
+    scaled (``BSCALE``/``BZERO``) data, where a memory map of the raw pixels does not
+    give the values.
+    """
+    hdu = hduList[index]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
-            data = hduList[index].section[sy, sx]
+            if _memoryMappable(hdu, path):
+                data = np.array(hdu.data[sy, sx], copy=True)
+            else:
+                data = hdu.section[sy, sx]
     except (OSError, ValueError, TypeError, IndexError) as error:
         raise DcrFitsError(
             f"{path.name}, HDU {name}: the pixels cannot be read ({error}); the file is "
@@ -677,6 +690,18 @@ def _readSection(
             hdu=name,
         ) from None
     return np.asarray(data)
+
+
+def _memoryMappable(hdu: fits.ImageHDU | fits.PrimaryHDU | fits.CompImageHDU, path: Path) -> bool:
+    """Whether ``hdu.data`` is a memory map of the file's raw pixels (no copy, no scaling)."""
+    if path.suffix.lower() in {".gz", ".bz2", ".zip"}:
+        return False
+    if not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)) or isinstance(
+        hdu, fits.CompImageHDU
+    ):
+        return False
+    header = hdu.header
+    return float(header.get("BSCALE", 1)) == 1 and float(header.get("BZERO", 0)) == 0
 
 
 def _toNative(array: np.ndarray, dtype: type) -> np.ndarray:
@@ -778,9 +803,9 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
         wherever they are; an HDU ``PSF`` is read if present; other HDUs are skipped.
     bbox : `dcrmodel.image.Box`, optional
         Region to read, in PARENT pixel coordinates; it must lie inside the file's image.
-        Only the pixels of this region are read from disk (astropy's section access on a
-        memory-mapped file), so a small cutout of a large file is cheap. None reads the
-        whole image.
+        Only the pixels of this region are read from disk (a slice of the memory-mapped
+        file, or astropy's section access for compressed data), so a small cutout of a
+        large file is cheap. None reads the whole image.
 
     Returns
     -------
