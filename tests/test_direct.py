@@ -381,6 +381,49 @@ def test_masked_pixels_need_refinement(boxScene):
     assert errors[1] < 0.1 * errors[0]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transfers_are_computed_once_when_they_fit(boxScene, dtype):
+    """Kept transfers (default) and recomputed ones (transferCache=0) give the same model
+    (identical in single precision, to rounding in double, the kept ones being single);
+    with them kept, each visit's transfers are computed once, not in every pass."""
+    visits = boxScene["visits"].astype(dtype)
+    variances, bad = unitInputs(visits)
+    bad[:, 20:24, 30:33] = True  # masked in every visit: the refinement runs
+    bad[2, 40:45, 10:14] = True
+    shifts = boxScene["dcr"]
+    padded = paddedShape(SHAPE, maxShiftOf(shifts))
+    calls = []
+
+    def transfers(j, grid):
+        calls.append(j)
+        return visitTransfers(grid, np.asarray(shifts[j], dtype=float), "smear")
+
+    results = {}
+    for limit in (0, None):
+        calls.clear()
+        options = {} if limit is None else {"transferCache": limit}
+        solution = solveDirect(visits, variances, bad, transfers, padded=padded, **options)
+        assert solution.passChanges  # refinement passes happened
+        results[limit] = (solution, sorted(calls))
+    (recomputed, callsRecomputed), (kept, callsKept) = results[0], results[None]
+    assert callsKept == list(range(len(visits)))
+    assert len(callsRecomputed) > 2 * len(visits)
+    if dtype == np.float32:
+        np.testing.assert_array_equal(kept.modelArrays, recomputed.modelArrays)
+        np.testing.assert_array_equal(kept.visitResiduals, recomputed.visitResiduals)
+    else:
+        scale = np.abs(recomputed.modelArrays).max()
+        np.testing.assert_allclose(kept.modelArrays, recomputed.modelArrays, atol=1e-5 * scale)
+        np.testing.assert_allclose(kept.visitResiduals, recomputed.visitResiduals, rtol=1e-5)
+
+
+def test_transfer_cache_must_be_a_byte_count(boxScene):
+    visits = boxScene["visits"]
+    variances, bad = unitInputs(visits)
+    with pytest.raises(DcrValueError, match="transferCache must be an int >= 0"):
+        solveDirectFromShifts(visits, variances, bad, boxScene["dcr"], transferCache=-1)
+
+
 # -- continuous spectra: smear vs split vs mean ---------------------------------------------------
 
 

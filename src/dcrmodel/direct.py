@@ -51,8 +51,9 @@ is the exact least-squares solution and no refinement is needed.
 
 Cost: one ``rfft2`` per visit for the normal equations, a Cholesky factorisation of the
 stacked N x N systems, then per refinement iteration one inverse and one forward FFT per visit.
-Memory: the normal matrix (N(N+1)/2 complex128 arrays on the half-plane grid), the solution and
-a few per-visit work arrays; never a copy of the stack.
+Memory: the normal matrix (N(N+1)/2 complex128 arrays on the half-plane grid), the solution, a
+few per-visit work arrays and, below a limit (``transferCache``), the J x N transfers, so that
+they are computed once rather than in every pass; never a copy of the stack.
 
 References
 ----------
@@ -94,6 +95,7 @@ from .model import DcrModel
 __all__ = [
     "DEFAULT_REGULARIZATION",
     "DEFAULT_RIDGE",
+    "DEFAULT_TRANSFER_CACHE",
     "DirectSolution",
     "visitWeights",
     "regularizerMatrix",
@@ -108,6 +110,14 @@ DEFAULT_REGULARIZATION = 1e-5
 
 #: Default ridge, relative to the total weight of the visits.
 DEFAULT_RIDGE = 1e-6
+
+#: Default memory limit (bytes) of the visits' transfers kept between the solver's passes
+#: (256 MiB; 24 visits x 3 subfilters on a 640 x 321 half-plane grid take 118 MB).
+DEFAULT_TRANSFER_CACHE = 1 << 28
+
+#: Precision of the transfers kept between passes: single, like the PSF factors of a
+#: PSF-aware model (the transfers are smooth factors of order 1).
+_KEPT_DTYPE = np.dtype(np.complex64)
 
 #: Frequencies per block when computing condition numbers (bounds the temporary memory).
 _CONDITION_BLOCK = 1 << 16
@@ -538,6 +548,7 @@ def solveDirect(
     workers: int | None = -1,
     diagnostics: bool = True,
     frequencyRidge: Callable[[tuple[int, int]], np.ndarray] | None = None,
+    transferCache: int = DEFAULT_TRANSFER_CACHE,
 ) -> DirectSolution:
     """Solve for the N subfilter images from J visits by per-frequency least squares.
 
@@ -595,6 +606,14 @@ def solveDirect(
         diagonal (a prior pulling the model toward 0 there). A PSF-aware forward model uses
         it where the model's PSF has no power, which no visit can constrain. None: no extra
         ridge.
+    transferCache : int, optional
+        Memory limit in bytes (default `DEFAULT_TRANSFER_CACHE`, 256 MiB) for keeping every
+        visit's transfers between the solver's passes (the normal equations, each refinement
+        iteration and the diagnostics each need them). If the J x N transfers fit (in
+        complex64, 8 bytes per value), they are computed once, rounded to single precision
+        and used so in every pass; otherwise they are computed again in every pass, at the
+        precision of the images (less memory, more time; the models differ at the level of
+        single-precision rounding). 0 never keeps them.
 
     Returns
     -------
@@ -619,6 +638,11 @@ def solveDirect(
     if not isinstance(maskPasses, numbers.Integral) or maskPasses < 0:
         raise DcrValueError("maskPasses must be an int >= 0", maskPasses=maskPasses)
     maskTolerance = _checkNonNegative(maskTolerance, "maskTolerance")
+    if not isinstance(transferCache, numbers.Integral) or transferCache < 0:
+        raise DcrValueError(
+            "transferCache must be an int >= 0 (bytes; 0 recomputes the transfers in every pass)",
+            transferCache=transferCache,
+        )
     getter, padded = _transferGetter(transfers, numVisits, padded)
     if padded is None:
         if maxShift is None:
@@ -657,9 +681,13 @@ def solveDirect(
     system: dict[tuple[int, int], np.ndarray] = {}
     rhs: np.ndarray | None = None
     work = np.empty(padded, dtype=realDtype)
+    # Each visit's transfers, kept for the later passes if they all fit in transferCache.
+    kept: dict[int, np.ndarray] = {}
+    keep = False
     for j in visits:
         transfer = _visitTransfer(getter, j, padded, numSubfilters, cdtype)
         if numSubfilters is None:
+            keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
             numSubfilters = transfer.shape[0]
             system = {
                 (i, m): np.zeros(grid, dtype=np.complex128)
@@ -667,12 +695,21 @@ def solveDirect(
                 for m in range(i + 1)
             }
             rhs = np.zeros((numSubfilters, *grid), dtype=np.complex128)
+        if keep:
+            # Every pass, this one included, uses the kept (single-precision) values.
+            kept[j] = transfer.astype(_KEPT_DTYPE)
+            transfer = kept[j].astype(cdtype, copy=False)
         np.copyto(work, firstFill)
         _insertData(work, images[j], badMasks[j], shape)
         spectrum = scipy.fft.rfft2(work, workers=workers)
         _accumulate(system, rhs, transfer, spectrum, weights[j], numSubfilters, withSystem=True)
     n = numSubfilters
     assert rhs is not None and n is not None
+
+    def transferOf(j: int) -> np.ndarray:
+        if j in kept:
+            return kept[j].astype(cdtype, copy=False)
+        return _visitTransfer(getter, j, padded, n, cdtype, check=False)
 
     # Regularisation: lambda_f = regularization * trace / N, plus a ridge on the total weight.
     trace = sum(system[i, i].real for i in range(n))
@@ -720,7 +757,7 @@ def solveDirect(
         out = np.zeros(vector.shape, dtype=cdtype)
         vectorC = vector.astype(cdtype, copy=False)
         for j in maskedVisits:
-            transfer = _visitTransfer(getter, j, padded, n, cdtype, check=False)
+            transfer = transferOf(j)
             prediction = cropFromPadded(_predict(transfer, vectorC, padded, workers), shape)
             bad = refinedMask(j)
             work = np.zeros(padded, dtype=realDtype)
@@ -779,7 +816,7 @@ def solveDirect(
         residuals = np.full(numVisits, np.nan)
         solutionC = solution.astype(cdtype, copy=False)
         for j in visits:
-            transfer = _visitTransfer(getter, j, padded, n, cdtype, check=False)
+            transfer = transferOf(j)
             prediction = cropFromPadded(_predict(transfer, solutionC, padded, workers), shape)
             good = ~badMasks[j]
             if good.any():
