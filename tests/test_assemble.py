@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.time import TimeDelta
+from scipy import ndimage
 
 import dcrmodel.assemble as assemble
 from dcrmodel.assemble import (
@@ -796,6 +797,31 @@ def test_coadd_file(fileField, tmp_path):
     assert result.coadd.mask.array.tolist() == mask.array.tolist()
     with pytest.raises(DcrValueError, match="not found: .*nocoadd.fits"):
         assembleFromFiles(paths, tmp_path / "other", coaddPath=tmp_path / "nocoadd.fits")
+
+
+def test_direct_solver_counts_visits_with_whole_pixel_shifts(field):
+    """The direct solver's nImage (good-pixel maps moved by whole pixels) matches the
+    iterative solver's (spline-shifted coverage) except next to where the count changes."""
+    exposures = list(field.exposures)
+    right = Box(20, 0, 44, 64)
+    exposures[0] = exposures[0][right]
+    exposures[5] = exposures[5][right]
+    bad = exposures[3].mask.getPlaneBitMask("BAD")
+    exposures[3] = exposures[3].clone()
+    exposures[3].mask.array[40:46, 4:11] |= bad
+    iterative = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(exposures)
+    direct = DcrAssembleCoadd(DcrAssembleConfig(solver="direct")).run(exposures)
+    for spline, whole in zip(iterative.nImages, direct.nImages, strict=True):
+        assert whole.bbox == spline.bbox
+        differ = whole.array != spline.array
+        # counts change (edges of the image, of the two cut visits and of the masked
+        # patch) within a pixel
+        steps = ndimage.maximum_filter(spline.array, size=3, mode="constant") != (
+            ndimage.minimum_filter(spline.array, size=3, mode="constant"))
+        assert differ.any() and not np.any(differ & ~steps)
+        assert whole.array[10:-10, 30:-10].min() == 10
+        assert whole.array[10:-10, 5:14].max() == 8
+        assert whole.array[41:45, 5:10].max() == 7
 
 
 def test_partially_overlapping_visits(field):

@@ -367,6 +367,18 @@ def _splitShifts(
     return result
 
 
+def _wholePixelShift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Return ``out[y, x] = mask[y + dy, x + dx]`` (False where that is outside ``mask``)."""
+    ny, nx = mask.shape
+    out = np.zeros_like(mask)
+    outY = slice(max(0, -dy), max(0, min(ny, ny - dy)))
+    outX = slice(max(0, -dx), max(0, min(nx, nx - dx)))
+    inY = slice(max(0, dy), max(0, min(ny, ny + dy)))
+    inX = slice(max(0, dx), max(0, min(nx, nx + dx)))
+    out[outY, outX] = mask[inY, inX]
+    return out
+
+
 def automaticBuffer(maxShift: float, solver: str) -> int:
     """Return the default DCR buffer around each subregion, in pixels.
 
@@ -1680,7 +1692,10 @@ class _Subregion:
             )
             shifts = _splitShifts(pairs, config.splitSubfilters, config.splitThreshold)
             self.visits.append(_Visit(inp, data, weight, shifts, pairs, variance))
-        self._normalisation()
+        if config.solver == "direct":
+            self._wholePixelCoverage()
+        else:
+            self._normalisation()
 
     # ------------------------------------------------------------------------ weights
     def _normalisation(self) -> None:
@@ -1708,6 +1723,31 @@ class _Subregion:
             ok = everywhere & (sums[k] > 0)
             inverse[ok] = 1.0 / sums[k][ok]
             self.inverseWeights.append(inverse)
+        self.covered = everywhere
+
+    def _wholePixelCoverage(self) -> None:
+        """Count the visits per pixel (nImage) for the direct solver, with whole-pixel shifts.
+
+        The direct solver needs neither the weights' normalisation nor the coverage of
+        the iterative update, only the count of visits per pixel and subfilter
+        (``nImage``). Rather than spline-shifting every visit's coverage map once per
+        subfilter (`_normalisation`), each good-pixel map is moved back by the
+        subfilter's mean DCR rounded to whole pixels (a slice copy). The counts can differ
+        from the spline-shifted ones only along the edges of masked areas and of the
+        visits, by at most one pixel's offset; the model itself does not depend on them.
+        """
+        counts = [np.zeros(self.bbox.shape, dtype=np.int32) for _ in range(self.n)]
+        for visit in self.visits:
+            good = visit.weight > 0
+            for k, (s0, s1) in enumerate(visit.edgeShifts):
+                # Model pixel (y, x) sees the visit's pixel (y + dy, x + dx).
+                dy = math.floor(0.5 * (s0[0] + s1[0]) + 0.5)
+                dx = math.floor(0.5 * (s0[1] + s1[1]) + 0.5)
+                counts[k] += _wholePixelShift(good, dy, dx)
+        everywhere = np.ones(self.bbox.shape, dtype=bool)
+        for k in range(self.n):
+            everywhere &= counts[k] > 0
+        self.nImages = [np.where(everywhere, c, 0) for c in counts]
         self.covered = everywhere
 
     # ----------------------------------------------------------------------- iterate
