@@ -29,6 +29,7 @@ from dcrmodel.dcr import (
     calculateImageParallacticAngle,
     wavelengthGenerator,
     zenithDirection,
+    zenithDirections,
 )
 from dcrmodel.errors import DcrMetadataError, DcrTypeError, DcrValueError
 from dcrmodel.image import Box
@@ -380,6 +381,50 @@ def test_zenith_direction_just_below_the_zenith():
     assert math.hypot(vx, vy) == pytest.approx(5.0, rel=1e-4)
     assert vx / 5.0 == pytest.approx(zx / distance, abs=1e-4)
     assert vy / 5.0 == pytest.approx(zy / distance, abs=1e-4)
+
+
+def test_zenith_directions_of_many_regions_at_once():
+    """One vectorised measurement gives each region's zenithDirection, zenith included;
+    calculateDcr given it (zenith=) returns what it measures itself."""
+    visitInfo, wcs = makeVisitAndWcs(elevation=35.0, azimuth=120.0)
+    boxes = [Box(-3000, 0, 200, 100), Box(0, 0, 50, 50), Box(4000, -2500, 10, 30)]
+    together = zenithDirections(visitInfo, wcs, boxes)
+    assert len(together) == 3 and all(isinstance(v, float) for pair in together for v in pair)
+    for box, pair in zip(boxes, together, strict=True):
+        alone = zenithDirection(visitInfo, wcs, bbox=box)
+        np.testing.assert_allclose(pair, alone, rtol=0, atol=1e-12 * math.hypot(*alone))
+        given = calculateDcr(visitInfo, wcs, G_EFF, G_BW, 3, splitSubfilters=True, bbox=box,
+                             zenith=pair)
+        measured = calculateDcr(visitInfo, wcs, G_EFF, G_BW, 3, splitSubfilters=True, bbox=box)
+        np.testing.assert_allclose(given, measured, rtol=1e-12, atol=0)
+    # the directions differ across the regions (otherwise the test above shows nothing)
+    assert abs(math.atan2(*together[0]) - math.atan2(*together[2])) > 1e-4
+    # a region at the zenith among others
+    top = VisitInfo(
+        boresightAzAlt=(Angle(0.0, u.deg), Angle(90.0, u.deg)),
+        observatory=Observatory.rubin(),
+        date=DEFAULT_TIME,
+    )
+    with iers.conf.set_temp("auto_download", False):
+        zenith = SkyCoord(
+            AltAz(alt=90 * u.deg, az=0 * u.deg, obstime=DEFAULT_TIME, location=RUBIN_LOCATION)
+        ).transform_to(ICRS())
+    wcsTop = makeTanWcs(crval=zenith, crpix=(100.0, 100.0))
+    pairs = zenithDirections(top, wcsTop, [Box(100, 100, 1, 1), Box(0, 0, 50, 50)])
+    assert pairs[0] == (0.0, 0.0)
+    assert pairs[1] == pytest.approx(zenithDirection(top, wcsTop, bbox=Box(0, 0, 50, 50)))
+
+
+def test_zenith_directions_and_given_zenith_are_checked():
+    visitInfo, wcs = makeVisitAndWcs(elevation=35.0, azimuth=120.0)
+    with pytest.raises(DcrValueError, match="bboxes is empty"):
+        zenithDirections(visitInfo, wcs, [])
+    with pytest.raises(DcrTypeError, match="bbox must be a dcrmodel.image.Box"):
+        zenithDirections(visitInfo, wcs, [(0, 0)])
+    with pytest.raises(DcrTypeError, match=r"zenith must be a \(vy, vx\) pair"):
+        calculateDcr(visitInfo, wcs, G_EFF, G_BW, 3, zenith="up")
+    with pytest.raises(DcrValueError, match="zenith must be finite"):
+        calculateDcr(visitInfo, wcs, G_EFF, G_BW, 3, zenith=(np.nan, 1.0))
 
 
 def test_default_region_centre():

@@ -72,7 +72,7 @@ from scipy import ndimage
 
 from .atomic import atomicDirectory
 from .config import DcrAssembleConfig
-from .dcr import calculateDcr, wavelengthGenerator
+from .dcr import calculateDcr, wavelengthGenerator, zenithDirections
 from .errors import (
     DcrConfigError,
     DcrError,
@@ -217,6 +217,22 @@ class _Input:
         self.goodPixels = 0
         self.dcr: list = []
         self.psfEstimate: dict[str, Any] | None = None
+        self.zenith: dict[Box, tuple[float, float]] = {}
+
+    def zenithAt(self, bbox: Box, regions: Callable[[], list[Box]]) -> tuple[float, float]:
+        """Return the zenith direction (pixels per arcsec) at the centre of ``bbox``.
+
+        On the first call the directions at the centres of all ``regions()`` (the plan's
+        subregions with their buffer) and of ``bbox`` are measured in one vectorised
+        transform (`dcrmodel.dcr.zenithDirections`) and kept, so that the subregions of
+        a patch share one astropy frame transform per visit instead of one each.
+        """
+        zenith = self.__dict__.setdefault("zenith", {})
+        if bbox not in zenith:
+            boxes = list(dict.fromkeys([bbox, *regions()]))
+            zenith.update(zip(boxes, zenithDirections(self.visitInfo, self.wcs, boxes),
+                              strict=True))
+        return zenith[bbox]
 
     def read(self, bbox: Box) -> Exposure | None:
         """Return the cutout of this visit inside ``bbox`` (None if they do not overlap)."""
@@ -1665,6 +1681,11 @@ class _Subregion:
             wcs=prepared.wcs,
         )
         self.visits = []
+
+        def regions() -> list[Box]:
+            return [tile.grow(prepared.buffer).clippedTo(patch)
+                    for tile in _tiles(patch, config.subregionSize)]
+
         for inp in prepared.inputs:
             cutout = inp.read(self.bbox)
             if cutout is None:
@@ -1689,6 +1710,7 @@ class _Subregion:
                 self.n,
                 splitSubfilters=True,
                 bbox=self.bbox,
+                zenith=inp.zenithAt(self.bbox, regions),
             )
             shifts = _splitShifts(pairs, config.splitSubfilters, config.splitThreshold)
             self.visits.append(_Visit(inp, data, weight, shifts, pairs, variance))

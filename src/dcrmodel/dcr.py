@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
@@ -53,6 +53,7 @@ __all__ = [
     "wavelengthGenerator",
     "calculateDcr",
     "zenithDirection",
+    "zenithDirections",
     "calculateImageParallacticAngle",
 ]
 
@@ -232,35 +233,82 @@ def _regionCentre(wcs: WCS, bbox: Box | None) -> tuple[float, float]:
 
 
 def _zenithDirection(visitInfo: VisitInfo, wcs: WCS, x: float, y: float) -> tuple[float, float]:
-    """Pixels per arcsec of altitude at parent pixel (x, y); inputs already validated.
+    """Pixels per arcsec of altitude at parent pixel (x, y); inputs already validated."""
+    vy, vx = _zenithDirections(visitInfo, wcs, np.array([x]), np.array([y]))
+    return float(vy[0]), float(vx[0])
 
-    One transform to the visit's horizontal frame and one (vectorised over two points)
-    back: a step of ``_ALTITUDE_STEP_ARCSEC`` centred on the point's altitude, clipped
-    at the zenith.
+
+def _zenithDirections(
+    visitInfo: VisitInfo, wcs: WCS, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels per arcsec of altitude at parent pixels (x, y) (1-d arrays); inputs validated.
+
+    One transform of all points to the visit's horizontal frame and one (vectorised over
+    two points per point) back: a step of ``_ALTITUDE_STEP_ARCSEC`` centred on each
+    point's altitude, clipped at the zenith. Points at the zenith get (0, 0).
     """
     frame = visitInfo.altAzFrame()  # pressure 0: true altitudes, no refraction
+    zenith = 90.0 * 3600.0
     with offlineIers():
         sky = wcs.pixel_to_world(x, y)
         horizontal = sky.transform_to(frame)
-        alt = float(horizontal.alt.to_value(u.arcsec))
-        az = float(horizontal.az.to_value(u.deg))
-        zenith = 90.0 * 3600.0
-        if zenith - alt < _ZENITH_TOLERANCE_ARCSEC:
-            _log.debug("region centre (%g, %g) is at the zenith: no zenith direction", x, y)
-            return 0.0, 0.0
+        alt = np.asarray(horizontal.alt.to_value(u.arcsec), dtype=float)
+        az = np.asarray(horizontal.az.to_value(u.deg), dtype=float)
+        atZenith = zenith - alt < _ZENITH_TOLERANCE_ARCSEC
+        for px, py in zip(x[atZenith], y[atZenith], strict=True):
+            _log.debug("region centre (%g, %g) is at the zenith: no zenith direction", px, py)
         low = alt - _ALTITUDE_STEP_ARCSEC
-        high = min(alt + _ALTITUDE_STEP_ARCSEC, zenith)
+        high = np.minimum(alt + _ALTITUDE_STEP_ARCSEC, zenith)
         steps = SkyCoord(
-            az=np.array([az, az]) * u.deg,
-            alt=np.array([low, high]) * u.arcsec,
+            az=np.concatenate([az, az]) * u.deg,
+            alt=np.concatenate([low, high]) * u.arcsec,
             frame=frame,
         )
         back = steps.transform_to(sky.frame)
         px, py = wcs.world_to_pixel(back)
+    count = len(alt)
     span = high - low
-    vx = float(px[1] - px[0]) / span
-    vy = float(py[1] - py[0]) / span
-    return vy, vx
+    vx = (np.asarray(px[count:]) - np.asarray(px[:count])) / span
+    vy = (np.asarray(py[count:]) - np.asarray(py[:count])) / span
+    return np.where(atZenith, 0.0, vy), np.where(atZenith, 0.0, vx)
+
+
+def zenithDirections(
+    visitInfo: VisitInfo, wcs: WCS, bboxes: Sequence[Box]
+) -> list[tuple[float, float]]:
+    """Measure the zenith direction of a visit at the centres of several regions at once.
+
+    The same as `zenithDirection` for each box (to floating-point rounding), with one
+    pair of astropy frame transforms for all of them: use it to give `calculateDcr` the
+    directions of every subregion of an image (``zenith=``) at the cost of one.
+
+    Parameters
+    ----------
+    visitInfo : VisitInfo
+        Visit metadata; ``date`` and ``observatory`` are used.
+    wcs : astropy.wcs.WCS
+        Celestial WCS mapping 0-based parent pixels ``(x, y)`` to the sky.
+    bboxes : sequence of Box
+        Regions (parent pixels) whose centres are used; at least one.
+
+    Returns
+    -------
+    list of tuple of float
+        ``(vy, vx)`` per box, pixels per arcsec of altitude (see `zenithDirection`).
+
+    Raises
+    ------
+    DcrMetadataError, DcrTypeError, DcrValueError
+        As `zenithDirection`, or if ``bboxes`` is empty.
+    """
+    _checkVisitInfo(visitInfo, ("date", "observatory"), "the zenith direction")
+    _checkWcs(wcs)
+    boxes = list(bboxes)
+    if not boxes:
+        raise DcrValueError("bboxes is empty: give at least one region")
+    centres = np.array([_regionCentre(wcs, box) for box in boxes], dtype=float)
+    vy, vx = _zenithDirections(visitInfo, wcs, centres[:, 0], centres[:, 1])
+    return [(float(a), float(b)) for a, b in zip(vy, vx, strict=True)]
 
 
 def zenithDirection(
@@ -319,6 +367,7 @@ def calculateDcr(
     dcrNumSubfilters: int,
     splitSubfilters: bool = False,
     bbox: Box | None = None,
+    zenith: tuple[float, float] | None = None,
 ) -> list[tuple[float, float]] | list[tuple[tuple[float, float], tuple[float, float]]]:
     """Calculate the DCR shift of each subfilter of a band in one visit.
 
@@ -342,6 +391,10 @@ def calculateDcr(
     bbox : Box, optional
         Region (parent pixels) at whose centre the zenith direction is measured. None:
         the centre of ``wcs.pixel_shape`` if set, else the reference pixel.
+    zenith : tuple of float, optional
+        The zenith direction ``(vy, vx)`` in pixels per arcsec of altitude at the centre of
+        ``bbox``, already measured (`zenithDirections` for many regions at once); None
+        measures it here (`zenithDirection`).
 
     Returns
     -------
@@ -396,7 +449,18 @@ def calculateDcr(
     )
     edgeDr = np.broadcast_to(np.asarray(Angle(edgeDr).to_value(u.arcsec), dtype=float), (n + 1,))
 
-    vy, vx = _zenithDirection(visitInfo, wcs, x, y)
+    if zenith is None:
+        vy, vx = _zenithDirection(visitInfo, wcs, x, y)
+    else:
+        try:
+            vy, vx = (float(value) for value in zenith)
+        except (TypeError, ValueError) as error:
+            raise DcrTypeError(
+                "zenith must be a (vy, vx) pair of numbers (pixels per arcsec), or None",
+                zenith=zenith,
+            ) from error
+        if not (math.isfinite(vy) and math.isfinite(vx)):
+            raise DcrValueError("zenith must be finite (pixels per arcsec)", zenith=zenith)
 
     def toPixels(drArcsec: float) -> tuple[float, float]:
         return float(drArcsec * vy), float(drArcsec * vx)
