@@ -2026,14 +2026,23 @@ class _Subregion:
             options["extraTransfers"], options["padded"] = self._psfTransfers()
             modelPsf, damping = self.model.psf, self.config.psfDamping
             options["frequencyRidge"] = lambda padded: modelPsfRidge(modelPsf, padded, damping)
+        # The stacks replace the visits' own arrays, which nothing else reads on this path:
+        # released at once, they do not double the memory of the data during the solve.
+        images = np.array([visit.data for visit in self.visits])
+        for visit in self.visits:
+            visit.data = None
+        variances = np.array([visit.variance for visit in self.visits])
+        for visit in self.visits:
+            visit.variance = None
         solution = solve(
-            np.array([visit.data for visit in self.visits]),
-            np.array([visit.variance for visit in self.visits]),
+            images,
+            variances,
             np.array([visit.weight <= 0 for visit in self.visits]),
             [visit.edgeShifts for visit in self.visits],
             weights=np.array([visit.input.weight for visit in self.visits]),
             **options,
         )
+        del images, variances
         arrays = np.asarray(solution.modelArrays, dtype=np.float64)
         for k in range(self.n):
             self.model[k] = Image(np.array(arrays[k]), bbox=self.bbox)
