@@ -1,6 +1,7 @@
 """Speed and memory of the template engines and the model solvers (issue 6).
 
-Four measurements, all on simulated data, side by side in one run:
+Three measurements (and the peak memory of the builds), all on simulated data, side by side
+in one run:
 
 1. Template build time, spline engine (order 3, split subfilters: two spline shifts per
    subfilter) against the Fourier engine, at 1024^2 and 4096^2 pixels. The model is
@@ -8,11 +9,14 @@ Four measurements, all on simulated data, side by side in one run:
    background) with a real tangent-plane WCS, for the visit information of simulated visits
    at airmass 1.8-2. The Fourier engine transforms the model once and reuses the transforms
    for every template: its first template ("cold", transforms included) and a later one
-   ("warm", another visit) are both timed. The two engines' templates are compared.
+   ("warm", another visit) are both timed, and the Fourier engine's quarter-point split
+   (``mode="split"``, the spline engine's representation) too, whose templates are compared
+   with the spline engine's.
 2. Model build time, iterative solver against the direct one, at 512^2 and 1024^2 with 12
    and 24 training visits (`DcrAssembleCoadd(...).run` from the visit files, as the
    command-line tool does, and again from the same exposures already in memory, which
-   leaves FITS reading out), with the peak memory of each build from files (see below) and
+   leaves FITS reading out; ``--solver-repeats`` alternated runs of each, the fastest kept),
+   with the peak memory of each build from files (see below) and
    the relative residual against the truth of each model's templates (iterative: reference
    spline engine; direct: `buildMatchedExposure` defaults) for the field's held-out visits.
 3. Scaling: model build time at 256^2 to 2048^2 pixels (12 visits) and 6 to 48 visits
