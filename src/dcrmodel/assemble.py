@@ -782,6 +782,10 @@ class AssemblyPlan:
         inner = bbox.slices(prepared.bbox)
         inputs = []
         for inp in prepared.inputs:
+            # The zenith directions of all subregions, measured on the first task and
+            # shared by the later ones (the copies below share the dict; pickled tasks
+            # carry it).
+            inp.zenithAt(bbox, lambda: [self.solvedBox(i) for i in range(len(self.tiles))])
             if inp.exposure is not None:
                 inp = copy.copy(inp)
                 inp.bbox = inp.bbox.intersection(bbox)
