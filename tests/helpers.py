@@ -304,3 +304,46 @@ def makeExposure(
         psf = GaussianPsf(2.0 * np.sqrt(2.0 * np.log(2.0)) * sigma)
     filt = Filter.fromBand(filterName) if filterName is not None else None
     return Exposure(maskedImage, wcs=wcs, psf=psf, visitInfo=visitInfo, filter=filt)
+
+
+def imageMoments(image: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """Return total, centroid (x, y) and second moments (xx, yy, xy) of an image (pixels)."""
+    yy, xx = np.indices(image.shape, dtype=float)
+    total = image.sum()
+    xc = (image * xx).sum() / total
+    yc = (image * yy).sum() / total
+    return (
+        total,
+        xc,
+        yc,
+        (image * (xx - xc) ** 2).sum() / total,
+        (image * (yy - yc) ** 2).sum() / total,
+        (image * (xx - xc) * (yy - yc)).sum() / total,
+    )
+
+
+def meridianFieldCentre() -> SkyCoord:
+    """A field on the meridian at DEFAULT_TIME, 25 deg north of the zenith of Cerro Pachon.
+
+    Over +-4 h of hour angle its airmass goes from 1.1 to 2.1, on both sides of the meridian.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lst = DEFAULT_TIME.sidereal_time("mean", longitude=RUBIN_LOCATION.lon)
+    return SkyCoord(ra=lst.deg * u.deg, dec=-5.0 * u.deg, frame="icrs")
+
+
+def meridianVisitInfo(hourAngle: float, visitId: int):
+    """A visit of `meridianFieldCentre` at ``hourAngle`` hours from DEFAULT_TIME."""
+    import warnings
+
+    from astropy.time import TimeDelta
+
+    from dcrmodel.observation import VisitInfo
+
+    time = DEFAULT_TIME + TimeDelta(hourAngle * 3600.0, format="sec")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return VisitInfo.fromAstropy(meridianFieldCentre(), time, RUBIN_LOCATION, id=visitId)

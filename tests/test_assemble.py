@@ -10,13 +10,10 @@ is checked against a continuous truth.
 import json
 import logging
 import math
-import warnings
 
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
-from astropy.time import TimeDelta
 from scipy import ndimage
 
 import dcrmodel.assemble as assemble
@@ -43,9 +40,10 @@ from dcrmodel.errors import (
     DcrValueError,
 )
 from dcrmodel.image import Box, Exposure, Filter, GaussianPsf, ImagePsf, Mask, MaskedImage
-from dcrmodel.observation import VisitInfo
 from dcrmodel.refraction import differentialRefraction
-from helpers import DEFAULT_TIME, RUBIN_LOCATION, makeTanWcs, renderGaussians
+from helpers import makeTanWcs, renderGaussians
+from helpers import meridianFieldCentre as _fieldCentre
+from helpers import meridianVisitInfo as _visitInfo
 
 BAND = Filter.fromBand("g")
 SIGMA = 1.5  # Gaussian PSF, pixels
@@ -59,22 +57,6 @@ TRAINING_HOUR_ANGLES = (-4.0, -3.2, -2.4, -1.4, -0.5, 0.6, 1.5, 2.4, 3.2, 4.0)
 def _iterative(**settings):
     """The iterative solver's configuration (the default solver is the direct one)."""
     return DcrAssembleConfig(solver="iterative", **settings)
-
-
-def _fieldCentre():
-    # A field on the meridian at DEFAULT_TIME, 25 deg north of the zenith of Cerro Pachon:
-    # over +-4 h of hour angle its airmass goes from 1.1 to 2.1, on both sides of the meridian.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lst = DEFAULT_TIME.sidereal_time("mean", longitude=RUBIN_LOCATION.lon)
-    return SkyCoord(ra=lst.deg * u.deg, dec=-5.0 * u.deg, frame="icrs")
-
-
-def _visitInfo(hourAngle, visitId):
-    time = DEFAULT_TIME + TimeDelta(hourAngle * 3600.0, format="sec")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return VisitInfo.fromAstropy(_fieldCentre(), time, RUBIN_LOCATION, id=visitId)
 
 
 def _render(sources, visitInfo, wcs, shape, numSamples=24):

@@ -17,13 +17,10 @@ import os
 import pickle
 import signal
 import time
-import warnings
 
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
-from astropy.time import TimeDelta
 
 import dcrmodel
 import dcrmodel.distributed as dd
@@ -53,9 +50,10 @@ from dcrmodel.distributed import (
 )
 from dcrmodel.errors import DcrConfigError, DcrOutputError, DcrTypeError, DcrValueError
 from dcrmodel.image import Exposure, Filter, GaussianPsf, MaskedImage
-from dcrmodel.observation import VisitInfo
 from dcrmodel.refraction import differentialRefraction
-from helpers import DEFAULT_TIME, RUBIN_LOCATION, makeTanWcs, renderGaussians
+from helpers import makeTanWcs, renderGaussians
+from helpers import meridianFieldCentre as _fieldCentre
+from helpers import meridianVisitInfo as _visitInfo
 
 distributed = pytest.importorskip("distributed")
 
@@ -79,21 +77,6 @@ CONFIG = DcrAssembleConfig(subregionSize=TILE, minNumIter=1, maxNumIter=3, solve
 # ------------------------------------------------------------------------------------------
 # A small field with known truth, written as Rubin-layout files
 # ------------------------------------------------------------------------------------------
-def _fieldCentre():
-    # On the meridian at DEFAULT_TIME, 25 deg north of the zenith of Cerro Pachon.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lst = DEFAULT_TIME.sidereal_time("mean", longitude=RUBIN_LOCATION.lon)
-    return SkyCoord(ra=lst.deg * u.deg, dec=-5.0 * u.deg, frame="icrs")
-
-
-def _visitInfo(hourAngle, visitId):
-    time_ = DEFAULT_TIME + TimeDelta(hourAngle * 3600.0, format="sec")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return VisitInfo.fromAstropy(_fieldCentre(), time_, RUBIN_LOCATION, id=visitId)
-
-
 def _render(visitInfo, wcs, shape, sources=SOURCES, numSamples=12):
     edges = np.linspace(BAND.lambdaMin, BAND.lambdaMax, numSamples + 1)
     wavelengths = 0.5 * (edges[1:] + edges[:-1])

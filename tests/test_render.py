@@ -32,6 +32,7 @@ from dcrmodel.sources import (
     SourceComponent,
 )
 from dcrmodel.spectra import Bandpass, BlackbodySpectrum, PowerLawSpectrum
+from helpers import imageMoments
 
 G_BAND = Bandpass.topHat(475.0, 150.0, "g")
 
@@ -45,21 +46,6 @@ def _star(x, y, flux=1000.0, temperature=10000.0, id=1):
 def _renderer(sources, bbox, padding=24, band=G_BAND, perSubfilter=14):
     wl, weights, _ = band.sample(3, perSubfilter)
     return FourierSkyRenderer(sources, bbox, wl, weights, padding=padding)
-
-
-def _moments(image):
-    yy, xx = np.indices(image.shape, dtype=float)
-    total = image.sum()
-    xc = (image * xx).sum() / total
-    yc = (image * yy).sum() / total
-    return (
-        total,
-        xc,
-        yc,
-        (image * (xx - xc) ** 2).sum() / total,
-        (image * (yy - yc) ** 2).sum() / total,
-        (image * (xx - xc) * (yy - yc)).sum() / total,
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -92,7 +78,7 @@ def test_exponential_disc_has_analytic_second_moments():
     image = _renderer([galaxy], bbox, padding=64).render(
         None, AtmosphericPsf("gaussian", psfFwhm, 475)
     )
-    total, xc, yc, ixx, iyy, ixy = _moments(image)
+    total, xc, yc, ixx, iyy, ixy = imageMoments(image)
     # Exponential disc: <r_major^2> = 3 h^2 per axis; plus the PSF and the pixel (1/12).
     extra = (psfFwhm / 2.354820045) ** 2 + 1 / 12
     c, s = math.cos(math.radians(theta)), math.sin(math.radians(theta))
@@ -115,7 +101,7 @@ def test_gaussian_bulge_moments_and_two_component_flux():
     bulgeOnly = _renderer(
         [Source(4, 50.0, 50.0, "galaxy", "galaxy", (bulge,))], Box(0, 0, 100, 100)
     ).render(None, AtmosphericPsf("gaussian", 3.0, 475))
-    _, _, _, ixx, iyy, _ = _moments(bulgeOnly)
+    _, _, _, ixx, iyy, _ = imageMoments(bulgeOnly)
     extra = (3.0 / 2.354820045) ** 2 + 1 / 12
     # Major axis along y (90 deg): sigma 2 along y, 1.6 along x.
     assert iyy == pytest.approx(4.0 + extra, rel=1e-3)
@@ -127,7 +113,7 @@ def test_uniform_displacement_moves_the_source():
     renderer = _renderer([_star(62.0, 63.0)], bbox)
     psf = AtmosphericPsf("gaussian", 3.5, 475)
     moved = renderer.render(np.tile([2.25, -1.5], (42, 1)), psf)
-    _, xc, yc, *_ = _moments(moved)
+    _, xc, yc, *_ = imageMoments(moved)
     assert (xc, yc) == pytest.approx((60.5, 65.25), abs=1e-4)
 
 
@@ -140,7 +126,7 @@ def test_chromatic_centroid_is_the_spectrum_weighted_displacement():
     psf = AtmosphericPsf("gaussian", 3.0, 475)
     for temperature in (3500.0, 20000.0):
         image = _renderer([_star(32.0, 32.0, temperature=temperature)], bbox).render(shifts, psf)
-        _, _, yc, *_ = _moments(image)
+        _, _, yc, *_ = imageMoments(image)
         density = BlackbodySpectrum(temperature).photonDensity(wl) * weights
         expected = 32.0 + (density * shifts[:, 0]).sum() / density.sum()
         assert yc == pytest.approx(expected, abs=1e-4)
@@ -161,7 +147,7 @@ def test_flux_and_centroid_for_any_position_and_refraction(x, y, dy, dx, tempera
     renderer = FourierSkyRenderer([_star(x, y, 5e3, temperature)], Box(0, 0, 64, 64), wl,
                                   weights, padding=24)
     image = renderer.render(shifts, AtmosphericPsf("gaussian", 2.5, 475.0))
-    total, xc, yc, *_ = _moments(image)
+    total, xc, yc, *_ = imageMoments(image)
     density = BlackbodySpectrum(temperature).photonDensity(wl) * weights
     mean = (density * slope).sum() / density.sum()
     assert total == pytest.approx(5e3, rel=1e-4)  # the cube is single precision (float32 sums)

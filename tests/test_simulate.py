@@ -36,21 +36,7 @@ from dcrmodel.simulate import (
 )
 from dcrmodel.sources import PointProfile, Source, SourceComponent
 from dcrmodel.spectra import Bandpass, PowerLawSpectrum
-
-
-def _moments(image):
-    yy, xx = np.indices(image.shape, dtype=float)
-    total = image.sum()
-    xc = (image * xx).sum() / total
-    yc = (image * yy).sum() / total
-    return (
-        total,
-        xc,
-        yc,
-        (image * (xx - xc) ** 2).sum() / total,
-        (image * (yy - yc) ** 2).sum() / total,
-        (image * (xx - xc) * (yy - yc)).sum() / total,
-    )
+from helpers import imageMoments
 
 
 def _smallConfig(**changes):
@@ -161,7 +147,7 @@ def test_subfilter_centroids_follow_calculate_dcr():
                           bbox=sim.bbox)
     for k in range(3):
         image = renderer.render(sim.displacements[index], psf, (sim.subfilter == k) * 1.0)
-        _, xc, yc, *_ = _moments(image)
+        _, xc, yc, *_ = imageMoments(image)
         expected = fine[10 * k:10 * (k + 1)].mean(axis=0)
         assert (yc - 48.0, xc - 48.0) == pytest.approx(tuple(expected), abs=0.005)
         assert (yc - 48.0, xc - 48.0) == pytest.approx(coarse[k], abs=0.2)
