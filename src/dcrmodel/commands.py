@@ -205,6 +205,7 @@ def _templateOptions(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _runTemplate(args: argparse.Namespace) -> int:
+    from .diffim import cropToModel
     from .fits import readExposure, writeExposure
     from .modelio import readDcrModel
 
@@ -212,16 +213,11 @@ def _runTemplate(args: argparse.Namespace) -> int:
     _refuseExisting(out, args.overwrite)
     model = readDcrModel(args.model)
     exposure = readExposure(args.exposure)
-    box = exposure.bbox.intersection(model.bbox)
-    if box.isEmpty():
-        from .errors import DcrShapeError
-
-        raise DcrShapeError("The exposure does not overlap the DCR model; give an exposure of "
-                            "the model's patch.", exposure=exposure.bbox, model=model.bbox)
-    template = model.buildMatchedExposure(exposure=exposure[box], **_templateOptions(args))
+    science = cropToModel(model, exposure)
+    template = model.buildMatchedExposure(exposure=science, **_templateOptions(args))
     writeExposure(template, out)
     if not getattr(args, "quiet", False):
-        print(f"template of {args.exposure} on {box} written to {out}")
+        print(f"template of {args.exposure} on {science.bbox} written to {out}")
     return 0
 
 

@@ -43,6 +43,7 @@ from .metrics import (
 )
 
 __all__ = [
+    "cropToModel",
     "AUTO_MISSING_FRACTION",
     "MATCH_TO_MODES",
     "DifferenceResult",
@@ -410,6 +411,35 @@ def noiseCorrelationFactor(kernel: np.ndarray, detectionKernel: np.ndarray) -> f
     return float(np.sum(fftconvolve(d, k, mode="full") ** 2)) / independent
 
 
+def cropToModel(model: Any, exposure: Exposure) -> Exposure:
+    """Return the part of an exposure that lies inside a DCR model's box.
+
+    Parameters
+    ----------
+    model : `dcrmodel.model.DcrModel`
+        The DCR model.
+    exposure : `dcrmodel.image.Exposure`
+        An exposure on the model's pixel grid.
+
+    Returns
+    -------
+    `dcrmodel.image.Exposure`
+        ``exposure`` itself when it lies inside the model's box, else its cutout there.
+
+    Raises
+    ------
+    DcrShapeError
+        If the exposure does not overlap the model.
+    """
+    box = exposure.bbox.intersection(model.bbox)
+    if box.isEmpty():
+        raise DcrShapeError(
+            "The exposure does not overlap the DCR model; give an exposure of the model's "
+            "patch.", exposure=exposure.bbox, model=model.bbox,
+        )
+    return exposure[box] if box != exposure.bbox else exposure
+
+
 def makeDifference(
     model: Any,
     exposure: Exposure,
@@ -495,13 +525,7 @@ def makeDifference(
             )
         _sciencePsf(sciencePsf)
         _modelPsf(model)
-    box = exposure.bbox.intersection(model.bbox)
-    if box.isEmpty():
-        raise DcrShapeError(
-            "The exposure does not overlap the DCR model; give an exposure of the model's "
-            "patch.", exposure=exposure.bbox, model=model.bbox,
-        )
-    science = exposure[box] if box != exposure.bbox else exposure
+    science = cropToModel(model, exposure)
     missing = None
     if matchTo == "auto":
         matchTo = "template"
