@@ -21,6 +21,7 @@ from dcrmodel.errors import (
     DcrWarning,
 )
 from dcrmodel.fits import (
+    ExposureFile,
     readExposure,
     readExposureBBox,
     writeExposure,
@@ -755,7 +756,8 @@ def test_fitsHandsOnTheNamesOfHeaders():
     import dcrmodel.headers
 
     assert sorted(dcrmodel.fits.__all__) == sorted(
-        ["readExposure", "readExposureBBox", "writeExposure"] + dcrmodel.headers.__all__
+        ["ExposureFile", "readExposure", "readExposureBBox", "writeExposure"]
+        + dcrmodel.headers.__all__
     )
     for name in dcrmodel.headers.__all__:
         assert getattr(dcrmodel.fits, name) is getattr(dcrmodel.headers, name), name
@@ -779,3 +781,71 @@ def test_modelReadsGoThroughTheReaderOfDcrmodelFits(tmp_path, monkeypatch):
     monkeypatch.setattr(dcrmodel.fits, "readExposure", recordingRead)
     assert readDcrModel(tmp_path / "m").dcrNumSubfilters == 2
     assert sorted(reads) == ["dcrCoadd_0.fits", "dcrCoadd_1.fits"]
+
+
+# --------------------------------------------------------------------------------------
+# ExposureFile: headers once, many cutouts
+# --------------------------------------------------------------------------------------
+
+
+def _assertSameExposure(a, b):
+    assert a.bbox == b.bbox
+    np.testing.assert_array_equal(a.image.array, b.image.array)
+    np.testing.assert_array_equal(a.mask.array, b.mask.array)
+    np.testing.assert_array_equal(a.variance.array, b.variance.array)
+    assert a.image.array.dtype == b.image.array.dtype
+    assert a.mask.array.dtype == b.mask.array.dtype
+    assert a.mask.planes == b.mask.planes
+    assert repr(a.psf) == repr(b.psf)
+    if a.psf is not None:
+        np.testing.assert_array_equal(a.psf.computeKernelImage(),
+                                      b.psf.computeKernelImage())
+    _assertVisitInfoEqual(a.visitInfo, b.visitInfo)
+    assert a.filter == b.filter
+    _assertSameSky(a.wcs, b.wcs, *_parentPixels(a.bbox))
+
+
+@pytest.mark.filterwarnings("ignore::dcrmodel.errors.DcrWarning")
+def test_exposureFileCutoutsEqualReadExposure(tmp_path):
+    exposure = _makeExposure()
+    exposure.psf = GaussianPsf(3.0)
+    path = tmp_path / "visit.fits"
+    writeExposure(exposure, path)
+    visit = ExposureFile(path)
+    assert visit.bbox == readExposureBBox(path)
+    assert visit._layouts is not None  # the memory-mapped path is the one tested
+    for box in (Box(ORIGIN[0] + 3, ORIGIN[1] + 4, 5, 6), Box(ORIGIN[0], ORIGIN[1], 1, 1), None):
+        _assertSameExposure(visit.read(box), readExposure(path, bbox=box))
+
+
+@pytest.mark.filterwarnings("ignore::dcrmodel.errors.DcrWarning")
+def test_exposureFileFallsBackForCompressedAndChangedFiles(tmp_path):
+    exposure = _makeExposure()
+    writeExposure(exposure, tmp_path / "visit.fits.gz")
+    compressed = ExposureFile(tmp_path / "visit.fits.gz")
+    assert compressed._layouts is None
+    box = Box(ORIGIN[0] + 2, ORIGIN[1] + 1, 3, 4)
+    _assertSameExposure(compressed.read(box), readExposure(tmp_path / "visit.fits.gz", box))
+    # A file rewritten after it was opened is read afresh, not through stale offsets.
+    path = tmp_path / "visit.fits"
+    writeExposure(exposure, path)
+    visit = ExposureFile(path)
+    other = _makeExposure(seed=7)
+    other.metadata["EXTRA"] = "x" * 60  # moves the data offsets
+    writeExposure(other, path)
+    os.utime(path, ns=(1, 1))
+    np.testing.assert_array_equal(visit.read(box).image.array, other[box].image.array)
+
+
+def test_exposureFileRefusesBadBoxes(tmp_path):
+    path = tmp_path / "visit.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DcrWarning)
+        writeExposure(_makeExposure(), path)
+        visit = ExposureFile(path)
+    with pytest.raises(DcrFitsError, match="not inside the image"):
+        visit.read(Box(ORIGIN[0] - 1, ORIGIN[1], 3, 3))
+    with pytest.raises(DcrTypeError, match="Box"):
+        visit.read((0, 0, 3, 3))
+    with pytest.raises(FileNotFoundError):
+        ExposureFile(tmp_path / "missing.fits")

@@ -21,6 +21,7 @@ from dcrmodel.errors import DcrPsfWarning, DcrShapeError, DcrTypeError, DcrValue
 from dcrmodel.fourier import applyTransfer, frequencyGrid, paddedShape
 from dcrmodel.image import DEFAULT_MASK_PLANES, Exposure, GaussianPsf, ImagePsf
 from dcrmodel.psf import (
+    DampedPsfMatcher,
     PsfEstimate,
     effectiveKernelSize,
     estimatePsf,
@@ -735,3 +736,31 @@ def test_psfMatchingTransfer_gain_limit():
     )
     with pytest.raises(DcrValueError, match="maxGain must be"):
         psfMatchingTransfer(GaussianPsf(4.5), GaussianPsf(3.0), shape, maxGain=0.0)
+
+
+def test_dampedPsfMatcherGivesPsfMatchingTransfers():
+    """The batch matcher equals psfMatchingTransfer per PSF, to single-precision rounding."""
+    shape = (40, 36)
+    model = GaussianPsf(3.0)
+    symmetric = [GaussianPsf(4.0), GaussianPsf(2.0), GaussianPsf(3.0)]
+    matcher = DampedPsfMatcher(model, shape, damping=1e-3)
+    factors = matcher.factors(symmetric)
+    assert factors.shape == (3, 40, 19) and factors.dtype == np.float32
+    # The visit's OTF is single precision; its rounding (1e-7) is amplified by up to 1/epsilon
+    # where the model's OTF is small, but what a forward model applies is H times the model,
+    # whose content carries a factor OTF_m: compare H * OTF_m.
+    otfModel = np.abs(psfTransfer(model, shape))
+    for psf, factor in zip(symmetric, factors, strict=True):
+        reference = psfMatchingTransfer(psf, model, shape, damping=1e-3).transfer
+        np.testing.assert_allclose(factor * otfModel, reference.real * otfModel, rtol=0, atol=1e-6)
+        assert np.abs(factor - reference.real).max() < 1e-4
+    # A lopsided kernel has a complex transfer: the factors become complex64.
+    kernel = np.zeros((7, 7))
+    kernel[3, 3], kernel[3, 4], kernel[2, 3] = 0.6, 0.3, 0.1
+    lopsided = ImagePsf(kernel)
+    factors = matcher.factors([lopsided, GaussianPsf(4.0)])
+    assert factors.dtype == np.complex64
+    reference = psfMatchingTransfer(lopsided, model, shape, damping=1e-3).transfer
+    np.testing.assert_allclose(factors[0] * otfModel, reference * otfModel, rtol=0, atol=1e-6)
+    with pytest.raises(DcrShapeError):
+        DampedPsfMatcher(np.ones((4, 4)), shape)

@@ -99,6 +99,7 @@ from .image import (
     wcsGridOffset,
 )
 from .psf import (
+    DampedPsfMatcher,
     effectiveKernelSize,
     estimatePsf,
     maxKernelSize,
@@ -106,8 +107,6 @@ from .psf import (
     modelPsfRidge,
     psfAtWavelength,
     psfFwhmAt,
-    psfMatchingTransfer,
-    psfTransfer,
     validatePsf,
 )
 from .shift import applyDcr
@@ -200,7 +199,8 @@ class _Input:
             self.exposure = None
             self.path = Path(source)
             self.name = str(self.path)
-            self.bbox, info = _fileInfo(self.path)
+            self.file = _openFile(self.path)
+            self.bbox, info = self.file.bbox, self.file.info
         else:
             raise DcrTypeError(
                 "inputs must be dcrmodel Exposures or paths of exposure files",
@@ -241,19 +241,16 @@ class _Input:
             return None
         if self.exposure is not None:
             return self.exposure[box]
-        from .fits import readExposure
-
-        return readExposure(self.path, bbox=box)
+        return self.file.read(box)
 
 
-def _fileInfo(path: Path) -> tuple[Box, Exposure]:
-    """Return the parent box of an exposure file and a one-pixel cutout with its metadata."""
-    from .fits import readExposure, readExposureBBox
+def _openFile(path: Path) -> Any:
+    """Return the `dcrmodel.fits.ExposureFile` of an input (headers read once)."""
+    from .fits import ExposureFile
 
     if not path.is_file():
         raise DcrValueError("input exposure file does not exist", path=str(path))
-    bbox = readExposureBBox(path)
-    return bbox, readExposure(path, bbox=Box(bbox.minX, bbox.minY, 1, 1))
+    return ExposureFile(path)
 
 
 def _checkMetadata(inp: _Input, needAirmass: bool) -> None:
@@ -1697,15 +1694,19 @@ class _Subregion:
             good = _goodPixels(cutout, self.statsCtrl)
             if not good.any():
                 continue
-            data = np.zeros(self.bbox.shape)
+            # The direct solver works in the inputs' single precision (its normal equations
+            # are accumulated in double); the iterative one in double, as the reference.
+            direct = config.solver == "direct"
+            dtype = np.float32 if direct else np.float64
+            data = np.zeros(self.bbox.shape, dtype=dtype)
             weight = np.zeros(self.bbox.shape)
             sub = cutout.bbox.slices(self.bbox)
-            data[sub] = np.where(good, cutout.image.array, 0.0)
+            np.copyto(data[sub], cutout.image.array, where=good, casting="unsafe")
             weight[sub] = np.where(good, inp.weight, 0.0)
             variance = None
-            if config.solver == "direct":
-                variance = np.ones(self.bbox.shape)
-                variance[sub] = np.where(good, cutout.variance.array, 1.0)
+            if direct:
+                variance = np.ones(self.bbox.shape, dtype=np.float32)
+                np.copyto(variance[sub], cutout.variance.array, where=good, casting="unsafe")
             pairs = calculateDcr(
                 inp.visitInfo,
                 inp.wcs,
@@ -2061,10 +2062,12 @@ class _Subregion:
         """Return the PSF factors of the direct solver's forward model and the FFT grid.
 
         Visit ``j``, subfilter ``k``: the damped ratio of the visit's PSF at the subfilter's
-        central wavelength to the model's PSF (`dcrmodel.psf.psfMatchingTransfer`). They
-        are computed once per visit and grid and kept for the solver's later passes (as
-        float32 when real, i.e. for point-symmetric kernels, else complex64: the
-        factors are smooth and of order 1, so single precision costs nothing measurable).
+        central wavelength to the model's PSF (`dcrmodel.psf.psfMatchingTransfer`),
+        computed by `dcrmodel.psf.DampedPsfMatcher` in single precision (float32 when
+        real, i.e. for point-symmetric kernels, else complex64: the factors are smooth and
+        of order 1, so single precision costs nothing measurable). The model's damped
+        inverse is computed once per grid; the visits' factors are not kept here (the
+        solver keeps the whole transfers when they fit its cache).
 
         The grid is padded by the DCR shifts plus the width holding all but 1 % of every
         kernel (`dcrmodel.psf.effectiveKernelSize`), not by whole PSF images, whose far
@@ -2103,25 +2106,13 @@ class _Subregion:
         grid = tuple(
             max(g, scipy.fft.next_fast_len(fullSize, real=True)) for g in grid
         )
-        cache: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
-        otfs: dict[tuple[int, int], np.ndarray] = {}
+        matchers: dict[tuple[int, int], DampedPsfMatcher] = {}
 
         def transfers(j: int, padded: tuple[int, int]) -> np.ndarray:
-            key = (j, tuple(padded))
-            if key not in cache:
-                if padded not in otfs:
-                    otfs[padded] = psfTransfer(modelPsf, padded)
-                factors = np.stack(
-                    [
-                        psfMatchingTransfer(psf, otfs[padded], padded, damping=damping).transfer
-                        for psf in psfs[j]
-                    ]
-                )
-                if np.all(factors.imag == 0):
-                    cache[key] = factors.real.astype(np.float32)
-                else:
-                    cache[key] = factors.astype(np.complex64)
-            return cache[key]
+            padded = tuple(padded)
+            if padded not in matchers:
+                matchers[padded] = DampedPsfMatcher(modelPsf, padded, damping=damping)
+            return matchers[padded].factors(psfs[j])
 
         return transfers, grid
 

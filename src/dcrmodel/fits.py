@@ -94,6 +94,7 @@ from .image import (
 )
 
 __all__ = [
+    "ExposureFile",
     "readExposure",
     "readExposureBBox",
     "writeExposure",
@@ -945,6 +946,160 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
         photoCalib=photoCalib,
         metadata=metadata,
     )
+
+
+#: numpy dtype (big-endian, as stored) of each FITS ``BITPIX`` (FITS standard 4.0, table 8).
+_BITPIX_DTYPES = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+class ExposureFile:
+    """An exposure file whose headers are read once, for reading many cutouts.
+
+    `readExposure` parses every header of the file (WCS, visit information, PSF, mask
+    planes) on each call, which costs more than reading a cutout of a few hundred thousand
+    pixels. A model build reads each visit once per subregion; an `ExposureFile` parses
+    the file once and then reads each cutout's pixels straight from the memory-mapped
+    planes, sharing the metadata (the WCS maps parent pixels, so it is the same for every
+    cutout).
+
+    Files whose planes cannot be memory-mapped (tile-compressed, gzip/bzip2/zip,
+    ``BSCALE``/``BZERO`` scaling), whose MASK HDU has no ``MP_*`` keys, or that changed on
+    disk since they were opened (size or modification time), are read by `readExposure`
+    for every cutout instead, with the same results and warnings.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        A file in the Rubin layout (see `readExposure`).
+
+    Attributes
+    ----------
+    path : `pathlib.Path`
+        The file.
+    bbox : `dcrmodel.image.Box`
+        The parent box of its planes.
+    info : `dcrmodel.image.Exposure`
+        A one-pixel cutout holding the file's metadata (WCS, visit info, filter, PSF,
+        photometric calibration, mask planes, metadata keys).
+
+    Raises
+    ------
+    FileNotFoundError, DcrFitsError
+        As `readExposure`, when the file is opened.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Box, Exposure
+    >>> values = np.arange(600, dtype=np.float32).reshape(20, 30)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(Exposure.fromArrays(values, origin=(100, 200)), path)
+    >>> visit = ExposureFile(path)
+    >>> visit.bbox
+    Box(minX=100, minY=200, width=30, height=20)
+    >>> visit.read(Box(110, 205, 3, 2)).image.array
+    array([[160., 161., 162.],
+           [190., 191., 192.]], dtype=float32)
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(os.fspath(path))
+        hduList, indices = _openFits(self.path)
+        with hduList:
+            self.bbox = _planesBox(hduList, indices, self.path)
+            self._layouts: dict[str, tuple[int, np.dtype, tuple[int, int]]] | None = {}
+            maskHeader = hduList[indices["MASK"]].header
+            if not any(str(key).startswith(_MASK_PREFIX) for key in maskHeader):
+                self._layouts = None
+            for name in _PLANE_NAMES:
+                if self._layouts is None:
+                    break
+                hdu = hduList[indices[name]]
+                bitpix = int(hdu.header.get("BITPIX", 0))
+                if not _memoryMappable(hdu, self.path) or bitpix not in _BITPIX_DTYPES:
+                    self._layouts = None
+                    break
+                offset = int(hduList.fileinfo(indices[name])["datLoc"])
+                self._layouts[name] = (
+                    offset, np.dtype(_BITPIX_DTYPES[bitpix]), self.bbox.shape
+                )
+        if self._layouts is not None and self._layouts["MASK"][1].kind not in "iu":
+            self._layouts = None  # readExposure raises the error, naming the HDU
+        stat = self.path.stat()
+        self._stamp = (stat.st_size, stat.st_mtime_ns)
+        self.info = readExposure(self.path, Box(self.bbox.minX, self.bbox.minY, 1, 1))
+
+    def __repr__(self) -> str:
+        return f"ExposureFile({str(self.path)!r})"
+
+    def read(self, bbox: Box | None = None) -> Exposure:
+        """Read a cutout (parent coordinates) or, with None, the whole exposure.
+
+        Parameters
+        ----------
+        bbox : `dcrmodel.image.Box`, optional
+            Region to read, inside the file's box.
+
+        Returns
+        -------
+        exposure : `dcrmodel.image.Exposure`
+            As `readExposure` returns it; the metadata objects are shared between cutouts,
+            the header of ``metadata`` is a copy.
+
+        Raises
+        ------
+        DcrTypeError, DcrFitsError
+            As `readExposure`: a ``bbox`` that is not a `Box` or not inside the image.
+        """
+        if self._layouts is None or not self._unchanged():
+            return readExposure(self.path, bbox)
+        if bbox is not None and not isinstance(bbox, Box):
+            raise DcrTypeError(
+                "bbox must be a dcrmodel Box in parent pixel coordinates, or None",
+                bbox=bbox,
+            )
+        if bbox is not None and (bbox.isEmpty() or not self.bbox.contains(bbox)):
+            return readExposure(self.path, bbox)  # raises the error readExposure gives
+        readBox = self.bbox if bbox is None else bbox
+        sy, sx = readBox.slices(self.bbox)
+        planes = {}
+        try:
+            for name, (offset, dtype, shape) in self._layouts.items():
+                mapped = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+                section = mapped[sy, sx]
+                target = np.int32 if name == "MASK" else _imageDtype(section)
+                planes[name] = _toNative(section, target)
+                del mapped, section
+        except (OSError, ValueError) as error:
+            raise DcrFitsError(
+                f"{self.path.name}: the pixels cannot be read ({error}); the file is "
+                f"truncated or corrupt",
+                path=str(self.path),
+            ) from None
+        info = self.info
+        maskedImage = MaskedImage(
+            Image(planes["IMAGE"], bbox=readBox),
+            Mask(planes["MASK"], bbox=readBox, planes=dict(info.mask.planes)),
+            Image(planes["VARIANCE"], bbox=readBox),
+        )
+        metadata = info.metadata.copy() if info.metadata is not None else None
+        return Exposure(
+            maskedImage,
+            wcs=info.wcs,
+            psf=info.psf,
+            visitInfo=info.visitInfo,
+            filter=info.filter,
+            photoCalib=info.photoCalib,
+            metadata=metadata,
+        )
+
+    def _unchanged(self) -> bool:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return False
+        return (stat.st_size, stat.st_mtime_ns) == self._stamp
 
 
 def _metadataFromHeader(primary: fits.Header, keepFilter: bool, keepVisit: bool) -> fits.Header:

@@ -75,6 +75,7 @@ __all__ = [
     "effectiveKernelSize",
     "psfTransfer",
     "psfMatchingTransfer",
+    "DampedPsfMatcher",
     "modelPsfRidge",
     "estimatePsf",
     "sharpestPsf",
@@ -533,7 +534,10 @@ def _kernelTransfer(kernel: np.ndarray, shape: tuple[int, int], cdtype: np.dtype
             shape=shape,
         )
     hy, hx = ky // 2, kx // 2
-    embedded = np.zeros(shape, dtype=np.float64)
+    # Single precision where the caller wants it: the transform of a unit-sum kernel is of
+    # order 1 everywhere, so float32 rounding (1e-7) is far below any use of it.
+    realType = np.float32 if cdtype == np.dtype(np.complex64) else np.float64
+    embedded = np.zeros(shape, dtype=realType)
     rows = np.arange(-hy, hy + 1) % ny
     cols = np.arange(-hx, hx + 1) % nx
     embedded[np.ix_(rows, cols)] = kernel
@@ -668,6 +672,107 @@ class PsfMatch:
     _otfModel: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
 
+def _dampedInverse(otfModel: np.ndarray, damping: float, order: int) -> tuple[np.ndarray, float]:
+    """Return ``conj(OTF_m) |OTF_m|^(2p-2) / (|OTF_m|^(2p) + eps^(2p))`` and ``eps``.
+
+    The damped inverse of the model's transfer function (see `psfMatchingTransfer`), in the
+    precision of ``otfModel`` (computed in float64); real when ``otfModel`` is.
+    """
+    absModel = np.abs(otfModel).astype(np.float64)
+    epsilon = damping * float(absModel.max())
+    if not epsilon > 0.0:
+        raise DcrValueError("the model PSF's transfer function is zero everywhere")
+    power = absModel**2
+    weight = power ** (order - 1) / (power**order + epsilon ** (2 * order))
+    if np.iscomplexobj(otfModel) and np.any(otfModel.imag != 0):
+        return (np.conj(otfModel) * weight).astype(otfModel.dtype), epsilon
+    real = otfModel.real if np.iscomplexobj(otfModel) else otfModel
+    return (real * weight).astype(real.dtype), epsilon
+
+
+class DampedPsfMatcher:
+    """The damped PSF-matching transfers of many visit PSFs to one model PSF, on one grid.
+
+    Gives the same ``H`` as `psfMatchingTransfer` (``maxGain=None``) for any number of visit
+    PSFs, without its loss map and flags: the model's damped inverse is computed once, in
+    the constructor, and each visit's transfer function in single precision. This is what
+    a PSF-aware forward model needs for every visit and subfilter.
+
+    Parameters
+    ----------
+    modelPsf : Psf or numpy.ndarray
+        The model's PSF, or its transfer function on this grid (`psfTransfer`).
+    shape : tuple of int
+        ``(ny, nx)`` of the real-space (padded) grid.
+    damping : float, optional
+        ``epsilon = damping * max|OTF_model|`` (dimensionless, > 0).
+    order : int, optional
+        Sharpness ``p`` of the damping (>= 1).
+
+    Examples
+    --------
+    >>> from dcrmodel.image import GaussianPsf
+    >>> matcher = DampedPsfMatcher(GaussianPsf(3.0), (32, 32))
+    >>> factors = matcher.factors([GaussianPsf(4.0), GaussianPsf(3.0)])
+    >>> factors.shape, factors.dtype.name, round(float(factors[1].max()), 6)
+    ((2, 32, 17), 'float32', 1.0)
+    """
+
+    def __init__(
+        self,
+        modelPsf: Psf | np.ndarray,
+        shape: tuple[int, int],
+        damping: float = 1e-3,
+        order: int = 2,
+    ) -> None:
+        grid = _checkGrid(shape)
+        eps = _positive(damping, "damping", "fraction of max |OTF_model|")
+        p = _wholeNumber(order, "order", 1)
+        if isinstance(modelPsf, np.ndarray):
+            expected = (grid[0], grid[1] // 2 + 1)
+            if modelPsf.shape != expected:
+                raise DcrShapeError(
+                    "modelPsf transfer does not match the rfft2 grid (ny, nx // 2 + 1) of shape",
+                    transferShape=modelPsf.shape,
+                    expected=expected,
+                )
+            otfModel = modelPsf
+        else:
+            _checkPsfType(modelPsf, "modelPsf")
+            otfModel = psfTransfer(modelPsf, grid)
+        inverse, self.epsilon = _dampedInverse(otfModel, eps, p)
+        self.shape = grid
+        self._inverse = inverse.astype(
+            np.complex64 if np.iscomplexobj(inverse) else np.float32
+        )
+
+    def factors(self, visitPsfs: Sequence[Psf]) -> np.ndarray:
+        """Return the transfers of ``visitPsfs`` (each at its own effective wavelength).
+
+        Parameters
+        ----------
+        visitPsfs : sequence of Psf
+            The visit PSFs, already at the wavelengths wanted (e.g. `ImagePsf` of
+            `psfAtWavelength`).
+
+        Returns
+        -------
+        factors : numpy.ndarray
+            ``(len(visitPsfs), ny, nx // 2 + 1)``: float32 when every kernel and the model
+            are point-symmetric (real transfers), else complex64.
+        """
+        for psf in visitPsfs:
+            _checkPsfType(psf, "visitPsf")
+        otfs = [psfTransfer(psf, self.shape, dtype=np.complex64) for psf in visitPsfs]
+        real = not np.iscomplexobj(self._inverse) and not any(np.any(o.imag) for o in otfs)
+        out = np.empty(
+            (len(otfs), *self._inverse.shape), dtype=np.float32 if real else np.complex64
+        )
+        for index, otf in enumerate(otfs):
+            np.multiply(otf.real if real else otf, self._inverse, out=out[index])
+        return out
+
+
 def psfMatchingTransfer(
     visitPsf: Psf,
     modelPsf: Psf | np.ndarray,
@@ -784,14 +889,8 @@ def psfMatchingTransfer(
         otfModel = psfTransfer(modelPsf, grid, dtype=cdtype)
     otfVisit = psfTransfer(visitPsf, grid, wavelength, effectiveWavelength, dtype=cdtype)
 
-    absModel = np.abs(otfModel)
-    epsilon = eps * float(absModel.max())
-    if not epsilon > 0.0:
-        raise DcrValueError("the model PSF's transfer function is zero everywhere")
-    power = absModel.astype(np.float64) ** 2
-    # H = OTF_v conj(OTF_m) |OTF_m|^(2p-2) / (|OTF_m|^(2p) + eps^(2p)).
-    weight = power ** (p - 1) / (power**p + epsilon ** (2 * p))
-    transfer = (otfVisit * np.conj(otfModel) * weight).astype(cdtype, copy=False)
+    inverse, epsilon = _dampedInverse(otfModel, eps, p)
+    transfer = (otfVisit * inverse).astype(cdtype, copy=False)
     if maxGain is not None:
         gain = np.abs(transfer)
         over = gain > cap
