@@ -182,6 +182,23 @@ class AssembleResult:
 # ------------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------------
+class _Scratch(dict):
+    """Values computed once per run and reused by its subregions; pickles empty.
+
+    Subregion tasks sent to other processes carry their inputs; what one process computed
+    for its subregions is not worth shipping (and may be large), so it is left behind.
+    """
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return (_Scratch, ())
+
+
+#: Largest memory (bytes) of the PSF factors the direct solver keeps between subregions
+#: (all visits together): subregions of the same shape share one FFT grid, and the PSF is
+#: the same across a patch, so each visit's factors are computed once.
+_PSF_FACTOR_CACHE = 128 * 2**20
+
+
 class _Input:
     """One visit: an in-memory exposure or a file read one region at a time."""
 
@@ -218,6 +235,7 @@ class _Input:
         self.dcr: list = []
         self.psfEstimate: dict[str, Any] | None = None
         self.zenith: dict[Box, tuple[float, float]] = {}
+        self.scratch = _Scratch()
 
     def zenithAt(self, bbox: Box, regions: Callable[[], list[Box]]) -> tuple[float, float]:
         """Return the zenith direction (pixels per arcsec) at the centre of ``bbox``.
@@ -2066,8 +2084,9 @@ class _Subregion:
         computed by `dcrmodel.psf.DampedPsfMatcher` in single precision (float32 when
         real, i.e. for point-symmetric kernels, else complex64: the factors are smooth and
         of order 1, so single precision costs nothing measurable). The model's damped
-        inverse is computed once per grid; the visits' factors are not kept here (the
-        solver keeps the whole transfers when they fit its cache).
+        inverse is computed once per grid. Real factors are kept with the visit for the
+        run's other subregions on the same grid (the PSF is the same across the patch),
+        up to `_PSF_FACTOR_CACHE` bytes for all visits together.
 
         The grid is padded by the DCR shifts plus the width holding all but 1 % of every
         kernel (`dcrmodel.psf.effectiveKernelSize`), not by whole PSF images, whose far
@@ -2083,18 +2102,21 @@ class _Subregion:
             0.5 * (lo + hi)
             for lo, hi in wavelengthGenerator(band.effectiveWavelength, band.bandwidth, self.n)
         ]
-        # Each visit's kernel at each subfilter's centre, resampled once, as achromatic PSFs.
+        # Each visit's kernel at each subfilter's centre, resampled once per run, as
+        # achromatic PSFs.
         eff = band.effectiveWavelength
-        psfs = [
-            [
-                ImagePsf(
-                    psfAtWavelength(visit.input.psf, centre, eff),
-                    fwhm=psfFwhmAt(visit.input.psf, centre, eff),
-                )
-                for centre in centres
-            ]
-            for visit in self.visits
-        ]
+        psfs = []
+        for visit in self.visits:
+            key = ("kernels", tuple(centres))
+            if key not in visit.input.scratch:
+                visit.input.scratch[key] = [
+                    ImagePsf(
+                        psfAtWavelength(visit.input.psf, centre, eff),
+                        fwhm=psfFwhmAt(visit.input.psf, centre, eff),
+                    )
+                    for centre in centres
+                ]
+            psfs.append(visit.input.scratch[key])
         kernels = [p.array for row in psfs for p in row]
         psfSize = max(
             effectiveKernelSize(kernels, tailFraction=_PSF_TAIL),
@@ -2107,12 +2129,21 @@ class _Subregion:
             max(g, scipy.fft.next_fast_len(fullSize, real=True)) for g in grid
         )
         matchers: dict[tuple[int, int], DampedPsfMatcher] = {}
+        factorBytes = 4 * len(centres) * grid[0] * (grid[1] // 2 + 1)
+        keep = len(self.visits) * factorBytes <= _PSF_FACTOR_CACHE
 
         def transfers(j: int, padded: tuple[int, int]) -> np.ndarray:
             padded = tuple(padded)
+            scratch = self.visits[j].input.scratch
+            key = ("psfFactors", tuple(centres), padded, damping)
+            if key in scratch:
+                return scratch[key]
             if padded not in matchers:
                 matchers[padded] = DampedPsfMatcher(modelPsf, padded, damping=damping)
-            return matchers[padded].factors(psfs[j])
+            factors = matchers[padded].factors(psfs[j])
+            if keep and factors.dtype == np.float32:
+                scratch[key] = factors
+            return factors
 
         return transfers, grid
 
