@@ -158,7 +158,7 @@ class DirectSolution:
         value by a little.
     passChanges : list of float
         Size of each refinement step relative to the whole refinement so far (L2 over the
-        image); the first is 1.
+        padded grid); the first is 1.
     paddedShape : tuple of int
         The padded FFT grid ``(ny, nx)``.
     regularization : float
@@ -601,13 +601,14 @@ def solveDirect(
         ``(J,)`` visit weights (1/counts^2), finite and >= 0; default `visitWeights`.
     maskPasses : int, optional
         Maximum number of conjugate-gradient iterations refining the solution around masked
-        pixels (default 8; each costs two FFTs per visit); 0 keeps the first solve, in which
-        masked pixels hold the inverse-variance coadd. Not used when no pixel is masked.
+        pixels (default 8; each costs two FFTs per visit with masked pixels); 0 keeps the
+        first solve, in which masked pixels hold the inverse-variance coadd. Not used when
+        no pixel is masked.
     maskTolerance : float, optional
         Stop the refinement when an iteration's step is smaller than this fraction of the
-        whole refinement so far (L2 over the image; default 1e-2). Measured against the
-        refinement rather than the model, so that a few masked pixels in a large image are
-        still refined to convergence.
+        whole refinement so far (L2 over the padded grid, from the transforms by Parseval's
+        theorem; default 1e-2). Measured against the refinement rather than the model, so
+        that a few masked pixels in a large image are still refined to convergence.
     padMode : str, optional
         How the coadd is extended into the margin (`dcrmodel.fourier.padToShape`).
     workers : int, optional
@@ -704,15 +705,16 @@ def solveDirect(
         if numSubfilters is None:
             keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
             numSubfilters = transfer.shape[0]
+            # The diagonal of a Hermitian matrix is real: kept as float64.
             system = {
-                (i, m): np.zeros(grid, dtype=np.complex128)
+                (i, m): np.zeros(grid, dtype=np.float64 if i == m else np.complex128)
                 for i in range(numSubfilters)
                 for m in range(i + 1)
             }
             rhs = np.zeros((numSubfilters, *grid), dtype=np.complex128)
         if keep:
             # Every pass, this one included, uses the kept (single-precision) values.
-            kept[j] = transfer.astype(_KEPT_DTYPE)
+            kept[j] = np.asarray(transfer, dtype=_KEPT_DTYPE)
             transfer = kept[j].astype(cdtype, copy=False)
         np.copyto(work, firstFill)
         _insertData(work, images[j], badMasks[j], shape)
@@ -766,21 +768,29 @@ def solveDirect(
         return badMasks[j] & ~noData if noData.any() else badMasks[j]
 
     maskedVisits = [j for j in visits if refinedMask(j).any()]
-    coaddInner = cropFromPadded(firstFill, shape)
+    # Flat indices in the padded grid of each masked visit's refined pixels: the masked term
+    # scatters the prediction there into one reused array instead of masking whole images.
+    maskedIndices: dict[int, np.ndarray] = {}
+    if maskPasses > 0 and maskedVisits:
+        paddedIndex = np.arange(padded[0] * padded[1]).reshape(padded)
+        innerIndex = cropFromPadded(paddedIndex, shape)
+        maskedIndices = {j: innerIndex[refinedMask(j)] for j in maskedVisits}
+        del paddedIndex, innerIndex
+    fillValues = firstFill.reshape(-1)
 
     def maskedTerm(vector: np.ndarray, minusCoadd: bool) -> np.ndarray:
         out = np.zeros(vector.shape, dtype=cdtype)
         vectorC = vector.astype(cdtype, copy=False)
+        work = np.zeros(padded, dtype=realDtype)
+        flatWork = work.reshape(-1)
         for j in maskedVisits:
             transfer = transferOf(j)
-            prediction = cropFromPadded(_predict(transfer, vectorC, padded, workers), shape)
-            bad = refinedMask(j)
-            work = np.zeros(padded, dtype=realDtype)
-            inner = cropFromPadded(work, shape)
-            inner[bad] = prediction[bad]
+            indices = maskedIndices[j]
+            flatWork[indices] = _predict(transfer, vectorC, padded, workers).reshape(-1)[indices]
             if minusCoadd:
-                inner[bad] -= coaddInner[bad]
+                flatWork[indices] -= fillValues[indices]
             spectrum = scipy.fft.rfft2(work, workers=workers)
+            flatWork[indices] = 0.0
             _accumulate(None, out, transfer, spectrum, weights[j], n, withSystem=False)
         return out.astype(np.complex128, copy=False)
 
@@ -792,7 +802,9 @@ def solveDirect(
         direction = preconditioned.copy()
         rz = _dot(residual, preconditioned, columnWeights)
         initial = np.sqrt(max(rz, 0.0))
-        correction = np.zeros((n, ny, nx))
+        # The refinement so far, in Fourier space: its size (and each step's) over the
+        # padded grid follows from Parseval's theorem, without inverse transforms.
+        correction = np.zeros_like(solution)
         for _ in range(int(maskPasses)):
             if initial == 0.0 or rz <= 0.0:
                 break
@@ -805,9 +817,10 @@ def solveDirect(
             residual -= alpha * product
             preconditioned = _choleskySolve(factor, residual, n)
             rzNew = _dot(residual, preconditioned, columnWeights)
-            step = alpha * _cropped(direction, padded, shape, workers)
-            correction += step
-            change = float(np.linalg.norm(step) / max(np.linalg.norm(correction), 1e-300))
+            correction += alpha * direction
+            stepNorm = abs(alpha) * math.sqrt(max(_dot(direction, direction, columnWeights), 0.0))
+            correctionNorm = math.sqrt(max(_dot(correction, correction, columnWeights), 0.0))
+            change = float(stepNorm / max(correctionNorm, 1e-300))
             changes.append(change)
             _log.debug(
                 "direct solver refinement %d: step/correction %.3g, preconditioned residual %.3g",
@@ -833,10 +846,15 @@ def solveDirect(
         for j in visits:
             transfer = transferOf(j)
             prediction = cropFromPadded(_predict(transfer, solutionC, padded, workers), shape)
-            good = ~badMasks[j]
-            if good.any():
-                difference = images[j][good] - prediction[good]
-                residuals[j] = float(np.sqrt(np.mean(difference**2 / variances[j][good])))
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                # Masked pixels (NaN data, zero variance) are dropped below.
+                chi2 = np.subtract(images[j], prediction, dtype=realDtype)
+                chi2 *= chi2
+                chi2 /= variances[j]
+            if badMasks[j].any():
+                chi2 = chi2[~badMasks[j]]
+            if chi2.size:
+                residuals[j] = float(np.sqrt(np.mean(chi2, dtype=np.float64)))
     return DirectSolution(
         modelArrays=models,
         noDataMask=noData,
@@ -847,16 +865,6 @@ def solveDirect(
         paddedShape=tuple(padded),
         regularization=regularization,
     )
-
-
-def _cropped(
-    vector: np.ndarray, padded: tuple[int, int], shape: tuple[int, int], workers: int | None
-) -> np.ndarray:
-    """Return the N real fields given by their rfft2, cropped to the image, float64."""
-    out = np.empty((vector.shape[0], *shape))
-    for k in range(vector.shape[0]):
-        out[k] = cropFromPadded(scipy.fft.irfft2(vector[k], s=padded, workers=workers), shape)
-    return out
 
 
 def _parsevalWeights(padded: tuple[int, int]) -> np.ndarray:
@@ -905,16 +913,24 @@ def _accumulate(
     n: int,
     withSystem: bool,
 ) -> None:
-    """Add one visit to A^H W y (``rhs``) and, with ``withSystem``, to A^H W A (lower)."""
-    spectrum *= weight
-    term = np.empty_like(spectrum)
+    """Add one visit to A^H W y (``rhs``) and, with ``withSystem``, to A^H W A (lower).
+
+    The products are formed in the transfers' precision and added to the (double
+    precision) sums; the diagonal of A^H W A, ``w |A_i|^2``, is real.
+    """
+    weighted = np.empty_like(transfer[0])
+    product = np.empty_like(weighted)
     for i in range(n):
-        np.conjugate(transfer[i], out=term)
+        np.conjugate(transfer[i], out=weighted)
+        weighted *= weighted.real.dtype.type(weight)
         if withSystem and system is not None:
-            for m in range(i + 1):
-                system[i, m] += weight * (term * transfer[m])
-        term *= spectrum
-        rhs[i] += term
+            for m in range(i):
+                np.multiply(weighted, transfer[m], out=product)
+                system[i, m] += product
+            diagonal = system[i, i]
+            diagonal += weight * (transfer[i].real**2 + transfer[i].imag**2)
+        np.multiply(weighted, spectrum, out=product)
+        rhs[i] += product
 
 
 def _checkExtra(value: Any, j: int, n: int, grid: tuple[int, int]) -> np.ndarray:
