@@ -30,6 +30,7 @@ from dcrmodel.dcr import (
     wavelengthGenerator,
     zenithDirection,
     zenithDirections,
+    zenithDirectionsOfVisits,
 )
 from dcrmodel.errors import DcrMetadataError, DcrTypeError, DcrValueError
 from dcrmodel.image import Box
@@ -413,6 +414,54 @@ def test_zenith_directions_of_many_regions_at_once():
     pairs = zenithDirections(top, wcsTop, [Box(100, 100, 1, 1), Box(0, 0, 50, 50)])
     assert pairs[0] == (0.0, 0.0)
     assert pairs[1] == pytest.approx(zenithDirection(top, wcsTop, bbox=Box(0, 0, 50, 50)))
+
+
+def test_zenith_directions_of_many_visits_at_once():
+    """One transform for many visits (different times, sites, pointings, rotations and
+    WCS parities, a region at the zenith) gives each visit's own zenithDirections."""
+    visits, wcss = [], []
+    for elevation, azimuth, rotation, flipped in (
+        (35.0, 120.0, 0.0, False), (62.0, 250.0, 40.0, True), (80.0, 10.0, -75.0, False)
+    ):
+        visitInfo, wcs = makeVisitAndWcs(elevation=elevation, azimuth=azimuth,
+                                         rotation=rotation, flipped=flipped)
+        visits.append(visitInfo)
+        wcss.append(wcs)
+    # another site and time
+    mauna = Observatory(-155.4681 * u.deg, 19.8253 * u.deg, 4139.0)
+    later = DEFAULT_TIME + 5.3 * u.hour
+    with iers.conf.set_temp("auto_download", False):
+        pointing = SkyCoord(
+            AltAz(alt=50 * u.deg, az=200 * u.deg, obstime=later,
+                  location=mauna.toEarthLocation())
+        ).transform_to(ICRS())
+    visits.append(VisitInfo.fromAstropy(pointing, later, mauna))
+    wcss.append(makeTanWcs(crval=pointing, rotation=12.0))
+    # a visit at the zenith
+    top = VisitInfo(
+        boresightAzAlt=(Angle(0.0, u.deg), Angle(90.0, u.deg)),
+        observatory=Observatory.rubin(),
+        date=DEFAULT_TIME,
+    )
+    with iers.conf.set_temp("auto_download", False):
+        zenith = SkyCoord(
+            AltAz(alt=90 * u.deg, az=0 * u.deg, obstime=DEFAULT_TIME, location=RUBIN_LOCATION)
+        ).transform_to(ICRS())
+    visits.append(top)
+    wcss.append(makeTanWcs(crval=zenith, crpix=(100.0, 100.0)))
+    boxes = [[Box(-3000, 0, 200, 100), Box(0, 0, 50, 50)]] * 4 + [[Box(100, 100, 1, 1)]]
+    together = zenithDirectionsOfVisits(visits, wcss, boxes)
+    for visitInfo, wcs, regions, pairs in zip(visits, wcss, boxes, together, strict=True):
+        alone = zenithDirections(visitInfo, wcs, regions)
+        for pair, reference in zip(pairs, alone, strict=True):
+            np.testing.assert_allclose(pair, reference, rtol=0,
+                                       atol=1e-9 * max(math.hypot(*reference), 1.0))
+    assert together[-1] == [(0.0, 0.0)]
+    assert zenithDirectionsOfVisits([], [], []) == []
+    with pytest.raises(DcrValueError, match="one WCS and one list of boxes per visit"):
+        zenithDirectionsOfVisits(visits, wcss[:2], boxes)
+    with pytest.raises(DcrValueError, match="visit 1: bboxes is empty"):
+        zenithDirectionsOfVisits(visits[:2], wcss[:2], [boxes[0], []])
 
 
 def test_zenith_directions_and_given_zenith_are_checked():

@@ -72,7 +72,12 @@ from scipy import ndimage
 
 from .atomic import atomicDirectory
 from .config import DcrAssembleConfig
-from .dcr import calculateDcr, wavelengthGenerator, zenithDirections
+from .dcr import (
+    calculateDcr,
+    wavelengthGenerator,
+    zenithDirections,
+    zenithDirectionsOfVisits,
+)
 from .errors import (
     DcrConfigError,
     DcrError,
@@ -260,6 +265,27 @@ class _Input:
         if self.exposure is not None:
             return self.exposure[box]
         return self.file.read(box)
+
+
+def _measureZeniths(inputs: list[_Input], boxes: list[Box]) -> None:
+    """Keep every input's zenith direction at the centres of ``boxes``, measured at once.
+
+    One astropy transform for all visits (`dcrmodel.dcr.zenithDirectionsOfVisits`). If it
+    fails (bad metadata), nothing is kept: the per-visit measurements that follow raise
+    the error, naming the visit.
+    """
+    missing = [inp for inp in inputs if any(box not in inp.zenith for box in boxes)]
+    if not missing:
+        return
+    try:
+        directions = zenithDirectionsOfVisits(
+            [inp.visitInfo for inp in missing], [inp.wcs for inp in missing],
+            [boxes] * len(missing),
+        )
+    except DcrError:
+        return
+    for inp, values in zip(missing, directions, strict=True):
+        inp.zenith.update(zip(boxes, values, strict=True))
 
 
 def _openFile(path: Path) -> Any:
@@ -1065,14 +1091,18 @@ class DcrAssembleCoadd:
             photoCalib=coaddExposure.photoCalib,
             wcs=prepared.wcs,
         )
-        return AssemblyPlan(
+        plan = AssemblyPlan(
             config=config,
             prepared=prepared,
             model=model,
             modelWeights=self._modelWeights(coaddExposure.mask),
             tiles=_tiles(prepared.bbox, config.subregionSize),
-            timings={"prepare": time.perf_counter() - start},
+            timings={},
         )
+        # The zenith directions of every visit at every subregion, in one transform.
+        _measureZeniths(prepared.inputs, [plan.solvedBox(i) for i in range(plan.numSubregions)])
+        plan.timings["prepare"] = time.perf_counter() - start
+        return plan
 
     def finish(
         self,
@@ -1253,6 +1283,7 @@ class DcrAssembleCoadd:
             _checkGrid(inp, refWcs, bbox)
 
         # DCR of every visit at the centre of the patch: for the buffer and the summary.
+        _measureZeniths(inputs, [bbox])
         maxShift = 0.0
         for inp in inputs:
             try:
@@ -1264,6 +1295,7 @@ class DcrAssembleCoadd:
                     n,
                     splitSubfilters=True,
                     bbox=bbox,
+                    zenith=inp.zenith.get(bbox),
                 )
             except DcrError as exc:
                 raise type(exc)(f"{inp.name}: {exc.message}", **exc.values) from exc
@@ -1717,10 +1749,12 @@ class _Subregion:
             direct = config.solver == "direct"
             dtype = np.float32 if direct else np.float64
             data = np.zeros(self.bbox.shape, dtype=dtype)
-            weight = np.zeros(self.bbox.shape)
             sub = cutout.bbox.slices(self.bbox)
             np.copyto(data[sub], cutout.image.array, where=good, casting="unsafe")
-            weight[sub] = np.where(good, inp.weight, 0.0)
+            # The direct solver only needs where the visit is good (its weight is a scalar);
+            # the iterative one multiplies its residuals by the weight image.
+            weight = np.zeros(self.bbox.shape, dtype=bool if direct else np.float64)
+            weight[sub] = good if direct else np.where(good, inp.weight, 0.0)
             variance = None
             if direct:
                 variance = np.ones(self.bbox.shape, dtype=np.float32)
@@ -2182,7 +2216,7 @@ class _Subregion:
 class _Visit:
     input: _Input
     data: np.ndarray
-    weight: np.ndarray
+    weight: np.ndarray  # float64 weights (iterative) or a boolean good-pixel map (direct)
     shifts: list[tuple[Any, bool]]
     edgeShifts: list
     variance: np.ndarray | None = None

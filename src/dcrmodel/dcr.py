@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import Angle, SkyCoord
+from astropy.coordinates import ICRS, AltAz, Angle, EarthLocation, SkyCoord
+from astropy.time import Time
 from astropy.wcs import WCS
 
 from .errors import DcrMetadataError, DcrTypeError, DcrValueError
@@ -54,6 +55,7 @@ __all__ = [
     "calculateDcr",
     "zenithDirection",
     "zenithDirections",
+    "zenithDirectionsOfVisits",
     "calculateImageParallacticAngle",
 ]
 
@@ -309,6 +311,131 @@ def zenithDirections(
     centres = np.array([_regionCentre(wcs, box) for box in boxes], dtype=float)
     vy, vx = _zenithDirections(visitInfo, wcs, centres[:, 0], centres[:, 1])
     return [(float(a), float(b)) for a, b in zip(vy, vx, strict=True)]
+
+
+def zenithDirectionsOfVisits(
+    visitInfos: Sequence[VisitInfo], wcss: Sequence[WCS], bboxes: Sequence[Sequence[Box]]
+) -> list[list[tuple[float, float]]]:
+    """Measure the zenith directions of many visits, each at several regions, at once.
+
+    The same as `zenithDirections` for each visit (to floating-point rounding), with one
+    pair of astropy frame transforms for all visits together (one horizontal frame whose
+    time and place are arrays): a model built from dozens of visits pays the fixed cost
+    of a transform once instead of once per visit.
+
+    Parameters
+    ----------
+    visitInfos : sequence of VisitInfo
+        One per visit; ``date`` and ``observatory`` are used.
+    wcss : sequence of astropy.wcs.WCS
+        One celestial WCS per visit, mapping 0-based parent pixels to the sky.
+    bboxes : sequence of sequence of Box
+        The regions (parent pixels) of each visit whose centres are used; at least one per
+        visit.
+
+    Returns
+    -------
+    list of list of tuple of float
+        ``(vy, vx)`` per visit and box, pixels per arcsec of altitude (see
+        `zenithDirection`).
+
+    Raises
+    ------
+    DcrMetadataError, DcrTypeError, DcrValueError
+        As `zenithDirections`, naming the visit; or if the three sequences differ in length.
+
+    Examples
+    --------
+    >>> from astropy.coordinates import EarthLocation, SkyCoord
+    >>> from astropy.time import Time
+    >>> from astropy.wcs import WCS
+    >>> from dcrmodel.image import Box
+    >>> from dcrmodel.observation import VisitInfo
+    >>> wcs = WCS(naxis=2)
+    >>> wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    >>> wcs.wcs.crval, wcs.wcs.crpix = [30.0, -30.0], [50.0, 50.0]
+    >>> wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
+    >>> site = EarthLocation.from_geodetic(-70.75, -30.24, 2663.0)
+    >>> visits = [VisitInfo.fromAstropy(SkyCoord(30.0, -30.0, unit="deg"), Time(t), site)
+    ...           for t in ("2024-01-01T01:00:00", "2024-01-01T04:00:00")]
+    >>> boxes = [Box(0, 0, 99, 99), Box(0, 0, 10, 10)]
+    >>> many = zenithDirectionsOfVisits(visits, [wcs, wcs], [boxes, boxes])
+    >>> one = zenithDirections(visits[1], wcs, boxes)
+    >>> bool(np.allclose(many[1], one, rtol=1e-9, atol=1e-12))
+    True
+    """
+    visitInfos, wcss, bboxes = list(visitInfos), list(wcss), [list(b) for b in bboxes]
+    if not len(visitInfos) == len(wcss) == len(bboxes):
+        raise DcrValueError(
+            "give one WCS and one list of boxes per visit",
+            visits=len(visitInfos),
+            wcss=len(wcss),
+            bboxes=len(bboxes),
+        )
+    if not visitInfos:
+        return []
+    points = []
+    for index, (info, wcs, boxes) in enumerate(zip(visitInfos, wcss, bboxes, strict=True)):
+        try:
+            _checkVisitInfo(info, ("date", "observatory"), "the zenith direction")
+            _checkWcs(wcs)
+            if not boxes:
+                raise DcrValueError("bboxes is empty: give at least one region")
+            points.append(np.array([_regionCentre(wcs, box) for box in boxes], dtype=float))
+        except (DcrMetadataError, DcrTypeError, DcrValueError) as error:
+            raise type(error)(f"visit {index}: {error.message}", **error.values) from error
+    counts = np.array([len(centres) for centres in points])
+    owner = np.repeat(np.arange(len(points)), counts)
+    zenith = 90.0 * 3600.0
+    with offlineIers():
+        skies = [
+            wcs.pixel_to_world(centres[:, 0], centres[:, 1]).transform_to(ICRS())
+            for wcs, centres in zip(wcss, points, strict=True)
+        ]
+        ra = np.concatenate([sky.ra.to_value(u.deg) for sky in skies])
+        dec = np.concatenate([sky.dec.to_value(u.deg) for sky in skies])
+        frames = [info.altAzFrame() for info in visitInfos]
+        times = Time([frame.obstime for frame in frames])[owner]
+        geocentric = np.array(
+            [[value.to_value(u.m) for value in frame.location.geocentric] for frame in frames]
+        )
+        location = EarthLocation.from_geocentric(*(geocentric[owner].T * u.m))
+        frame = AltAz(obstime=times, location=location, pressure=0.0 * u.hPa)
+        horizontal = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame=ICRS()).transform_to(frame)
+        alt = np.asarray(horizontal.alt.to_value(u.arcsec), dtype=float)
+        az = np.asarray(horizontal.az.to_value(u.deg), dtype=float)
+        atZenith = zenith - alt < _ZENITH_TOLERANCE_ARCSEC
+        low = alt - _ALTITUDE_STEP_ARCSEC
+        high = np.minimum(alt + _ALTITUDE_STEP_ARCSEC, zenith)
+        doubled = np.concatenate([owner, owner])
+        stepFrame = AltAz(
+            obstime=times[np.concatenate([np.arange(len(owner))] * 2)],
+            location=EarthLocation.from_geocentric(*(geocentric[doubled].T * u.m)),
+            pressure=0.0 * u.hPa,
+        )
+        steps = SkyCoord(
+            az=np.concatenate([az, az]) * u.deg,
+            alt=np.concatenate([low, high]) * u.arcsec,
+            frame=stepFrame,
+        ).transform_to(ICRS())
+        results = []
+        start = 0
+        for index, wcs in enumerate(wcss):
+            stop = start + counts[index]
+            count = len(owner)
+            both = np.concatenate([np.arange(start, stop), count + np.arange(start, stop)])
+            px, py = wcs.world_to_pixel(steps[both])
+            n = stop - start
+            span = high[start:stop] - low[start:stop]
+            vx = (np.asarray(px[n:]) - np.asarray(px[:n])) / span
+            vy = (np.asarray(py[n:]) - np.asarray(py[:n])) / span
+            flat = atZenith[start:stop]
+            results.append(
+                [(0.0, 0.0) if z else (float(a), float(b)) for a, b, z in zip(vy, vx, flat,
+                                                                             strict=True)]
+            )
+            start = stop
+    return results
 
 
 def zenithDirection(
