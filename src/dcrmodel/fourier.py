@@ -253,12 +253,14 @@ def _rampFunction(shift: np.ndarray) -> Callable[..., np.ndarray]:
     return function
 
 
-def _ramp(shape: tuple[int, int], shift: np.ndarray, cdtype: np.dtype) -> np.ndarray:
+def _ramp(
+    shape: tuple[int, int], shift: np.ndarray, cdtype: np.dtype, out: np.ndarray | None = None
+) -> np.ndarray:
     """Phase ramp on the standard rfft2 grid (separable: outer product of two 1-D ramps)."""
     fy, fx = frequencyGrid(shape)
     ey = np.exp(-2j * np.pi * fy[:, 0] * shift[0]).astype(cdtype)
     ex = np.exp(-2j * np.pi * fx[0] * shift[1]).astype(cdtype)
-    return np.multiply(ey[:, None], ex[None, :])
+    return np.multiply(ey[:, None], ex[None, :], out=out)
 
 
 def _projected(shape: tuple[int, int], vector: np.ndarray, rdtype: np.dtype) -> np.ndarray:
@@ -291,12 +293,19 @@ def _smearEnvelope(phase: np.ndarray) -> np.ndarray:
 
 
 def _segmentTransfer(
-    shape: tuple[int, int], edges: np.ndarray, cdtype: np.dtype, envelope: Callable
+    shape: tuple[int, int],
+    edges: np.ndarray,
+    cdtype: np.dtype,
+    envelope: Callable,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mean-shift ramp times a real even ``envelope(pi f . (s1 - s0))``, alias-averaged."""
+    """Mean-shift ramp times a real even ``envelope(pi f . (s1 - s0))``, alias-averaged.
+
+    Written into ``out`` (complex, of the rfft2 grid) when given.
+    """
     mean = edges.mean(axis=0)
     width = edges[1] - edges[0]
-    transfer = _ramp(shape, mean, cdtype)
+    transfer = _ramp(shape, mean, cdtype, out=out)
     if np.any(width != 0):
         transfer *= envelope(_projected(shape, width, _realDtype(cdtype)))
     ramp = _rampFunction(mean)
@@ -540,8 +549,13 @@ def visitTransfers(
     edges = _asDcrList(dcrShifts, mode)
     cdtype = _complexDtype(dtype)
     out = np.empty((len(edges), shape[0], shape[1] // 2 + 1), dtype=cdtype)
+    envelope = {"smear": _smearEnvelope, "split": _splitEnvelope}.get(mode)
     for k, edge in enumerate(edges):
-        out[k] = subfilterTransfer(shape, edge, mode, cdtype)
+        if envelope is None:  # "mean": the ramp of the mean shift
+            _segmentTransfer(shape, np.repeat(edge.mean(axis=0)[None], 2, 0), cdtype,
+                             _smearEnvelope, out=out[k])
+        else:
+            _segmentTransfer(shape, edge, cdtype, envelope, out=out[k])
     return out
 
 
