@@ -28,22 +28,18 @@ end; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import functools
 import json
 import math
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import dcrmodel.direct
 from dcrmodel.assemble import DcrAssembleCoadd
 from dcrmodel.config import DcrAssembleConfig
 from dcrmodel.fits import readExposure
@@ -53,22 +49,6 @@ from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
 
 #: Held-out visits at or above this airmass are the ones the targets are stated for.
 TARGET_AIRMASS = 1.5
-
-
-@contextlib.contextmanager
-def directMode(mode: str) -> Iterator[None]:
-    """Run the direct solver with the subfilter representation ``mode`` within the block.
-
-    The assembly configuration has no option for the direct solver's transfer mode, so for
-    the duration of the block `dcrmodel.direct.solveDirectFromShifts`, which the assembly
-    looks up when it runs, is replaced by the same function with ``mode`` fixed.
-    """
-    original = dcrmodel.direct.solveDirectFromShifts
-    dcrmodel.direct.solveDirectFromShifts = functools.partial(original, mode=mode)
-    try:
-        yield
-    finally:
-        dcrmodel.direct.solveDirectFromShifts = original
 
 
 def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -136,12 +116,12 @@ def buildModels(manifest: Any, modes: list[str]) -> tuple[dict[str, Any], dict[s
              if "usePsf" in {f.name for f in dataclasses.fields(DcrAssembleConfig)} else {})
     if noPsf:
         runs.append(("direct-noPsf", {"solver": "direct", **noPsf}, None))
-    runs += [(f"direct-{m}", {"solver": "direct", **noPsf}, m) for m in modes]
-    for name, options, mode in runs:
+    runs += [(f"direct-{m}", {"solver": "direct", "transferMode": m, **noPsf}, m)
+             for m in modes]
+    for name, options, _ in runs:
         assembler = DcrAssembleCoadd(DcrAssembleConfig(**options))
         started = time.perf_counter()
-        with directMode(mode) if mode else contextlib.nullcontext():
-            result = assembler.run(training, coadd=manifest.coaddPath)
+        result = assembler.run(training, coadd=manifest.coaddPath)
         seconds[name] = time.perf_counter() - started
         models[name] = result.dcrModel
         iterations = [s.get("iterations") for s in result.summary.get("subregions", [])]

@@ -678,6 +678,21 @@ def test_direct_solver_through_the_task(field):
         field.plainCoadd(), truth)
 
 
+def test_direct_solver_transfer_mode_reaches_the_solver(field):
+    """transferMode picks the subfilter representation: each gives a different model, and
+    the smear (the default) is the default's model."""
+    arrays = {}
+    for mode in ("smear", "split", "mean"):
+        config = DcrAssembleConfig(solver="direct", usePsf=False, transferMode=mode)
+        model = DcrAssembleCoadd(config).run(field.exposures).dcrModel
+        arrays[mode] = np.array([image.array for image in model])
+    default = DcrAssembleCoadd(DcrAssembleConfig(solver="direct", usePsf=False)).run(
+        field.exposures).dcrModel
+    np.testing.assert_array_equal(np.array([image.array for image in default]), arrays["smear"])
+    assert not np.array_equal(arrays["smear"], arrays["split"])
+    assert not np.array_equal(arrays["smear"], arrays["mean"])
+
+
 def test_wrong_input_types(smallField, noWork):
     with pytest.raises(DcrTypeError, match="inputs must be dcrmodel Exposures or paths"):
         DcrAssembleCoadd().run([smallField.exposures[0], 3, smallField.exposures[1]])

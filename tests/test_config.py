@@ -74,6 +74,7 @@ def test_resolved_values_follow_the_number_of_subfilters():
         ({"subregionBuffer": -1}, "subregionBuffer must be an integer >= 0"),
         ({"solver": "magic"}, "unknown solver; choose one of iterative, direct"),
         ({"engine": "cubic"}, "unknown engine; choose one of spline, fourier"),
+        ({"transferMode": "box"}, "unknown transferMode; choose one of mean, split, smear"),
         ({"convergenceMaskPlanes": ()}, "convergenceMaskPlanes must name at least one"),
         ({"badMaskPlanes": ("BAD", 3)}, "badMaskPlanes must be a list of mask plane names"),
         ({"effectiveWavelength": 480.0}, "give effectiveWavelength and bandwidth together"),

@@ -2096,6 +2096,7 @@ class _Subregion:
             variances,
             np.array([visit.weight <= 0 for visit in self.visits]),
             [visit.edgeShifts for visit in self.visits],
+            mode=self.config.transferMode,
             weights=np.array([visit.input.weight for visit in self.visits]),
             **options,
         )

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dcrmodel.errors import DcrConfigError
+from dcrmodel.fourier import TRANSFER_MODES
 from dcrmodel.psf import MODEL_PSF_POLICIES
 
 __all__ = [
@@ -138,6 +139,12 @@ class DcrAssembleConfig:
         Shift engine of the iterative solver's forward model: ``"spline"`` (reference) or
         ``"fourier"``. Default ``"spline"``. The direct solver always works in Fourier
         space.
+    transferMode : str
+        Direct solver only: how a subfilter's light enters a visit
+        (`dcrmodel.fourier.subfilterTransfer`). ``"smear"`` (default): spread uniformly
+        between the DCR shifts of the subfilter's two wavelength edges, exact for a flat
+        spectrum across the subfilter; ``"split"``: the reference's average of two copies at
+        the quarter points; ``"mean"``: moved by the mean shift.
     usePsf : bool
         Direct solver only: put each visit's PSF in the forward model (subfilter ``k`` of
         visit ``j`` is seen through the visit's PSF at the subfilter's central wavelength
@@ -196,6 +203,7 @@ class DcrAssembleConfig:
     detectionThreshold: float = 5.0
     solver: str = "direct"
     engine: str = "spline"
+    transferMode: str = "smear"
     usePsf: bool = True
     modelPsf: str | float = "sharpestInput"
     psfDamping: float = 1e-3
@@ -324,6 +332,11 @@ class DcrAssembleConfig:
         if self.engine not in ENGINES:
             raise DcrConfigError(
                 f"unknown engine; choose one of {', '.join(ENGINES)}", engine=self.engine
+            )
+        if self.transferMode not in TRANSFER_MODES:
+            raise DcrConfigError(
+                f"unknown transferMode; choose one of {', '.join(TRANSFER_MODES)}",
+                transferMode=self.transferMode,
             )
         policy = self.modelPsf
         if isinstance(policy, str):
