@@ -868,66 +868,75 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
     source = Path(os.fspath(path))
     hduList, indices = _openFits(source)
     with hduList:
-        fileBox = _planesBox(hduList, indices, source)
-        origin = fileBox.begin
-        if bbox is None:
-            readBox = fileBox
-        else:
-            if bbox.isEmpty() or not fileBox.contains(bbox):
-                raise DcrFitsError(
-                    f"{source.name}: the requested bbox is not inside the image (HDU IMAGE "
-                    f"covers parent x {fileBox.minX}..{fileBox.maxX}, y "
-                    f"{fileBox.minY}..{fileBox.maxY}); clip it with bbox.clippedTo",
-                    bbox=bbox,
-                    imageBox=fileBox,
-                )
-            readBox = bbox
-        maskWhere = f"{source.name}, HDU MASK"
-        planes = _maskPlanesFromHeader(hduList[indices["MASK"]].header, maskWhere)
-
-        primary = hduList[0].header
-        primaryWhere = f"{source.name}, HDU 0"
-        visitInfo = visitInfoFromHeader(primary, primaryWhere)
-        filterInfo = filterFromHeader(primary, primaryWhere)
-        photoCalib = photoCalibFromHeader(primary, primaryWhere)
-        # The WCS of the IMAGE HDU, or of the first other plane that has one.
-        wcsPlane = next(
-            (name for name in _PLANE_NAMES
-             if any(key in hduList[indices[name]].header for key in ("CTYPE1", "CTYPE2"))),
-            "IMAGE",
+        return _readOpenExposure(
+            hduList, indices, source, bbox, _planesBox(hduList, indices, source)
         )
-        wcs = _wcsFromHeader(hduList[indices[wcsPlane]].header, origin[0], origin[1],
-                             f"{source.name}, HDU {wcsPlane}")
-        psf = None
-        if _PSF_EXTNAME in indices:
-            psfHdu = hduList[indices[_PSF_EXTNAME]]
-            if isinstance(psfHdu, (fits.ImageHDU, fits.CompImageHDU)):
-                psf = _psfFromHdu(psfHdu, wcs, filterInfo, f"{source.name}, HDU PSF")
-            else:
-                _log.debug("%s: HDU PSF is a %s; skipped", source.name, type(psfHdu).__name__)
 
-        sy, sx = readBox.slices(fileBox)
-        imageData = _readSection(hduList, indices["IMAGE"], "IMAGE", sy, sx, source)
-        maskData = _readSection(hduList, indices["MASK"], "MASK", sy, sx, source)
-        varianceData = _readSection(hduList, indices["VARIANCE"], "VARIANCE", sy, sx, source)
-        if maskData.dtype.kind not in "iu":
+
+def _readOpenExposure(
+    hduList: fits.HDUList, indices: dict[str, int], source: Path, bbox: Box | None,
+    fileBox: Box,
+) -> Exposure:
+    """Read an exposure (or cutout) from an open file whose planes cover ``fileBox``."""
+    origin = fileBox.begin
+    if bbox is None:
+        readBox = fileBox
+    else:
+        if bbox.isEmpty() or not fileBox.contains(bbox):
             raise DcrFitsError(
-                f"{maskWhere} must hold integers (int32), not {maskData.dtype}", hdu="MASK"
+                f"{source.name}: the requested bbox is not inside the image (HDU IMAGE "
+                f"covers parent x {fileBox.minX}..{fileBox.maxX}, y "
+                f"{fileBox.minY}..{fileBox.maxY}); clip it with bbox.clippedTo",
+                bbox=bbox,
+                imageBox=fileBox,
             )
-        if not planes:
-            # No MP_ keys at all: the bits mean what they mean in the Rubin layout.
-            planes = dict(DEFAULT_MASK_PLANES)
-            if np.any(maskData):
-                warnings.warn(
-                    f"{maskWhere} has no MP_<PLANE> keys; its bits are read as the Rubin "
-                    f"default planes ({', '.join(f'{n} {b}' for n, b in planes.items())}); "
-                    f"add the keys if they mean something else",
-                    DcrWarning,
-                    stacklevel=2,
-                )
-        metadata = _metadataFromHeader(
-            primary, keepFilter=filterInfo is None, keepVisit=visitInfo is None
+        readBox = bbox
+    maskWhere = f"{source.name}, HDU MASK"
+    planes = _maskPlanesFromHeader(hduList[indices["MASK"]].header, maskWhere)
+
+    primary = hduList[0].header
+    primaryWhere = f"{source.name}, HDU 0"
+    visitInfo = visitInfoFromHeader(primary, primaryWhere)
+    filterInfo = filterFromHeader(primary, primaryWhere)
+    photoCalib = photoCalibFromHeader(primary, primaryWhere)
+    # The WCS of the IMAGE HDU, or of the first other plane that has one.
+    wcsPlane = next(
+        (name for name in _PLANE_NAMES
+         if any(key in hduList[indices[name]].header for key in ("CTYPE1", "CTYPE2"))),
+        "IMAGE",
+    )
+    wcs = _wcsFromHeader(hduList[indices[wcsPlane]].header, origin[0], origin[1],
+                         f"{source.name}, HDU {wcsPlane}")
+    psf = None
+    if _PSF_EXTNAME in indices:
+        psfHdu = hduList[indices[_PSF_EXTNAME]]
+        if isinstance(psfHdu, (fits.ImageHDU, fits.CompImageHDU)):
+            psf = _psfFromHdu(psfHdu, wcs, filterInfo, f"{source.name}, HDU PSF")
+        else:
+            _log.debug("%s: HDU PSF is a %s; skipped", source.name, type(psfHdu).__name__)
+
+    sy, sx = readBox.slices(fileBox)
+    imageData = _readSection(hduList, indices["IMAGE"], "IMAGE", sy, sx, source)
+    maskData = _readSection(hduList, indices["MASK"], "MASK", sy, sx, source)
+    varianceData = _readSection(hduList, indices["VARIANCE"], "VARIANCE", sy, sx, source)
+    if maskData.dtype.kind not in "iu":
+        raise DcrFitsError(
+            f"{maskWhere} must hold integers (int32), not {maskData.dtype}", hdu="MASK"
         )
+    if not planes:
+        # No MP_ keys at all: the bits mean what they mean in the Rubin layout.
+        planes = dict(DEFAULT_MASK_PLANES)
+        if np.any(maskData):
+            warnings.warn(
+                f"{maskWhere} has no MP_<PLANE> keys; its bits are read as the Rubin "
+                f"default planes ({', '.join(f'{n} {b}' for n, b in planes.items())}); "
+                f"add the keys if they mean something else",
+                DcrWarning,
+                stacklevel=2,
+            )
+    metadata = _metadataFromHeader(
+        primary, keepFilter=filterInfo is None, keepVisit=visitInfo is None
+    )
 
     imageArray = _toNative(imageData, _imageDtype(imageData))
     varianceArray = _toNative(varianceData, _imageDtype(varianceData))
@@ -1024,11 +1033,13 @@ class ExposureFile:
                 self._layouts[name] = (
                     offset, np.dtype(_BITPIX_DTYPES[bitpix]), self.bbox.shape
                 )
-        if self._layouts is not None and self._layouts["MASK"][1].kind not in "iu":
-            self._layouts = None  # readExposure raises the error, naming the HDU
-        stat = self.path.stat()
-        self._stamp = (stat.st_size, stat.st_mtime_ns)
-        self.info = readExposure(self.path, Box(self.bbox.minX, self.bbox.minY, 1, 1))
+            if self._layouts is not None and self._layouts["MASK"][1].kind not in "iu":
+                self._layouts = None  # the read below raises the error, naming the HDU
+            stat = self.path.stat()
+            self._stamp = (stat.st_size, stat.st_mtime_ns)
+            self.info = _readOpenExposure(
+                hduList, indices, self.path, Box(self.bbox.minX, self.bbox.minY, 1, 1), self.bbox
+            )
 
     def __repr__(self) -> str:
         return f"ExposureFile({str(self.path)!r})"
