@@ -1737,6 +1737,18 @@ class _Subregion:
             return [tile.grow(prepared.buffer).clippedTo(patch)
                     for tile in _tiles(patch, config.subregionSize)]
 
+        # The direct solver works in the inputs' single precision (its normal equations are
+        # accumulated in double), on stacks of all visits that its solve takes as they are;
+        # the iterative one in double, one visit at a time, as the reference.
+        direct = config.solver == "direct"
+        stacks = None
+        if direct:
+            count = len(prepared.inputs)
+            stacks = (
+                np.zeros((count, *self.bbox.shape), dtype=np.float32),
+                np.ones((count, *self.bbox.shape), dtype=np.float32),
+                np.zeros((count, *self.bbox.shape), dtype=bool),
+            )
         for inp in prepared.inputs:
             cutout = inp.read(self.bbox)
             if cutout is None:
@@ -1744,21 +1756,20 @@ class _Subregion:
             good = _goodPixels(cutout, self.statsCtrl)
             if not good.any():
                 continue
-            # The direct solver works in the inputs' single precision (its normal equations
-            # are accumulated in double); the iterative one in double, as the reference.
-            direct = config.solver == "direct"
-            dtype = np.float32 if direct else np.float64
-            data = np.zeros(self.bbox.shape, dtype=dtype)
             sub = cutout.bbox.slices(self.bbox)
-            np.copyto(data[sub], cutout.image.array, where=good, casting="unsafe")
-            # The direct solver only needs where the visit is good (its weight is a scalar);
-            # the iterative one multiplies its residuals by the weight image.
-            weight = np.zeros(self.bbox.shape, dtype=bool if direct else np.float64)
-            weight[sub] = good if direct else np.where(good, inp.weight, 0.0)
             variance = None
-            if direct:
-                variance = np.ones(self.bbox.shape, dtype=np.float32)
+            if stacks is not None:
+                # The direct solver only needs where the visit is good (its weight is a
+                # scalar); the iterative one multiplies its residuals by the weight image.
+                index = len(self.visits)
+                data, variance, weight = (stack[index] for stack in stacks)
+                weight[sub] = good
                 np.copyto(variance[sub], cutout.variance.array, where=good, casting="unsafe")
+            else:
+                data = np.zeros(self.bbox.shape)
+                weight = np.zeros(self.bbox.shape)
+                weight[sub] = np.where(good, inp.weight, 0.0)
+            np.copyto(data[sub], cutout.image.array, where=good, casting="unsafe")
             pairs = calculateDcr(
                 inp.visitInfo,
                 inp.wcs,
@@ -1771,6 +1782,9 @@ class _Subregion:
             )
             shifts = _splitShifts(pairs, config.splitSubfilters, config.splitThreshold)
             self.visits.append(_Visit(inp, data, weight, shifts, pairs, variance))
+        self._stacks = (
+            None if stacks is None else tuple(stack[: len(self.visits)] for stack in stacks)
+        )
         if config.solver == "direct":
             self._wholePixelCoverage()
         else:
@@ -2083,24 +2097,22 @@ class _Subregion:
             options["extraTransfers"], options["padded"] = self._psfTransfers()
             modelPsf, damping = self.model.psf, self.config.psfDamping
             options["frequencyRidge"] = lambda padded: modelPsfRidge(modelPsf, padded, damping)
-        # The stacks replace the visits' own arrays, which nothing else reads on this path:
-        # released at once, they do not double the memory of the data during the solve.
-        images = np.array([visit.data for visit in self.visits])
+        # The visits' arrays are views of the stacks, which the solve takes as they are; they
+        # are released with it.
+        images, variances, good = self._stacks
+        self._stacks = None
         for visit in self.visits:
-            visit.data = None
-        variances = np.array([visit.variance for visit in self.visits])
-        for visit in self.visits:
-            visit.variance = None
+            visit.data = visit.variance = None
         solution = solve(
             images,
             variances,
-            np.array([visit.weight <= 0 for visit in self.visits]),
+            ~good,
             [visit.edgeShifts for visit in self.visits],
             mode=self.config.transferMode,
             weights=np.array([visit.input.weight for visit in self.visits]),
             **options,
         )
-        del images, variances
+        del images, variances, good
         arrays = np.asarray(solution.modelArrays, dtype=np.float64)
         for k in range(self.n):
             self.model[k] = Image(np.array(arrays[k]), bbox=self.bbox)
