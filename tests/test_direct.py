@@ -9,6 +9,8 @@ the same sources unshifted, with the flux of each subfilter's wavelength range.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -16,6 +18,7 @@ from scipy.special import erf
 
 from dcrmodel.direct import (
     DEFAULT_REGULARIZATION,
+    ArrayPool,
     regularizerMatrix,
     solveDirect,
     solveDirectFromShifts,
@@ -422,6 +425,37 @@ def test_transfer_cache_must_be_a_byte_count(boxScene):
     variances, bad = unitInputs(visits)
     with pytest.raises(DcrValueError, match="transferCache must be an int >= 0"):
         solveDirectFromShifts(visits, variances, bad, boxScene["dcr"], transferCache=-1)
+
+
+def test_workspace_reuses_memory_between_solves(boxScene):
+    """Solves sharing an ArrayPool give the same model as solves without one, and the second
+    takes the first's transfer arrays instead of new ones."""
+    visits = boxScene["visits"].astype(np.float32)
+    variances, bad = unitInputs(visits)
+    bad[2, 40:45, 10:14] = True
+    pool = ArrayPool()
+    alone = solveDirectFromShifts(visits, variances, bad, boxScene["dcr"])
+    first = solveDirectFromShifts(visits, variances, bad, boxScene["dcr"], workspace=pool)
+    handedBack = [id(a) for arrays in pool._free.values() for a in arrays]
+    assert len(handedBack) == len(visits)
+    taken = []
+    original = pool.take
+
+    def recordingTake(shape, dtype):
+        array = original(shape, dtype)
+        taken.append(id(array))
+        return array
+
+    pool.take = recordingTake
+    second = solveDirectFromShifts(visits, variances, bad, boxScene["dcr"], workspace=pool)
+    assert sorted(taken) == sorted(handedBack)
+    for solution in (first, second):
+        np.testing.assert_array_equal(solution.modelArrays, alone.modelArrays)
+        np.testing.assert_array_equal(solution.visitResiduals, alone.visitResiduals)
+    with pytest.raises(DcrTypeError, match="workspace must be a dcrmodel.direct.ArrayPool"):
+        solveDirectFromShifts(visits, variances, bad, boxScene["dcr"], workspace={})
+    # a pool sent to another process carries no arrays
+    assert pickle.loads(pickle.dumps(pool))._free == {}
 
 
 # -- continuous spectra: smear vs split vs mean ---------------------------------------------------

@@ -653,6 +653,7 @@ class _Prepared:
     psfAware: bool = False
     modelPsf: Psf | None = None
     psfSummary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    scratch: _Scratch = dataclasses.field(default_factory=lambda: _Scratch())
 
 
 @dataclasses.dataclass
@@ -1742,13 +1743,17 @@ class _Subregion:
         # the iterative one in double, one visit at a time, as the reference.
         direct = config.solver == "direct"
         stacks = None
+        self.pool = None
         if direct:
-            count = len(prepared.inputs)
-            stacks = (
-                np.zeros((count, *self.bbox.shape), dtype=np.float32),
-                np.ones((count, *self.bbox.shape), dtype=np.float32),
-                np.zeros((count, *self.bbox.shape), dtype=bool),
-            )
+            from .direct import ArrayPool
+
+            # One pool of memory for the run's subregions (see ArrayPool).
+            self.pool = prepared.scratch.setdefault("arrays", ArrayPool())
+            shape = (len(prepared.inputs), *self.bbox.shape)
+            stacks = tuple(self.pool.take(shape, dtype) for dtype in (np.float32, np.float32, bool))
+            stacks[0].fill(0.0)
+            stacks[1].fill(1.0)
+            stacks[2].fill(False)
         for inp in prepared.inputs:
             cutout = inp.read(self.bbox)
             if cutout is None:
@@ -2098,9 +2103,10 @@ class _Subregion:
             modelPsf, damping = self.model.psf, self.config.psfDamping
             options["frequencyRidge"] = lambda padded: modelPsfRidge(modelPsf, padded, damping)
         # The visits' arrays are views of the stacks, which the solve takes as they are; they
-        # are released with it.
+        # are handed back to the pool after it.
         images, variances, good = self._stacks
         self._stacks = None
+        options["workspace"] = self.pool
         for visit in self.visits:
             visit.data = visit.variance = None
         solution = solve(
@@ -2112,6 +2118,8 @@ class _Subregion:
             weights=np.array([visit.input.weight for visit in self.visits]),
             **options,
         )
+        for stack in (images, variances, good):
+            self.pool.give(stack.base if stack.base is not None else stack)
         del images, variances, good
         arrays = np.asarray(solution.modelArrays, dtype=np.float64)
         for k in range(self.n):

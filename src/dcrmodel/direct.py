@@ -94,6 +94,7 @@ from .image import Image, Mask
 from .model import DcrModel
 
 __all__ = [
+    "ArrayPool",
     "DEFAULT_REGULARIZATION",
     "DEFAULT_RIDGE",
     "DEFAULT_TRANSFER_CACHE",
@@ -130,6 +131,47 @@ _CONDITION_BLOCK = 1 << 16
 _CONDITION_SAMPLES = 1 << 15
 
 TransferCallable = Callable[[int, tuple[int, int]], np.ndarray]
+
+
+class ArrayPool:
+    """Arrays handed back for reuse by later solves of the same shapes (memory, not values).
+
+    A model is built one subregion at a time, and every subregion needs the same large
+    arrays (the visits' transfers, hundreds of MB). Freshly allocated memory costs a page
+    fault per 4 KiB on first use, which on large grids is a noticeable part of a solve;
+    a pool kept across the subregions of a run lets each reuse the previous one's memory.
+    The values of a taken array are undefined.
+
+    Examples
+    --------
+    >>> pool = ArrayPool()
+    >>> a = pool.take((2, 3), np.float32)
+    >>> pool.give(a)
+    >>> pool.take((2, 3), np.float32) is a
+    True
+    >>> pool.take((2, 3), np.float32) is a  # taken already: a new array
+    False
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+
+    def take(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """Return an array of ``shape`` and ``dtype`` (uninitialised), reused if one is free."""
+        key = (tuple(int(v) for v in shape), np.dtype(dtype).str)
+        free = self._free.get(key)
+        if free:
+            return free.pop()
+        return np.empty(key[0], dtype=dtype)
+
+    def give(self, array: np.ndarray) -> None:
+        """Hand ``array`` back; it must not be used by the caller afterwards."""
+        if array.base is None and array.flags.c_contiguous:
+            self._free.setdefault((array.shape, array.dtype.str), []).append(array)
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        # Sent to another process, a pool carries no memory.
+        return (ArrayPool, ())
 
 
 @dataclass
@@ -564,6 +606,7 @@ def solveDirect(
     diagnostics: bool = True,
     frequencyRidge: Callable[[tuple[int, int]], np.ndarray] | None = None,
     transferCache: int = DEFAULT_TRANSFER_CACHE,
+    workspace: ArrayPool | None = None,
 ) -> DirectSolution:
     """Solve for the N subfilter images from J visits by per-frequency least squares.
 
@@ -630,6 +673,10 @@ def solveDirect(
         and used so in every pass; otherwise they are computed again in every pass, at the
         precision of the images (less memory, more time; the models differ at the level of
         single-precision rounding). 0 never keeps them.
+    workspace : `ArrayPool`, optional
+        Where the kept transfers are taken from and handed back to at the end: give the same
+        pool to consecutive solves on the same grid (the subregions of a model) to reuse their
+        memory. None: a pool of this call only.
 
     Returns
     -------
@@ -659,6 +706,11 @@ def solveDirect(
             "transferCache must be an int >= 0 (bytes; 0 recomputes the transfers in every pass)",
             transferCache=transferCache,
         )
+    if workspace is None:
+        workspace = ArrayPool()
+    elif not isinstance(workspace, ArrayPool):
+        raise DcrTypeError("workspace must be a dcrmodel.direct.ArrayPool or None",
+                           type=type(workspace).__name__)
     getter, padded = _transferGetter(transfers, numVisits, padded)
     if padded is None:
         if maxShift is None:
@@ -714,7 +766,8 @@ def solveDirect(
             rhs = np.zeros((numSubfilters, *grid), dtype=np.complex128)
         if keep:
             # Every pass, this one included, uses the kept (single-precision) values.
-            kept[j] = np.asarray(transfer, dtype=_KEPT_DTYPE)
+            kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
+            np.copyto(kept[j], transfer, casting="same_kind")
             transfer = kept[j].astype(cdtype, copy=False)
         np.copyto(work, firstFill)
         _insertData(work, images[j], badMasks[j], shape)
@@ -855,6 +908,9 @@ def solveDirect(
                 chi2 = chi2[~badMasks[j]]
             if chi2.size:
                 residuals[j] = float(np.sqrt(np.mean(chi2, dtype=np.float64)))
+    for value in kept.values():
+        workspace.give(value)
+    kept.clear()
     return DirectSolution(
         modelArrays=models,
         noDataMask=noData,
