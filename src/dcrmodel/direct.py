@@ -503,7 +503,7 @@ def _choleskyMultiply(factor: dict, vector: np.ndarray, n: int) -> np.ndarray:
         for m in range(i + 1, n):
             value = value + np.conj(factor[m, i]) * vector[m]
         half.append(value)
-    out = np.empty(vector.shape, dtype=np.complex128)
+    out = np.empty(vector.shape, dtype=np.result_type(vector, factor[n - 1, 0]))
     for i in range(n):
         value = factor[i, i] * half[i]
         for m in range(i):
@@ -845,30 +845,36 @@ def solveDirect(
             spectrum = scipy.fft.rfft2(work, workers=workers)
             flatWork[indices] = 0.0
             _accumulate(None, out, transfer, spectrum, weights[j], n, withSystem=False)
-        return out.astype(np.complex128, copy=False)
+        return out
 
     changes: list[float] = []
     if maskPasses > 0 and maskedVisits:
         columnWeights = _parsevalWeights(padded)
+        # The refinement works at the images' precision: it corrects a solution found in
+        # double precision by a small amount, to a relative tolerance far above rounding.
+        factorCg = {
+            key: value.astype(cdtype if np.iscomplexobj(value) else realDtype, copy=False)
+            for key, value in factor.items()
+        }
         residual = maskedTerm(solution, minusCoadd=True)
-        preconditioned = _choleskySolve(factor, residual, n)
+        preconditioned = _choleskySolve(factorCg, residual, n)
         direction = preconditioned.copy()
         rz = _dot(residual, preconditioned, columnWeights)
         initial = np.sqrt(max(rz, 0.0))
         # The refinement so far, in Fourier space: its size (and each step's) over the
         # padded grid follows from Parseval's theorem, without inverse transforms.
-        correction = np.zeros_like(solution)
+        correction = np.zeros_like(residual)
         for _ in range(int(maskPasses)):
             if initial == 0.0 or rz <= 0.0:
                 break
-            product = _choleskyMultiply(factor, direction, n) - maskedTerm(direction, False)
+            product = _choleskyMultiply(factorCg, direction, n) - maskedTerm(direction, False)
             curvature = _dot(direction, product, columnWeights)
             if not curvature > 0:
                 break
             alpha = rz / curvature
             solution += alpha * direction
             residual -= alpha * product
-            preconditioned = _choleskySolve(factor, residual, n)
+            preconditioned = _choleskySolve(factorCg, residual, n)
             rzNew = _dot(residual, preconditioned, columnWeights)
             correction += alpha * direction
             stepNorm = abs(alpha) * math.sqrt(max(_dot(direction, direction, columnWeights), 0.0))
@@ -934,7 +940,8 @@ def _parsevalWeights(padded: tuple[int, int]) -> np.ndarray:
 
 def _dot(a: np.ndarray, b: np.ndarray, columnWeights: np.ndarray) -> float:
     """Real-space inner product of two real fields given by their rfft2 (up to 1/size)."""
-    return float(np.sum(columnWeights * np.real(np.conj(a) * b).sum(axis=(0, 1))))
+    return float(np.sum(columnWeights * np.real(np.conj(a) * b).sum(axis=(0, 1),
+                                                                  dtype=np.float64)))
 
 
 def _insertData(
