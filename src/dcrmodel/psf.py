@@ -672,6 +672,23 @@ class PsfMatch:
     _otfModel: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
 
+def _modelOtf(modelPsf: Psf | np.ndarray, grid: tuple[int, int], cdtype: Any) -> np.ndarray:
+    """Return the model PSF's transfer function on ``grid``: computed, or checked if given."""
+    if isinstance(modelPsf, np.ndarray):
+        expected = (grid[0], grid[1] // 2 + 1)
+        if modelPsf.shape != expected:
+            raise DcrShapeError(
+                "modelPsf transfer does not match the rfft2 grid (ny, nx // 2 + 1) of shape",
+                transferShape=modelPsf.shape,
+                expected=expected,
+            )
+        if not np.all(np.isfinite(modelPsf)):
+            raise DcrValueError("modelPsf transfer has NaN or infinite values")
+        return modelPsf.astype(cdtype, copy=False)
+    _checkPsfType(modelPsf, "modelPsf")
+    return psfTransfer(modelPsf, grid, dtype=cdtype)
+
+
 def _dampedInverse(otfModel: np.ndarray, damping: float, order: int) -> tuple[np.ndarray, float]:
     """Return ``conj(OTF_m) |OTF_m|^(2p-2) / (|OTF_m|^(2p) + eps^(2p))`` and ``eps``.
 
@@ -728,18 +745,7 @@ class DampedPsfMatcher:
         grid = _checkGrid(shape)
         eps = _positive(damping, "damping", "fraction of max |OTF_model|")
         p = _wholeNumber(order, "order", 1)
-        if isinstance(modelPsf, np.ndarray):
-            expected = (grid[0], grid[1] // 2 + 1)
-            if modelPsf.shape != expected:
-                raise DcrShapeError(
-                    "modelPsf transfer does not match the rfft2 grid (ny, nx // 2 + 1) of shape",
-                    transferShape=modelPsf.shape,
-                    expected=expected,
-                )
-            otfModel = modelPsf
-        else:
-            _checkPsfType(modelPsf, "modelPsf")
-            otfModel = psfTransfer(modelPsf, grid)
+        otfModel = _modelOtf(modelPsf, grid, np.complex128)
         inverse, self.epsilon = _dampedInverse(otfModel, eps, p)
         self.shape = grid
         self._inverse = inverse.astype(
@@ -873,20 +879,7 @@ def psfMatchingTransfer(
         flagThreshold = _positive(flagThreshold, "flagThreshold", "fraction of the OTF at 0")
     if maxGain is not None:
         cap = _positive(maxGain, "maxGain", "dimensionless")
-    expected = (grid[0], grid[1] // 2 + 1)
-    if isinstance(modelPsf, np.ndarray):
-        if modelPsf.shape != expected:
-            raise DcrShapeError(
-                "modelPsf transfer does not match the rfft2 grid (ny, nx // 2 + 1) of shape",
-                transferShape=modelPsf.shape,
-                expected=expected,
-            )
-        if not np.all(np.isfinite(modelPsf)):
-            raise DcrValueError("modelPsf transfer has NaN or infinite values")
-        otfModel = modelPsf.astype(cdtype, copy=False)
-    else:
-        _checkPsfType(modelPsf, "modelPsf")
-        otfModel = psfTransfer(modelPsf, grid, dtype=cdtype)
+    otfModel = _modelOtf(modelPsf, grid, cdtype)
     otfVisit = psfTransfer(visitPsf, grid, wavelength, effectiveWavelength, dtype=cdtype)
 
     inverse, epsilon = _dampedInverse(otfModel, eps, p)
@@ -961,18 +954,7 @@ def modelPsfRidge(
     grid = _checkGrid(shape)
     eps = _positive(damping, "damping", "fraction of max |OTF_model|")
     cap = _positive(maxValue, "maxValue", "dimensionless")
-    if isinstance(modelPsf, np.ndarray):
-        expected = (grid[0], grid[1] // 2 + 1)
-        if modelPsf.shape != expected:
-            raise DcrShapeError(
-                "modelPsf transfer does not match the rfft2 grid (ny, nx // 2 + 1) of shape",
-                transferShape=modelPsf.shape,
-                expected=expected,
-            )
-        otf = np.abs(modelPsf).astype(np.float64)
-    else:
-        _checkPsfType(modelPsf, "modelPsf")
-        otf = np.abs(psfTransfer(modelPsf, grid))
+    otf = np.abs(_modelOtf(modelPsf, grid, np.complex128))
     epsilon = eps * float(otf.max())
     with np.errstate(divide="ignore"):
         ridge = np.where(otf > 0, (epsilon / np.maximum(otf, 1e-300)) ** 2, np.inf)
