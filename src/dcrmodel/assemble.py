@@ -199,7 +199,7 @@ class _Scratch(dict):
 
 
 #: Largest memory (bytes) of the PSF factors the direct solver keeps between subregions
-#: (all visits together): subregions of the same shape share one FFT grid, and the PSF is
+#: (all visits and grids together): subregions of the same shape share one FFT grid, and the PSF is
 #: the same across a patch, so each visit's factors are computed once.
 _PSF_FACTOR_CACHE = 128 * 2**20
 
@@ -1744,6 +1744,7 @@ class _Subregion:
         direct = config.solver == "direct"
         stacks = None
         self.pool = None
+        self.runScratch = prepared.scratch
         if direct:
             from .direct import ArrayPool
 
@@ -2141,7 +2142,7 @@ class _Subregion:
         of order 1, so single precision costs nothing measurable). The model's damped
         inverse is computed once per grid. Real factors are kept with the visit for the
         run's other subregions on the same grid (the PSF is the same across the patch),
-        up to `_PSF_FACTOR_CACHE` bytes for all visits together.
+        up to `_PSF_FACTOR_CACHE` bytes in all (all visits and grids of the run).
 
         The grid is padded by the DCR shifts plus the width holding all but 1 % of every
         kernel (`dcrmodel.psf.effectiveKernelSize`), not by whole PSF images, whose far
@@ -2184,8 +2185,7 @@ class _Subregion:
             max(g, scipy.fft.next_fast_len(fullSize, real=True)) for g in grid
         )
         matchers: dict[tuple[int, int], DampedPsfMatcher] = {}
-        factorBytes = 4 * len(centres) * grid[0] * (grid[1] // 2 + 1)
-        keep = len(self.visits) * factorBytes <= _PSF_FACTOR_CACHE
+        runScratch = self.runScratch
 
         def transfers(j: int, padded: tuple[int, int]) -> np.ndarray:
             padded = tuple(padded)
@@ -2196,8 +2196,10 @@ class _Subregion:
             if padded not in matchers:
                 matchers[padded] = DampedPsfMatcher(modelPsf, padded, damping=damping)
             factors = matchers[padded].factors(psfs[j])
-            if keep and factors.dtype == np.float32:
+            kept = runScratch.get("psfFactorBytes", 0)
+            if factors.dtype == np.float32 and kept + factors.nbytes <= _PSF_FACTOR_CACHE:
                 scratch[key] = factors
+                runScratch["psfFactorBytes"] = kept + factors.nbytes
             return factors
 
         return transfers, grid

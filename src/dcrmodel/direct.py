@@ -140,7 +140,9 @@ class ArrayPool:
     arrays (the visits' transfers, hundreds of MB). Freshly allocated memory costs a page
     fault per 4 KiB on first use, which on large grids is a noticeable part of a solve;
     a pool kept across the subregions of a run lets each reuse the previous one's memory.
-    The values of a taken array are undefined.
+    The values of a taken array are undefined. A request the pool cannot serve (a new shape,
+    e.g. a subregion at the patch's edge) first drops every free array, so that the pool
+    never holds more than the arrays handed back since the last such request.
 
     Examples
     --------
@@ -150,6 +152,11 @@ class ArrayPool:
     >>> pool.take((2, 3), np.float32) is a
     True
     >>> pool.take((2, 3), np.float32) is a  # taken already: a new array
+    False
+    >>> pool.give(a)
+    >>> pool.take((4, 3), np.float32) is a  # another shape: the free arrays are dropped
+    False
+    >>> pool.take((2, 3), np.float32) is a
     False
     """
 
@@ -162,6 +169,7 @@ class ArrayPool:
         free = self._free.get(key)
         if free:
             return free.pop()
+        self._free.clear()
         return np.empty(key[0], dtype=dtype)
 
     def give(self, array: np.ndarray) -> None:
