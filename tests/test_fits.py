@@ -849,3 +849,16 @@ def test_exposureFileRefusesBadBoxes(tmp_path):
         visit.read((0, 0, 3, 3))
     with pytest.raises(FileNotFoundError):
         ExposureFile(tmp_path / "missing.fits")
+
+
+def test_header_warnings_name_the_callers_line(tmp_path):
+    """A warning about a file's header points at the line that read it, not into dcrmodel,
+    through readExposure and ExposureFile alike."""
+    path = tmp_path / "visit.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DcrWarning)
+        writeExposure(_makeExposure(), path)  # its BORE-ALT disagrees with BORE-RA/DEC
+    for read in (readExposure, ExposureFile):
+        with pytest.warns(DcrWarning, match="BORE-ALT") as caught:
+            read(path)
+        assert {w.filename for w in caught} == {__file__}, read

@@ -7,6 +7,7 @@ offending values so the message says what was wrong and what to do.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "DcrWarning",
     "DcrOfflineWarning",
     "DcrPsfWarning",
+    "externalStacklevel",
 ]
 
 
@@ -92,3 +94,31 @@ class DcrOfflineWarning(DcrWarning):
 
 class DcrPsfWarning(DcrWarning):
     """A PSF was estimated or damped rather than taken as given."""
+
+
+def externalStacklevel() -> int:
+    """Return the ``stacklevel`` that attributes a warning to the first caller outside dcrmodel.
+
+    Call it as the ``stacklevel`` argument of `warnings.warn` in the function that warns: the
+    warning then names the user's line, however many of the package's own functions lie
+    between (a hand-counted level is wrong as soon as a call path changes).
+
+    Returns
+    -------
+    stacklevel : int
+        ``1 + `` the number of dcrmodel frames above the warning function's own.
+
+    Examples
+    --------
+    Inside a dcrmodel function::
+
+        warnings.warn("look", DcrWarning, stacklevel=externalStacklevel())
+    """
+    frame = sys._getframe(1)  # the function that warns
+    level = 1
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        "dcrmodel."
+    ):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -65,6 +65,7 @@ from .errors import (
     DcrTypeError,
     DcrValueError,
     DcrWarning,
+    externalStacklevel,
 )
 from .headers import (
     _CALIB_KEYS,
@@ -238,7 +239,7 @@ def _wcsFromHeader(header: fits.Header, x0: int, y0: int, where: str) -> WCS | N
             f"{where}: the WCS is not celestial (CTYPE {list(wcs.wcs.ctype)}); the exposure "
             f"gets no WCS",
             DcrWarning,
-            stacklevel=3,
+            stacklevel=externalStacklevel(),
         )
         return None
     wcs.pixel_shape = None
@@ -932,7 +933,7 @@ def _readOpenExposure(
                 f"default planes ({', '.join(f'{n} {b}' for n, b in planes.items())}); "
                 f"add the keys if they mean something else",
                 DcrWarning,
-                stacklevel=2,
+                stacklevel=externalStacklevel(),
             )
     metadata = _metadataFromHeader(
         primary, keepFilter=filterInfo is None, keepVisit=visitInfo is None

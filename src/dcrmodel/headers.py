@@ -41,7 +41,14 @@ from astropy.coordinates import AltAz, Angle, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 
-from .errors import DcrError, DcrFitsError, DcrTypeError, DcrValueError, DcrWarning
+from .errors import (
+    DcrError,
+    DcrFitsError,
+    DcrTypeError,
+    DcrValueError,
+    DcrWarning,
+    externalStacklevel,
+)
 from .image import Filter, PhotoCalib
 from .observation import ROT_TYPES, VisitInfo
 from .site import Observatory, Weather, defaultWeather, offlineIers
@@ -274,7 +281,7 @@ def _ut1Mjd(eraDeg: float | None, date: Time) -> float:
             f"the visit's Earth rotation angle ({eraDeg:.6f} deg) is that of a time "
             f"{offset:.0f} s from its date; MJD-AVG-UT1 is computed from the date",
             DcrWarning,
-            stacklevel=3,
+            stacklevel=externalStacklevel(),
         )
     with offlineIers():
         return float(date.ut1.mjd)
@@ -437,7 +444,7 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
                 f"{where}: BORE-AIRMASS = {airmass:g} is a placeholder, not an airmass (at "
                 f"least 1); read as unknown",
                 DcrWarning,
-                stacklevel=3,
+                stacklevel=externalStacklevel(),
             )
             airmass = None
         if airmass is not None:
@@ -453,7 +460,7 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
                     f"{where}: ROTTYPE = {rotType!r} is not one of {', '.join(ROT_TYPES)}; "
                     f"read as UNKNOWN",
                     DcrWarning,
-                    stacklevel=3,
+                    stacklevel=externalStacklevel(),
                 )
                 rotType = "UNKNOWN"
             kwargs["rotType"] = rotType
@@ -510,7 +517,7 @@ def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
             f"{where}: BORE-AZ/BORE-ALT are missing or unknown; computed from BORE-RA/BORE-DEC, "
             f"the date and the site without refraction (altitude {horizontal.alt.deg:.4f} deg)",
             DcrWarning,
-            stacklevel=4,
+            stacklevel=externalStacklevel(),
         )
     if "era" not in kwargs and date is not None:
         with offlineIers():
@@ -520,7 +527,7 @@ def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
             f"{where}: AVG-ERA is missing or unknown; computed from the date "
             f"({kwargs['era'].deg:.6f} deg)",
             DcrWarning,
-            stacklevel=4,
+            stacklevel=externalStacklevel(),
         )
     _checkAltitude(kwargs, where)
     if "boresightAirmass" not in kwargs and "boresightAzAlt" in kwargs:
@@ -531,7 +538,7 @@ def _fillAzAlt(kwargs: dict[str, Any], where: str) -> None:
                 f"{where}: BORE-AIRMASS is missing or unknown; taken as sec z of the altitude "
                 f"({kwargs['boresightAirmass']:.4f})",
                 DcrWarning,
-                stacklevel=4,
+                stacklevel=externalStacklevel(),
             )
 
 
@@ -566,7 +573,7 @@ def _checkAltitude(kwargs: dict[str, Any], where: str) -> None:
             f"refraction uses BORE-ALT: check the keys' conventions (altitude, not zenith "
             f"distance; East-positive longitude; one time for all)",
             DcrWarning,
-            stacklevel=5,
+            stacklevel=externalStacklevel(),
         )
 
 
@@ -607,7 +614,7 @@ def _weatherFromHeader(
                 f"is not given, so no default weather can be made; refraction will use the "
                 f"standard atmosphere when it knows the site",
                 DcrWarning,
-                stacklevel=3,
+                stacklevel=externalStacklevel(),
             )
             return None
         default = defaultWeather(observatory.elevation)
@@ -619,7 +626,7 @@ def _weatherFromHeader(
             f"standard-atmosphere default for the observatory's elevation "
             f"({observatory.elevation:.0f} m) for them",
             DcrWarning,
-            stacklevel=3,
+            stacklevel=externalStacklevel(),
         )
     return Weather(*values)
 
@@ -669,7 +676,7 @@ def _dateFromStart(header: fits.Header, where: str, scale: str) -> Time | None:
             f"{where}: DATE-AVG is missing; the mid-exposure date is taken as {key} (the "
             f"start) plus half of EXPTIME ({exposureTime:g} s)",
             DcrWarning,
-            stacklevel=4,
+            stacklevel=externalStacklevel(),
         )
         return start + (exposureTime / 2.0) * u.s
     return None
@@ -774,7 +781,7 @@ def filterFromHeader(header: fits.Header, where: str = "HDU 0") -> Filter | None
         f"the header has no FILT-EFF/FILT-BW; the exposure has no filter (its name is kept in "
         f"the metadata) and DCR cannot be computed until exposure.filter is set",
         DcrWarning,
-        stacklevel=2,
+        stacklevel=externalStacklevel(),
     )
     return None
 
