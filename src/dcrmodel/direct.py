@@ -629,7 +629,8 @@ def solveDirect(
         inputs are transformed in single precision, and each visit's terms of the normal
         equations are formed and summed over up to 8 visits in single precision; the sums
         are accumulated and solved in double precision. On a 1024^2 field of 24 visits the
-        subfilter images then differ from all-double sums by up to 0.2 noise sigma in
+        subfilter images then differ from sums taken in double precision visit by visit by
+        up to 0.2 noise sigma in
         components that no visit constrains, which cancel in every template: templates
         differ by under 1e-3 sigma).
     variances : `numpy.ndarray`
