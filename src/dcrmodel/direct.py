@@ -630,9 +630,8 @@ def solveDirect(
         equations are formed and summed over up to 8 visits in single precision; the sums
         are accumulated and solved in double precision. On a 1024^2 field of 24 visits the
         subfilter images then differ from sums taken in double precision visit by visit by
-        up to 0.2 noise sigma in
-        components that no visit constrains, which cancel in every template: templates
-        differ by under 1e-3 sigma).
+        up to 0.2 noise sigma in components that no visit constrains, which cancel in every
+        template: templates differ by under 1e-3 sigma).
     variances : `numpy.ndarray`
         ``(J, ny, nx)`` variance planes, counts^2.
     badMasks : `numpy.ndarray`
