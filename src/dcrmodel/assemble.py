@@ -129,6 +129,8 @@ __all__ = [
     "automaticBuffer",
     "featherWidth",
     "stitchWeights",
+    "subregionTiles",
+    "checkOutputFolder",
     "SEEING_RANGE_LIMIT",
     "SUMMARY_NAME",
     "STACKED_COADD_NAME",
@@ -393,8 +395,29 @@ def _checkFinite(inp: _Input, exposure: Exposure, good: np.ndarray) -> None:
         )
 
 
-def _tiles(bbox: Box, size: tuple[int, int]) -> list[Box]:
-    """Split ``bbox`` into subregions of at most ``size = (width, height)`` pixels."""
+def subregionTiles(bbox: Box, size: tuple[int, int]) -> list[Box]:
+    """Split a patch into the subregions that are solved one at a time.
+
+    Parameters
+    ----------
+    bbox : `dcrmodel.image.Box`
+        The patch, parent pixels.
+    size : tuple of int
+        ``(width, height)`` of a subregion in pixels (`DcrAssembleConfig.subregionSize`);
+        those along the patch's far edges are smaller when the patch is not a multiple.
+
+    Returns
+    -------
+    tiles : list of `dcrmodel.image.Box`
+        Row by row from ``(minX, minY)``; they cover the patch without overlap (the buffers
+        solved around them are added by the plan).
+
+    Examples
+    --------
+    >>> from dcrmodel.image import Box
+    >>> [t.width for t in subregionTiles(Box(0, 0, 1100, 512), (512, 512))]
+    [512, 512, 76]
+    """
     width, height = size
     boxes = []
     for y in range(bbox.minY, bbox.maxY + 1, height):
@@ -1097,7 +1120,7 @@ class DcrAssembleCoadd:
             prepared=prepared,
             model=model,
             modelWeights=self._modelWeights(coaddExposure.mask),
-            tiles=_tiles(prepared.bbox, config.subregionSize),
+            tiles=subregionTiles(prepared.bbox, config.subregionSize),
             timings={},
         )
         # The zenith directions of every visit at every subregion, in one transform.
@@ -1511,7 +1534,7 @@ class DcrAssembleCoadd:
         if coadd is None:
             numerator = np.zeros(bbox.shape)
             denominator = np.zeros(bbox.shape)
-        for tile in _tiles(bbox, config.subregionSize):
+        for tile in subregionTiles(bbox, config.subregionSize):
             for i, inp in enumerate(inputs):
                 cutout = inp.read(tile)
                 if cutout is None:
@@ -1736,7 +1759,7 @@ class _Subregion:
 
         def regions() -> list[Box]:
             return [tile.grow(prepared.buffer).clippedTo(patch)
-                    for tile in _tiles(patch, config.subregionSize)]
+                    for tile in subregionTiles(patch, config.subregionSize)]
 
         # The direct solver works in the inputs' single precision (its normal equations are
         # accumulated in double), on stacks of all visits that its solve takes as they are;
@@ -2248,8 +2271,27 @@ class _Visit:
 # ------------------------------------------------------------------------------------------
 # Output
 # ------------------------------------------------------------------------------------------
-def _checkOutputFolder(outDir: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an output folder that holds files of another run, before any work."""
+def checkOutputFolder(outDir: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an output folder that holds files of another run, before any work.
+
+    Parameters
+    ----------
+    outDir : str or os.PathLike
+        The folder a model is to be written to (it need not exist).
+    overwrite : bool
+        Whether an earlier model's files there may be replaced.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The folder.
+
+    Raises
+    ------
+    DcrOutputError
+        If the path is a file, or the folder holds files that are not a model's, or a
+        model's without ``overwrite``.
+    """
     out = Path(outDir)
     if out.exists() and not out.is_dir():
         raise DcrOutputError(
@@ -2342,7 +2384,7 @@ def writeResults(
 
     if not isinstance(result, AssembleResult):
         raise DcrTypeError("result must be an AssembleResult", result=type(result).__name__)
-    out = _checkOutputFolder(outDir, overwrite)
+    out = checkOutputFolder(outDir, overwrite)
     with atomicDirectory(out) as tmp:
         modelDir = tmp / "_model"
         writeDcrModel(result.dcrModel, modelDir)
@@ -2386,7 +2428,7 @@ def assembleFromFiles(
     AssembleResult
         The result, also written to ``outDir``.
     """
-    _checkOutputFolder(outDir, overwrite)
+    checkOutputFolder(outDir, overwrite)
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if coaddPath is not None and not Path(coaddPath).is_file():

@@ -113,10 +113,10 @@ from .assemble import (
     DcrAssembleCoadd,
     SubregionResult,
     SubregionTask,
-    _checkOutputFolder,
-    _tiles,
     assembleFromFiles,
     assembleSubregion,
+    checkOutputFolder,
+    subregionTiles,
     writeResults,
 )
 from .atomic import atomicPath
@@ -340,7 +340,7 @@ class PatchPlan:
                     )
         for patch in self.patches:
             try:
-                _checkOutputFolder(patch.out, overwrite)
+                checkOutputFolder(patch.out, overwrite)
             except DcrOutputError as exc:
                 raise DcrOutputError(
                     f"patch {patch.name!r}: {exc.message}", **exc.values
@@ -896,7 +896,7 @@ class _Job:
                 min(b.minX for b in boxes), min(b.minY for b in boxes),
                 max(b.maxX for b in boxes), max(b.maxY for b in boxes),
             )
-        return len(_tiles(bbox, patch.config.subregionSize))
+        return len(subregionTiles(bbox, patch.config.subregionSize))
 
     def _loadScratch(self) -> None:
         manifestPath = self.scratch / _MANIFEST
