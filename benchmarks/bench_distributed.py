@@ -43,11 +43,11 @@ from astropy.time import Time, TimeDelta
 from astropy.wcs import WCS
 from scipy.special import erf
 
-from dcrmodel.config import DcrAssembleConfig
-from dcrmodel.dcr import zenithDirection
+from dcrmodel.assemble.config import DcrAssembleConfig
 from dcrmodel.image import Exposure, Filter, GaussianPsf, MaskedImage
-from dcrmodel.observation import VisitInfo
-from dcrmodel.refraction import differentialRefraction
+from dcrmodel.physics.dcr import zenithDirection
+from dcrmodel.physics.observation import VisitInfo
+from dcrmodel.physics.refraction import differentialRefraction
 
 LOCATION = dict(lon=-70.749417, lat=-30.244639, height=2663.0)
 TIME = Time("2026-03-15T04:00:00", scale="utc")
@@ -102,7 +102,7 @@ def _stamp(image, x, y, flux, half=8):
 
 def makeField(folder: Path, size: int, numVisits: int, seed: int = 1) -> list[Path]:
     """Write (or reuse) ``numVisits`` visit files of a ``size`` squared field."""
-    from dcrmodel.fits import writeExposure
+    from dcrmodel.fits.exposure import writeExposure
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"visit{i:03d}.fits" for i in range(numVisits)]
@@ -155,8 +155,8 @@ def _serialChild(kind, args, queue):
 
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")
-    from dcrmodel.assemble import assembleFromFiles
-    from dcrmodel.distributed import assemblePatches
+    from dcrmodel.assemble.task import assembleFromFiles
+    from dcrmodel.distributed.runner import assemblePatches
 
     tic = time.perf_counter()
     if kind == "patch":
@@ -185,7 +185,7 @@ def _gib(value):
 
 
 def benchPatch(args, workdir: Path, client) -> None:
-    from dcrmodel.distributed import assembleDistributed, estimateSubregionMemory
+    from dcrmodel.distributed.runner import assembleDistributed, estimateSubregionMemory
 
     print(f"\n== one patch: {args.size}^2 pixels x {args.visits} visits, subregions "
           f"{args.subregion}^2, solver {args.solver}, {args.workers} workers ==")
@@ -204,8 +204,8 @@ def benchPatch(args, workdir: Path, client) -> None:
     records = result.summary["subregions"]
     # One subregion again, with tracemalloc on (tracing slows a task down, so the timed
     # run above goes without it).
-    from dcrmodel.assemble import DcrAssembleCoadd
-    from dcrmodel.distributed import _solveSubregion
+    from dcrmodel.assemble.task import DcrAssembleCoadd
+    from dcrmodel.distributed.runner import _solveSubregion
 
     plan = DcrAssembleCoadd(config).planSubregions(paths)
     traced = client.submit(_solveSubregion, plan.subregionTask(0), True, pure=False).result()
@@ -224,7 +224,7 @@ def benchPatch(args, workdir: Path, client) -> None:
 
 
 def benchPatches(args, workdir: Path, client) -> None:
-    from dcrmodel.distributed import assemblePatches, formatSummaryTable
+    from dcrmodel.distributed.runner import assemblePatches, formatSummaryTable
 
     n, size = args.patches, args.patch_size
     print(f"\n== {n} patches of {size}^2 x {args.patch_visits} visits ==")
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("distributed").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
-    from dcrmodel.distributed import clusterClient
+    from dcrmodel.distributed.runner import clusterClient
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_distributed_"))
     print(f"work folder {workdir}")

@@ -1,6 +1,6 @@
 """Variable seeing: the PSF-aware direct solver against the PSF-unaware one (issue 7).
 
-Simulates (in memory, `dcrmodel.simulate.simulateField`) a g-band field whose visits have
+Simulates (in memory, `dcrmodel.simulate.field.simulateField`) a g-band field whose visits have
 Kolmogorov seeing drawn between 0.6 and 1.2 arcsec with chromatic seeing ``alpha = -0.2``
 (14 training visits over airmass 1.0-2.1 on both sides of the meridian, 4 held-out visits at
 airmass 1.5-2.0 carrying transients), and in the same process and on the same data:
@@ -46,13 +46,13 @@ from typing import Any
 import numpy as np
 from astropy.time import Time
 
-from dcrmodel.assemble import DcrAssembleCoadd
-from dcrmodel.config import DcrAssembleConfig
-from dcrmodel.diffim import makeDifference
+from dcrmodel.assemble.config import DcrAssembleConfig
+from dcrmodel.assemble.task import DcrAssembleCoadd
+from dcrmodel.diffim.difference import makeDifference
+from dcrmodel.diffim.metrics import differenceImageMetrics, evaluateTemplates
 from dcrmodel.errors import DcrPsfWarning
 from dcrmodel.image import Exposure, Image, MaskedImage
-from dcrmodel.metrics import differenceImageMetrics, evaluateTemplates
-from dcrmodel.simulate import SimulationConfig, VisitSpec, simulateField
+from dcrmodel.simulate.field import SimulationConfig, VisitSpec, simulateField
 
 
 def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ subfilters), the direct model's with `DcrModel.buildMatchedExposure`'s defaults 
 model, the direct solver's default), the direct solver is also run without it
 ("direct-noPsf"). The direct solver is also run (without ``usePsf``) with each
 representation of a subfilter's light ("smear", "split", "mean";
-`dcrmodel.fourier.subfilterTransfer`), each model's templates being made with the same
+`dcrmodel.fourier.engine.subfilterTransfer`), each model's templates being made with the same
 representation (Fourier engine, ``mode=``), to show the ordering issue 6 describes.
 
 Run ``python benchmarks/bench_quality.py`` (about a minute on two cores), ``--quick`` for a
@@ -40,12 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from dcrmodel.assemble import DcrAssembleCoadd
-from dcrmodel.config import DcrAssembleConfig
-from dcrmodel.fits import readExposure
-from dcrmodel.fourier import TRANSFER_MODES
-from dcrmodel.metrics import evaluateVisit
-from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
+from dcrmodel.assemble.config import DcrAssembleConfig
+from dcrmodel.assemble.task import DcrAssembleCoadd
+from dcrmodel.diffim.metrics import evaluateVisit
+from dcrmodel.fits.exposure import readExposure
+from dcrmodel.fourier.engine import TRANSFER_MODES
+from dcrmodel.simulate.field import SimulationConfig, loadManifest, runSimulation
 
 #: Held-out visits at or above this airmass are the ones the targets are stated for.
 TARGET_AIRMASS = 1.5

@@ -53,13 +53,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from dcrmodel.assemble import DcrAssembleCoadd
-from dcrmodel.config import DcrAssembleConfig
-from dcrmodel.fits import readExposure
+from dcrmodel.assemble.config import DcrAssembleConfig
+from dcrmodel.assemble.task import DcrAssembleCoadd
+from dcrmodel.diffim.metrics import evaluateVisit
+from dcrmodel.fits.exposure import readExposure
 from dcrmodel.image import Box, Exposure, Filter, Image, MaskedImage
-from dcrmodel.metrics import evaluateVisit
-from dcrmodel.model import DcrModel
-from dcrmodel.simulate import SimulationConfig, loadManifest, makeWcs, runSimulation
+from dcrmodel.model.core import DcrModel
+from dcrmodel.simulate.field import SimulationConfig, loadManifest, makeWcs, runSimulation
 
 # ------------------------------------------------------------------------------------------
 # Helpers

@@ -5,16 +5,18 @@ many exposures and forward-models DCR-matched templates for new exposures. The p
 of `DcrModel` follows the Rubin science pipelines' class of the same name.
 """
 
-from .assemble import AssembleResult, DcrAssembleCoadd, assembleFromFiles, writeResults
-from .config import DcrAssembleConfig
-from .dcr import (
-    calculateDcr,
-    calculateImageParallacticAngle,
-    wavelengthGenerator,
-    zenithDirection,
+from ._version import __version__ as __version__
+from .assemble import (
+    AssembleResult,
+    DcrAssembleCoadd,
+    DcrAssembleConfig,
+    DirectSolution,
+    assembleFromFiles,
+    solveDirect,
+    solveDirectFromShifts,
+    writeResults,
 )
-from .diffim import makeDifference
-from .direct import DirectSolution, solveDirect, solveDirectFromShifts
+from .diffim import differenceImageMetrics, evaluateVisit, makeDifference, templateResidual
 from .distributed import Patch, PatchPlan, assembleDistributed, assemblePatches, loadPlan
 from .errors import (
     DcrConfigError,
@@ -29,7 +31,14 @@ from .errors import (
     DcrValueError,
     DcrWarning,
 )
-from .fits import readExposure, readExposureBBox, writeExposure
+from .fits import (
+    DcrModelDataRef,
+    readDcrModel,
+    readExposure,
+    readExposureBBox,
+    writeDcrModel,
+    writeExposure,
+)
 from .fourier import FourierTemplateEngine
 from .image import (
     RUBIN_BANDS,
@@ -45,16 +54,21 @@ from .image import (
     Psf,
     StatisticsControl,
 )
-from .metrics import differenceImageMetrics, evaluateVisit, templateResidual
-from .model import DcrModel
-from .modelio import DcrModelDataRef, readDcrModel, writeDcrModel
-from .observation import Observatory, VisitInfo, Weather, defaultWeather
+from .model import DcrModel, applyDcr
+from .physics import (
+    Observatory,
+    VisitInfo,
+    Weather,
+    calculateDcr,
+    calculateImageParallacticAngle,
+    defaultWeather,
+    differentialRefraction,
+    refraction,
+    wavelengthGenerator,
+    zenithDirection,
+)
 from .psf import PsfEstimate, estimatePsf, psfAtWavelength, psfMatchingTransfer, psfTransfer
-from .refraction import differentialRefraction, refraction
-from .shift import applyDcr
 from .simulate import SimulationConfig, loadManifest, runSimulation, simulateField
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DcrModel",

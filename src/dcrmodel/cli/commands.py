@@ -1,0 +1,303 @@
+"""The ``dcrmodel`` subcommands that build and use DCR models.
+
+- ``dcrmodel assemble VISIT.fits... --out MODEL_DIR``: build a DCR model (`dcrmodel.assemble.task`);
+  ``--workers N`` or ``--scheduler ADDRESS`` solve its subregions on Dask
+  (`dcrmodel.distributed.runner`).
+- ``dcrmodel assemble-patches PLAN.toml``: the models of many patches.
+- ``dcrmodel template MODEL_DIR EXPOSURE.fits --out TEMPLATE.fits``: a DCR-matched template.
+- ``dcrmodel diff MODEL_DIR EXPOSURE.fits --out DIFF.fits``: template, subtraction and
+  detections (`dcrmodel.diffim.difference`).
+- ``dcrmodel demo [--out DIR]``: the main job on built-in simulated data (`dcrmodel.cli.demo`).
+
+Each is a pair of functions like those of `dcrmodel.cli.main`: ``_add<Name>`` declares the
+arguments, ``_run<Name>`` does the work and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..assemble import DcrAssembleConfig, assembleFromFiles
+from ..atomic import atomicPath
+from ..diffim import cropToModel, makeDifference
+from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
+from ..errors import DcrConfigError, DcrOutputError
+from ..fits import readDcrModel, readExposure, writeExposure
+from .demo import DEMO_FIELDS, runDemo, summaryTable
+from .progress import ProgressBar, fromAssembleProgress
+
+__all__ = ["SUBCOMMANDS"]
+
+_SOLVERS = ("iterative", "direct")
+
+
+def _bar(args: argparse.Namespace, label: str) -> Any:
+    quiet = getattr(args, "quiet", False) or getattr(args, "no_progress", False)
+    return ProgressBar(label, enabled=False if quiet else None)
+
+
+def _refuseExisting(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise DcrOutputError(f"{path} exists; pass --overwrite to replace it", path=str(path))
+
+
+# ------------------------------------------------------------------------------------------
+# assemble
+# ------------------------------------------------------------------------------------------
+def _addAssemble(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "assemble", parents=[common], help="build a DCR model from exposures of one patch",
+        description="Build a DCR model (one image per subfilter) from exposures of one patch "
+        "taken at different airmasses and parallactic angles, and write it with the stacked "
+        "coadd, the per-subfilter image counts and a run summary.",
+    )
+    parser.add_argument("visits", nargs="+", metavar="VISIT.fits", help="exposure files")
+    parser.add_argument("--coadd", metavar="COADD.fits", help="plain coadd to start from")
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="output folder")
+    parser.add_argument("--config", metavar="C.toml", help="configuration file (TOML)")
+    parser.add_argument("--subfilters", type=int, metavar="N", help="number of subfilters")
+    parser.add_argument("--solver", choices=_SOLVERS, help="model solver")
+    parser.add_argument("--effective-wavelength", type=float, metavar="NM",
+                        help="band effective wavelength in nm (with --bandwidth)")
+    parser.add_argument("--bandwidth", type=float, metavar="NM", help="band width in nm")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any configuration value (TOML syntax), repeatable")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier model in MODEL_DIR")
+    _addClusterOptions(parser)
+    parser.set_defaults(handler=_runAssemble)
+
+
+def _addClusterOptions(parser: argparse.ArgumentParser) -> None:
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="solve subregions on a local Dask cluster of N worker processes")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="solve subregions on a running Dask cluster (e.g. tcp://host:8786)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the subregions an interrupted run finished")
+
+
+def _clusterProgress(bar: ProgressBar):
+    """Adapt the distributed runs' progress dictionaries to a bar."""
+
+    def progress(info: dict[str, Any]) -> None:
+        bar(f"{info.get('event', 'task')} {info.get('status', '')}".strip(),
+            int(info.get("done", 0)), int(info.get("total", 1)))
+
+    return progress
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    import tomllib
+
+
+    values: dict[str, Any] = {}
+    if args.subfilters is not None:
+        values["dcrNumSubfilters"] = args.subfilters
+    if args.solver is not None:
+        values["solver"] = args.solver
+    if (args.effective_wavelength is None) != (args.bandwidth is None):
+        raise DcrConfigError("give --effective-wavelength and --bandwidth together")
+    if args.effective_wavelength is not None:
+        values["effectiveWavelength"] = args.effective_wavelength
+        values["bandwidth"] = args.bandwidth
+    for item in args.set:
+        try:
+            values.update(tomllib.loads(item))
+        except tomllib.TOMLDecodeError as exc:
+            raise DcrConfigError("--set takes KEY=VALUE in TOML syntax, e.g. maxNumIter=12 or "
+                                 "solver=\"direct\"", value=item) from exc
+    return values
+
+
+def _runAssemble(args: argparse.Namespace) -> int:
+
+    config = DcrAssembleConfig.fromToml(args.config) if args.config else DcrAssembleConfig()
+    config = config.withOverrides(**_overrides(args))
+    bar = _bar(args, "assemble")
+    try:
+        if args.workers is None and args.scheduler is None and not args.resume:
+            result = assembleFromFiles(args.visits, args.out, coaddPath=args.coadd,
+                                       config=config, overwrite=args.overwrite,
+                                       progress=fromAssembleProgress(bar))
+        else:
+
+            result = assembleDistributed(args.visits, args.out, config=config,
+                                         coaddPath=args.coadd, workers=args.workers,
+                                         scheduler=args.scheduler, resume=args.resume,
+                                         overwrite=args.overwrite,
+                                         progress=_clusterProgress(bar))
+    finally:
+        bar.close()
+    if not getattr(args, "quiet", False):
+        summary = result.summary
+        print(f"DCR model of {len(summary.get('visits', []))} visits, "
+              f"{result.dcrModel.dcrNumSubfilters} subfilters ({config.solver} solver) "
+              f"written to {args.out} in {summary.get('timings', {}).get('total', 0.0):.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# assemble-patches
+# ------------------------------------------------------------------------------------------
+def _addAssemblePatches(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "assemble-patches", parents=[common], help="build DCR models of many patches",
+        description="Build the DCR model of every patch of a plan (TOML: [[patch]] entries "
+        "with name, visits, optional coadd, out and config) on a Dask cluster, or one after "
+        "another without --workers/--scheduler, and print a summary table.",
+    )
+    parser.add_argument("plan", metavar="PLAN.toml", help="the plan of patches")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace earlier models in the patches' output folders")
+    _addClusterOptions(parser)
+    parser.set_defaults(handler=_runAssemblePatches)
+
+
+def _runAssemblePatches(args: argparse.Namespace) -> int:
+
+    plan = loadPlan(args.plan, overwrite=args.overwrite)
+    bar = _bar(args, "patches")
+    try:
+        rows = assemblePatches(plan, workers=args.workers, scheduler=args.scheduler,
+                               resume=args.resume, overwrite=args.overwrite,
+                               progress=_clusterProgress(bar))
+    finally:
+        bar.close()
+    failed = [row for row in rows if row.get("status") != "done"]
+    if not getattr(args, "quiet", False):
+        print(formatSummaryTable(rows))
+    for row in failed:
+        print(f"dcrmodel assemble-patches: patch {row.get('patch')} failed: {row.get('error')}",
+              file=sys.stderr)
+    return 2 if failed else 0
+
+
+# ------------------------------------------------------------------------------------------
+# template and diff
+# ------------------------------------------------------------------------------------------
+def _addModelAndExposure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL_DIR", help="DCR model folder (dcrmodel assemble)")
+    parser.add_argument("exposure", metavar="EXPOSURE.fits", help="science exposure")
+    parser.add_argument("--engine", choices=("fourier", "spline"),
+                        help="template engine (default: the model's default)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def _addTemplate(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "template", parents=[common], help="make a DCR-matched template for an exposure",
+        description="Forward-model the DCR model to the observing conditions of an exposure "
+        "and write the DCR-matched template on the exposure's box (within the model's).",
+    )
+    _addModelAndExposure(parser)
+    parser.add_argument("--out", required=True, metavar="TEMPLATE.fits", help="output file")
+    parser.set_defaults(handler=_runTemplate)
+
+
+def _templateOptions(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.engine is None else {"engine": args.engine}
+
+
+def _runTemplate(args: argparse.Namespace) -> int:
+
+    out = Path(args.out)
+    _refuseExisting(out, args.overwrite)
+    model = readDcrModel(args.model)
+    exposure = readExposure(args.exposure)
+    science = cropToModel(model, exposure)
+    template = model.buildMatchedExposure(exposure=science, **_templateOptions(args))
+    writeExposure(template, out)
+    if not getattr(args, "quiet", False):
+        print(f"template of {args.exposure} on {science.bbox} written to {out}")
+    return 0
+
+
+def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "diff", parents=[common], help="subtract a DCR-matched template and detect",
+        description="Subtract a DCR-matched template from an exposure, detect at a threshold "
+        "in sigma with the PSF-matched filter, and write the difference exposure (DETECTED "
+        "and DETECTED_NEGATIVE mark the detections) and a JSON list of detections beside it.",
+    )
+    _addModelAndExposure(parser)
+    parser.add_argument("--out", required=True, metavar="DIFF.fits", help="output file")
+    parser.add_argument("--threshold", type=float, default=5.0, metavar="SIGMA",
+                        help="detection threshold in sigma (default 5)")
+    parser.add_argument("--match-to", choices=("auto", "template", "science"), default="auto",
+                        dest="matchTo",
+                        help="which image is convolved to the other's PSF: 'template' (the "
+                        "template at the exposure's PSF), 'science' (the exposure convolved "
+                        "to the model's PSF, for exposures sharper than the model) or 'auto' "
+                        "(science when the exposure is sharper than the model can follow; "
+                        "the default)")
+    parser.set_defaults(handler=_runDiff)
+
+
+def _runDiff(args: argparse.Namespace) -> int:
+
+    out = Path(args.out)
+    catalogue = out.with_suffix(".json")
+    _refuseExisting(out, args.overwrite)
+    _refuseExisting(catalogue, args.overwrite)
+    model = readDcrModel(args.model)
+    exposure = readExposure(args.exposure)
+    result = makeDifference(model, exposure, threshold=args.threshold, matchTo=args.matchTo,
+                            **_templateOptions(args))
+    writeExposure(result.difference, out)
+    with atomicPath(catalogue) as tmp:
+        tmp.write_text(json.dumps({"exposure": str(args.exposure), "model": str(args.model),
+                                   **result.toDict()}, indent=1))
+    if not getattr(args, "quiet", False):
+        print(f"{len(result.detections)} detections at {args.threshold:g} sigma "
+              f"({result.matchTo} convolved); difference written to {out}, detections to "
+              f"{catalogue}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# demo
+# ------------------------------------------------------------------------------------------
+def _addDemo(subparsers: Any, common: argparse.ArgumentParser) -> None:
+
+    parser = subparsers.add_parser(
+        "demo", parents=[common], help="the main job end to end on simulated data",
+        description="Simulate fields with known truth (constant and variable seeing), build "
+        "DCR models from their training visits, make templates for held-out visits, and "
+        "write a report (PNG figures, summary.md) comparing them with a plain coadd.",
+    )
+    parser.add_argument("--out", default="demo-output", metavar="DIR",
+                        help="output folder (default demo-output)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--fields", nargs="+", choices=list(DEMO_FIELDS),
+                        default=list(DEMO_FIELDS), help="fields to run (default: all)")
+    parser.add_argument("--solvers", nargs="+", choices=_SOLVERS, default=list(_SOLVERS),
+                        help="solvers to compare (default: both)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo")
+    parser.set_defaults(handler=_runDemo)
+
+
+def _runDemo(args: argparse.Namespace) -> int:
+
+    if not getattr(args, "quiet", False):
+        print(f"dcrmodel demo: fields {', '.join(args.fields)}; solvers "
+              f"{', '.join(args.solvers)}; output in {args.out}", file=sys.stderr)
+    bar = _bar(args, "demo")
+    try:
+        result = runDemo(args.out, seed=args.seed, fields=args.fields, solvers=args.solvers,
+                         overwrite=args.overwrite, progress=bar)
+    finally:
+        bar.close()
+    if not getattr(args, "quiet", False):
+        print(summaryTable(result))
+        print(f"report: {result.summaryMarkdown}")
+    return 0
+
+
+#: The subcommands of this module, for `dcrmodel.cli.main`.
+SUBCOMMANDS = [_addAssemble, _addAssemblePatches, _addTemplate, _addDiff, _addDemo]

@@ -1,0 +1,35 @@
+"""Files: the Rubin exposure FITS layout, its header keys, and DCR model folders."""
+
+from .exposure import (
+    VISIT_KEYS,
+    ExposureFile,
+    filterFromHeader,
+    filterToHeader,
+    photoCalibFromHeader,
+    readExposure,
+    readExposureBBox,
+    visitInfoFromHeader,
+    visitInfoToHeader,
+    writeExposure,
+)
+from .model import (
+    DcrModelDataRef,
+    readDcrModel,
+    writeDcrModel,
+)
+
+__all__ = [
+    "ExposureFile",
+    "readExposure",
+    "readExposureBBox",
+    "writeExposure",
+    "visitInfoToHeader",
+    "visitInfoFromHeader",
+    "filterToHeader",
+    "filterFromHeader",
+    "photoCalibFromHeader",
+    "VISIT_KEYS",
+    "writeDcrModel",
+    "readDcrModel",
+    "DcrModelDataRef",
+]

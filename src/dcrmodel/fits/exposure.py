@@ -1,0 +1,1133 @@
+"""Read and write exposures and DCR models as FITS files in the Rubin "Exposure" layout.
+
+An exposure file holds (primer, "The on-disk format"):
+
+- HDU 0: a header only, with the visit metadata (``BORE-RA``, ``BORE-DEC``, ``BORE-AZ``,
+  ``BORE-ALT``, ``BORE-AIRMASS``, ``BORE-ROTANG``, ``ROTTYPE``, ``OBS-LONG``, ``OBS-LAT``,
+  ``OBS-ELEV``, ``AIRTEMP``, ``AIRPRESS``, ``HUMIDITY``, ``DATE-AVG``, ``TIMESYS``,
+  ``MJD-AVG-UT1``, ``AVG-ERA``, ``EXPTIME``, ``IDNUM``), the band (``FILTER``, and
+  dcrmodel's optional ``FILT-EFF``/``FILT-BW`` in nm), the photometric calibration
+  (``PHOTCALIB``, nJy per count) and any further keys of ``Exposure.metadata``.
+- HDUs ``IMAGE`` (float32), ``MASK`` (int32, one ``MP_<PLANE> = bit`` key per mask plane)
+  and ``VARIANCE`` (float32). Each carries the celestial WCS written for its own (local)
+  FITS pixel grid, so that any FITS viewer shows the right sky coordinates, the parent
+  origin as ``LTV1 = -x0``, ``LTV2 = -y0``, and the alternate linear WCS ``A``
+  (``WCSNAMEA = 'PHYSICAL'``) that maps FITS pixels to 0-based parent pixels.
+- An optional HDU ``PSF``: the PSF image at the band's effective wavelength, with
+  ``PSF-FWHM`` (arcsec) and ``PSF-ALPH`` (exponent of the PSF size with wavelength).
+- Anything else (the binary tables that the Rubin pipelines append) is skipped.
+
+In memory ``Exposure.wcs`` maps PARENT 0-based pixels ``(x, y)`` to ICRS; on disk the WCS
+is that of the local grid: FITS pixel ``p`` (1-based) of an image whose parent origin is
+``x0`` is parent pixel ``x0 + p - 1``, so ``CRPIX(disk) = CRPIX(memory) - x0``.
+
+The HDU 0 keys are converted by `dcrmodel.fits.headers`, whose public names this module hands
+on. A DCR model is a directory of one exposure file per subfilter, written and read by
+`dcrmodel.fits.model` (`writeDcrModel`, `readDcrModel`, `DcrModelDataRef`), whose names this
+module hands on too.
+
+Every write is atomic (a temporary file or directory beside the target, renamed into
+place), and every read checks the layout before it reads pixels, raising `DcrFitsError`
+with the name of the HDU or key at fault.
+
+Files written by other software are read as long as their meaning is unambiguous, with a
+`DcrWarning` for what had to be completed: a missing ``BORE-AZ``/``BORE-ALT``,
+``BORE-AIRMASS`` or ``AVG-ERA`` is computed from the pointing, the date and the site; a
+missing ``DATE-AVG`` is the start (``DATE-BEG``/``DATE-OBS``) plus half of ``EXPTIME``; a
+MASK without ``MP_`` keys has the Rubin default planes; a plane HDU without origin keys
+shares the others'; the WCS may sit on any of the three planes. Values that are impossible
+in the layout's units (an air temperature in kelvin, a pressure in hPa) are rejected, and a
+``BORE-ALT`` that contradicts the pointing by more than a degree is warned about.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS, WCSHDO_P17, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_area
+from astropy.wcs.wcs import WCSHDO_SIP
+
+from ..atomic import atomicPath
+from ..errors import (
+    DcrError,
+    DcrFitsError,
+    DcrOutputError,
+    DcrTypeError,
+    DcrValueError,
+    DcrWarning,
+    externalStacklevel,
+)
+from ..image import (
+    DEFAULT_MASK_PLANES,
+    Box,
+    Exposure,
+    Filter,
+    GaussianPsf,
+    Image,
+    ImagePsf,
+    Mask,
+    MaskedImage,
+    Psf,
+)
+from .headers import (
+    _CALIB_KEYS,
+    _FILTER_KEYS,
+    VISIT_KEYS,
+    _headerFloat,
+    _headerStr,
+    _makeCard,
+    _setKey,
+    filterFromHeader,
+    filterToHeader,
+    photoCalibFromHeader,
+    visitInfoFromHeader,
+    visitInfoToHeader,
+)
+
+__all__ = [
+    "ExposureFile",
+    "readExposure",
+    "readExposureBBox",
+    "writeExposure",
+    "visitInfoToHeader",
+    "visitInfoFromHeader",
+    "filterToHeader",
+    "filterFromHeader",
+    "photoCalibFromHeader",
+    "VISIT_KEYS",
+]
+
+_log = logging.getLogger(__name__)
+
+_PLANE_NAMES = ("IMAGE", "MASK", "VARIANCE")
+_PSF_EXTNAME = "PSF"
+_MASK_PREFIX = "MP_"
+
+# Keys that describe the structure of an HDU; astropy writes them itself.
+_STRUCTURAL_KEYS = frozenset(
+    {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME",
+     "EXTVER", "BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM", "END"}
+)
+_NAXIS_KEY = re.compile(r"^NAXIS\d+$")
+# Rubin files point from HDU 0 to their binary-table archive with AR_HDU and integer
+# "<COMPONENT>_ID" keys; those tables are not copied, so the pointers are dropped on read.
+_ARCHIVE_ID_KEY = re.compile(r"^[A-Z0-9]+(_[A-Z0-9]+)*_ID$")
+
+_PSF_MODEL_GAUSSIAN = "GAUSSIAN"
+_PSF_MODEL_IMAGE = "IMAGE"
+
+
+# --------------------------------------------------------------------------------------
+# WCS and origin
+# --------------------------------------------------------------------------------------
+
+
+def _wcsToLocalHeader(wcs: WCS, x0: int, y0: int) -> fits.Header:
+    """Return the FITS keys of ``wcs`` (parent pixels) for the local grid of origin (x0, y0)."""
+    if not isinstance(wcs, WCS):
+        raise DcrTypeError("exposure.wcs must be an astropy.wcs.WCS or None", wcs=type(wcs))
+    if not wcs.has_celestial or wcs.naxis != 2:
+        raise DcrValueError(
+            "exposure.wcs must be a two-axis celestial WCS", ctype=list(wcs.wcs.ctype)
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        header = wcs.to_header(relax=WCSHDO_P17 | WCSHDO_SIP)
+    _setKey(header, "CRPIX1", float(wcs.wcs.crpix[0]) - x0, "Pixel coordinate of reference point")
+    _setKey(header, "CRPIX2", float(wcs.wcs.crpix[1]) - y0, "Pixel coordinate of reference point")
+    return header
+
+
+def _originHeader(x0: int, y0: int) -> fits.Header:
+    """Return LTV1/LTV2 and the alternate 'PHYSICAL' WCS that give the parent origin."""
+    header = fits.Header()
+    _setKey(header, "LTV1", float(-x0), "parent origin: local pixel = parent pixel + LTV1")
+    _setKey(header, "LTV2", float(-y0), "parent origin: local pixel = parent pixel + LTV2")
+    _setKey(header, "WCSNAMEA", "PHYSICAL", "0-based parent pixel coordinates")
+    _setKey(header, "CTYPE1A", "LINEAR", "")
+    _setKey(header, "CTYPE2A", "LINEAR", "")
+    _setKey(header, "CRPIX1A", 1.0, "")
+    _setKey(header, "CRPIX2A", 1.0, "")
+    _setKey(header, "CRVAL1A", float(x0), "parent x of the first pixel")
+    _setKey(header, "CRVAL2A", float(y0), "parent y of the first pixel")
+    _setKey(header, "CDELT1A", 1.0, "")
+    _setKey(header, "CDELT2A", 1.0, "")
+    return header
+
+
+def _hasOriginKeys(header: fits.Header) -> bool:
+    """Return True if ``header`` gives a parent origin (LTV or the alternate WCS 'A')."""
+    return any(key in header for key in ("LTV1", "LTV2", "CRVAL1A", "CRVAL2A"))
+
+
+def _originFromHeader(header: fits.Header, where: str) -> tuple[int, int]:
+    """Return the parent origin (x0, y0) from LTV1/LTV2, else from the 'A' linear WCS."""
+    origin = []
+    for axis in (1, 2):
+        ltv = _headerFloat(header, f"LTV{axis}", where)
+        crval = None
+        cdelt = _headerFloat(header, f"CDELT{axis}A", where)
+        if _headerStr(header, f"CTYPE{axis}A", where) == "LINEAR" and cdelt in (None, 1.0):
+            # A unit-step linear WCS 'A' gives the parent coordinate of FITS pixel CRPIX.
+            crval = _headerFloat(header, f"CRVAL{axis}A", where)
+            crpix = _headerFloat(header, f"CRPIX{axis}A", where)
+            crpix = 1.0 if crpix is None else crpix
+            if crval is not None and not math.isnan(crval + crpix):
+                crval = crval - (crpix - 1.0)
+        if ltv is not None and not math.isnan(ltv):
+            value, key = -ltv, f"LTV{axis}"
+        elif crval is not None and not math.isnan(crval):
+            value, key = crval, f"CRVAL{axis}A"
+        else:
+            origin.append(0)
+            continue
+        if not float(value).is_integer():
+            raise DcrFitsError(
+                f"{where}: key {key} must be a whole number of pixels (the parent origin)",
+                key=key,
+                value=header[key],
+            )
+        if crval is not None and not math.isnan(crval) and crval != value:
+            raise DcrFitsError(
+                f"{where}: the parent origin from LTV{axis} ({value:g}) disagrees with the "
+                f"alternate WCS CRVAL{axis}A ({crval:g}); fix one of them",
+                key=f"LTV{axis}",
+            )
+        origin.append(int(value))
+    return origin[0], origin[1]
+
+
+def _wcsFromHeader(header: fits.Header, x0: int, y0: int, where: str) -> WCS | None:
+    """Read the celestial WCS of an image HDU and move it to parent pixel coordinates."""
+    if "CTYPE1" not in header and "CTYPE2" not in header:
+        return None
+    local = header.copy(strip=True)
+    for key in list(local.keys()):
+        # Keep the pixel-shape keys out, so that the WCS does not claim the local image size
+        # as the extent of the parent grid.
+        if _NAXIS_KEY.match(key) or key == "NAXIS":
+            del local[key]
+    try:
+        crpix1 = _headerFloat(header, "CRPIX1", where)
+        crpix2 = _headerFloat(header, "CRPIX2", where)
+        crpix1 = 0.0 if crpix1 is None else crpix1
+        crpix2 = 0.0 if crpix2 is None else crpix2
+        _setKey(local, "CRPIX1", crpix1 + x0)
+        _setKey(local, "CRPIX2", crpix2 + y0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(local, naxis=2)
+    except DcrFitsError:
+        raise
+    except Exception as error:  # astropy raises several kinds for a broken WCS
+        raise DcrFitsError(
+            f"{where}: the WCS keys cannot be read ({error}); fix or remove them",
+            ctype1=header.get("CTYPE1"),
+        ) from None
+    if not wcs.has_celestial:
+        warnings.warn(
+            f"{where}: the WCS is not celestial (CTYPE {list(wcs.wcs.ctype)}); the exposure "
+            f"gets no WCS",
+            DcrWarning,
+            stacklevel=externalStacklevel(),
+        )
+        return None
+    wcs.pixel_shape = None
+    return wcs
+
+
+def _pixelScaleArcsec(wcs: WCS) -> float:
+    """Return the pixel scale (arcsec), the square root of the pixel area at CRPIX."""
+    return math.sqrt(proj_plane_pixel_area(wcs.celestial)) * 3600.0
+
+
+# --------------------------------------------------------------------------------------
+# Mask planes
+# --------------------------------------------------------------------------------------
+
+
+def _maskPlanesToHeader(planes: dict[str, int]) -> fits.Header:
+    """Return the ``MP_<PLANE> = bit`` keys of a mask."""
+    header = fits.Header()
+    for name, bit in sorted(planes.items(), key=lambda item: item[1]):
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+            raise DcrValueError(
+                "mask plane names may hold only letters, digits, '_' and '-' to be written "
+                "as FITS keys; rename the plane",
+                plane=name,
+            )
+        _setKey(header, _MASK_PREFIX + name, int(bit), "mask plane bit")
+    return header
+
+
+def _maskPlanesFromHeader(header: fits.Header, where: str) -> dict[str, int]:
+    """Read and check the ``MP_<PLANE> = bit`` keys of a MASK HDU."""
+    planes: dict[str, int] = {}
+    for key, value in header.items():
+        if not key.upper().startswith(_MASK_PREFIX):
+            continue
+        name = key[len(_MASK_PREFIX):]
+        if not name:
+            raise DcrFitsError(f"{where}: key {key} names no mask plane", key=key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # some writers store every number as a real
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise DcrFitsError(
+                f"{where}: mask plane key {key} must be an integer bit number (0-31), "
+                f"not {value!r}",
+                key=key,
+                value=value,
+            )
+        bit = int(value)
+        if not 0 <= bit < 32:
+            raise DcrFitsError(
+                f"{where}: mask plane key {key} gives bit {bit}, outside 0-31 of an int32 mask",
+                key=key,
+                value=bit,
+            )
+        if bit in planes.values():
+            other = next(n for n, b in planes.items() if b == bit)
+            raise DcrFitsError(
+                f"{where}: mask plane keys {_MASK_PREFIX}{other} and {key} both use bit {bit}",
+                key=key,
+                value=bit,
+            )
+        planes[name] = bit
+    return planes
+
+
+# --------------------------------------------------------------------------------------
+# PSF
+# --------------------------------------------------------------------------------------
+
+
+def _psfToHdu(psf: Psf, wcs: WCS | None, filterInfo: Filter | None) -> fits.ImageHDU:
+    """Return the PSF HDU: the kernel image at the effective wavelength and its keys."""
+    if not isinstance(psf, Psf):
+        raise DcrTypeError("exposure.psf must be a dcrmodel Psf or None", psf=type(psf))
+    kernel = np.asarray(psf.computeKernelImage(), dtype=np.float64)
+    hdu = fits.ImageHDU(kernel, name=_PSF_EXTNAME)
+    header = hdu.header
+    fwhm = psf.fwhm
+    if fwhm is not None and math.isfinite(fwhm):
+        if wcs is not None:
+            _setKey(header, "PSF-FWHM", float(fwhm) * _pixelScaleArcsec(wcs),
+                    "[arcsec] PSF FWHM at the effective wavelength")
+        _setKey(header, "PSF-FWPX", float(fwhm), "[pixel] PSF FWHM at the effective wavelength")
+    _setKey(header, "PSF-ALPH", float(psf.alpha), "PSF size ~ (wavelength/eff)**PSF-ALPH")
+    wavelength = psf.effectiveWavelength
+    if wavelength is None and filterInfo is not None:
+        wavelength = filterInfo.effectiveWavelength
+    if wavelength is not None:
+        _setKey(header, "PSF-WAVE", float(wavelength), "[nm] wavelength of the PSF image")
+    model = _PSF_MODEL_GAUSSIAN if isinstance(psf, GaussianPsf) else _PSF_MODEL_IMAGE
+    _setKey(header, "PSF-MODL", model, "PSF model (GAUSSIAN: analytic, IMAGE: kernel)")
+    return hdu
+
+
+def _psfFromHdu(
+    hdu: fits.ImageHDU, wcs: WCS | None, filterInfo: Filter | None, where: str
+) -> Psf:
+    """Read the PSF HDU back into a GaussianPsf (PSF-MODL = 'GAUSSIAN') or an ImagePsf."""
+    header = hdu.header
+    if header.get("NAXIS") != 2:
+        raise DcrFitsError(f"{where}: the PSF HDU must hold a 2-d image", naxis=header.get("NAXIS"))
+    alpha = _headerFloat(header, "PSF-ALPH", where)
+    alpha = 0.0 if alpha is None or math.isnan(alpha) else alpha
+    fwhmPixels = _headerFloat(header, "PSF-FWPX", where)
+    if fwhmPixels is None or math.isnan(fwhmPixels):
+        fwhmArcsec = _headerFloat(header, "PSF-FWHM", where)
+        fwhmPixels = None
+        if fwhmArcsec is not None and not math.isnan(fwhmArcsec) and wcs is not None:
+            fwhmPixels = fwhmArcsec / _pixelScaleArcsec(wcs)
+    wavelength = _headerFloat(header, "PSF-WAVE", where)
+    if wavelength is None or math.isnan(wavelength):
+        wavelength = None if filterInfo is None else filterInfo.effectiveWavelength
+    model = _headerStr(header, "PSF-MODL", where)
+    try:
+        if model == _PSF_MODEL_GAUSSIAN and fwhmPixels is not None:
+            return GaussianPsf(fwhmPixels, alpha=alpha, effectiveWavelength=wavelength)
+        kernel = np.asarray(hdu.data, dtype=np.float64)
+        return ImagePsf(kernel, alpha=alpha, effectiveWavelength=wavelength, fwhm=fwhmPixels)
+    except DcrError as error:
+        raise DcrFitsError(f"{where}: the PSF HDU is not a valid PSF ({error})") from None
+
+
+# --------------------------------------------------------------------------------------
+# Exposure <-> HDU list
+# --------------------------------------------------------------------------------------
+
+
+def _isManagedKey(key: str) -> bool:
+    """Return True for HDU 0 keys that readExposure turns into Exposure attributes."""
+    return key in VISIT_KEYS or key in _FILTER_KEYS or key in _CALIB_KEYS
+
+
+def _isStructuralKey(key: str) -> bool:
+    return key in _STRUCTURAL_KEYS or bool(_NAXIS_KEY.match(key))
+
+
+def _primaryHeader(exposure: Exposure, extra: fits.Header | None) -> fits.Header:
+    """Compose HDU 0: visit keys, band, calibration, ``extra``, then the metadata."""
+    header = fits.Header()
+    if exposure.visitInfo is not None:
+        header.extend(visitInfoToHeader(exposure.visitInfo), unique=True)
+    if exposure.filter is not None:
+        header.extend(filterToHeader(exposure.filter), unique=True)
+    if exposure.photoCalib is not None:
+        calibration = float(exposure.photoCalib.calibrationMean)
+        _setKey(header, "PHOTCALIB", calibration, "[nJy/count] photometric calibration")
+    if extra is not None:
+        for card in extra.cards:
+            _setKey(header, card.keyword, card.value, card.comment)
+    metadata = exposure.metadata
+    if metadata is not None:
+        for card in metadata.cards:
+            key = card.keyword
+            if key in ("COMMENT", "HISTORY", ""):
+                header.append(card, end=True)
+                continue
+            if _isStructuralKey(key) or key in header:
+                continue
+            if _isManagedKey(key) and not (key == "FILTER" and exposure.filter is None):
+                # Attributes, not stale copies in the metadata, decide these keys.
+                continue
+            value = card.value
+            if isinstance(value, float) and not math.isfinite(value):
+                _log.debug("metadata key %s is not finite; not written", key)
+                continue
+            header.append(_makeCard(key, value, card.comment), end=True)
+    return header
+
+
+def _planeHdu(
+    name: str, array: np.ndarray, dtype: type, x0: int, y0: int, wcs: WCS | None
+) -> fits.ImageHDU:
+    """Make one of the IMAGE/MASK/VARIANCE HDUs with its WCS and origin keys."""
+    data = np.ascontiguousarray(array, dtype=dtype)
+    header = fits.Header()
+    if wcs is not None:
+        header.extend(_wcsToLocalHeader(wcs, x0, y0), unique=True)
+    header.extend(_originHeader(x0, y0), unique=True)
+    hdu = fits.ImageHDU(data, header=header, name=name)
+    return hdu
+
+
+def _exposureToHduList(exposure: Exposure, extra: fits.Header | None = None) -> fits.HDUList:
+    """Lay out an exposure in the Rubin layout (validated before anything is built)."""
+    if not isinstance(exposure, Exposure):
+        raise DcrTypeError(
+            "writeExposure needs a dcrmodel Exposure; make one with Exposure.fromArrays",
+            exposure=type(exposure).__name__,
+        )
+    bbox = exposure.bbox
+    x0, y0 = bbox.minX, bbox.minY
+    image = np.asarray(exposure.image.array)
+    variance = np.asarray(exposure.variance.array)
+    image32 = image.astype(np.float32)
+    variance32 = variance.astype(np.float32)
+    for plane, original, converted in (
+        ("IMAGE", image, image32), ("VARIANCE", variance, variance32)
+    ):
+        if not np.array_equal(np.isfinite(original), np.isfinite(converted)):
+            raise DcrValueError(
+                f"the {plane} plane has values beyond the float32 range of the file format; "
+                f"rescale it (for example with a photometric calibration) before writing",
+                plane=plane,
+                maxAbs=float(np.nanmax(np.abs(original[np.isfinite(original)]))),
+            )
+    wcs = exposure.wcs
+    hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [
+        fits.PrimaryHDU(header=_primaryHeader(exposure, extra))
+    ]
+    hdus.append(_planeHdu("IMAGE", image32, np.float32, x0, y0, wcs))
+    maskHdu = _planeHdu("MASK", exposure.mask.array, np.int32, x0, y0, wcs)
+    maskHdu.header.extend(_maskPlanesToHeader(exposure.mask.planes), unique=True)
+    hdus.append(maskHdu)
+    hdus.append(_planeHdu("VARIANCE", variance32, np.float32, x0, y0, wcs))
+    if exposure.psf is not None:
+        hdus.append(_psfToHdu(exposure.psf, wcs, exposure.filter))
+    return fits.HDUList(hdus)
+
+
+def _tempSuffix(path: Path) -> str:
+    """Suffix of the temporary file: astropy picks compression from it (``.fits.gz``)."""
+    suffixes = path.suffixes
+    if suffixes and suffixes[-1].lower() in {".gz", ".bz2"}:
+        return "".join(suffixes[-2:]) if len(suffixes) > 1 else suffixes[-1]
+    return ".fits"
+
+
+def _writeHduList(hduList: fits.HDUList, path: Path) -> None:
+    """Write an HDU list atomically to ``path``."""
+    with atomicPath(path, suffix=_tempSuffix(path)) as tmp:
+        hduList.writeto(tmp, overwrite=True, output_verify="exception")
+
+
+def writeExposure(exposure: Exposure, path: str | os.PathLike) -> None:
+    """Write an exposure to a FITS file in the Rubin layout, atomically.
+
+    Parameters
+    ----------
+    exposure : `dcrmodel.image.Exposure`
+        The exposure. Its image and variance are written as float32 (a float64 image
+        loses the digits beyond float32's 24-bit mantissa), its mask as int32 with one
+        ``MP_<PLANE>`` key per plane. Its WCS, visit info, filter, photometric calibration,
+        PSF and metadata are written when set.
+    path : `str` or `os.PathLike`
+        Output file. It is written to a temporary file in the same folder and renamed into
+        place, so an earlier file at ``path`` survives a failed write. A ``.gz`` suffix
+        gives a gzip-compressed file.
+
+    Raises
+    ------
+    DcrTypeError
+        If ``exposure`` is not an `Exposure` or its WCS is not an astropy WCS.
+    DcrValueError
+        If the image or variance has values beyond the float32 range, a mask plane name
+        cannot be a FITS key, or the WCS is not a two-axis celestial WCS.
+    DcrOutputError
+        If ``path`` is an existing directory.
+
+    Notes
+    -----
+    ``Exposure.metadata`` goes to HDU 0 after the keys that the exposure's attributes
+    decide (visit keys, ``FILTER``/``FILT-EFF``/``FILT-BW``, ``PHOTCALIB``): a metadata key
+    of the same name is not written, so the attributes always win. The PSF HDU holds
+    ``psf.computeKernelImage()`` (float64), ``PSF-FWHM`` (arcsec; needs a WCS),
+    ``PSF-ALPH``, and dcrmodel's ``PSF-FWPX`` (pixels), ``PSF-WAVE`` (nm) and ``PSF-MODL``
+    (``GAUSSIAN`` or ``IMAGE``), with which `readExposure` restores the same kind of PSF.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Exposure
+    >>> exposure = Exposure.fromArrays(np.ones((20, 30), np.float32), origin=(100, 200))
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(exposure, path)
+    >>> readExposure(path).bbox
+    Box(minX=100, minY=200, width=30, height=20)
+    """
+    target = Path(os.fspath(path))
+    if target.is_dir():
+        raise DcrOutputError(
+            "the output path is a directory; give a file name ending in .fits", path=str(path)
+        )
+    hduList = _exposureToHduList(exposure)
+    _writeHduList(hduList, target)
+    _log.debug("wrote exposure %s to %s", exposure.bbox, target)
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------
+
+
+def _openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
+    """Open a FITS file lazily with memory mapping and index its HDUs by EXTNAME.
+
+    Only headers are read. Returns the open HDU list and ``EXTNAME -> index`` (the first
+    HDU of each name).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DcrFitsError
+        If the file is not FITS, or is truncated or corrupt (a header cut short, data that
+        run past the end of the file).
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"no such FITS file: {path}")
+    if path.is_dir():
+        raise DcrFitsError("the path is a directory, not a FITS file", path=str(path))
+    indices: dict[str, int] = {}
+    hduList = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AstropyUserWarning)
+        warnings.simplefilter("always", fits.verify.VerifyWarning)
+        try:
+            hduList = fits.open(path, memmap=True, lazy_load_hdus=True, mode="readonly")
+            for index, hdu in enumerate(hduList):
+                name = str(hdu.header.get("EXTNAME", "")).strip().upper()
+                if name and name not in indices:
+                    indices[name] = index
+        except (OSError, ValueError, TypeError, IndexError, KeyError) as error:
+            if hduList is not None:
+                hduList.close()
+            raise DcrFitsError(
+                f"{path.name} is not a readable FITS file ({error}); check that it is a "
+                f"complete FITS file",
+                path=str(path),
+            ) from None
+    problems = [
+        str(warning.message).splitlines()[0]
+        for warning in caught
+        if "truncated" in str(warning.message) or "Error validating header" in str(
+            warning.message
+        )
+    ]
+    if problems:
+        where = _truncationPlace(hduList, path)
+        hduList.close()
+        raise DcrFitsError(
+            f"{path.name} is truncated: {where}; the file was cut short, write or copy it "
+            f"again",
+            path=str(path),
+            astropy=problems[0],
+        )
+    for warning in caught:
+        if not issubclass(warning.category, (AstropyUserWarning, fits.verify.VerifyWarning)):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return hduList, indices
+
+
+def _hduLabel(hduList: fits.HDUList, index: int) -> str:
+    """Return ``'HDU <EXTNAME>'`` (or ``'HDU <index>'`` for an unnamed HDU)."""
+    name = str(hduList[index].header.get("EXTNAME", "")).strip()
+    return f"HDU {name}" if name else f"HDU {index}"
+
+
+def _dataBytes(header: fits.Header) -> int:
+    """Size in bytes of an HDU's data, without padding (FITS standard 4.0, eq. 2)."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    count = 1
+    for axis in range(1, naxis + 1):
+        count *= int(header.get(f"NAXIS{axis}", 0))
+    bitpix = abs(int(header.get("BITPIX", 8)))
+    return bitpix // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + count)
+
+
+def _truncationPlace(hduList: fits.HDUList, path: Path) -> str:
+    """Say where a truncated file ends: in the data of a named HDU, or in a header."""
+    size = path.stat().st_size
+    for index in range(len(hduList)):
+        info = hduList.fileinfo(index)
+        missing = info["datLoc"] + _dataBytes(hduList[index].header) - size
+        if missing > 0:
+            return (
+                f"the data of {_hduLabel(hduList, index)} end {missing} bytes past the end of "
+                f"the file"
+            )
+    last = len(hduList) - 1
+    if last < 0:
+        return "the first header is cut short"
+    return f"the header after {_hduLabel(hduList, last)} (or its padding) is cut short"
+
+
+def _checkPlaneHdu(
+    hduList: fits.HDUList, index: int, name: str, path: Path, fileSize: int | None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Check one IMAGE/MASK/VARIANCE HDU; return its shape (ny, nx) and origin (x0, y0)."""
+    hdu = hduList[index]
+    where = f"{path.name}, HDU {name}"
+    if not isinstance(hdu, (fits.ImageHDU, fits.CompImageHDU, fits.PrimaryHDU)):
+        raise DcrFitsError(
+            f"{where} is a {type(hdu).__name__}, not an image", hdu=name
+        )
+    header = hdu.header
+    if isinstance(hdu, fits.CompImageHDU):
+        naxis = header.get("ZNAXIS", header.get("NAXIS"))
+        shape = tuple(int(header.get(f"ZNAXIS{i}", header.get(f"NAXIS{i}", 0)))
+                      for i in (2, 1))
+    else:
+        naxis = header.get("NAXIS")
+        shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in (2, 1))
+    if naxis != 2:
+        raise DcrFitsError(f"{where} must hold a 2-d image, not NAXIS = {naxis}", hdu=name)
+    if fileSize is not None and not isinstance(hdu, fits.CompImageHDU):
+        info = hduList.fileinfo(index)
+        nbytes = abs(int(header["BITPIX"])) // 8 * shape[0] * shape[1]
+        if info["datLoc"] + nbytes > fileSize:
+            raise DcrFitsError(
+                f"{where}: the file ends {info['datLoc'] + nbytes - fileSize} bytes before "
+                f"the end of this HDU's data; the file is truncated",
+                hdu=name,
+                fileSize=fileSize,
+            )
+    origin = _originFromHeader(header, where)
+    return (shape[0], shape[1]), origin
+
+
+def _readSection(
+    hduList: fits.HDUList, index: int, name: str, sy: slice, sx: slice, path: Path
+) -> np.ndarray:
+    """Read ``[sy, sx]`` of an image HDU, touching only those pixels (a new array).
+
+    An uncompressed image HDU of a plain (not gzip/bzip2/zip) file, without scaling keys,
+    is sliced through its memory map and the slice copied: the kernel reads only the
+    file pages of the cutout's rows, in one pass. astropy's ``section``, which reads a
+    cutout one row at a time through the file object (hundreds of thousands of small
+    reads for a model build), is kept for tile-compressed HDUs, compressed files and
+    scaled (``BSCALE``/``BZERO``) data, where a memory map of the raw pixels does not
+    give the values.
+    """
+    hdu = hduList[index]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            if _memoryMappable(hdu, path):
+                data = np.array(hdu.data[sy, sx], copy=True)
+            else:
+                data = hdu.section[sy, sx]
+    except (OSError, ValueError, TypeError, IndexError) as error:
+        raise DcrFitsError(
+            f"{path.name}, HDU {name}: the pixels cannot be read ({error}); the file is "
+            f"truncated or corrupt",
+            hdu=name,
+        ) from None
+    return np.asarray(data)
+
+
+def _memoryMappable(hdu: fits.ImageHDU | fits.PrimaryHDU | fits.CompImageHDU, path: Path) -> bool:
+    """Whether ``hdu.data`` is a memory map of the file's raw pixels (no copy, no scaling)."""
+    if path.suffix.lower() in {".gz", ".bz2", ".zip"}:
+        return False
+    if not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)) or isinstance(
+        hdu, fits.CompImageHDU
+    ):
+        return False
+    header = hdu.header
+    return float(header.get("BSCALE", 1)) == 1 and float(header.get("BZERO", 0)) == 0
+
+
+def _toNative(array: np.ndarray, dtype: type) -> np.ndarray:
+    """Return ``array`` as ``dtype`` in native byte order (a new array)."""
+    return np.array(array, dtype=np.dtype(dtype).newbyteorder("="), copy=True)
+
+
+def _imageDtype(array: np.ndarray) -> type:
+    """Floating dtype for an image plane: float64 stays float64, all else float32."""
+    return np.float64 if array.dtype.kind == "f" and array.dtype.itemsize == 8 else np.float32
+
+
+def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> Box:
+    """Check the IMAGE, MASK and VARIANCE HDUs and return the parent box they cover."""
+    missing = [name for name in _PLANE_NAMES if name not in indices]
+    if missing:
+        raise DcrFitsError(
+            f"{source.name} has no {', '.join(missing)} HDU (EXTNAME); an exposure file "
+            f"needs IMAGE, MASK and VARIANCE image HDUs",
+            hdus=sorted(indices),
+        )
+    compressed = source.suffix.lower() in {".gz", ".bz2", ".zip"}
+    fileSize = None if compressed else source.stat().st_size
+    geometry = {
+        name: _checkPlaneHdu(hduList, indices[name], name, source, fileSize)
+        for name in _PLANE_NAMES
+    }
+    # A plane without any origin keys is taken to share the others' origin (the file's
+    # writer put them on one HDU only); planes that give one must agree.
+    withOrigin = [name for name in _PLANE_NAMES
+                  if _hasOriginKeys(hduList[indices[name]].header)]
+    shape = geometry["IMAGE"][0]
+    originHdu = withOrigin[0] if withOrigin else "IMAGE"
+    origin = geometry[originHdu][1]
+    for name in _PLANE_NAMES:
+        otherShape, otherOrigin = geometry[name]
+        if name not in withOrigin:
+            otherOrigin = origin
+        if otherShape != shape:
+            raise DcrFitsError(
+                f"{source.name}: HDU {name} has shape {otherShape} but IMAGE has {shape} "
+                f"(ny, nx); the planes of an exposure must match",
+                hdu=name,
+            )
+        if otherOrigin != origin:
+            raise DcrFitsError(
+                f"{source.name}: HDU {name} has parent origin {otherOrigin} but "
+                f"{originHdu} has {origin} (LTV1/LTV2); the planes of an exposure must match",
+                hdu=name,
+            )
+    return Box(origin[0], origin[1], shape[1], shape[0])
+
+
+def readExposureBBox(path: str | os.PathLike) -> Box:
+    """Return the parent box of an exposure file, reading only its headers.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        A file in the Rubin layout.
+
+    Returns
+    -------
+    bbox : `dcrmodel.image.Box`
+        The parent pixels that the file's IMAGE, MASK and VARIANCE HDUs cover (origin from
+        ``LTV1``/``LTV2``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DcrFitsError
+        For the same layout problems as `readExposure` (not FITS, truncated, a plane
+        missing, planes of different shapes or origins).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Exposure
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(Exposure.fromArrays(np.zeros((20, 30)), origin=(-4, 9)), path)
+    >>> readExposureBBox(path)
+    Box(minX=-4, minY=9, width=30, height=20)
+    """
+    source = Path(os.fspath(path))
+    hduList, indices = _openFits(source)
+    with hduList:
+        return _planesBox(hduList, indices, source)
+
+
+def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
+    """Read an exposure from a FITS file in the Rubin layout.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The file. HDUs ``IMAGE``, ``MASK`` and ``VARIANCE`` are found by ``EXTNAME``
+        wherever they are; an HDU ``PSF`` is read if present; other HDUs are skipped.
+    bbox : `dcrmodel.image.Box`, optional
+        Region to read, in PARENT pixel coordinates; it must lie inside the file's image.
+        Only the pixels of this region are read from disk (a slice of the memory-mapped
+        file, or astropy's section access for compressed data), so a small cutout of a
+        large file is cheap. None reads the whole image.
+
+    Returns
+    -------
+    exposure : `dcrmodel.image.Exposure`
+        The image (float32, or float64 if the file has it), the mask (int32, planes from
+        the ``MP_*`` keys, or the Rubin default planes if the MASK HDU has none), the
+        variance, the WCS mapping PARENT 0-based pixels to ICRS, the
+        visit info, the filter, the photometric calibration, the PSF and the remaining HDU 0
+        keys as ``metadata``. The WCS is that of the IMAGE HDU, or of MASK or VARIANCE
+        when IMAGE has none.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    DcrTypeError
+        If ``bbox`` is not a `Box`.
+    DcrFitsError
+        If the file is not FITS, is truncated, lacks an ``IMAGE``, ``MASK`` or ``VARIANCE``
+        HDU, the three differ in shape or origin, a ``MP_`` key is malformed, a metadata
+        value is not a number where one is needed, or ``bbox`` is not inside the image.
+        The message names the HDU or key.
+
+    Warns
+    -----
+    DcrWarning
+        For unknown weather values (replaced by the site's default weather), a boresight
+        azimuth/altitude computed because it is missing (see `visitInfoFromHeader`), a
+        mask with bits set but no ``MP_*`` keys (read as the Rubin default planes), and
+        for a band with no known wavelengths (the exposure gets no filter).
+
+    Notes
+    -----
+    The parent origin comes from ``LTV1``/``LTV2`` (``x0 = -LTV1``), or from the alternate
+    linear WCS ``A`` if those are missing, or is (0, 0). A plane HDU without any of these
+    keys shares the origin of the planes that have them. The metadata holds the HDU 0 keys
+    that are not turned into attributes, without the structural keys and without Rubin's
+    pointers into its binary-table archive (``AR_HDU`` and integer ``*_ID`` keys), which
+    would be wrong in a file that does not carry those tables.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Box, Exposure
+    >>> values = np.arange(600, dtype=np.float32).reshape(20, 30)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(Exposure.fromArrays(values, origin=(100, 200)), path)
+    >>> cutout = readExposure(path, bbox=Box(110, 205, 3, 2))  # parent coordinates
+    >>> cutout.image.array
+    array([[160., 161., 162.],
+           [190., 191., 192.]], dtype=float32)
+    """
+    if bbox is not None and not isinstance(bbox, Box):
+        raise DcrTypeError(
+            "bbox must be a dcrmodel Box in parent pixel coordinates, or None",
+            bbox=bbox,
+        )
+    source = Path(os.fspath(path))
+    hduList, indices = _openFits(source)
+    with hduList:
+        return _readOpenExposure(
+            hduList, indices, source, bbox, _planesBox(hduList, indices, source)
+        )
+
+
+def _readOpenExposure(
+    hduList: fits.HDUList, indices: dict[str, int], source: Path, bbox: Box | None,
+    fileBox: Box,
+) -> Exposure:
+    """Read an exposure (or cutout) from an open file whose planes cover ``fileBox``."""
+    origin = fileBox.begin
+    if bbox is None:
+        readBox = fileBox
+    else:
+        if bbox.isEmpty() or not fileBox.contains(bbox):
+            raise DcrFitsError(
+                f"{source.name}: the requested bbox is not inside the image (HDU IMAGE "
+                f"covers parent x {fileBox.minX}..{fileBox.maxX}, y "
+                f"{fileBox.minY}..{fileBox.maxY}); clip it with bbox.clippedTo",
+                bbox=bbox,
+                imageBox=fileBox,
+            )
+        readBox = bbox
+    maskWhere = f"{source.name}, HDU MASK"
+    planes = _maskPlanesFromHeader(hduList[indices["MASK"]].header, maskWhere)
+
+    primary = hduList[0].header
+    primaryWhere = f"{source.name}, HDU 0"
+    visitInfo = visitInfoFromHeader(primary, primaryWhere)
+    filterInfo = filterFromHeader(primary, primaryWhere)
+    photoCalib = photoCalibFromHeader(primary, primaryWhere)
+    # The WCS of the IMAGE HDU, or of the first other plane that has one.
+    wcsPlane = next(
+        (name for name in _PLANE_NAMES
+         if any(key in hduList[indices[name]].header for key in ("CTYPE1", "CTYPE2"))),
+        "IMAGE",
+    )
+    wcs = _wcsFromHeader(hduList[indices[wcsPlane]].header, origin[0], origin[1],
+                         f"{source.name}, HDU {wcsPlane}")
+    psf = None
+    if _PSF_EXTNAME in indices:
+        psfHdu = hduList[indices[_PSF_EXTNAME]]
+        if isinstance(psfHdu, (fits.ImageHDU, fits.CompImageHDU)):
+            psf = _psfFromHdu(psfHdu, wcs, filterInfo, f"{source.name}, HDU PSF")
+        else:
+            _log.debug("%s: HDU PSF is a %s; skipped", source.name, type(psfHdu).__name__)
+
+    sy, sx = readBox.slices(fileBox)
+    imageData = _readSection(hduList, indices["IMAGE"], "IMAGE", sy, sx, source)
+    maskData = _readSection(hduList, indices["MASK"], "MASK", sy, sx, source)
+    varianceData = _readSection(hduList, indices["VARIANCE"], "VARIANCE", sy, sx, source)
+    if maskData.dtype.kind not in "iu":
+        raise DcrFitsError(
+            f"{maskWhere} must hold integers (int32), not {maskData.dtype}", hdu="MASK"
+        )
+    if not planes:
+        # No MP_ keys at all: the bits mean what they mean in the Rubin layout.
+        planes = dict(DEFAULT_MASK_PLANES)
+        if np.any(maskData):
+            warnings.warn(
+                f"{maskWhere} has no MP_<PLANE> keys; its bits are read as the Rubin "
+                f"default planes ({', '.join(f'{n} {b}' for n, b in planes.items())}); "
+                f"add the keys if they mean something else",
+                DcrWarning,
+                stacklevel=externalStacklevel(),
+            )
+    metadata = _metadataFromHeader(
+        primary, keepFilter=filterInfo is None, keepVisit=visitInfo is None
+    )
+
+    imageArray = _toNative(imageData, _imageDtype(imageData))
+    varianceArray = _toNative(varianceData, _imageDtype(varianceData))
+    maskArray = _toNative(maskData, np.int32)
+    maskedImage = MaskedImage(
+        Image(imageArray, bbox=readBox),
+        Mask(maskArray, bbox=readBox, planes=planes),
+        Image(varianceArray, bbox=readBox),
+    )
+    return Exposure(
+        maskedImage,
+        wcs=wcs,
+        psf=psf,
+        visitInfo=visitInfo,
+        filter=filterInfo,
+        photoCalib=photoCalib,
+        metadata=metadata,
+    )
+
+
+#: numpy dtype (big-endian, as stored) of each FITS ``BITPIX`` (FITS standard 4.0, table 8).
+_BITPIX_DTYPES = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+class ExposureFile:
+    """An exposure file whose headers are read once, for reading many cutouts.
+
+    `readExposure` parses every header of the file (WCS, visit information, PSF, mask
+    planes) on each call, which costs more than reading a cutout of a few hundred thousand
+    pixels. A model build reads each visit once per subregion; an `ExposureFile` parses
+    the file once and then reads each cutout's pixels straight from the memory-mapped
+    planes, sharing the metadata (the WCS maps parent pixels, so it is the same for every
+    cutout).
+
+    Files whose planes cannot be memory-mapped (tile-compressed, gzip/bzip2/zip,
+    ``BSCALE``/``BZERO`` scaling), whose MASK HDU has no ``MP_*`` keys, or that changed on
+    disk since they were opened (size or modification time), are read by `readExposure`
+    for every cutout instead, with the same results and warnings.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        A file in the Rubin layout (see `readExposure`).
+
+    Attributes
+    ----------
+    path : `pathlib.Path`
+        The file.
+    bbox : `dcrmodel.image.Box`
+        The parent box of its planes.
+    info : `dcrmodel.image.Exposure`
+        A one-pixel cutout holding the file's metadata (WCS, visit info, filter, PSF,
+        photometric calibration, mask planes, metadata keys).
+
+    Raises
+    ------
+    FileNotFoundError, DcrFitsError
+        As `readExposure`, when the file is opened.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from dcrmodel.image import Box, Exposure
+    >>> values = np.arange(600, dtype=np.float32).reshape(20, 30)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
+    >>> writeExposure(Exposure.fromArrays(values, origin=(100, 200)), path)
+    >>> visit = ExposureFile(path)
+    >>> visit.bbox
+    Box(minX=100, minY=200, width=30, height=20)
+    >>> visit.read(Box(110, 205, 3, 2)).image.array
+    array([[160., 161., 162.],
+           [190., 191., 192.]], dtype=float32)
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(os.fspath(path))
+        hduList, indices = _openFits(self.path)
+        with hduList:
+            self.bbox = _planesBox(hduList, indices, self.path)
+            self._layouts: dict[str, tuple[int, np.dtype, tuple[int, int]]] | None = {}
+            maskHeader = hduList[indices["MASK"]].header
+            if not any(str(key).startswith(_MASK_PREFIX) for key in maskHeader):
+                self._layouts = None
+            for name in _PLANE_NAMES:
+                if self._layouts is None:
+                    break
+                hdu = hduList[indices[name]]
+                bitpix = int(hdu.header.get("BITPIX", 0))
+                if not _memoryMappable(hdu, self.path) or bitpix not in _BITPIX_DTYPES:
+                    self._layouts = None
+                    break
+                offset = int(hduList.fileinfo(indices[name])["datLoc"])
+                self._layouts[name] = (
+                    offset, np.dtype(_BITPIX_DTYPES[bitpix]), self.bbox.shape
+                )
+            if self._layouts is not None and self._layouts["MASK"][1].kind not in "iu":
+                self._layouts = None  # the read below raises the error, naming the HDU
+            stat = self.path.stat()
+            self._stamp = (stat.st_size, stat.st_mtime_ns)
+            self.info = _readOpenExposure(
+                hduList, indices, self.path, Box(self.bbox.minX, self.bbox.minY, 1, 1), self.bbox
+            )
+
+    def __repr__(self) -> str:
+        return f"ExposureFile({str(self.path)!r})"
+
+    def read(self, bbox: Box | None = None) -> Exposure:
+        """Read a cutout (parent coordinates) or, with None, the whole exposure.
+
+        Parameters
+        ----------
+        bbox : `dcrmodel.image.Box`, optional
+            Region to read, inside the file's box.
+
+        Returns
+        -------
+        exposure : `dcrmodel.image.Exposure`
+            As `readExposure` returns it; the metadata objects are shared between cutouts,
+            the header of ``metadata`` is a copy.
+
+        Raises
+        ------
+        DcrTypeError, DcrFitsError
+            As `readExposure`: a ``bbox`` that is not a `Box` or not inside the image.
+        """
+        if self._layouts is None or not self._unchanged():
+            return readExposure(self.path, bbox)
+        if bbox is not None and not isinstance(bbox, Box):
+            raise DcrTypeError(
+                "bbox must be a dcrmodel Box in parent pixel coordinates, or None",
+                bbox=bbox,
+            )
+        if bbox is not None and (bbox.isEmpty() or not self.bbox.contains(bbox)):
+            return readExposure(self.path, bbox)  # raises the error readExposure gives
+        readBox = self.bbox if bbox is None else bbox
+        sy, sx = readBox.slices(self.bbox)
+        planes = {}
+        try:
+            for name, (offset, dtype, shape) in self._layouts.items():
+                mapped = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+                section = mapped[sy, sx]
+                target = np.int32 if name == "MASK" else _imageDtype(section)
+                planes[name] = _toNative(section, target)
+                del mapped, section
+        except (OSError, ValueError) as error:
+            raise DcrFitsError(
+                f"{self.path.name}: the pixels cannot be read ({error}); the file is "
+                f"truncated or corrupt",
+                path=str(self.path),
+            ) from None
+        info = self.info
+        maskedImage = MaskedImage(
+            Image(planes["IMAGE"], bbox=readBox),
+            Mask(planes["MASK"], bbox=readBox, planes=dict(info.mask.planes)),
+            Image(planes["VARIANCE"], bbox=readBox),
+        )
+        metadata = info.metadata.copy() if info.metadata is not None else None
+        return Exposure(
+            maskedImage,
+            wcs=info.wcs,
+            psf=info.psf,
+            visitInfo=info.visitInfo,
+            filter=info.filter,
+            photoCalib=info.photoCalib,
+            metadata=metadata,
+        )
+
+    def _unchanged(self) -> bool:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return False
+        return (stat.st_size, stat.st_mtime_ns) == self._stamp
+
+
+def _metadataFromHeader(primary: fits.Header, keepFilter: bool, keepVisit: bool) -> fits.Header:
+    """Return the HDU 0 keys that are not structure, archive pointers or attributes."""
+    metadata = fits.Header()
+    for card in primary.cards:
+        key = card.keyword
+        if _isStructuralKey(key) or key == "AR_HDU":
+            continue
+        if _ARCHIVE_ID_KEY.match(key) and isinstance(card.value, int) and not isinstance(
+            card.value, bool
+        ):
+            continue
+        if key in _FILTER_KEYS and not (keepFilter and key == "FILTER"):
+            continue
+        if key in _CALIB_KEYS or (key in VISIT_KEYS and not keepVisit):
+            continue
+        metadata.append(_makeCard(key, card.value, card.comment), end=True)
+    return metadata

@@ -1,0 +1,43 @@
+"""Fourier-space tools: transfer functions of shifts and smears, padding, the template engine."""
+
+from .engine import (
+    TRANSFER_MODES,
+    FourierTemplateEngine,
+    allowedShift,
+    applyTransfer,
+    cropFromPadded,
+    dcrShiftArray,
+    fillBadPixels,
+    fourierShift,
+    frequencyGrid,
+    hermitianize,
+    maxShiftOf,
+    paddedShape,
+    padToShape,
+    shiftTransfer,
+    smearTransfer,
+    splitTransfer,
+    subfilterTransfer,
+    visitTransfers,
+)
+
+__all__ = [
+    "TRANSFER_MODES",
+    "frequencyGrid",
+    "shiftTransfer",
+    "smearTransfer",
+    "splitTransfer",
+    "subfilterTransfer",
+    "visitTransfers",
+    "dcrShiftArray",
+    "hermitianize",
+    "maxShiftOf",
+    "paddedShape",
+    "allowedShift",
+    "padToShape",
+    "cropFromPadded",
+    "applyTransfer",
+    "fourierShift",
+    "fillBadPixels",
+    "FourierTemplateEngine",
+]

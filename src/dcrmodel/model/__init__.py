@@ -1,0 +1,22 @@
+"""The DCR model of the sky: the seed's `DcrModel` container and API.
+
+Also its templates, conditioning and shifts.
+"""
+
+from .core import (
+    DEFAULT_PSF_DAMPING,
+    DEFAULT_PSF_MAX_GAIN,
+    PSF_DAMPED_PLANE,
+    DcrModel,
+)
+from .shift import (
+    applyDcr,
+)
+
+__all__ = [
+    "DcrModel",
+    "PSF_DAMPED_PLANE",
+    "DEFAULT_PSF_DAMPING",
+    "DEFAULT_PSF_MAX_GAIN",
+    "applyDcr",
+]

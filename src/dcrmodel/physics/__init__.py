@@ -1,0 +1,58 @@
+"""Physics of the atmosphere and the sky: sites and weather, refraction, visit metadata, DCR.
+
+Nothing here knows about images.
+"""
+
+from .dcr import (
+    calculateDcr,
+    calculateImageParallacticAngle,
+    wavelengthGenerator,
+    zenithDirection,
+    zenithDirections,
+    zenithDirectionsOfVisits,
+)
+from .observation import (
+    ROT_TYPES,
+    Observatory,
+    VisitInfo,
+    Weather,
+    defaultWeather,
+    offlineIers,
+)
+from .refraction import (
+    MAX_WAVELENGTH,
+    MIN_WAVELENGTH,
+    differentialRefraction,
+    refraction,
+    refractivity,
+    waterVaporPressure,
+)
+from .site import (
+    RUBIN_ELEVATION,
+    RUBIN_LATITUDE,
+    RUBIN_LONGITUDE,
+)
+
+__all__ = [
+    "wavelengthGenerator",
+    "calculateDcr",
+    "zenithDirection",
+    "zenithDirections",
+    "zenithDirectionsOfVisits",
+    "calculateImageParallacticAngle",
+    "VisitInfo",
+    "ROT_TYPES",
+    "Observatory",
+    "Weather",
+    "defaultWeather",
+    "offlineIers",
+    "refraction",
+    "differentialRefraction",
+    "refractivity",
+    "waterVaporPressure",
+    "MIN_WAVELENGTH",
+    "MAX_WAVELENGTH",
+    "RUBIN_LONGITUDE",
+    "RUBIN_LATITUDE",
+    "RUBIN_ELEVATION",
+]

@@ -1,0 +1,43 @@
+"""Point-spread functions in DCR work: chromatic kernels, PSF matching, estimation from stars."""
+
+from .matching import (
+    DEFAULT_BAD_MASK_PLANES,
+    MODEL_PSF_POLICIES,
+    DampedPsfMatcher,
+    PsfEstimate,
+    PsfMatch,
+    effectiveKernelSize,
+    estimatePsf,
+    maxKernelSize,
+    modelPsfFor,
+    modelPsfRidge,
+    psfAtWavelength,
+    psfFwhmAt,
+    psfMatchingTransfer,
+    psfTransfer,
+    sharpestPsf,
+    validatePsf,
+    validatePsfAlpha,
+    validatePsfImage,
+)
+
+__all__ = [
+    "MODEL_PSF_POLICIES",
+    "DEFAULT_BAD_MASK_PLANES",
+    "PsfEstimate",
+    "PsfMatch",
+    "psfAtWavelength",
+    "psfFwhmAt",
+    "maxKernelSize",
+    "effectiveKernelSize",
+    "psfTransfer",
+    "psfMatchingTransfer",
+    "DampedPsfMatcher",
+    "modelPsfRidge",
+    "estimatePsf",
+    "sharpestPsf",
+    "modelPsfFor",
+    "validatePsfAlpha",
+    "validatePsfImage",
+    "validatePsf",
+]

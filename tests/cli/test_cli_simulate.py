@@ -1,0 +1,137 @@
+"""Tests of the ``dcrmodel simulate`` command: outputs, exit codes, messages, flags."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from dcrmodel.cli.main import EXIT_BAD_INPUT, EXIT_OK, ProgressBar, main
+
+SMALL = ["--size", "64", "--visits", "5", "--nights", "1"]
+
+
+def _simulate(out, *extra):
+    return main(["simulate", "--out", str(out), *SMALL, *extra])
+
+
+def test_simulate_writes_a_field_and_reports_it(tmp_path, capsys):
+    out = tmp_path / "field"
+    assert _simulate(out, "--seed", "3") == EXIT_OK
+    captured = capsys.readouterr()
+    assert "simulated 5 visits (4 training, 1 test" in captured.out
+    assert str(out / "manifest.json") in captured.out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 3
+    assert manifest["bbox"]["width"] == 64
+    assert [v["role"] for v in manifest["visits"]].count("test") == 1
+    for name in manifest["files"]:
+        assert (out / name).is_file()
+
+
+def test_quiet_prints_nothing(tmp_path, capsys):
+    assert _simulate(tmp_path / "f", "-q") == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "field"
+    assert _simulate(out, "-q") == EXIT_OK
+    assert _simulate(out, "-q") == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("dcrmodel simulate: error: ") and "--overwrite" in err
+    assert _simulate(out, "-q", "--overwrite", "--seed", "9") == EXIT_OK
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 9
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--visits", "2"], "fewer than 2 training visits"),
+        (["--seeing", "-0.5", "1.0"], "seeing must be positive"),
+        (["--dec", "70"], "never above the horizon"),
+        (["--band", "q"], "unknown band"),
+        (["--effective-wavelength", "480"], "give both --effective-wavelength and --bandwidth"),
+        (["--effective-wavelength", "2000", "--bandwidth", "300"],
+         "outside the range of the refraction formula"),
+        (["--chromatic-seeing", "3"], "chromaticSeeing must be in"),
+        (["--visits", "5", "--test-visits", "9"], "--test-visits exceeds --visits"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, extra, match):
+    out = tmp_path / "field"
+    assert main(["simulate", "--out", str(out), *SMALL[:2], *extra]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err
+    assert not out.exists()
+
+
+def test_usage_errors_and_version(capsys):
+    assert main(["simulate"]) == EXIT_BAD_INPUT  # --out missing
+    assert "--out" in capsys.readouterr().err
+    assert main(["simulate", "--out", "x", "--visits", "zero"]) == EXIT_BAD_INPUT
+    assert main([]) == EXIT_BAD_INPUT
+    assert "choose a command" in capsys.readouterr().err
+    assert main(["--version"]) == EXIT_OK
+    assert "dcrmodel" in capsys.readouterr().out
+
+
+def test_variable_and_chromatic_seeing_flags(tmp_path):
+    out = tmp_path / "field"
+    assert _simulate(out, "-q", "--seeing", "0.6", "1.2", "--chromatic-seeing", "-0.2",
+                     "--psf", "moffat", "--no-defects", "--transients", "1") == EXIT_OK
+    manifest = json.loads((out / "manifest.json").read_text())
+    seeing = [v["seeing"] for v in manifest["visits"]]
+    assert all(0.6 <= s <= 1.2 for s in seeing) and len(set(seeing)) == len(seeing)
+    assert all(v["psf"]["alpha"] == -0.2 and v["psf"]["profile"] == "moffat"
+               for v in manifest["visits"])
+    assert all(v["defects"] is None for v in manifest["visits"])
+    assert len(manifest["transients"]) == 1
+
+
+def test_transmission_curve_file(tmp_path, capsys):
+    curve = tmp_path / "gcurve.txt"
+    rows = [f"{w:.1f} {math.exp(-0.5 * ((w - 480.0) / 40.0) ** 2):.6f}"
+            for w in range(380, 581, 5)]
+    curve.write_text("# wavelength_nm throughput\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "field"
+    assert _simulate(out, "-q", "--bandpass", str(curve)) == EXIT_OK
+    band = json.loads((out / "manifest.json").read_text())["band"]
+    assert band["kind"] == "curve" and band["name"] == "gcurve"
+    assert band["effectiveWavelength"] == pytest.approx(480.0, abs=0.5)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3\n4 5 6\n")
+    assert _simulate(tmp_path / "f2", "--bandpass", str(bad)) == EXIT_BAD_INPUT
+    assert "two columns" in capsys.readouterr().err
+    assert _simulate(tmp_path / "f3", "--bandpass", str(tmp_path / "none.txt")) == EXIT_BAD_INPUT
+    assert "cannot read the bandpass file" in capsys.readouterr().err
+
+
+def test_progress_bar_draws_only_when_enabled():
+    stream = io.StringIO()
+    bar = ProgressBar("simulate", stream=stream, enabled=True, width=10)
+    bar("visit 1/2", 1, 2)
+    bar("visit 2/2", 2, 2)
+    text = stream.getvalue()
+    assert "[#####.....] 1/2 visit 1/2" in text and "[##########] 2/2" in text
+    assert text.endswith("\n")
+    quiet = io.StringIO()
+    ProgressBar("simulate", stream=quiet)("x", 1, 2)  # StringIO is not a terminal
+    assert quiet.getvalue() == ""
+
+
+def test_the_command_runs_as_a_program_with_its_exit_code(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "dcrmodel.cli.main", "simulate", "--out", str(tmp_path / "f"),
+         "--visits", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "fewer than 2 training visits" in result.stderr
+    assert "Traceback" not in result.stderr
