@@ -276,6 +276,7 @@ def test_image_package_hands_on_the_names_of_its_modules():
         "Mask": "pixels",
         "MaskedImage": "pixels",
         "DEFAULT_MASK_PLANES": "pixels",
+        "BAD_MASK_PLANES": "pixels",
         "Filter": "filters",
         "RUBIN_BANDS": "filters",
         "Psf": "psfmodels",

@@ -279,3 +279,17 @@ def test_masked_image_shape_validation():
     )
     assert mi.bbox == Box(7, 8, 5, 4) and mi.mask.bbox == mi.variance.bbox == mi.bbox
     assert np.all(mi.mask.array == 2) and np.all(mi.variance.array == 3.0)
+
+
+def test_bad_pixels_from_the_default_planes_and_from_named_ones():
+    from dcrmodel.image import BAD_MASK_PLANES, Box
+
+    mask = Mask.fromBox(Box(10, 20, 4, 3))
+    for i, plane in enumerate(["BAD", "SAT", "NO_DATA", "DETECTED"]):
+        mask.array[0, i] = mask.getPlaneBitMask(plane)
+    assert set(BAD_MASK_PLANES) == {"BAD", "SAT", "NO_DATA", "EDGE", "CR"}
+    assert mask.getBadPixels()[0].tolist() == [True, True, True, False]
+    assert mask.getBadPixels("DETECTED")[0].tolist() == [False, False, False, True]
+    # planes the mask does not define are skipped, not an error
+    assert not mask.getBadPixels(["NOT_A_PLANE"]).any()
+    assert mask.getBadPixels().shape == (3, 4)

@@ -11,8 +11,8 @@ from .difference import (
     noiseCorrelationFactor,
 )
 from .metrics import (
-    BAD_MASK_PLANES,
     COLOUR_CLASSES,
+    STATIC_COLOUR_CLASSES,
     Detection,
     DifferenceMetrics,
     TemplateEvaluation,
@@ -39,8 +39,8 @@ __all__ = [
     "convolveToPsf",
     "makeDifference",
     "noiseCorrelationFactor",
-    "BAD_MASK_PLANES",
     "COLOUR_CLASSES",
+    "STATIC_COLOUR_CLASSES",
     "Detection",
     "TemplateResidual",
     "DifferenceMetrics",

@@ -33,11 +33,10 @@ from ..errors import (
     DcrValueError,
 )
 from ..fourier import cropFromPadded, fillBadPixels, paddedShape, padToShape
-from ..image import Exposure, Image, Mask, MaskedImage, Psf
+from ..image import BAD_MASK_PLANES, Exposure, Image, Mask, MaskedImage, Psf
 from ..model import DEFAULT_PSF_DAMPING, DEFAULT_PSF_MAX_GAIN
 from ..psf import effectiveKernelSize, estimatePsf, maxKernelSize, psfMatchingTransfer
 from .metrics import (
-    BAD_MASK_PLANES,
     Detection,
     detectSources,
     significanceImage,
@@ -228,10 +227,7 @@ def chooseMatchTo(
 
 
 def _badPixels(exposure: Exposure) -> np.ndarray:
-    mask = exposure.mask
-    planes = [p for p in BAD_MASK_PLANES if p in mask.planes]
-    bad = (mask.array & mask.getPlaneBitMask(planes)) != 0 if planes else \
-        np.zeros(mask.array.shape, dtype=bool)
+    bad = exposure.mask.getBadPixels()
     return bad | ~np.isfinite(exposure.image.array) | ~np.isfinite(exposure.variance.array)
 
 
@@ -549,8 +545,7 @@ def makeDifference(
         correlation = 1.0
     difference = subtractTemplate(science, template)
     mask = difference.mask
-    bad = (mask.array & mask.getPlaneBitMask(
-        [p for p in BAD_MASK_PLANES if p in mask.planes])) != 0
+    bad = mask.getBadPixels()
     variance = difference.variance.array
     if correlation != 1.0:
         variance = variance + (correlation - 1.0) * science.variance[difference.bbox].array

@@ -38,8 +38,8 @@ from ..fits import readExposure
 from ..image import Box, Exposure, GaussianPsf, Image, Mask, MaskedImage
 
 __all__ = [
-    "BAD_MASK_PLANES",
     "COLOUR_CLASSES",
+    "STATIC_COLOUR_CLASSES",
     "Detection",
     "TemplateResidual",
     "DifferenceMetrics",
@@ -59,11 +59,12 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: Mask planes whose pixels are never used for detection or residuals.
-BAD_MASK_PLANES = ("BAD", "SAT", "CR", "NO_DATA", "EDGE")
+#: Colour classes of a known-truth catalogue's sources (`dcrmodel.simulate` draws them).
+COLOUR_CLASSES = ("blueStar", "redStar", "galaxy", "transient")
 
-#: Colour classes of the catalogue by which residuals are split.
-COLOUR_CLASSES = ("blueStar", "redStar", "galaxy")
+#: The classes of the static sky, by which template residuals are split (transients are
+#: not in a template).
+STATIC_COLOUR_CLASSES = tuple(name for name in COLOUR_CLASSES if name != "transient")
 
 
 @dataclass(frozen=True)
@@ -289,16 +290,6 @@ def footprintMask(footprints: np.ndarray, grow: int) -> np.ndarray:
     return ndimage.binary_dilation(footprints, structure=disc)
 
 
-def _badPixelsFromMask(mask: Any, planes: Iterable[str] = BAD_MASK_PLANES) -> np.ndarray | None:
-    """Boolean array of pixels flagged in any of ``planes`` that the mask defines."""
-    if mask is None:
-        return None
-    known = [p for p in planes if p in mask.planes]
-    if not known:
-        return np.zeros(mask.array.shape, dtype=bool)
-    return (mask.array & mask.getPlaneBitMask(known)) != 0
-
-
 def _requireType(value: Any, cls: type, name: str) -> None:
     if not isinstance(value, cls):
         raise DcrTypeError(f"{name} must be of type {cls.__name__}", **{name: type(value).__name__})
@@ -326,7 +317,7 @@ def _plane(value: Any, name: str, bbox: Any = None) -> _Plane:
     if isinstance(value, MaskedImage):
         array = np.asarray(value.image.array, dtype=np.float64)
         variance = np.asarray(value.variance.array, dtype=np.float64)
-        bad = _badPixelsFromMask(value.mask)
+        bad = value.mask.getBadPixels()
         return _Plane(array, value.bbox, variance, bad | ~np.isfinite(array))
     if isinstance(value, Image):
         array = np.asarray(value.array, dtype=np.float64)
@@ -580,7 +571,7 @@ def templateResidual(
     pixelClass = classes[labels]  # label -1 picks the trailing ""
     byClass: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for name in COLOUR_CLASSES:
+    for name in STATIC_COLOUR_CLASSES:
         selection = inside & (pixelClass == name)
         byClass[name] = ratio(selection)
         counts[name] = int(selection.sum())
@@ -727,7 +718,7 @@ def differenceImageMetrics(
     width = _kernelFwhm(_checkKernel(kernel)) if fwhm is None else float(fwhm)
     if matchRadius is None:
         matchRadius = max(2.0, width)
-    bad = _badPixelsFromMask(difference.mask)
+    bad = difference.mask.getBadPixels()
     detections, _ = detectSources(
         difference.image.array,
         difference.variance.array,

@@ -19,6 +19,7 @@ from .geometry import (
     wcsGridOffset,
 )
 from .pixels import (
+    BAD_MASK_PLANES,
     DEFAULT_MASK_PLANES,
     Image,
     Mask,
@@ -46,6 +47,7 @@ __all__ = [
     "Mask",
     "MaskedImage",
     "DEFAULT_MASK_PLANES",
+    "BAD_MASK_PLANES",
     "FWHM_PER_SIGMA",
     "Psf",
     "GaussianPsf",

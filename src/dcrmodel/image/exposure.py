@@ -22,7 +22,7 @@ from ..errors import DcrShapeError, DcrTypeError, DcrValueError
 from .calibration import PhotoCalib
 from .filters import Filter
 from .geometry import Box
-from .pixels import Image, Mask, MaskedImage
+from .pixels import BAD_MASK_PLANES, Image, Mask, MaskedImage
 from .psfmodels import Psf
 from .statistics import StatisticsControl
 
@@ -302,7 +302,7 @@ class Exposure:
     def toCCDData(
         self,
         unit: str = "adu",
-        badMaskPlanes: Iterable[str] = ("BAD", "SAT", "NO_DATA", "EDGE", "CR"),
+        badMaskPlanes: Iterable[str] = BAD_MASK_PLANES,
     ) -> Any:
         """Return an `astropy.nddata.CCDData` copy of this exposure.
 

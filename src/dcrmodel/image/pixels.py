@@ -17,7 +17,7 @@ from .._validate import asInt
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
 from .geometry import Box
 
-__all__ = ["Image", "Mask", "MaskedImage", "DEFAULT_MASK_PLANES"]
+__all__ = ["Image", "Mask", "MaskedImage", "DEFAULT_MASK_PLANES", "BAD_MASK_PLANES"]
 
 #: Default mask planes and their bits (the defaults of the Rubin pipelines' masks).
 DEFAULT_MASK_PLANES: dict[str, int] = {
@@ -31,6 +31,11 @@ DEFAULT_MASK_PLANES: dict[str, int] = {
     "SUSPECT": 7,
     "NO_DATA": 8,
 }
+
+#: The mask planes whose pixels are not used by default anywhere in dcrmodel: bad pixels,
+#: saturation, cosmic rays, pixels with no data and the detector edge. Planes a mask does
+#: not define are skipped wherever this list is applied (`Mask.getBadPixels`).
+BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "SAT", "NO_DATA", "EDGE", "CR")
 
 
 def _resolveBox(shape: tuple[int, ...], bbox: Box | None, origin: Any, what: str) -> Box:
@@ -437,6 +442,38 @@ class Mask(_PixelArray):
         for name in names:
             value |= 1 << self.getMaskPlane(name)
         return value
+
+    def getBadPixels(self, planes: str | Iterable[str] = BAD_MASK_PLANES) -> np.ndarray:
+        """Return the boolean map of pixels flagged in any of ``planes``.
+
+        Parameters
+        ----------
+        planes : str or iterable of str, optional
+            Mask plane names; planes this mask does not define are skipped. Defaults to
+            `BAD_MASK_PLANES`.
+
+        Returns
+        -------
+        bad : numpy.ndarray of bool
+            True where a pixel is flagged in one of the planes, of the mask's shape.
+
+        Examples
+        --------
+        >>> from dcrmodel.image import Box, Mask
+        >>> mask = Mask.fromBox(Box(0, 0, 3, 1))
+        >>> mask.array[0, 1] = mask.getPlaneBitMask("SAT")
+        >>> mask.getBadPixels().tolist()
+        [[False, True, False]]
+        >>> mask.getBadPixels(["BAD", "NOT_A_PLANE"]).tolist()
+        [[False, False, False]]
+        """
+        if isinstance(planes, str):
+            planes = (planes,)
+        bits = 0
+        for name in planes:
+            if name in self._planes:
+                bits |= 1 << self._planes[name]
+        return (self.array & bits) != 0
 
     def addMaskPlane(self, name: str) -> int:
         """Add plane ``name`` on the lowest free bit and return its bit (existing: its bit).

@@ -10,7 +10,7 @@ import numpy as np
 from .._validate import asInt, asPositiveFloat
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
 from .geometry import Box
-from .pixels import Image, Mask
+from .pixels import BAD_MASK_PLANES, Image, Mask
 
 __all__ = ["StatisticsControl"]
 
@@ -38,7 +38,7 @@ class StatisticsControl:
 
     def __init__(
         self,
-        badMaskPlanes: Iterable[str] = ("BAD", "SAT", "NO_DATA", "EDGE", "CR"),
+        badMaskPlanes: Iterable[str] = BAD_MASK_PLANES,
         numSigmaClip: float = 3.0,
         numIter: int = 2,
     ) -> None:

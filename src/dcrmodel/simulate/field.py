@@ -60,7 +60,6 @@ from .._validate import asFiniteFloat, asPositiveFloat
 from .._version import __version__
 from ..atomic import atomicDirectory
 from ..diffim import detectSources, footprintMask
-from ..diffim.metrics import BAD_MASK_PLANES, _badPixelsFromMask
 from ..errors import DcrOutputError, DcrTypeError, DcrValueError
 from ..fits import writeDcrModel, writeExposure
 from ..image import Box, Exposure, Filter, Image, ImagePsf, Mask, MaskedImage, PhotoCalib
@@ -1383,7 +1382,7 @@ class _CoaddAccumulator:
     def add(self, visit: SimulatedVisit) -> None:
 
         exposure = visit.exposure
-        bad = _badPixelsFromMask(exposure.mask, BAD_MASK_PLANES)
+        bad = exposure.mask.getBadPixels()
         good = ~bad
         variance = np.asarray(exposure.variance.array, dtype=np.float64)
         weight = 1.0 / float(np.median(variance[good]))
