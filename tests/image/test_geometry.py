@@ -134,3 +134,12 @@ def test_box_validation():
     with pytest.raises(AttributeError):
         Box(0, 0, 1, 1).minX = 3
     assert Box(np.int64(2), 3, np.int32(4), 5) == Box(2, 3, 4, 5)
+
+
+def test_box_from_minimum_and_dimensions_pairs():
+    assert Box((10, 20), (5, 3)) == Box(10, 20, 5, 3)
+    assert Box((10, 20), (5, 3)).end == (14, 22)
+    with pytest.raises(DcrTypeError, match="dimensions must be a pair"):
+        Box((10, 20), 5)
+    with pytest.raises(DcrTypeError, match=r"give Box\(minX, minY, width, height\)"):
+        Box(10, 20, 5)

@@ -293,3 +293,25 @@ def test_bad_pixels_from_the_default_planes_and_from_named_ones():
     # planes the mask does not define are skipped, not an error
     assert not mask.getBadPixels(["NOT_A_PLANE"]).any()
     assert mask.getBadPixels().shape == (3, 4)
+
+
+def test_array_assignment_copies_into_the_pixels_with_the_shape_checked():
+    from dcrmodel.image import Box
+
+    image = Image.fromBox(Box(5, 6, 3, 2), dtype=np.float32)
+    view = image.array
+    values = np.arange(6.0).reshape(2, 3)
+    image.array = values
+    assert image.array is view  # the same pixels, now holding the values
+    np.testing.assert_array_equal(image.array, values)
+    values[0, 0] = 99.0
+    assert image.array[0, 0] == 0.0  # a copy, not the caller's array
+    image.array = 2.5
+    assert (image.array == 2.5).all()
+    with pytest.raises(DcrShapeError, match="array assignment"):
+        image.array = np.zeros((3, 2))
+    mask = Mask.fromBox(Box(0, 0, 2, 2))
+    mask.array = np.array([[1, 0], [0, 2]])
+    assert mask.array.tolist() == [[1, 0], [0, 2]]
+    with pytest.raises(DcrTypeError, match="mask values must be integers"):
+        mask.array = np.full((2, 2), 0.5)

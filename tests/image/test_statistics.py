@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.stats import sigma_clipped_stats
 
-from dcrmodel.errors import DcrShapeError, DcrValueError
+from dcrmodel.errors import DcrShapeError, DcrTypeError, DcrValueError
 from dcrmodel.image.geometry import Box
 from dcrmodel.image.pixels import Image, Mask
 from dcrmodel.image.statistics import StatisticsControl
@@ -65,3 +65,45 @@ def test_statistics_masks():
         StatisticsControl(numSigmaClip=0)
     with pytest.raises(DcrValueError, match="numIter must be >= 0"):
         StatisticsControl(numIter=-1)
+
+
+def test_afw_style_setters_and_getters():
+    from dcrmodel.image import Box, Mask
+
+    ctrl = StatisticsControl()
+    ctrl.setNumSigmaClip(4.0)
+    ctrl.setNumIter(5)
+    assert (ctrl.getNumSigmaClip(), ctrl.getNumIter()) == (4.0, 5)
+    mask = Mask.fromBox(Box(0, 0, 2, 1))
+    ctrl.setAndMask(mask.getPlaneBitMask(["BAD", "CR"]))
+    assert ctrl.badMaskPlanes == ("BAD", "CR")
+    assert ctrl.getAndMask() == mask.getPlaneBitMask(["BAD", "CR"])
+    assert ctrl.getAndMask(mask) == mask.getPlaneBitMask(["BAD", "CR"])
+    ctrl.setAndMask(["SAT"])
+    assert ctrl.badMaskPlanes == ("SAT",)
+    with pytest.raises(DcrValueError, match="sets bits that no default mask plane has"):
+        ctrl.setAndMask(1 << 30)
+    for name in ("NanSafe", "Weighted", "CalcErrorFromInputVariance"):
+        getattr(ctrl, f"set{name}")(True)
+        assert getattr(ctrl, f"get{name}")() is True
+        with pytest.raises(DcrTypeError, match="must be True or False"):
+            getattr(ctrl, f"set{name}")(1)
+    with pytest.raises(DcrValueError, match="numIter must be >= 0"):
+        ctrl.setNumIter(-1)
+
+
+def test_nan_safety_weighting_and_error_from_input_variance():
+    values = np.array([1.0, 2.0, 3.0, np.nan])
+    variance = np.array([1.0, 4.0, 4.0, 1.0])
+    ctrl = StatisticsControl(numIter=0)
+    assert ctrl.clippedStats(values) == pytest.approx((2.0, np.std([1.0, 2.0, 3.0])))
+    ctrl.setNanSafe(False)
+    assert all(math.isnan(v) for v in ctrl.clippedStats(values))
+    ctrl.setNanSafe(True)
+    ctrl.setWeighted(True)
+    # inverse-variance weights 1, 1/4, 1/4 on the finite pixels
+    mean, _ = ctrl.clippedStats(values, variance=variance)
+    assert mean == pytest.approx((1.0 + 2.0 / 4 + 3.0 / 4) / 1.5)
+    ctrl.setCalcErrorFromInputVariance(True)
+    _, noise = ctrl.clippedStats(values, variance=variance)
+    assert noise == pytest.approx(math.sqrt(3.0))

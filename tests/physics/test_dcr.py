@@ -602,3 +602,34 @@ def test_refraction_range_errors_come_through():
     below = visitInfo.copyWith(boresightAzAlt=(Angle(10.0, u.deg), Angle(-5.0, u.deg)))
     with pytest.raises(DcrValueError, match=r"elevation must be within \(0, 90\]"):
         calculateDcr(below, wcs, G_EFF, G_BW, 3)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 37.0, -120.0, 170.0])
+def test_image_parallactic_angle_is_parallactic_minus_rotator_angle(rotation):
+    # Reference pipelines' meaning (since November 2025): the angle of the zenith in the
+    # image, boresightParAngle - boresightRotAngle, for a SKY rotator angle.
+    visitInfo = makeVisitInfo(elevation=40.0, azimuth=250.0, rotAngle=rotation)
+    expected = (visitInfo.boresightParAngle - visitInfo.boresightRotAngle).wrap_at(180 * u.deg)
+    theta = calculateImageParallacticAngle(visitInfo)
+    assert theta.deg == pytest.approx(expected.deg, abs=1e-12)
+    assert -180.0 < theta.deg <= 180.0
+
+
+@pytest.mark.parametrize("rotation", [0.0, 37.0, 160.0])
+def test_image_parallactic_angle_from_metadata_agrees_with_the_wcs(rotation):
+    # A WCS whose +y axis points at position angle `rotation` (the SKY rotator angle):
+    # the metadata-only angle and the angle measured through the WCS agree up to
+    # precession between ICRS and the apparent frame (a few tenths of a degree in 2026).
+    visitInfo, wcs = makeVisitAndWcs(elevation=45.0, azimuth=230.0, rotation=rotation,
+                                     rotAngle=rotation)
+    fromMetadata = calculateImageParallacticAngle(visitInfo)
+    throughWcs = calculateImageParallacticAngle(visitInfo, wcs)
+    assert abs((fromMetadata - throughWcs).wrap_at(180 * u.deg).deg) < 0.4
+
+
+def test_image_parallactic_angle_needs_a_sky_rotator_angle_without_a_wcs():
+    visitInfo = makeVisitInfo(elevation=40.0, azimuth=250.0)
+    with pytest.raises(DcrMetadataError, match="needs the rotator angle"):
+        calculateImageParallacticAngle(visitInfo.copyWith(boresightRotAngle=None))
+    with pytest.raises(DcrMetadataError, match="'HORIZON' convention"):
+        calculateImageParallacticAngle(visitInfo.copyWith(rotType="HORIZON"))

@@ -38,6 +38,8 @@ class Box:
     ----------
     minX, minY : int
         Parent coordinates (pixels) of the lower-left (lowest ``x``, lowest ``y``) pixel.
+        ``Box((minX, minY), (width, height))`` builds the same box from a minimum and
+        dimensions pairs, the way ``lsst.geom.Box2I(Point2I, Extent2I)`` is built.
     width, height : int
         Number of pixels along ``x`` and ``y``; zero gives an empty box.
 
@@ -59,16 +61,31 @@ class Box:
     >>> box = Box(10, 20, 5, 3)
     >>> box.end, box.shape
     ((14, 22), (3, 5))
+    >>> Box((10, 20), (5, 3)) == box
+    True
     >>> box.intersection(Box(12, 0, 100, 21))
     Box(minX=12, minY=20, width=3, height=1)
     """
 
     minX: int
     minY: int
-    width: int
-    height: int
+    width: int | None = None
+    height: int | None = None
 
     def __post_init__(self) -> None:
+        if self.width is None and self.height is None:
+            # Box((minX, minY), (width, height)), as lsst.geom.Box2I(Point2I, Extent2I)
+            minimum, dimensions = self.minX, self.minY
+            minX, minY = _asPair(minimum, "minimum")
+            width, height = _asPair(dimensions, "dimensions")
+            for name, value in zip(("minX", "minY", "width", "height"),
+                                   (minX, minY, width, height), strict=True):
+                object.__setattr__(self, name, value)
+        elif self.width is None or self.height is None:
+            raise DcrTypeError(
+                "give Box(minX, minY, width, height) or Box((minX, minY), (width, height))",
+                width=self.width, height=self.height,
+            )
         for name in ("minX", "minY", "width", "height"):
             object.__setattr__(self, name, asInt(getattr(self, name), name))
         if self.width < 0 or self.height < 0:

@@ -84,8 +84,22 @@ class _PixelArray:
 
     @property
     def array(self) -> np.ndarray:
-        """The pixel values, numpy ``(y, x)`` order; ``array[y - y0, x - x0]``."""
+        """The pixel values, numpy ``(y, x)`` order; ``array[y - y0, x - x0]``.
+
+        Assigning to it (``image.array = values``, as with ``lsst.afw.image``) copies the
+        values into the existing pixels: an array of the same shape, or a scalar.
+        """
         return self._array
+
+    @array.setter
+    def array(self, values: Any) -> None:
+        arr = self._valueArray(values, self.shape, "array assignment")
+        if isinstance(self, Mask) and np.asarray(arr).dtype.kind not in "biu":
+            raise DcrTypeError(
+                "mask values must be integers (bits of the mask planes)",
+                dtype=str(np.asarray(arr).dtype),
+            )
+        self._array[...] = arr
 
     @property
     def bbox(self) -> Box:

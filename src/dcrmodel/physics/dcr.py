@@ -615,42 +615,81 @@ def calculateDcr(
 def calculateImageParallacticAngle(
     visitInfo: VisitInfo, wcs: WCS | None = None, bbox: BoxLike | None = None
 ) -> Angle:
-    """Return the parallactic angle of a visit as seen on an exposure's pixel grid.
+    """Return the angle of the zenith in an exposure's image: parallactic minus rotator angle.
 
     Parameters
     ----------
     visitInfo : VisitInfo
         Visit metadata.
     wcs : astropy.wcs.WCS, optional
-        Celestial WCS of the exposure. None: return ``visitInfo.boresightParAngle``
-        (the parallactic angle on the sky, from the hour angle, declination and
-        latitude).
+        Celestial WCS of the exposure. None: the angle follows from the metadata alone, as
+        the Rubin pipelines compute it: ``boresightParAngle - boresightRotAngle``, the
+        rotator angle being the position angle of the image's +y axis on the sky (rotator
+        convention ``"SKY"``; ``"UNKNOWN"`` is taken as ``"SKY"``, as the pipelines do).
+        Given: the angle measured through the WCS at the region's centre, which includes
+        the image's true orientation and flip, precession between ICRS and the apparent
+        frame of the date, and distortion.
     bbox : dcrmodel.image.Box, optional
-        Region (parent pixels) at whose centre the direction is measured (see
+        Region (parent pixels) at whose centre the direction is measured with a WCS (see
         ``zenithDirection``).
 
     Returns
     -------
     astropy.coordinates.Angle
-        With a WCS: the angle ``θ`` in (−180, 180] deg such that the zenith direction in
-        pixels is ``(dx, dy) ∝ (−sin θ, cos θ)``. On a North-up, East-left image this is
-        the parallactic angle (position angle of the zenith from North through East) in
-        the apparent frame of the date; for any other orientation it includes the
-        image's rotation and flip. At the zenith itself, where the direction is
-        undefined, 0 deg.
+        The angle ``θ`` in (−180, 180] deg such that the zenith direction in pixels is
+        ``(dx, dy) ∝ (−sin θ, cos θ)``: measured from the image's +y axis toward −x. On a
+        North-up, East-left image (rotator angle 0) it is the parallactic angle, the
+        position angle of the zenith from North through East. At the zenith itself,
+        where the direction is undefined, 0 deg (with a WCS).
 
     Raises
     ------
     DcrMetadataError
-        If ``visitInfo`` or a field it needs is missing.
+        If ``visitInfo`` or a field it needs is missing: without a WCS, the rotator angle
+        is needed, in the ``"SKY"`` (or ``"UNKNOWN"``) convention.
     DcrTypeError, DcrValueError
         For an unusable ``wcs`` or ``bbox`` (see ``zenithDirection``).
+
+    Notes
+    -----
+    `calculateDcr` always measures the zenith direction through the WCS; this function
+    is the angle a user of the Rubin pipelines' function of the same name expects.
+
+    Examples
+    --------
+    A visit west of the meridian (positive parallactic angle) with the rotator at 30 deg:
+
+    >>> import astropy.units as u
+    >>> from astropy.coordinates import Angle, EarthLocation, SkyCoord
+    >>> from astropy.time import Time
+    >>> from dcrmodel import VisitInfo, calculateImageParallacticAngle
+    >>> site = EarthLocation.from_geodetic(-70.749417 * u.deg, -30.244639 * u.deg, 2663 * u.m)
+    >>> visit = VisitInfo.fromAstropy(
+    ...     SkyCoord(150 * u.deg, -40 * u.deg), Time("2026-03-01T03:00:00", scale="tai"),
+    ...     site, rotAngle=Angle(30, u.deg))
+    >>> q = visit.boresightParAngle.deg
+    >>> float(round(calculateImageParallacticAngle(visit).deg - (q - 30), 9))
+    0.0
     """
     if wcs is None:
         _checkVisitInfo(
             visitInfo, ("boresightRaDec", "era", "observatory"), "the parallactic angle"
         )
-        return Angle(visitInfo.boresightParAngle)
+        rotAngle = visitInfo.boresightRotAngle
+        if rotAngle is None:
+            raise DcrMetadataError(
+                "the angle of the zenith in the image needs the rotator angle "
+                "(visitInfo.boresightRotAngle, BORE-ROTANG) or the exposure's WCS",
+                visitId=getattr(visitInfo, "id", None),
+            )
+        if visitInfo.rotType not in ("SKY", "UNKNOWN"):
+            raise DcrMetadataError(
+                f"rotator angle in the {visitInfo.rotType!r} convention: the angle of the "
+                "zenith in the image needs a SKY rotator angle or the exposure's WCS",
+                rotType=visitInfo.rotType,
+            )
+        angle = Angle(visitInfo.boresightParAngle - rotAngle).wrap_at(180 * u.deg)
+        return Angle(180.0, u.deg) if angle.deg <= -180.0 else angle
     vy, vx = zenithDirection(visitInfo, wcs, bbox=bbox)
     theta = math.degrees(math.atan2(-vx, vy))
     if theta <= -180.0:
