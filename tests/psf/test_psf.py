@@ -19,7 +19,7 @@ import scipy.fft
 from scipy import ndimage
 
 from dcrmodel.errors import DcrPsfWarning, DcrShapeError, DcrTypeError, DcrValueError
-from dcrmodel.fourier.engine import applyTransfer, frequencyGrid, paddedShape
+from dcrmodel.fourier import applyTransfer, frequencyGrid, paddedShape
 from dcrmodel.image import DEFAULT_MASK_PLANES, Exposure, GaussianPsf, ImagePsf
 from dcrmodel.psf.matching import (
     DampedPsfMatcher,

@@ -349,7 +349,7 @@ def _noiseStack(numVisits=4, shape=(24, 20), seed=0):
 
 def test_frequency_ridge_pulls_the_model_to_zero_where_it_is_large():
     from dcrmodel.assemble.direct import solveDirectFromShifts
-    from dcrmodel.fourier.engine import frequencyGrid
+    from dcrmodel.fourier.transfer import frequencyGrid
 
     images, variances, bad, shifts = _noiseStack()
     plain = solveDirectFromShifts(images, variances, bad, shifts, diagnostics=False)
