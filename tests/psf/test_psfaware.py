@@ -23,7 +23,7 @@ from dcrmodel.diffim.metrics import evaluateTemplates
 from dcrmodel.errors import DcrFitsError, DcrPsfWarning, DcrShapeError, DcrValueError
 from dcrmodel.fits.exposure import writeExposure
 from dcrmodel.image import Exposure, GaussianPsf, ImagePsf, MaskedImage
-from dcrmodel.psf.matching import psfAtWavelength
+from dcrmodel.psf.kernels import psfAtWavelength
 
 simulate = pytest.importorskip("dcrmodel.simulate.field")
 
