@@ -25,7 +25,7 @@ from dcrmodel.assemble.direct import (
     visitWeights,
 )
 from dcrmodel.errors import DcrShapeError, DcrTypeError, DcrValueError, DcrWarning
-from dcrmodel.fourier.engine import (
+from dcrmodel.fourier import (
     FourierTemplateEngine,
     applyTransfer,
     maxShiftOf,

@@ -1,4 +1,4 @@
-"""Tests of dcrmodel.fourier.engine: transfer functions, padding and the Fourier template engine.
+"""Tests of dcrmodel.fourier: transfer functions, padding and the Fourier template engine.
 
 References are independent of the module: sources rendered analytically at their shifted (or
 smeared) positions (pixel-integrated Gaussians, erf), ``np.roll`` for whole-pixel shifts, and
@@ -13,18 +13,18 @@ from scipy import ndimage
 from scipy.special import erf
 
 from dcrmodel.errors import DcrShapeError, DcrTypeError, DcrValueError
-from dcrmodel.fourier.engine import (
-    FourierTemplateEngine,
+from dcrmodel.fourier.engine import FourierTemplateEngine, applyTransfer, fourierShift
+from dcrmodel.fourier.padding import (
     allowedShift,
-    applyTransfer,
     cropFromPadded,
-    dcrShiftArray,
     fillBadPixels,
-    fourierShift,
-    hermitianize,
     maxShiftOf,
     paddedShape,
     padToShape,
+)
+from dcrmodel.fourier.transfer import (
+    dcrShiftArray,
+    hermitianize,
     shiftTransfer,
     smearTransfer,
     splitTransfer,

@@ -20,6 +20,7 @@ from astropy.coordinates import CIRS, AltAz, Angle, EarthLocation, SkyCoord
 from astropy.time import Time
 from astropy.utils import iers
 
+from dcrmodel import physics
 from dcrmodel.errors import (
     DcrMetadataError,
     DcrOfflineWarning,
@@ -28,7 +29,8 @@ from dcrmodel.errors import (
     DcrValueError,
 )
 from dcrmodel.physics import observation, site
-from dcrmodel.physics.observation import ROT_TYPES, Observatory, VisitInfo, Weather, offlineIers
+from dcrmodel.physics.observation import ROT_TYPES, VisitInfo
+from dcrmodel.physics.site import Observatory, Weather, offlineIers
 
 RUBIN = Observatory.rubin()
 LOCATION = RUBIN.toEarthLocation()
@@ -404,9 +406,13 @@ def test_constructor_rejects_bad_input(kwargs, error, match):
         VisitInfo(**kwargs)
 
 
-def test_reexports():
-    assert observation.Observatory is site.Observatory
-    assert observation.Weather is site.Weather
-    assert observation.defaultWeather is site.defaultWeather
-    assert set(observation.__all__) >= {"VisitInfo", "Observatory", "Weather", "defaultWeather"}
+def test_site_names_have_one_home():
+    # Observatory, Weather, defaultWeather and offlineIers live in site only; the physics
+    # facade hands each on once, from there.
+    assert set(observation.__all__) == {"VisitInfo", "ROT_TYPES"}
+    for name in ("Observatory", "Weather", "defaultWeather", "offlineIers"):
+        assert name in site.__all__
+        assert physics.__all__.count(name) == 1
+        assert getattr(physics, name) is getattr(site, name)
+    assert VisitInfo(observatory=RUBIN).observatory is RUBIN
     assert isinstance(LOCATION, EarthLocation)

@@ -1,5 +1,5 @@
-"""Tests of dcrmodel.psf.matching: kernels at a wavelength, transfer functions, PSF matching,
-estimation.
+"""Tests of dcrmodel.psf (kernels, matching, estimate): kernels at a wavelength, transfer functions,
+PSF matching, estimation.
 
 Independent references: analytic Gaussian transforms (with the aliasing of pixel sampling
 written out by Poisson summation), GalSim renderings of Gaussian and Moffat profiles (with
@@ -19,24 +19,25 @@ import scipy.fft
 from scipy import ndimage
 
 from dcrmodel.errors import DcrPsfWarning, DcrShapeError, DcrTypeError, DcrValueError
-from dcrmodel.fourier.engine import applyTransfer, frequencyGrid, paddedShape
+from dcrmodel.fourier import applyTransfer, frequencyGrid, paddedShape
 from dcrmodel.image import DEFAULT_MASK_PLANES, Exposure, GaussianPsf, ImagePsf
-from dcrmodel.psf.matching import (
-    DampedPsfMatcher,
-    PsfEstimate,
+from dcrmodel.psf.estimate import PsfEstimate, estimatePsf
+from dcrmodel.psf.kernels import (
     effectiveKernelSize,
-    estimatePsf,
     maxKernelSize,
-    modelPsfFor,
-    modelPsfRidge,
     psfAtWavelength,
     psfFwhmAt,
-    psfMatchingTransfer,
     psfTransfer,
-    sharpestPsf,
     validatePsf,
     validatePsfAlpha,
     validatePsfImage,
+)
+from dcrmodel.psf.matching import (
+    DampedPsfMatcher,
+    modelPsfFor,
+    modelPsfRidge,
+    psfMatchingTransfer,
+    sharpestPsf,
 )
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))

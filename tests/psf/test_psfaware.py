@@ -23,7 +23,7 @@ from dcrmodel.diffim.metrics import evaluateTemplates
 from dcrmodel.errors import DcrFitsError, DcrPsfWarning, DcrShapeError, DcrValueError
 from dcrmodel.fits.exposure import writeExposure
 from dcrmodel.image import Exposure, GaussianPsf, ImagePsf, MaskedImage
-from dcrmodel.psf.matching import psfAtWavelength
+from dcrmodel.psf.kernels import psfAtWavelength
 
 simulate = pytest.importorskip("dcrmodel.simulate.field")
 
@@ -349,7 +349,7 @@ def _noiseStack(numVisits=4, shape=(24, 20), seed=0):
 
 def test_frequency_ridge_pulls_the_model_to_zero_where_it_is_large():
     from dcrmodel.assemble.direct import solveDirectFromShifts
-    from dcrmodel.fourier.engine import frequencyGrid
+    from dcrmodel.fourier.transfer import frequencyGrid
 
     images, variances, bad, shifts = _noiseStack()
     plain = solveDirectFromShifts(images, variances, bad, shifts, diagnostics=False)

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dcrmodel.errors import DcrConfigError
-from dcrmodel.fourier.engine import TRANSFER_MODES
+from dcrmodel.fourier import TRANSFER_MODES
 from dcrmodel.psf.matching import MODEL_PSF_POLICIES
 
 __all__ = [

@@ -1,19 +1,19 @@
 """Fourier-space tools: transfer functions of shifts and smears, padding, the template engine."""
 
-from .engine import (
-    TRANSFER_MODES,
-    FourierTemplateEngine,
+from .engine import FourierTemplateEngine, applyTransfer, fourierShift
+from .padding import (
     allowedShift,
-    applyTransfer,
     cropFromPadded,
-    dcrShiftArray,
     fillBadPixels,
-    fourierShift,
-    frequencyGrid,
-    hermitianize,
     maxShiftOf,
     paddedShape,
     padToShape,
+)
+from .transfer import (
+    TRANSFER_MODES,
+    dcrShiftArray,
+    frequencyGrid,
+    hermitianize,
     shiftTransfer,
     smearTransfer,
     splitTransfer,

@@ -11,14 +11,7 @@ from .dcr import (
     zenithDirections,
     zenithDirectionsOfVisits,
 )
-from .observation import (
-    ROT_TYPES,
-    Observatory,
-    VisitInfo,
-    Weather,
-    defaultWeather,
-    offlineIers,
-)
+from .observation import ROT_TYPES, VisitInfo
 from .refraction import (
     MAX_WAVELENGTH,
     MIN_WAVELENGTH,
@@ -31,6 +24,10 @@ from .site import (
     RUBIN_ELEVATION,
     RUBIN_LATITUDE,
     RUBIN_LONGITUDE,
+    Observatory,
+    Weather,
+    defaultWeather,
+    offlineIers,
 )
 
 __all__ = [

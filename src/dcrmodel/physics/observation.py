@@ -9,8 +9,7 @@ Users without Rubin files build one from astropy objects with `VisitInfo.fromAst
 computes the horizontal coordinates (without refraction) and the Earth rotation angle with
 astropy, using its bundled Earth-orientation tables (`offlineIers`): nothing is downloaded.
 
-`Observatory`, `Weather`, `defaultWeather` and `offlineIers` live in `dcrmodel.physics.site` and are
-re-exported here.
+`Observatory`, `Weather`, `defaultWeather` and `offlineIers` live in `dcrmodel.physics.site`.
 """
 
 from __future__ import annotations
@@ -25,15 +24,11 @@ from astropy.coordinates import AltAz, Angle, EarthLocation, SkyCoord
 from astropy.time import Time
 
 from ..errors import DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
-from .site import Observatory, Weather, _toAngle, defaultWeather, offlineIers
+from .site import Observatory, Weather, _toAngle, offlineIers
 
 __all__ = [
     "VisitInfo",
     "ROT_TYPES",
-    "Observatory",
-    "Weather",
-    "defaultWeather",
-    "offlineIers",
 ]
 
 #: Rotator angle conventions, as in the Rubin pipelines' ``RotType``: UNKNOWN; SKY (position
@@ -68,6 +63,145 @@ def _checkReal(value: Any, name: str, unitName: str) -> float:
     if not math.isfinite(number):
         raise DcrValueError(f"{name} must be finite ({unitName})", **{name: value})
     return number
+
+
+def _checkRaDec(boresightRaDec: Any) -> tuple[float, float] | None:
+    """Return the boresight ``(ra, dec)`` in ICRS degrees, or None."""
+    if boresightRaDec is None:
+        return None
+    if not isinstance(boresightRaDec, SkyCoord):
+        raise DcrTypeError(
+            "boresightRaDec must be an astropy SkyCoord, e.g. "
+            "SkyCoord(ra * u.deg, dec * u.deg, frame='icrs')",
+            boresightRaDec=boresightRaDec,
+        )
+    if not boresightRaDec.isscalar:
+        raise DcrShapeError(
+            "boresightRaDec must be a single position", boresightRaDec=boresightRaDec
+        )
+    if boresightRaDec.frame.name == "icrs":
+        icrs = boresightRaDec
+    else:
+        # Frames of date (GCRS, CIRS, AltAz...) need Earth-orientation data.
+        with offlineIers():
+            icrs = boresightRaDec.icrs
+    raDec = (float(icrs.ra.deg), float(icrs.dec.deg))
+    if not (math.isfinite(raDec[0]) and math.isfinite(raDec[1])):
+        raise DcrValueError("boresightRaDec must be finite", boresightRaDec=boresightRaDec)
+    return raDec
+
+
+def _checkAzAlt(boresightAzAlt: Any) -> tuple[float, float] | None:
+    """Return the boresight ``(azimuth in [0, 360), altitude)`` in degrees, or None."""
+    if boresightAzAlt is None:
+        return None
+    if isinstance(boresightAzAlt, (str, u.Quantity)) or len(boresightAzAlt) != 2:
+        raise DcrTypeError(
+            "boresightAzAlt must be a pair (azimuth, altitude) of astropy Angles",
+            boresightAzAlt=boresightAzAlt,
+        )
+    az = _optionalAngle(boresightAzAlt[0], "boresight azimuth")
+    alt = _optionalAngle(boresightAzAlt[1], "boresight altitude")
+    if az is None or alt is None:
+        raise DcrTypeError(
+            "boresightAzAlt needs both angles (azimuth, altitude); pass None for an "
+            "unknown pointing",
+            boresightAzAlt=boresightAzAlt,
+        )
+    if abs(alt) > 90.0:
+        raise DcrValueError(
+            "boresight altitude must be within [-90, 90] degrees",
+            boresightAzAlt=boresightAzAlt,
+        )
+    return (float(Angle(az, u.deg).wrap_at(360 * u.deg).deg), alt)
+
+
+def _checkAirmass(boresightAirmass: Any) -> float | None:
+    """Return the boresight airmass (dimensionless), or None."""
+    if boresightAirmass is None:
+        return None
+    airmass = _checkReal(boresightAirmass, "boresightAirmass", "dimensionless")
+    if airmass < _MIN_AIRMASS:
+        raise DcrValueError(
+            "boresightAirmass must be at least 1 (it is 1 at the zenith)",
+            boresightAirmass=boresightAirmass,
+        )
+    return airmass
+
+
+def _checkRotType(rotType: Any) -> str:
+    """Return the rotator angle convention in upper case, one of `ROT_TYPES`."""
+    if not isinstance(rotType, str):
+        raise DcrTypeError(
+            f"rotType must be one of {', '.join(ROT_TYPES)}", rotType=rotType
+        )
+    rotTypeUpper = rotType.strip().upper()
+    if rotTypeUpper not in ROT_TYPES:
+        raise DcrValueError(
+            f"unknown rotType; use one of {', '.join(ROT_TYPES)}", rotType=rotType
+        )
+    return rotTypeUpper
+
+
+def _checkSite(observatory: Any, weather: Any) -> None:
+    """Check the types of the observatory and the weather (each may be None)."""
+    if observatory is not None and not isinstance(observatory, Observatory):
+        raise DcrTypeError(
+            "observatory must be a dcrmodel Observatory (Observatory.fromEarthLocation "
+            "converts an astropy EarthLocation)",
+            observatory=observatory,
+        )
+    if weather is not None and not isinstance(weather, Weather):
+        raise DcrTypeError(
+            "weather must be a dcrmodel Weather(airTemperature degC, airPressure Pa, "
+            "humidity %) or None",
+            weather=weather,
+        )
+
+
+def _checkEra(era: Any) -> float | None:
+    """Return the Earth rotation angle in [0, 360) degrees, or None."""
+    eraDeg = _optionalAngle(era, "era")
+    if eraDeg is not None:
+        eraDeg = float(Angle(eraDeg, u.deg).wrap_at(360 * u.deg).deg)
+    return eraDeg
+
+
+def _checkDate(date: Any) -> None:
+    """Check that the date, if given, is one valid astropy `Time`."""
+    if date is None:
+        return
+    if not isinstance(date, Time):
+        raise DcrTypeError(
+            "date must be an astropy Time, e.g. Time('2026-03-15T04:00:00', "
+            "scale='tai')",
+            date=date,
+        )
+    if not date.isscalar:
+        raise DcrShapeError("date must be a single time", date=date)
+    if not (np.isfinite(date.jd1) and np.isfinite(date.jd2)):
+        raise DcrValueError("date must be a valid time", date=date)
+
+
+def _checkExposureTime(exposureTime: Any) -> float | None:
+    """Return the exposure time in seconds, or None."""
+    if exposureTime is None:
+        return None
+    expTime = _checkReal(exposureTime, "exposureTime", "seconds")
+    if expTime < 0.0:
+        raise DcrValueError(
+            "exposureTime must be non-negative, in seconds", exposureTime=exposureTime
+        )
+    return expTime
+
+
+def _checkId(id: Any) -> int | None:
+    """Return the visit identifier as an int, or None."""
+    if id is None:
+        return None
+    if isinstance(id, bool) or not isinstance(id, (Integral, np.integer)):
+        raise DcrTypeError("id must be an integer", id=id)
+    return int(id)
 
 
 class VisitInfo:
@@ -162,113 +296,16 @@ class VisitInfo:
         exposureTime: float | None = None,
         id: int | None = None,
     ) -> None:
-        raDec = None
-        if boresightRaDec is not None:
-            if not isinstance(boresightRaDec, SkyCoord):
-                raise DcrTypeError(
-                    "boresightRaDec must be an astropy SkyCoord, e.g. "
-                    "SkyCoord(ra * u.deg, dec * u.deg, frame='icrs')",
-                    boresightRaDec=boresightRaDec,
-                )
-            if not boresightRaDec.isscalar:
-                raise DcrShapeError(
-                    "boresightRaDec must be a single position", boresightRaDec=boresightRaDec
-                )
-            if boresightRaDec.frame.name == "icrs":
-                icrs = boresightRaDec
-            else:
-                # Frames of date (GCRS, CIRS, AltAz...) need Earth-orientation data.
-                with offlineIers():
-                    icrs = boresightRaDec.icrs
-            raDec = (float(icrs.ra.deg), float(icrs.dec.deg))
-            if not (math.isfinite(raDec[0]) and math.isfinite(raDec[1])):
-                raise DcrValueError("boresightRaDec must be finite", boresightRaDec=boresightRaDec)
-
-        azAlt = None
-        if boresightAzAlt is not None:
-            if isinstance(boresightAzAlt, (str, u.Quantity)) or len(boresightAzAlt) != 2:
-                raise DcrTypeError(
-                    "boresightAzAlt must be a pair (azimuth, altitude) of astropy Angles",
-                    boresightAzAlt=boresightAzAlt,
-                )
-            az = _optionalAngle(boresightAzAlt[0], "boresight azimuth")
-            alt = _optionalAngle(boresightAzAlt[1], "boresight altitude")
-            if az is None or alt is None:
-                raise DcrTypeError(
-                    "boresightAzAlt needs both angles (azimuth, altitude); pass None for an "
-                    "unknown pointing",
-                    boresightAzAlt=boresightAzAlt,
-                )
-            if abs(alt) > 90.0:
-                raise DcrValueError(
-                    "boresight altitude must be within [-90, 90] degrees",
-                    boresightAzAlt=boresightAzAlt,
-                )
-            azAlt = (float(Angle(az, u.deg).wrap_at(360 * u.deg).deg), alt)
-
-        airmass = None
-        if boresightAirmass is not None:
-            airmass = _checkReal(boresightAirmass, "boresightAirmass", "dimensionless")
-            if airmass < _MIN_AIRMASS:
-                raise DcrValueError(
-                    "boresightAirmass must be at least 1 (it is 1 at the zenith)",
-                    boresightAirmass=boresightAirmass,
-                )
-
+        raDec = _checkRaDec(boresightRaDec)
+        azAlt = _checkAzAlt(boresightAzAlt)
+        airmass = _checkAirmass(boresightAirmass)
         rotAngle = _optionalAngle(boresightRotAngle, "boresightRotAngle")
-
-        if not isinstance(rotType, str):
-            raise DcrTypeError(
-                f"rotType must be one of {', '.join(ROT_TYPES)}", rotType=rotType
-            )
-        rotTypeUpper = rotType.strip().upper()
-        if rotTypeUpper not in ROT_TYPES:
-            raise DcrValueError(
-                f"unknown rotType; use one of {', '.join(ROT_TYPES)}", rotType=rotType
-            )
-
-        if observatory is not None and not isinstance(observatory, Observatory):
-            raise DcrTypeError(
-                "observatory must be a dcrmodel Observatory (Observatory.fromEarthLocation "
-                "converts an astropy EarthLocation)",
-                observatory=observatory,
-            )
-        if weather is not None and not isinstance(weather, Weather):
-            raise DcrTypeError(
-                "weather must be a dcrmodel Weather(airTemperature degC, airPressure Pa, "
-                "humidity %) or None",
-                weather=weather,
-            )
-
-        eraDeg = _optionalAngle(era, "era")
-        if eraDeg is not None:
-            eraDeg = float(Angle(eraDeg, u.deg).wrap_at(360 * u.deg).deg)
-
-        if date is not None:
-            if not isinstance(date, Time):
-                raise DcrTypeError(
-                    "date must be an astropy Time, e.g. Time('2026-03-15T04:00:00', "
-                    "scale='tai')",
-                    date=date,
-                )
-            if not date.isscalar:
-                raise DcrShapeError("date must be a single time", date=date)
-            if not (np.isfinite(date.jd1) and np.isfinite(date.jd2)):
-                raise DcrValueError("date must be a valid time", date=date)
-
-        expTime = None
-        if exposureTime is not None:
-            expTime = _checkReal(exposureTime, "exposureTime", "seconds")
-            if expTime < 0.0:
-                raise DcrValueError(
-                    "exposureTime must be non-negative, in seconds", exposureTime=exposureTime
-                )
-
-        visitId = None
-        if id is not None:
-            if isinstance(id, bool) or not isinstance(id, (Integral, np.integer)):
-                raise DcrTypeError("id must be an integer", id=id)
-            visitId = int(id)
+        rotTypeUpper = _checkRotType(rotType)
+        _checkSite(observatory, weather)
+        eraDeg = _checkEra(era)
+        _checkDate(date)
+        expTime = _checkExposureTime(exposureTime)
+        visitId = _checkId(id)
 
         setter = object.__setattr__
         setter(self, "_raDec", raDec)

@@ -1,24 +1,24 @@
 """Point-spread functions in DCR work: chromatic kernels, PSF matching, estimation from stars."""
 
-from .matching import (
-    DEFAULT_BAD_MASK_PLANES,
-    MODEL_PSF_POLICIES,
-    DampedPsfMatcher,
-    PsfEstimate,
-    PsfMatch,
+from .estimate import DEFAULT_BAD_MASK_PLANES, PsfEstimate, estimatePsf
+from .kernels import (
     effectiveKernelSize,
-    estimatePsf,
     maxKernelSize,
-    modelPsfFor,
-    modelPsfRidge,
     psfAtWavelength,
     psfFwhmAt,
-    psfMatchingTransfer,
     psfTransfer,
-    sharpestPsf,
     validatePsf,
     validatePsfAlpha,
     validatePsfImage,
+)
+from .matching import (
+    MODEL_PSF_POLICIES,
+    DampedPsfMatcher,
+    PsfMatch,
+    modelPsfFor,
+    modelPsfRidge,
+    psfMatchingTransfer,
+    sharpestPsf,
 )
 
 __all__ = [
