@@ -34,7 +34,7 @@ from dcrmodel.image import (
     PhotoCalib,
     StatisticsControl,
 )
-from dcrmodel.model import core as model_module
+from dcrmodel.model import templates as templates_module
 from dcrmodel.model.core import DcrModel
 from dcrmodel.physics.dcr import calculateDcr
 from helpers import makeExposure, makeVisitAndWcs, renderGaussians
@@ -613,7 +613,7 @@ def test_templateWithWholePixelShiftsIsExact(monkeypatch, integerModel, visitAnd
     model, inner = integerModel
     shifts = [(2.0, 0.0), (0.0, 0.0), (-1.0, 3.0)]
     fake = FakeDcr(shifts)
-    monkeypatch.setattr(model_module, "calculateDcr", fake)
+    monkeypatch.setattr(templates_module, "calculateDcr", fake)
     visit = object()  # any visit: the shifts come from the stand-in
     template = model.buildMatchedTemplate(
         visitInfo=visit, bbox=inner, wcs=visitAndWcs[1], splitSubfilters=False, engine=engine
@@ -631,7 +631,7 @@ def test_templateSplitAndThresholdWithWholePixelShifts(
     wcs = visitAndWcs[1]
     # edge shifts whose quarter points are whole pixels: (1, 0)/(-1, 0), (0, 3)/(0, 1), (0, 0)
     edges = [((2.0, 0.0), (-2.0, 0.0)), ((0.0, 4.0), (0.0, 0.0)), ((0.0, 0.0), (0.0, 0.0))]
-    monkeypatch.setattr(model_module, "calculateDcr", FakeDcr(None, splitShifts=edges))
+    monkeypatch.setattr(templates_module, "calculateDcr", FakeDcr(None, splitShifts=edges))
     template = model.buildMatchedTemplate(
         visitInfo=object(), bbox=inner, wcs=wcs, engine=engine, mode="split"
     )
@@ -654,7 +654,7 @@ def test_templateSplitAndThresholdWithWholePixelShifts(
 def test_templateAmplifyModel(monkeypatch, integerModel, visitAndWcs, engine):
     model, inner = integerModel
     shifts = [(1.0, 1.0), (0.0, -2.0), (-3.0, 0.0)]
-    monkeypatch.setattr(model_module, "calculateDcr", FakeDcr(shifts))
+    monkeypatch.setattr(templates_module, "calculateDcr", FakeDcr(shifts))
     gain = 2.5
     template = model.buildMatchedTemplate(
         visitInfo=object(),
@@ -671,7 +671,7 @@ def test_templateAmplifyModel(monkeypatch, integerModel, visitAndWcs, engine):
         expected += shiftedBySlicing(amplified, inner, s)
     np.testing.assert_allclose(template.array, expected, rtol=0, atol=1e-10)
     # amplifying the differences leaves the sum of the unshifted subfilters unchanged
-    monkeypatch.setattr(model_module, "calculateDcr", FakeDcr([(0.0, 0.0)] * 3))
+    monkeypatch.setattr(templates_module, "calculateDcr", FakeDcr([(0.0, 0.0)] * 3))
     flat = model.buildMatchedTemplate(
         visitInfo=object(), bbox=inner, wcs=visitAndWcs[1], splitSubfilters=False, amplifyModel=7.0
     )
@@ -1037,7 +1037,7 @@ def test_templateMatchesAnalyticShiftsForAnyOrientation(rotation, flipped, azimu
 def test_fourierEngineCacheFollowsModelChanges(monkeypatch, integerModel, visitAndWcs):
     model, inner = integerModel
     shifts = [(1.0, 0.0), (0.0, 2.0), (-2.0, -1.0)]
-    monkeypatch.setattr(model_module, "calculateDcr", FakeDcr(shifts))
+    monkeypatch.setattr(templates_module, "calculateDcr", FakeDcr(shifts))
     kwargs = {
         "visitInfo": object(),
         "bbox": inner,
@@ -1050,9 +1050,9 @@ def test_fourierEngineCacheFollowsModelChanges(monkeypatch, integerModel, visitA
         return sum(shiftedBySlicing(m, inner, s) for m, s in zip(model, shifts, strict=True))
 
     model.buildMatchedTemplate(**kwargs)
-    engine = model._fourier
+    engine = model._templateCache.fourier
     model.buildMatchedTemplate(**kwargs)
-    assert model._fourier is engine  # transforms reused between templates
+    assert model._templateCache.fourier is engine  # transforms reused between templates
     model[1] = Image(np.full(model.bbox.shape, 3.0), bbox=model.bbox)  # replaced image
     np.testing.assert_allclose(model.buildMatchedTemplate(**kwargs).array, expected(), atol=1e-10)
     model[0].array[5:10, 5:10] += 50.0  # changed in place
@@ -1068,7 +1068,7 @@ def test_fourierEngineCacheFollowsModelChanges(monkeypatch, integerModel, visitA
     inner = big
     np.testing.assert_allclose(template.array, expected(), atol=1e-10)
     # the cache is not pickled
-    assert pickle.loads(pickle.dumps(model))._fourier is None
+    assert pickle.loads(pickle.dumps(model))._templateCache.fourier is None
 
 
 # ----------------------------------------------------------------------------------------

@@ -10,12 +10,14 @@ from .exposure import (
     readExposureBBox,
     visitInfoFromHeader,
     visitInfoToHeader,
-    writeExposure,
 )
 from .model import (
     DcrModelDataRef,
     readDcrModel,
     writeDcrModel,
+)
+from .writing import (
+    writeExposure,
 )
 
 __all__ = [

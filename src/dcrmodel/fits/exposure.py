@@ -21,10 +21,13 @@ In memory ``Exposure.wcs`` maps PARENT 0-based pixels ``(x, y)`` to ICRS; on dis
 is that of the local grid: FITS pixel ``p`` (1-based) of an image whose parent origin is
 ``x0`` is parent pixel ``x0 + p - 1``, so ``CRPIX(disk) = CRPIX(memory) - x0``.
 
-The HDU 0 keys are converted by `dcrmodel.fits.headers`, whose public names this module hands
-on. A DCR model is a directory of one exposure file per subfilter, written and read by
-`dcrmodel.fits.model` (`writeDcrModel`, `readDcrModel`, `DcrModelDataRef`), whose names this
-module hands on too.
+This module reads the layout (`readExposure`, `readExposureBBox`, `ExposureFile`). The HDU 0
+keys are converted by `dcrmodel.fits.headers`, whose public names this module hands on; the
+plane HDUs' WCS, origin and mask-plane keys by `dcrmodel.fits.layout`, the PSF HDU by
+`dcrmodel.fits.psfhdu`; files are written by `dcrmodel.fits.writing`, whose `writeExposure`
+this module hands on too. A DCR model is a directory of one exposure file per subfilter,
+written and read by `dcrmodel.fits.model` (`writeDcrModel`, `readDcrModel`,
+`DcrModelDataRef`).
 
 Every write is atomic (a temporary file or directory beside the target, renamed into
 place), and every read checks the layout before it reads pixels, raising `DcrFitsError`
@@ -40,11 +43,10 @@ in the layout's units (an air temperature in kelvin, a pressure in hPa) are reje
 ``BORE-ALT`` that contradicts the pointing by more than a degree is warned about.
 """
 
+
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 import re
 import warnings
@@ -53,46 +55,32 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
-from astropy.wcs import WCS, WCSHDO_P17, FITSFixedWarning
-from astropy.wcs.utils import proj_plane_pixel_area
-from astropy.wcs.wcs import WCSHDO_SIP
+from astropy.wcs import WCS
 
-from ..atomic import atomicPath
-from ..errors import (
-    DcrError,
-    DcrFitsError,
-    DcrOutputError,
-    DcrTypeError,
-    DcrValueError,
-    DcrWarning,
-    externalStacklevel,
-)
-from ..image import (
-    DEFAULT_MASK_PLANES,
-    Box,
-    Exposure,
-    Filter,
-    GaussianPsf,
-    Image,
-    ImagePsf,
-    Mask,
-    MaskedImage,
-    Psf,
-)
+from ..errors import DcrFitsError, DcrTypeError, DcrWarning, externalStacklevel
+from ..image import DEFAULT_MASK_PLANES, Box, Exposure, Filter, Image, Mask, MaskedImage, Psf
 from .headers import (
-    _CALIB_KEYS,
-    _FILTER_KEYS,
+    CALIB_KEYS,
+    FILTER_KEYS,
     VISIT_KEYS,
-    _headerFloat,
-    _headerStr,
-    _makeCard,
-    _setKey,
     filterFromHeader,
     filterToHeader,
+    makeCard,
     photoCalibFromHeader,
     visitInfoFromHeader,
     visitInfoToHeader,
 )
+from .layout import (
+    MASK_PREFIX,
+    PLANE_NAMES,
+    hasOriginKeys,
+    isStructuralKey,
+    maskPlanesFromHeader,
+    originFromHeader,
+    wcsFromHeader,
+)
+from .psfhdu import PSF_EXTNAME, psfFromHdu
+from .writing import writeExposure
 
 __all__ = [
     "ExposureFile",
@@ -109,424 +97,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_PLANE_NAMES = ("IMAGE", "MASK", "VARIANCE")
-_PSF_EXTNAME = "PSF"
-_MASK_PREFIX = "MP_"
-
-# Keys that describe the structure of an HDU; astropy writes them itself.
-_STRUCTURAL_KEYS = frozenset(
-    {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME",
-     "EXTVER", "BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM", "END"}
-)
-_NAXIS_KEY = re.compile(r"^NAXIS\d+$")
 # Rubin files point from HDU 0 to their binary-table archive with AR_HDU and integer
 # "<COMPONENT>_ID" keys; those tables are not copied, so the pointers are dropped on read.
 _ARCHIVE_ID_KEY = re.compile(r"^[A-Z0-9]+(_[A-Z0-9]+)*_ID$")
-
-_PSF_MODEL_GAUSSIAN = "GAUSSIAN"
-_PSF_MODEL_IMAGE = "IMAGE"
-
-
-# --------------------------------------------------------------------------------------
-# WCS and origin
-# --------------------------------------------------------------------------------------
-
-
-def _wcsToLocalHeader(wcs: WCS, x0: int, y0: int) -> fits.Header:
-    """Return the FITS keys of ``wcs`` (parent pixels) for the local grid of origin (x0, y0)."""
-    if not isinstance(wcs, WCS):
-        raise DcrTypeError("exposure.wcs must be an astropy.wcs.WCS or None", wcs=type(wcs))
-    if not wcs.has_celestial or wcs.naxis != 2:
-        raise DcrValueError(
-            "exposure.wcs must be a two-axis celestial WCS", ctype=list(wcs.wcs.ctype)
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        header = wcs.to_header(relax=WCSHDO_P17 | WCSHDO_SIP)
-    _setKey(header, "CRPIX1", float(wcs.wcs.crpix[0]) - x0, "Pixel coordinate of reference point")
-    _setKey(header, "CRPIX2", float(wcs.wcs.crpix[1]) - y0, "Pixel coordinate of reference point")
-    return header
-
-
-def _originHeader(x0: int, y0: int) -> fits.Header:
-    """Return LTV1/LTV2 and the alternate 'PHYSICAL' WCS that give the parent origin."""
-    header = fits.Header()
-    _setKey(header, "LTV1", float(-x0), "parent origin: local pixel = parent pixel + LTV1")
-    _setKey(header, "LTV2", float(-y0), "parent origin: local pixel = parent pixel + LTV2")
-    _setKey(header, "WCSNAMEA", "PHYSICAL", "0-based parent pixel coordinates")
-    _setKey(header, "CTYPE1A", "LINEAR", "")
-    _setKey(header, "CTYPE2A", "LINEAR", "")
-    _setKey(header, "CRPIX1A", 1.0, "")
-    _setKey(header, "CRPIX2A", 1.0, "")
-    _setKey(header, "CRVAL1A", float(x0), "parent x of the first pixel")
-    _setKey(header, "CRVAL2A", float(y0), "parent y of the first pixel")
-    _setKey(header, "CDELT1A", 1.0, "")
-    _setKey(header, "CDELT2A", 1.0, "")
-    return header
-
-
-def _hasOriginKeys(header: fits.Header) -> bool:
-    """Return True if ``header`` gives a parent origin (LTV or the alternate WCS 'A')."""
-    return any(key in header for key in ("LTV1", "LTV2", "CRVAL1A", "CRVAL2A"))
-
-
-def _originFromHeader(header: fits.Header, where: str) -> tuple[int, int]:
-    """Return the parent origin (x0, y0) from LTV1/LTV2, else from the 'A' linear WCS."""
-    origin = []
-    for axis in (1, 2):
-        ltv = _headerFloat(header, f"LTV{axis}", where)
-        crval = None
-        cdelt = _headerFloat(header, f"CDELT{axis}A", where)
-        if _headerStr(header, f"CTYPE{axis}A", where) == "LINEAR" and cdelt in (None, 1.0):
-            # A unit-step linear WCS 'A' gives the parent coordinate of FITS pixel CRPIX.
-            crval = _headerFloat(header, f"CRVAL{axis}A", where)
-            crpix = _headerFloat(header, f"CRPIX{axis}A", where)
-            crpix = 1.0 if crpix is None else crpix
-            if crval is not None and not math.isnan(crval + crpix):
-                crval = crval - (crpix - 1.0)
-        if ltv is not None and not math.isnan(ltv):
-            value, key = -ltv, f"LTV{axis}"
-        elif crval is not None and not math.isnan(crval):
-            value, key = crval, f"CRVAL{axis}A"
-        else:
-            origin.append(0)
-            continue
-        if not float(value).is_integer():
-            raise DcrFitsError(
-                f"{where}: key {key} must be a whole number of pixels (the parent origin)",
-                key=key,
-                value=header[key],
-            )
-        if crval is not None and not math.isnan(crval) and crval != value:
-            raise DcrFitsError(
-                f"{where}: the parent origin from LTV{axis} ({value:g}) disagrees with the "
-                f"alternate WCS CRVAL{axis}A ({crval:g}); fix one of them",
-                key=f"LTV{axis}",
-            )
-        origin.append(int(value))
-    return origin[0], origin[1]
-
-
-def _wcsFromHeader(header: fits.Header, x0: int, y0: int, where: str) -> WCS | None:
-    """Read the celestial WCS of an image HDU and move it to parent pixel coordinates."""
-    if "CTYPE1" not in header and "CTYPE2" not in header:
-        return None
-    local = header.copy(strip=True)
-    for key in list(local.keys()):
-        # Keep the pixel-shape keys out, so that the WCS does not claim the local image size
-        # as the extent of the parent grid.
-        if _NAXIS_KEY.match(key) or key == "NAXIS":
-            del local[key]
-    try:
-        crpix1 = _headerFloat(header, "CRPIX1", where)
-        crpix2 = _headerFloat(header, "CRPIX2", where)
-        crpix1 = 0.0 if crpix1 is None else crpix1
-        crpix2 = 0.0 if crpix2 is None else crpix2
-        _setKey(local, "CRPIX1", crpix1 + x0)
-        _setKey(local, "CRPIX2", crpix2 + y0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(local, naxis=2)
-    except DcrFitsError:
-        raise
-    except Exception as error:  # astropy raises several kinds for a broken WCS
-        raise DcrFitsError(
-            f"{where}: the WCS keys cannot be read ({error}); fix or remove them",
-            ctype1=header.get("CTYPE1"),
-        ) from None
-    if not wcs.has_celestial:
-        warnings.warn(
-            f"{where}: the WCS is not celestial (CTYPE {list(wcs.wcs.ctype)}); the exposure "
-            f"gets no WCS",
-            DcrWarning,
-            stacklevel=externalStacklevel(),
-        )
-        return None
-    wcs.pixel_shape = None
-    return wcs
-
-
-def _pixelScaleArcsec(wcs: WCS) -> float:
-    """Return the pixel scale (arcsec), the square root of the pixel area at CRPIX."""
-    return math.sqrt(proj_plane_pixel_area(wcs.celestial)) * 3600.0
-
-
-# --------------------------------------------------------------------------------------
-# Mask planes
-# --------------------------------------------------------------------------------------
-
-
-def _maskPlanesToHeader(planes: dict[str, int]) -> fits.Header:
-    """Return the ``MP_<PLANE> = bit`` keys of a mask."""
-    header = fits.Header()
-    for name, bit in sorted(planes.items(), key=lambda item: item[1]):
-        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
-            raise DcrValueError(
-                "mask plane names may hold only letters, digits, '_' and '-' to be written "
-                "as FITS keys; rename the plane",
-                plane=name,
-            )
-        _setKey(header, _MASK_PREFIX + name, int(bit), "mask plane bit")
-    return header
-
-
-def _maskPlanesFromHeader(header: fits.Header, where: str) -> dict[str, int]:
-    """Read and check the ``MP_<PLANE> = bit`` keys of a MASK HDU."""
-    planes: dict[str, int] = {}
-    for key, value in header.items():
-        if not key.upper().startswith(_MASK_PREFIX):
-            continue
-        name = key[len(_MASK_PREFIX):]
-        if not name:
-            raise DcrFitsError(f"{where}: key {key} names no mask plane", key=key)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # some writers store every number as a real
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise DcrFitsError(
-                f"{where}: mask plane key {key} must be an integer bit number (0-31), "
-                f"not {value!r}",
-                key=key,
-                value=value,
-            )
-        bit = int(value)
-        if not 0 <= bit < 32:
-            raise DcrFitsError(
-                f"{where}: mask plane key {key} gives bit {bit}, outside 0-31 of an int32 mask",
-                key=key,
-                value=bit,
-            )
-        if bit in planes.values():
-            other = next(n for n, b in planes.items() if b == bit)
-            raise DcrFitsError(
-                f"{where}: mask plane keys {_MASK_PREFIX}{other} and {key} both use bit {bit}",
-                key=key,
-                value=bit,
-            )
-        planes[name] = bit
-    return planes
-
-
-# --------------------------------------------------------------------------------------
-# PSF
-# --------------------------------------------------------------------------------------
-
-
-def _psfToHdu(psf: Psf, wcs: WCS | None, filterInfo: Filter | None) -> fits.ImageHDU:
-    """Return the PSF HDU: the kernel image at the effective wavelength and its keys."""
-    if not isinstance(psf, Psf):
-        raise DcrTypeError("exposure.psf must be a dcrmodel Psf or None", psf=type(psf))
-    kernel = np.asarray(psf.computeKernelImage(), dtype=np.float64)
-    hdu = fits.ImageHDU(kernel, name=_PSF_EXTNAME)
-    header = hdu.header
-    fwhm = psf.fwhm
-    if fwhm is not None and math.isfinite(fwhm):
-        if wcs is not None:
-            _setKey(header, "PSF-FWHM", float(fwhm) * _pixelScaleArcsec(wcs),
-                    "[arcsec] PSF FWHM at the effective wavelength")
-        _setKey(header, "PSF-FWPX", float(fwhm), "[pixel] PSF FWHM at the effective wavelength")
-    _setKey(header, "PSF-ALPH", float(psf.alpha), "PSF size ~ (wavelength/eff)**PSF-ALPH")
-    wavelength = psf.effectiveWavelength
-    if wavelength is None and filterInfo is not None:
-        wavelength = filterInfo.effectiveWavelength
-    if wavelength is not None:
-        _setKey(header, "PSF-WAVE", float(wavelength), "[nm] wavelength of the PSF image")
-    model = _PSF_MODEL_GAUSSIAN if isinstance(psf, GaussianPsf) else _PSF_MODEL_IMAGE
-    _setKey(header, "PSF-MODL", model, "PSF model (GAUSSIAN: analytic, IMAGE: kernel)")
-    return hdu
-
-
-def _psfFromHdu(
-    hdu: fits.ImageHDU, wcs: WCS | None, filterInfo: Filter | None, where: str
-) -> Psf:
-    """Read the PSF HDU back into a GaussianPsf (PSF-MODL = 'GAUSSIAN') or an ImagePsf."""
-    header = hdu.header
-    if header.get("NAXIS") != 2:
-        raise DcrFitsError(f"{where}: the PSF HDU must hold a 2-d image", naxis=header.get("NAXIS"))
-    alpha = _headerFloat(header, "PSF-ALPH", where)
-    alpha = 0.0 if alpha is None or math.isnan(alpha) else alpha
-    fwhmPixels = _headerFloat(header, "PSF-FWPX", where)
-    if fwhmPixels is None or math.isnan(fwhmPixels):
-        fwhmArcsec = _headerFloat(header, "PSF-FWHM", where)
-        fwhmPixels = None
-        if fwhmArcsec is not None and not math.isnan(fwhmArcsec) and wcs is not None:
-            fwhmPixels = fwhmArcsec / _pixelScaleArcsec(wcs)
-    wavelength = _headerFloat(header, "PSF-WAVE", where)
-    if wavelength is None or math.isnan(wavelength):
-        wavelength = None if filterInfo is None else filterInfo.effectiveWavelength
-    model = _headerStr(header, "PSF-MODL", where)
-    try:
-        if model == _PSF_MODEL_GAUSSIAN and fwhmPixels is not None:
-            return GaussianPsf(fwhmPixels, alpha=alpha, effectiveWavelength=wavelength)
-        kernel = np.asarray(hdu.data, dtype=np.float64)
-        return ImagePsf(kernel, alpha=alpha, effectiveWavelength=wavelength, fwhm=fwhmPixels)
-    except DcrError as error:
-        raise DcrFitsError(f"{where}: the PSF HDU is not a valid PSF ({error})") from None
-
-
-# --------------------------------------------------------------------------------------
-# Exposure <-> HDU list
-# --------------------------------------------------------------------------------------
-
-
-def _isManagedKey(key: str) -> bool:
-    """Return True for HDU 0 keys that readExposure turns into Exposure attributes."""
-    return key in VISIT_KEYS or key in _FILTER_KEYS or key in _CALIB_KEYS
-
-
-def _isStructuralKey(key: str) -> bool:
-    return key in _STRUCTURAL_KEYS or bool(_NAXIS_KEY.match(key))
-
-
-def _primaryHeader(exposure: Exposure, extra: fits.Header | None) -> fits.Header:
-    """Compose HDU 0: visit keys, band, calibration, ``extra``, then the metadata."""
-    header = fits.Header()
-    if exposure.visitInfo is not None:
-        header.extend(visitInfoToHeader(exposure.visitInfo), unique=True)
-    if exposure.filter is not None:
-        header.extend(filterToHeader(exposure.filter), unique=True)
-    if exposure.photoCalib is not None:
-        calibration = float(exposure.photoCalib.calibrationMean)
-        _setKey(header, "PHOTCALIB", calibration, "[nJy/count] photometric calibration")
-    if extra is not None:
-        for card in extra.cards:
-            _setKey(header, card.keyword, card.value, card.comment)
-    metadata = exposure.metadata
-    if metadata is not None:
-        for card in metadata.cards:
-            key = card.keyword
-            if key in ("COMMENT", "HISTORY", ""):
-                header.append(card, end=True)
-                continue
-            if _isStructuralKey(key) or key in header:
-                continue
-            if _isManagedKey(key) and not (key == "FILTER" and exposure.filter is None):
-                # Attributes, not stale copies in the metadata, decide these keys.
-                continue
-            value = card.value
-            if isinstance(value, float) and not math.isfinite(value):
-                _log.debug("metadata key %s is not finite; not written", key)
-                continue
-            header.append(_makeCard(key, value, card.comment), end=True)
-    return header
-
-
-def _planeHdu(
-    name: str, array: np.ndarray, dtype: type, x0: int, y0: int, wcs: WCS | None
-) -> fits.ImageHDU:
-    """Make one of the IMAGE/MASK/VARIANCE HDUs with its WCS and origin keys."""
-    data = np.ascontiguousarray(array, dtype=dtype)
-    header = fits.Header()
-    if wcs is not None:
-        header.extend(_wcsToLocalHeader(wcs, x0, y0), unique=True)
-    header.extend(_originHeader(x0, y0), unique=True)
-    hdu = fits.ImageHDU(data, header=header, name=name)
-    return hdu
-
-
-def _exposureToHduList(exposure: Exposure, extra: fits.Header | None = None) -> fits.HDUList:
-    """Lay out an exposure in the Rubin layout (validated before anything is built)."""
-    if not isinstance(exposure, Exposure):
-        raise DcrTypeError(
-            "writeExposure needs a dcrmodel Exposure; make one with Exposure.fromArrays",
-            exposure=type(exposure).__name__,
-        )
-    bbox = exposure.bbox
-    x0, y0 = bbox.minX, bbox.minY
-    image = np.asarray(exposure.image.array)
-    variance = np.asarray(exposure.variance.array)
-    image32 = image.astype(np.float32)
-    variance32 = variance.astype(np.float32)
-    for plane, original, converted in (
-        ("IMAGE", image, image32), ("VARIANCE", variance, variance32)
-    ):
-        if not np.array_equal(np.isfinite(original), np.isfinite(converted)):
-            raise DcrValueError(
-                f"the {plane} plane has values beyond the float32 range of the file format; "
-                f"rescale it (for example with a photometric calibration) before writing",
-                plane=plane,
-                maxAbs=float(np.nanmax(np.abs(original[np.isfinite(original)]))),
-            )
-    wcs = exposure.wcs
-    hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [
-        fits.PrimaryHDU(header=_primaryHeader(exposure, extra))
-    ]
-    hdus.append(_planeHdu("IMAGE", image32, np.float32, x0, y0, wcs))
-    maskHdu = _planeHdu("MASK", exposure.mask.array, np.int32, x0, y0, wcs)
-    maskHdu.header.extend(_maskPlanesToHeader(exposure.mask.planes), unique=True)
-    hdus.append(maskHdu)
-    hdus.append(_planeHdu("VARIANCE", variance32, np.float32, x0, y0, wcs))
-    if exposure.psf is not None:
-        hdus.append(_psfToHdu(exposure.psf, wcs, exposure.filter))
-    return fits.HDUList(hdus)
-
-
-def _tempSuffix(path: Path) -> str:
-    """Suffix of the temporary file: astropy picks compression from it (``.fits.gz``)."""
-    suffixes = path.suffixes
-    if suffixes and suffixes[-1].lower() in {".gz", ".bz2"}:
-        return "".join(suffixes[-2:]) if len(suffixes) > 1 else suffixes[-1]
-    return ".fits"
-
-
-def _writeHduList(hduList: fits.HDUList, path: Path) -> None:
-    """Write an HDU list atomically to ``path``."""
-    with atomicPath(path, suffix=_tempSuffix(path)) as tmp:
-        hduList.writeto(tmp, overwrite=True, output_verify="exception")
-
-
-def writeExposure(exposure: Exposure, path: str | os.PathLike) -> None:
-    """Write an exposure to a FITS file in the Rubin layout, atomically.
-
-    Parameters
-    ----------
-    exposure : `dcrmodel.image.Exposure`
-        The exposure. Its image and variance are written as float32 (a float64 image
-        loses the digits beyond float32's 24-bit mantissa), its mask as int32 with one
-        ``MP_<PLANE>`` key per plane. Its WCS, visit info, filter, photometric calibration,
-        PSF and metadata are written when set.
-    path : `str` or `os.PathLike`
-        Output file. It is written to a temporary file in the same folder and renamed into
-        place, so an earlier file at ``path`` survives a failed write. A ``.gz`` suffix
-        gives a gzip-compressed file.
-
-    Raises
-    ------
-    DcrTypeError
-        If ``exposure`` is not an `Exposure` or its WCS is not an astropy WCS.
-    DcrValueError
-        If the image or variance has values beyond the float32 range, a mask plane name
-        cannot be a FITS key, or the WCS is not a two-axis celestial WCS.
-    DcrOutputError
-        If ``path`` is an existing directory.
-
-    Notes
-    -----
-    ``Exposure.metadata`` goes to HDU 0 after the keys that the exposure's attributes
-    decide (visit keys, ``FILTER``/``FILT-EFF``/``FILT-BW``, ``PHOTCALIB``): a metadata key
-    of the same name is not written, so the attributes always win. The PSF HDU holds
-    ``psf.computeKernelImage()`` (float64), ``PSF-FWHM`` (arcsec; needs a WCS),
-    ``PSF-ALPH``, and dcrmodel's ``PSF-FWPX`` (pixels), ``PSF-WAVE`` (nm) and ``PSF-MODL``
-    (``GAUSSIAN`` or ``IMAGE``), with which `readExposure` restores the same kind of PSF.
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> import numpy as np
-    >>> from dcrmodel.image import Exposure
-    >>> exposure = Exposure.fromArrays(np.ones((20, 30), np.float32), origin=(100, 200))
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "visit.fits"
-    >>> writeExposure(exposure, path)
-    >>> readExposure(path).bbox
-    Box(minX=100, minY=200, width=30, height=20)
-    """
-    target = Path(os.fspath(path))
-    if target.is_dir():
-        raise DcrOutputError(
-            "the output path is a directory; give a file name ending in .fits", path=str(path)
-        )
-    hduList = _exposureToHduList(exposure)
-    _writeHduList(hduList, target)
-    _log.debug("wrote exposure %s to %s", exposure.bbox, target)
 
 
 # --------------------------------------------------------------------------------------
@@ -660,7 +233,7 @@ def _checkPlaneHdu(
                 hdu=name,
                 fileSize=fileSize,
             )
-    origin = _originFromHeader(header, where)
+    origin = originFromHeader(header, where)
     return (shape[0], shape[1]), origin
 
 
@@ -718,7 +291,7 @@ def _imageDtype(array: np.ndarray) -> type:
 
 def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> Box:
     """Check the IMAGE, MASK and VARIANCE HDUs and return the parent box they cover."""
-    missing = [name for name in _PLANE_NAMES if name not in indices]
+    missing = [name for name in PLANE_NAMES if name not in indices]
     if missing:
         raise DcrFitsError(
             f"{source.name} has no {', '.join(missing)} HDU (EXTNAME); an exposure file "
@@ -729,16 +302,16 @@ def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> 
     fileSize = None if compressed else source.stat().st_size
     geometry = {
         name: _checkPlaneHdu(hduList, indices[name], name, source, fileSize)
-        for name in _PLANE_NAMES
+        for name in PLANE_NAMES
     }
     # A plane without any origin keys is taken to share the others' origin (the file's
     # writer put them on one HDU only); planes that give one must agree.
-    withOrigin = [name for name in _PLANE_NAMES
-                  if _hasOriginKeys(hduList[indices[name]].header)]
+    withOrigin = [name for name in PLANE_NAMES
+                  if hasOriginKeys(hduList[indices[name]].header)]
     shape = geometry["IMAGE"][0]
     originHdu = withOrigin[0] if withOrigin else "IMAGE"
     origin = geometry[originHdu][1]
-    for name in _PLANE_NAMES:
+    for name in PLANE_NAMES:
         otherShape, otherOrigin = geometry[name]
         if name not in withOrigin:
             otherOrigin = origin
@@ -874,6 +447,29 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
         )
 
 
+def _readWcsAndPsf(
+    hduList: fits.HDUList, indices: dict[str, int], source: Path, origin: tuple[int, int],
+    filterInfo: Filter | None,
+) -> tuple[WCS | None, Psf | None]:
+    """Read the WCS (parent pixels of ``origin``) and the PSF HDU of an open file."""
+    # The WCS of the IMAGE HDU, or of the first other plane that has one.
+    wcsPlane = next(
+        (name for name in PLANE_NAMES
+         if any(key in hduList[indices[name]].header for key in ("CTYPE1", "CTYPE2"))),
+        "IMAGE",
+    )
+    wcs = wcsFromHeader(hduList[indices[wcsPlane]].header, origin[0], origin[1],
+                        f"{source.name}, HDU {wcsPlane}")
+    psf = None
+    if PSF_EXTNAME in indices:
+        psfHdu = hduList[indices[PSF_EXTNAME]]
+        if isinstance(psfHdu, (fits.ImageHDU, fits.CompImageHDU)):
+            psf = psfFromHdu(psfHdu, wcs, filterInfo, f"{source.name}, HDU PSF")
+        else:
+            _log.debug("%s: HDU PSF is a %s; skipped", source.name, type(psfHdu).__name__)
+    return wcs, psf
+
+
 def _readOpenExposure(
     hduList: fits.HDUList, indices: dict[str, int], source: Path, bbox: Box | None,
     fileBox: Box,
@@ -893,28 +489,14 @@ def _readOpenExposure(
             )
         readBox = bbox
     maskWhere = f"{source.name}, HDU MASK"
-    planes = _maskPlanesFromHeader(hduList[indices["MASK"]].header, maskWhere)
+    planes = maskPlanesFromHeader(hduList[indices["MASK"]].header, maskWhere)
 
     primary = hduList[0].header
     primaryWhere = f"{source.name}, HDU 0"
     visitInfo = visitInfoFromHeader(primary, primaryWhere)
     filterInfo = filterFromHeader(primary, primaryWhere)
     photoCalib = photoCalibFromHeader(primary, primaryWhere)
-    # The WCS of the IMAGE HDU, or of the first other plane that has one.
-    wcsPlane = next(
-        (name for name in _PLANE_NAMES
-         if any(key in hduList[indices[name]].header for key in ("CTYPE1", "CTYPE2"))),
-        "IMAGE",
-    )
-    wcs = _wcsFromHeader(hduList[indices[wcsPlane]].header, origin[0], origin[1],
-                         f"{source.name}, HDU {wcsPlane}")
-    psf = None
-    if _PSF_EXTNAME in indices:
-        psfHdu = hduList[indices[_PSF_EXTNAME]]
-        if isinstance(psfHdu, (fits.ImageHDU, fits.CompImageHDU)):
-            psf = _psfFromHdu(psfHdu, wcs, filterInfo, f"{source.name}, HDU PSF")
-        else:
-            _log.debug("%s: HDU PSF is a %s; skipped", source.name, type(psfHdu).__name__)
+    wcs, psf = _readWcsAndPsf(hduList, indices, source, origin, filterInfo)
 
     sy, sx = readBox.slices(fileBox)
     imageData = _readSection(hduList, indices["IMAGE"], "IMAGE", sy, sx, source)
@@ -1020,9 +602,9 @@ class ExposureFile:
             self.bbox = _planesBox(hduList, indices, self.path)
             self._layouts: dict[str, tuple[int, np.dtype, tuple[int, int]]] | None = {}
             maskHeader = hduList[indices["MASK"]].header
-            if not any(str(key).startswith(_MASK_PREFIX) for key in maskHeader):
+            if not any(str(key).startswith(MASK_PREFIX) for key in maskHeader):
                 self._layouts = None
-            for name in _PLANE_NAMES:
+            for name in PLANE_NAMES:
                 if self._layouts is None:
                     break
                 hdu = hduList[indices[name]]
@@ -1119,15 +701,15 @@ def _metadataFromHeader(primary: fits.Header, keepFilter: bool, keepVisit: bool)
     metadata = fits.Header()
     for card in primary.cards:
         key = card.keyword
-        if _isStructuralKey(key) or key == "AR_HDU":
+        if isStructuralKey(key) or key == "AR_HDU":
             continue
         if _ARCHIVE_ID_KEY.match(key) and isinstance(card.value, int) and not isinstance(
             card.value, bool
         ):
             continue
-        if key in _FILTER_KEYS and not (keepFilter and key == "FILTER"):
+        if key in FILTER_KEYS and not (keepFilter and key == "FILTER"):
             continue
-        if key in _CALIB_KEYS or (key in VISIT_KEYS and not keepVisit):
+        if key in CALIB_KEYS or (key in VISIT_KEYS and not keepVisit):
             continue
-        metadata.append(_makeCard(key, card.value, card.comment), end=True)
+        metadata.append(makeCard(key, card.value, card.comment), end=True)
     return metadata

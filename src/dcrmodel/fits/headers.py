@@ -8,8 +8,10 @@ HDU 0 of an exposure file (primer, "The on-disk format") holds the visit metadat
 in nm) and the photometric calibration (``PHOTCALIB``, nJy per count, or ``FLUXMAG0``). This
 module converts `VisitInfo`, `Filter` and `PhotoCalib` to and from those keys, and holds the
 header card helpers that the rest of the FITS input/output shares: cards whose floats are
-written with every digit needed to read back exactly, and readers of header values that
-raise `DcrFitsError` naming the HDU and key at fault.
+written with every digit needed to read back exactly (`makeCard`, `setKey`), and readers of
+header values that raise `DcrFitsError` naming the HDU and key at fault (`headerFloat`,
+`headerInt`, `headerStr`). Those helpers and the key lists `FILTER_KEYS` and `CALIB_KEYS`
+are shared by the modules of ``dcrmodel.fits`` and are not handed on (not in ``__all__``).
 
 Headers written by other software are read as long as their meaning is unambiguous, with a
 `DcrWarning` for what had to be completed: a missing ``BORE-AZ``/``BORE-ALT``,
@@ -83,8 +85,10 @@ VISIT_KEYS = (
     "EXPTIME",
     "IDNUM",
 )
-_FILTER_KEYS = ("FILTER", "FILT-EFF", "FILT-BW")
-_CALIB_KEYS = ("PHOTCALIB", "FLUXMAG0")
+#: Keys of HDU 0 that hold the band.
+FILTER_KEYS = ("FILTER", "FILT-EFF", "FILT-BW")
+#: Keys of HDU 0 that hold the photometric calibration.
+CALIB_KEYS = ("PHOTCALIB", "FLUXMAG0")
 
 # AB magnitude zero point: a source of magnitude 0 has 3631 Jy (Oke & Gunn 1983, ApJ 266,
 # 713), i.e. 3.631e12 nJy; FLUXMAG0 is the instrumental flux (counts) of such a source.
@@ -117,7 +121,7 @@ def _formatFloat(value: float) -> str:
     return mantissa + ("E" + exponent if exponent else "")
 
 
-def _makeCard(key: str, value: Any, comment: str = "") -> fits.Card:
+def makeCard(key: str, value: Any, comment: str = "") -> fits.Card:
     """Make a header card; floats are written with all the digits needed to read back exactly.
 
     astropy shortens float values to 20 characters, which can drop the last digits of a
@@ -157,11 +161,11 @@ def _needsHierarch(key: str) -> bool:
     return len(key) > 8 or not all(c.isupper() or c.isdigit() or c in "-_" for c in key)
 
 
-def _setKey(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
+def setKey(header: fits.Header, key: str, value: Any, comment: str = "") -> None:
     """Set ``key`` in ``header`` (replacing an earlier value) with an exact float card."""
     if key in header:
         del header[key]
-    header.append(_makeCard(key, value, comment), end=True)
+    header.append(makeCard(key, value, comment), end=True)
 
 
 def _isMissing(value: Any) -> bool:
@@ -175,7 +179,7 @@ def _isMissing(value: Any) -> bool:
     return False
 
 
-def _headerFloat(
+def headerFloat(
     header: fits.Header, key: str, where: str, *, allowMissing: bool = True
 ) -> float | None:
     """Read a real number from ``header``; None if absent; NaN if it stands for unknown.
@@ -202,7 +206,7 @@ def _headerFloat(
     return float(value)
 
 
-def _headerInt(header: fits.Header, key: str, where: str) -> int | None:
+def headerInt(header: fits.Header, key: str, where: str) -> int | None:
     """Read an integer from ``header`` (None if absent or unknown)."""
     if key not in header or _isMissing(header[key]):
         return None
@@ -220,7 +224,7 @@ def _headerInt(header: fits.Header, key: str, where: str) -> int | None:
     return int(value)
 
 
-def _headerStr(header: fits.Header, key: str, where: str) -> str | None:
+def headerStr(header: fits.Header, key: str, where: str) -> str | None:
     """Read a text value from ``header`` (None if absent or blank)."""
     if key not in header:
         return None
@@ -331,31 +335,31 @@ def visitInfoToHeader(visitInfo: VisitInfo) -> fits.Header:
     raDec = visitInfo.boresightRaDec
     if raDec is not None:
         icrs = raDec.icrs if hasattr(raDec, "icrs") else raDec
-        _setKey(header, "BORE-RA", float(icrs.ra.deg), "[deg] boresight ICRS right ascension")
-        _setKey(header, "BORE-DEC", float(icrs.dec.deg), "[deg] boresight ICRS declination")
+        setKey(header, "BORE-RA", float(icrs.ra.deg), "[deg] boresight ICRS right ascension")
+        setKey(header, "BORE-DEC", float(icrs.dec.deg), "[deg] boresight ICRS declination")
     azAlt = visitInfo.boresightAzAlt
     if azAlt is not None:
-        _setKey(header, "BORE-AZ", _degrees(azAlt[0]), "[deg] boresight azimuth")
-        _setKey(header, "BORE-ALT", _degrees(azAlt[1]), "[deg] boresight altitude")
+        setKey(header, "BORE-AZ", _degrees(azAlt[0]), "[deg] boresight azimuth")
+        setKey(header, "BORE-ALT", _degrees(azAlt[1]), "[deg] boresight altitude")
     if visitInfo.boresightAirmass is not None and math.isfinite(visitInfo.boresightAirmass):
-        _setKey(header, "BORE-AIRMASS", float(visitInfo.boresightAirmass), "boresight airmass")
+        setKey(header, "BORE-AIRMASS", float(visitInfo.boresightAirmass), "boresight airmass")
     if visitInfo.boresightRotAngle is not None:
-        _setKey(
+        setKey(
             header, "BORE-ROTANG", _degrees(visitInfo.boresightRotAngle),
             "[deg] rotation angle",
         )
     if visitInfo.rotType is not None:
-        _setKey(header, "ROTTYPE", str(visitInfo.rotType), "type of rotation angle")
+        setKey(header, "ROTTYPE", str(visitInfo.rotType), "type of rotation angle")
     observatory = visitInfo.observatory
     if observatory is not None:
-        _setKey(header, "OBS-LONG", _degrees(observatory.longitude), "[deg] East longitude")
-        _setKey(header, "OBS-LAT", _degrees(observatory.latitude), "[deg] latitude")
-        _setKey(header, "OBS-ELEV", float(observatory.elevation), "[m] elevation")
+        setKey(header, "OBS-LONG", _degrees(observatory.longitude), "[deg] East longitude")
+        setKey(header, "OBS-LAT", _degrees(observatory.latitude), "[deg] latitude")
+        setKey(header, "OBS-ELEV", float(observatory.elevation), "[m] elevation")
     weather = visitInfo.weather
     if weather is not None:
-        _setKey(header, "AIRTEMP", float(weather.airTemperature), "[degC] air temperature")
-        _setKey(header, "AIRPRESS", float(weather.airPressure), "[Pa] air pressure")
-        _setKey(header, "HUMIDITY", float(weather.humidity), "[%] relative humidity")
+        setKey(header, "AIRTEMP", float(weather.airTemperature), "[degC] air temperature")
+        setKey(header, "AIRPRESS", float(weather.airPressure), "[Pa] air pressure")
+        setKey(header, "HUMIDITY", float(weather.humidity), "[%] relative humidity")
     date = visitInfo.date
     if date is not None:
         if date.scale.upper() not in _TIME_SCALES:
@@ -366,18 +370,18 @@ def visitInfoToHeader(visitInfo: VisitInfo) -> fits.Header:
             )
         exact = date.copy(format="isot")
         exact.precision = 9
-        _setKey(header, "DATE-AVG", str(exact.isot), "mid-exposure date")
-        _setKey(header, "TIMESYS", date.scale.upper(), "time scale of DATE-AVG")
+        setKey(header, "DATE-AVG", str(exact.isot), "mid-exposure date")
+        setKey(header, "TIMESYS", date.scale.upper(), "time scale of DATE-AVG")
     era = visitInfo.era
     eraDeg = None if era is None else _degrees(era)
     if date is not None:
-        _setKey(header, "MJD-AVG-UT1", _ut1Mjd(eraDeg, date), "[d] mid-exposure UT1")
+        setKey(header, "MJD-AVG-UT1", _ut1Mjd(eraDeg, date), "[d] mid-exposure UT1")
     if eraDeg is not None:
-        _setKey(header, "AVG-ERA", eraDeg, "[deg] Earth rotation angle")
+        setKey(header, "AVG-ERA", eraDeg, "[deg] Earth rotation angle")
     if visitInfo.exposureTime is not None and math.isfinite(visitInfo.exposureTime):
-        _setKey(header, "EXPTIME", float(visitInfo.exposureTime), "[s] exposure time")
+        setKey(header, "EXPTIME", float(visitInfo.exposureTime), "[s] exposure time")
     if visitInfo.id is not None:
-        _setKey(header, "IDNUM", int(visitInfo.id), "visit identifier")
+        setKey(header, "IDNUM", int(visitInfo.id), "visit identifier")
     return header
 
 
@@ -424,7 +428,7 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         return None
 
     def number(key: str) -> float | None:
-        value = _headerFloat(header, key, where)
+        value = headerFloat(header, key, where)
         return None if value is None or math.isnan(value) else value
 
     kwargs: dict[str, Any] = {}
@@ -451,7 +455,7 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         rotAngle = number("BORE-ROTANG")
         if rotAngle is not None:
             kwargs["boresightRotAngle"] = Angle(rotAngle, u.deg)
-        rotType = _headerStr(header, "ROTTYPE", where)
+        rotType = headerStr(header, "ROTTYPE", where)
         if rotType is not None:
             if rotType.upper() not in ROT_TYPES:
                 # DCR does not use it: a label of another convention does not stop the read.
@@ -480,7 +484,7 @@ def visitInfoFromHeader(header: fits.Header, where: str = "HDU 0") -> VisitInfo 
         exposureTime = number("EXPTIME")
         if exposureTime is not None:
             kwargs["exposureTime"] = exposureTime
-        visitId = _headerInt(header, "IDNUM", where)
+        visitId = headerInt(header, "IDNUM", where)
         if visitId is not None:
             kwargs["id"] = visitId
         _fillAzAlt(kwargs, where)
@@ -590,7 +594,7 @@ def _weatherFromHeader(
 ) -> Weather | None:
     """Read AIRTEMP, AIRPRESS, HUMIDITY; unknown values become the site's default weather."""
     keys = ("AIRTEMP", "AIRPRESS", "HUMIDITY")
-    values = [_headerFloat(header, key, where) for key in keys]
+    values = [headerFloat(header, key, where) for key in keys]
     if all(value is None for value in values):
         return None
     for key, value in zip(keys, values, strict=True):
@@ -632,8 +636,8 @@ def _weatherFromHeader(
 
 def _dateFromHeader(header: fits.Header, where: str) -> Time | None:
     """Read DATE-AVG (in TIMESYS), or failing that MJD-AVG-UT1, or DATE-BEG/DATE-OBS."""
-    text = _headerStr(header, "DATE-AVG", where)
-    scaleText = _headerStr(header, "TIMESYS", where) or "UTC"  # FITS default time scale
+    text = headerStr(header, "DATE-AVG", where)
+    scaleText = headerStr(header, "TIMESYS", where) or "UTC"  # FITS default time scale
     if scaleText.upper() not in _TIME_SCALES:
         raise DcrFitsError(
             f"{where}: key TIMESYS names an unknown time scale; use one of "
@@ -650,7 +654,7 @@ def _dateFromHeader(header: fits.Header, where: str) -> Time | None:
                 key="DATE-AVG",
                 value=text,
             ) from None
-    mjd = _headerFloat(header, "MJD-AVG-UT1", where)
+    mjd = headerFloat(header, "MJD-AVG-UT1", where)
     if mjd is not None and not math.isnan(mjd):
         return Time(mjd, format="mjd", scale="ut1")
     return _dateFromStart(header, where, scaleText.lower())
@@ -659,7 +663,7 @@ def _dateFromHeader(header: fits.Header, where: str) -> Time | None:
 def _dateFromStart(header: fits.Header, where: str, scale: str) -> Time | None:
     """Mid-exposure date from the start (DATE-BEG or DATE-OBS) plus half of EXPTIME."""
     for key in ("DATE-BEG", "DATE-OBS"):
-        text = _headerStr(header, key, where)
+        text = headerStr(header, key, where)
         if text is None:
             continue
         try:
@@ -668,7 +672,7 @@ def _dateFromStart(header: fits.Header, where: str, scale: str) -> Time | None:
             raise DcrFitsError(
                 f"{where}: key {key} is not an ISO-8601 date ({error})", key=key, value=text
             ) from None
-        exposureTime = _headerFloat(header, "EXPTIME", where)
+        exposureTime = headerFloat(header, "EXPTIME", where)
         if exposureTime is None or math.isnan(exposureTime):
             exposureTime = 0.0
         warnings.warn(
@@ -702,10 +706,10 @@ def filterToHeader(filterInfo: Filter) -> fits.Header:
     if not isinstance(filterInfo, Filter):
         raise DcrTypeError("filterInfo must be a dcrmodel Filter", filterInfo=filterInfo)
     header = fits.Header()
-    _setKey(header, "FILTER", str(filterInfo.bandName), "band")
-    _setKey(header, "FILT-EFF", float(filterInfo.effectiveWavelength),
-            "[nm] effective wavelength of the band")
-    _setKey(header, "FILT-BW", float(filterInfo.bandwidth), "[nm] bandwidth of the band")
+    setKey(header, "FILTER", str(filterInfo.bandName), "band")
+    setKey(header, "FILT-EFF", float(filterInfo.effectiveWavelength),
+           "[nm] effective wavelength of the band")
+    setKey(header, "FILT-BW", float(filterInfo.bandwidth), "[nm] bandwidth of the band")
     return header
 
 
@@ -740,9 +744,9 @@ def filterFromHeader(header: fits.Header, where: str = "HDU 0") -> Filter | None
         For an unknown band without wavelengths: DCR cannot be computed for such an
         exposure until its filter is set.
     """
-    name = _headerStr(header, "FILTER", where)
-    eff = _headerFloat(header, "FILT-EFF", where)
-    bw = _headerFloat(header, "FILT-BW", where)
+    name = headerStr(header, "FILTER", where)
+    eff = headerFloat(header, "FILT-EFF", where)
+    bw = headerFloat(header, "FILT-BW", where)
     eff = None if eff is not None and math.isnan(eff) else eff
     bw = None if bw is not None and math.isnan(bw) else bw
     if (eff is None) != (bw is None):
@@ -806,8 +810,8 @@ def photoCalibFromHeader(header: fits.Header, where: str = "HDU 0") -> PhotoCali
     DcrFitsError
         If the value is not a finite positive number.
     """
-    for key in _CALIB_KEYS:
-        value = _headerFloat(header, key, where)
+    for key in CALIB_KEYS:
+        value = headerFloat(header, key, where)
         if value is None or math.isnan(value):
             continue
         if value <= 0.0:

@@ -36,9 +36,9 @@ from ..errors import (
 from ..image import Box, Exposure, Filter, MaskedImage
 from ..model import DcrModel
 from ..physics import wavelengthGenerator
-from . import exposure as layout
-from .exposure import _exposureToHduList
-from .headers import _headerFloat, _headerInt, _headerStr, _setKey
+from . import exposure as reader
+from .headers import headerFloat, headerInt, headerStr, setKey
+from .writing import exposureToHduList
 
 if TYPE_CHECKING:
     from ..model import DcrModel
@@ -170,12 +170,12 @@ def writeDcrModel(
             photoCalib=model.photoCalib,
         )
         extra = fits.Header()
-        _setKey(extra, "DCR-SUBF", k, "subfilter index (0 is the bluest)")
-        _setKey(extra, "DCR-NSUB", numSubfilters, "number of subfilters of the model")
+        setKey(extra, "DCR-SUBF", k, "subfilter index (0 is the bluest)")
+        setKey(extra, "DCR-NSUB", numSubfilters, "number of subfilters of the model")
         if ranges is not None:
-            _setKey(extra, "DCR-WMIN", ranges[k][0], "[nm] subfilter start wavelength")
-            _setKey(extra, "DCR-WMAX", ranges[k][1], "[nm] subfilter end wavelength")
-        hduLists.append(_exposureToHduList(exposure, extra))
+            setKey(extra, "DCR-WMIN", ranges[k][0], "[nm] subfilter start wavelength")
+            setKey(extra, "DCR-WMAX", ranges[k][1], "[nm] subfilter end wavelength")
+        hduLists.append(exposureToHduList(exposure, extra))
     with atomicDirectory(target) as tmp:
         for k, hduList in enumerate(hduLists):
             hduList.writeto(tmp / _modelFileName(datasetType, k), output_verify="exception")
@@ -239,7 +239,7 @@ class DcrModelDataRef:
         file = self._file(self.datasetType, 0)
         header = self._header(file)
         where = f"{file.name}, HDU 0"
-        value = _headerInt(header, "DCR-NSUB", where)
+        value = headerInt(header, "DCR-NSUB", where)
         if value is None and "DCR-NSUB" not in header:
             # Files without the key (another writer): one subfilter per file, numbered
             # from 0 without gaps.
@@ -364,8 +364,8 @@ class DcrModelDataRef:
         file = self._file(datasetType, subfilter)
         header = self._header(file)
         where = f"{file.name}, HDU 0"
-        storedIndex = _headerInt(header, "DCR-SUBF", where)
-        storedCount = _headerInt(header, "DCR-NSUB", where)
+        storedIndex = headerInt(header, "DCR-SUBF", where)
+        storedCount = headerInt(header, "DCR-NSUB", where)
         if storedIndex is None and "DCR-SUBF" not in header:
             storedIndex = subfilter  # the file name says which subfilter it holds
         if storedCount is None and "DCR-NSUB" not in header:
@@ -392,7 +392,7 @@ class DcrModelDataRef:
             )
         # Looked up on dcrmodel.fits.exposure at call time, so that a replacement of the reader
         # there (instrumentation, tests) reads the model files too.
-        exposure = layout.readExposure(file, bbox=bbox)
+        exposure = reader.readExposure(file, bbox=bbox)
         if "FILT-EFF" not in header:
             band = self._bandFromRanges(datasetType, header, storedIndex, storedCount, where)
             if band is not None:
@@ -443,8 +443,8 @@ def _bandFromSubfilterRange(
     knows its own wavelengths: they override the built-in table of its FILTER name (another
     pipeline's band of the same name may differ). None without both keys.
     """
-    start = _headerFloat(header, "DCR-WMIN", where)
-    end = _headerFloat(header, "DCR-WMAX", where)
+    start = headerFloat(header, "DCR-WMIN", where)
+    end = headerFloat(header, "DCR-WMAX", where)
     if start is None or end is None or math.isnan(start) or math.isnan(end):
         return None
     width = end - start
@@ -456,7 +456,7 @@ def _bandFromSubfilterRange(
         )
     bandwidth = width * numSubfilters
     lambdaMin = start - width * subfilter
-    name = _headerStr(header, "FILTER", where) or "unknown"
+    name = headerStr(header, "FILTER", where) or "unknown"
     try:
         return Filter(name, lambdaMin + bandwidth / 2.0, bandwidth)
     except DcrError as error:
@@ -537,7 +537,7 @@ def _checkSubfilterRanges(
         header = dataRef._header(file)
         where = f"{file.name}, HDU 0"
         for key, expected in (("DCR-WMIN", start), ("DCR-WMAX", end)):
-            value = _headerFloat(header, key, where)
+            value = headerFloat(header, key, where)
             if value is None or math.isnan(value):
                 continue
             if not math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-9):

@@ -4,13 +4,15 @@ Also its templates, conditioning and shifts.
 """
 
 from .core import (
-    DEFAULT_PSF_DAMPING,
-    DEFAULT_PSF_MAX_GAIN,
-    PSF_DAMPED_PLANE,
     DcrModel,
 )
 from .shift import (
     applyDcr,
+)
+from .templates import (
+    DEFAULT_PSF_DAMPING,
+    DEFAULT_PSF_MAX_GAIN,
+    PSF_DAMPED_PLANE,
 )
 
 __all__ = [

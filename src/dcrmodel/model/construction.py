@@ -1,0 +1,292 @@
+"""The arguments of a `dcrmodel.model.core.DcrModel` made from other data.
+
+`DcrModel.fromImage` divides a coadd between the subfilters (`coaddArguments`);
+`DcrModel.fromDataRef` and `DcrModel.fromQuantum` load one exposure per subfilter, from a
+data reference (`dataRefGetter`) or from dataset handles (`handlesBySubfilter`), and take
+the model's images and metadata from them (`exposureArguments`). Each function checks what
+it is given and returns what the next step needs; the methods of `DcrModel` document the
+arguments and the behaviour in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from astropy.wcs import WCS
+
+from ..errors import DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
+from ..image import Exposure, Filter, Image, Mask, MaskedImage, PhotoCalib, Psf
+from .checks import badPixels, checkNumSubfilters, countUnmaskedNonFinite, isInteger
+
+__all__ = ["coaddArguments", "exposureArguments", "dataRefGetter", "handlesBySubfilter"]
+
+
+def _divideCoadd(
+    maskedImage: MaskedImage, n: int
+) -> tuple[list[Image], Mask | None, Image | None]:
+    """Divide a coadd between ``n`` subfilters: (images, mask, variance) of the model."""
+    image = maskedImage.image
+    mask = maskedImage.mask
+    variance = maskedImage.variance
+    bad = badPixels(mask, image.array.shape)
+    nonFiniteImage, unmaskedImage = countUnmaskedNonFinite(image.array, bad)
+    nonFiniteVar, unmaskedVar = (None, 0)
+    if variance is not None:
+        nonFiniteVar, unmaskedVar = countUnmaskedNonFinite(variance.array, bad)
+    if unmaskedImage or unmaskedVar:
+        raise DcrValueError(
+            f"the coadd holds {unmaskedImage} NaN or infinite image pixels and "
+            f"{unmaskedVar} NaN or infinite variance pixels that no bad mask plane flags; "
+            "flag them (for example NO_DATA) or replace them before making a model",
+            unmaskedNonFiniteImage=unmaskedImage,
+            unmaskedNonFiniteVariance=unmaskedVar,
+        )
+
+    model = image.clone()
+    model.array[nonFiniteImage] = 0.0
+    model /= n
+    modelVariance = None
+    if variance is not None:
+        modelVariance = variance.clone()
+        modelVariance.array[nonFiniteVar] = 0.0
+        modelVariance /= n
+    modelMask = mask.clone() if mask is not None else None
+    modelImages = [model] + [model.clone() for _ in range(n - 1)]
+    return modelImages, modelMask, modelVariance
+
+
+def coaddArguments(
+    maskedImage: MaskedImage | Exposure,
+    dcrNumSubfilters: int,
+    filterInfo: Filter | str | None = None,
+    psf: Psf | None = None,
+    photoCalib: PhotoCalib | None = None,
+    wcs: WCS | None = None,
+) -> dict[str, Any]:
+    """Return the arguments of a model that divides a coadd between the subfilters.
+
+    Parameters
+    ----------
+    maskedImage, dcrNumSubfilters, filterInfo, psf, photoCalib, wcs
+        As `DcrModel.fromImage`.
+
+    Returns
+    -------
+    arguments : dict
+        The keyword arguments of `DcrModel`: each subfilter image is ``image /
+        dcrNumSubfilters``, the mask a copy of the coadd's, the variance ``variance /
+        dcrNumSubfilters``.
+
+    Raises
+    ------
+    DcrValueError, DcrTypeError
+        As `DcrModel.fromImage`.
+    """
+    if isinstance(maskedImage, Exposure):
+        exposure = maskedImage
+        maskedImage = exposure.maskedImage
+        filterInfo = filterInfo if filterInfo is not None else exposure.filter
+        psf = psf if psf is not None else exposure.psf
+        photoCalib = photoCalib if photoCalib is not None else exposure.photoCalib
+        wcs = wcs if wcs is not None else exposure.wcs
+    if not isinstance(maskedImage, MaskedImage):
+        raise DcrTypeError(
+            "maskedImage must be a dcrmodel.image.MaskedImage or Exposure",
+            maskedImage=type(maskedImage).__name__,
+        )
+    n = checkNumSubfilters(dcrNumSubfilters, "dcrNumSubfilters")
+    modelImages, modelMask, modelVariance = _divideCoadd(maskedImage, n)
+    return {
+        "modelImages": modelImages,
+        "filterInfo": filterInfo,
+        "psf": psf,
+        "mask": modelMask,
+        "variance": modelVariance,
+        "photoCalib": photoCalib,
+        "wcs": wcs,
+    }
+
+
+def exposureArguments(exposures: Sequence[Exposure], source: str) -> dict[str, Any]:
+    """Return the arguments of a model of one Exposure per subfilter (subfilter 0 first).
+
+    Parameters
+    ----------
+    exposures : list of dcrmodel.image.Exposure
+        The subfilter exposures.
+    source : str
+        What returned them (for example ``"handle.get()"``), used in the messages.
+
+    Returns
+    -------
+    arguments : dict
+        The keyword arguments of `DcrModel`: the exposures' images; the first filter, PSF,
+        photometric calibration and WCS they carry; the mask and variance of subfilter 0.
+
+    Raises
+    ------
+    DcrTypeError
+        If one is not an Exposure.
+    DcrShapeError
+        If they do not share one box.
+    DcrMetadataError
+        If two are in different filters.
+    """
+    for k, exposure in enumerate(exposures):
+        if not isinstance(exposure, Exposure):
+            raise DcrTypeError(
+                f"{source} returned a {type(exposure).__name__} for subfilter {k}; "
+                "it must return a dcrmodel.image.Exposure",
+                subfilter=k,
+            )
+    first = exposures[0]
+    for k, exposure in enumerate(exposures[1:], start=1):
+        if exposure.bbox != first.bbox:
+            raise DcrShapeError(
+                f"the exposure of subfilter {k} covers {exposure.bbox} but subfilter 0 "
+                f"covers {first.bbox}; every subfilter must share one box",
+                subfilter=k,
+                bbox=exposure.bbox,
+                expected=first.bbox,
+            )
+        if (
+            exposure.filter is not None
+            and first.filter is not None
+            and exposure.filter != first.filter
+        ):
+            raise DcrMetadataError(
+                f"the exposure of subfilter {k} is in filter {exposure.filter} but "
+                f"subfilter 0 in {first.filter}; a model holds one band",
+                subfilter=k,
+            )
+
+    def firstSet(attribute: str) -> Any:
+        for exposure in exposures:
+            value = getattr(exposure, attribute)
+            if value is not None:
+                return value
+        return None
+
+    return {
+        "modelImages": [exposure.image for exposure in exposures],
+        "filterInfo": firstSet("filter"),
+        "psf": firstSet("psf"),
+        "mask": first.mask,
+        "variance": first.variance,
+        "photoCalib": firstSet("photoCalib"),
+        "wcs": firstSet("wcs"),
+    }
+
+
+def dataRefGetter(
+    dataRef: Any, datasetType: Any, numSubfilters: Any
+) -> tuple[Callable[..., Any], int]:
+    """Return the ``get`` method of a data reference and the number of subfilters.
+
+    Parameters
+    ----------
+    dataRef, datasetType, numSubfilters
+        As `DcrModel.fromDataRef`.
+
+    Returns
+    -------
+    get : callable
+        ``dataRef.get``.
+    numSubfilters : int
+        ``numSubfilters``, or the data reference's own.
+
+    Raises
+    ------
+    DcrTypeError, DcrValueError
+        As `DcrModel.fromDataRef`.
+    """
+    get = getattr(dataRef, "get", None)
+    if not callable(get):
+        raise DcrTypeError(
+            "dataRef must have a get(datasetType, subfilter=k, numSubfilters=N, **kwargs) "
+            "method returning an Exposure",
+            dataRef=type(dataRef).__name__,
+        )
+    if numSubfilters is None:
+        numSubfilters = getattr(dataRef, "numSubfilters", None)
+        if numSubfilters is None:
+            raise DcrValueError(
+                "numSubfilters is not given and the data reference has no numSubfilters "
+                "attribute; pass numSubfilters=N",
+                dataRef=type(dataRef).__name__,
+            )
+    n = checkNumSubfilters(numSubfilters, "numSubfilters")
+    if not isinstance(datasetType, str):
+        raise DcrTypeError(
+            "datasetType must be a string such as 'dcrCoadd'", datasetType=datasetType
+        )
+    return get, n
+
+
+def handlesBySubfilter(availableCoaddRefs: Mapping[Any, Any] | Iterable[Any]) -> list[Any]:
+    """Return the dataset handles in the order of their subfilter index.
+
+    Parameters
+    ----------
+    availableCoaddRefs : dict or iterable of handles
+        As `DcrModel.fromQuantum`.
+
+    Returns
+    -------
+    handles : list
+        The handles of subfilters 0 .. N-1 (none of them read).
+
+    Raises
+    ------
+    DcrValueError, DcrTypeError
+        As `DcrModel.fromQuantum`.
+    """
+    if isinstance(availableCoaddRefs, Mapping):
+        handles = list(availableCoaddRefs.values())
+    elif isinstance(availableCoaddRefs, Iterable) and not isinstance(availableCoaddRefs, str):
+        handles = list(availableCoaddRefs)
+    else:
+        raise DcrTypeError(
+            "availableCoaddRefs must be a dict or a list of dataset handles",
+            availableCoaddRefs=type(availableCoaddRefs).__name__,
+        )
+    if not handles:
+        raise DcrValueError(
+            "availableCoaddRefs is empty: a DCR model needs one coadd per subfilter",
+            count=0,
+        )
+    bySubfilter: dict[int, Any] = {}
+    for handle in handles:
+        dataId = getattr(handle, "dataId", None)
+        try:
+            subfilter = dataId["subfilter"]  # type: ignore[index]
+        except (TypeError, KeyError) as error:
+            raise DcrTypeError(
+                "every handle needs dataId['subfilter'] (its subfilter index)",
+                handle=repr(handle),
+            ) from error
+        if not callable(getattr(handle, "get", None)):
+            raise DcrTypeError("every handle needs a get() method", handle=repr(handle))
+        if not isInteger(subfilter):
+            raise DcrTypeError(
+                "dataId['subfilter'] must be an integer subfilter index",
+                subfilter=subfilter,
+            )
+        subfilter = int(subfilter)
+        if subfilter in bySubfilter:
+            raise DcrValueError(
+                f"subfilter {subfilter} appears more than once in availableCoaddRefs; "
+                "give one handle per subfilter",
+                subfilter=subfilter,
+            )
+        bySubfilter[subfilter] = handle
+    n = len(bySubfilter)
+    missing = sorted(set(range(n)) - set(bySubfilter))
+    if missing:
+        raise DcrValueError(
+            f"the subfilter indices must be 0 .. {n - 1}; missing {missing}, unexpected "
+            f"{sorted(set(bySubfilter) - set(range(n)))}",
+            subfilters=sorted(bySubfilter),
+        )
+    return [bySubfilter[k] for k in range(n)]
