@@ -401,7 +401,6 @@ def _runCluster(jobs: list[_Job], client: Any, progress: _Progress, traceMemory:
                 run.release(job)
 
 
-
 def _run(plan: PatchPlan, clientArgs: dict[str, Any], progress: ProgressCallback | None,
          resume: bool, overwrite: bool, traceMemory: bool, retries: int,
          raiseErrors: bool) -> list[_Job]:

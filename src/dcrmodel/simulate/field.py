@@ -532,6 +532,10 @@ def simulateField(
     return SimulatedField(visits, coaddExposure, truthModel, manifest)
 
 
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+
 
 def runSimulation(
     outDir: str | os.PathLike,
