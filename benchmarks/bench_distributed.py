@@ -185,7 +185,7 @@ def _gib(value):
 
 
 def benchPatch(args, workdir: Path, client) -> None:
-    from dcrmodel.distributed.runner import assembleDistributed, estimateSubregionMemory
+    from dcrmodel.distributed import assembleDistributed, estimateSubregionMemory
 
     print(f"\n== one patch: {args.size}^2 pixels x {args.visits} visits, subregions "
           f"{args.subregion}^2, solver {args.solver}, {args.workers} workers ==")
@@ -205,10 +205,10 @@ def benchPatch(args, workdir: Path, client) -> None:
     # One subregion again, with tracemalloc on (tracing slows a task down, so the timed
     # run above goes without it).
     from dcrmodel.assemble.task import DcrAssembleCoadd
-    from dcrmodel.distributed.runner import _solveSubregion
+    from dcrmodel.distributed.tasks import solveSubregion
 
     plan = DcrAssembleCoadd(config).planSubregions(paths)
-    traced = client.submit(_solveSubregion, plan.subregionTask(0), True, pure=False).result()
+    traced = client.submit(solveSubregion, plan.subregionTask(0), True, pure=False).result()
     peak = traced.summary["peakMemoryBytes"]
     buffer = result.summary["bufferPixels"]
     estimate = estimateSubregionMemory(args.visits, args.subregion, buffer, args.solver)
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("distributed").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
-    from dcrmodel.distributed.runner import clusterClient
+    from dcrmodel.distributed import clusterClient
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_distributed_"))
     print(f"work folder {workdir}")

@@ -52,7 +52,7 @@ from dcrmodel.diffim.difference import makeDifference
 from dcrmodel.diffim.metrics import differenceImageMetrics, evaluateTemplates
 from dcrmodel.errors import DcrPsfWarning
 from dcrmodel.image import Exposure, Image, MaskedImage
-from dcrmodel.simulate.field import SimulationConfig, VisitSpec, simulateField
+from dcrmodel.simulate import SimulationConfig, VisitSpec, simulateField
 
 
 def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -45,7 +45,7 @@ from dcrmodel.assemble.task import DcrAssembleCoadd
 from dcrmodel.diffim.metrics import evaluateVisit
 from dcrmodel.fits.exposure import readExposure
 from dcrmodel.fourier import TRANSFER_MODES
-from dcrmodel.simulate.field import SimulationConfig, loadManifest, runSimulation
+from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
 
 #: Held-out visits at or above this airmass are the ones the targets are stated for.
 TARGET_AIRMASS = 1.5

@@ -59,7 +59,7 @@ from dcrmodel.diffim.metrics import evaluateVisit
 from dcrmodel.fits.exposure import readExposure
 from dcrmodel.image import Box, Exposure, Filter, Image, MaskedImage
 from dcrmodel.model.core import DcrModel
-from dcrmodel.simulate.field import SimulationConfig, loadManifest, makeWcs, runSimulation
+from dcrmodel.simulate import SimulationConfig, loadManifest, makeWcs, runSimulation
 
 # ------------------------------------------------------------------------------------------
 # Helpers

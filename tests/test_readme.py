@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcrmodel.simulate.field import SimulationConfig, runSimulation
+from dcrmodel.simulate import SimulationConfig, runSimulation
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

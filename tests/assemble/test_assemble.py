@@ -715,9 +715,9 @@ def test_missing_files_and_bad_output(tmp_path, fileField):
 # End to end on the package's simulator (stars and galaxies, Kolmogorov seeing, defects)
 # ------------------------------------------------------------------------------------------
 def _simulateField():
-    simulate = pytest.importorskip("dcrmodel.simulate.field")
+    simulate = pytest.importorskip("dcrmodel.simulate")
     if not hasattr(simulate, "simulateField"):
-        pytest.skip("dcrmodel.simulate.field has no simulateField")
+        pytest.skip("dcrmodel.simulate has no simulateField")
     config = simulate.SimulationConfig(size=64, numTraining=10, numTest=2,
                                        transientsPerTestVisit=0, numStars=8, numGalaxies=3)
     return simulate.simulateField(config, seed=2)

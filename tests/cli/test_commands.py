@@ -5,7 +5,7 @@ import pytest
 
 from dcrmodel.cli.main import main
 from dcrmodel.fits.exposure import readExposure
-from dcrmodel.simulate.field import loadManifest
+from dcrmodel.simulate import loadManifest
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from dcrmodel.diffim.difference import makeDifference
 from dcrmodel.errors import DcrShapeError, DcrTypeError, DcrValueError
 from dcrmodel.fits.exposure import readExposure
 from dcrmodel.image import Box
-from dcrmodel.simulate.field import SimulationConfig, runSimulation
+from dcrmodel.simulate import SimulationConfig, runSimulation
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def sharpField():
     from astropy.time import Time
 
     from dcrmodel.errors import DcrPsfWarning
-    from dcrmodel.simulate.field import VisitSpec, simulateField
+    from dcrmodel.simulate import VisitSpec, simulateField
 
     base = SimulationConfig(size=176, numTraining=12, numTest=2, nights=2,
                             seeing=(0.6, 1.2), chromaticSeeing=-0.2)

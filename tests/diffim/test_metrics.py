@@ -301,7 +301,7 @@ def test_improvement_ratios_and_sentence():
 
 def test_evaluate_visit_on_a_simulation_ranks_the_truth_above_the_coadd(tmp_path):
     from dcrmodel.fits.exposure import readExposure
-    from dcrmodel.simulate.field import SimulationConfig, runSimulation
+    from dcrmodel.simulate import SimulationConfig, runSimulation
 
     config = SimulationConfig(size=96, numTraining=4, numTest=1, nights=1, numStars=12,
                               numGalaxies=4, defectFraction=0.0)

@@ -1,4 +1,5 @@
-"""Tests of dcrmodel.distributed.runner: DCR model assembly on a Dask cluster.
+"""Tests of dcrmodel.distributed (runner, plan, cluster, tasks, scratch): DCR model assembly on
+a Dask cluster.
 
 A run on the cluster must give the serial run's model (same code, same numbers, wherever a
 subregion is solved), survive a worker killed in the middle of a task, leave no output when
@@ -23,7 +24,9 @@ import numpy as np
 import pytest
 
 import dcrmodel
+import dcrmodel.distributed.cluster as dcluster
 import dcrmodel.distributed.runner as dd
+import dcrmodel.distributed.scratch as dscratch
 from dcrmodel.assemble.config import DcrAssembleConfig
 from dcrmodel.assemble.task import (
     NIMAGE_NAME,
@@ -34,18 +37,15 @@ from dcrmodel.assemble.task import (
     SubregionTask,
     assembleFromFiles,
 )
-from dcrmodel.distributed.runner import (
+from dcrmodel.distributed.cluster import clusterClient
+from dcrmodel.distributed.plan import Patch, PatchPlan, loadPlan
+from dcrmodel.distributed.runner import assembleDistributed, assemblePatches, formatSummaryTable
+from dcrmodel.distributed.scratch import scratchFolder
+from dcrmodel.distributed.tasks import (
     MEMORY_FACTORS,
     MEMORY_OVERHEAD,
-    Patch,
-    PatchPlan,
-    assembleDistributed,
-    assemblePatches,
-    clusterClient,
     estimateSubregionMemory,
-    formatSummaryTable,
-    loadPlan,
-    scratchFolder,
+    solveSubregion,
 )
 from dcrmodel.errors import DcrConfigError, DcrOutputError, DcrTypeError, DcrValueError
 from dcrmodel.image import Exposure, Filter, GaussianPsf, MaskedImage
@@ -299,15 +299,15 @@ def _killFirstAttempt(marker, task, *args, **kwargs):
             stream.write(json.dumps({"worker": get_worker().address, "index": task.index}))
         os.kill(os.getpid(), signal.SIGKILL)
     # In the worker process this is the module's own function (patched only here).
-    from dcrmodel.distributed.runner import _solveSubregion
+    from dcrmodel.distributed.runner import solveSubregion
 
-    return _solveSubregion(task, *args, **kwargs)
+    return solveSubregion(task, *args, **kwargs)
 
 
 def test_killed_worker_tasks_are_retried_and_outputs_unchanged(visits, client, serial,
                                                                tmp_path, monkeypatch):
     marker = tmp_path / "killed.json"
-    monkeypatch.setattr(dd, "_solveSubregion",
+    monkeypatch.setattr(dd, "solveSubregion",
                         functools.partial(_killFirstAttempt, str(marker)))
     out = tmp_path / "model"
     result = assembleDistributed(visits, out, config=CONFIG, client=client)
@@ -386,7 +386,7 @@ def test_peak_memory_follows_the_subregion_not_the_patch(visits):
     records = {}
     for name, size in (("whole", SHAPE), ("tiled", TILE)):
         plan = DcrAssembleCoadd(config.withOverrides(subregionSize=size)).planSubregions(visits)
-        records[name] = dd._solveSubregion(plan.subregionTask(0), traceMemory=True).summary
+        records[name] = solveSubregion(plan.subregionTask(0), traceMemory=True).summary
     whole, tiled = records["whole"], records["tiled"]
     assert tiled["solvedPixels"] < 0.6 * whole["solvedPixels"]
     assert tiled["peakMemoryBytes"] < 0.7 * whole["peakMemoryBytes"]
@@ -420,7 +420,7 @@ def test_subregion_tasks_pickle_to_the_size_of_the_subregion(visits):
     np.testing.assert_array_equal(restored.model[0].array, task.model[0].array)
     # the coadd cutout and the starting model of the solved box, not of the patch
     assert len(blob) < 0.8 * plan.bbox.area * 4 * (4 + 4 + 4 + 3 * 8)
-    result = dd._solveSubregion(restored)
+    result = solveSubregion(restored)
     again = pickle.loads(pickle.dumps(result))
     assert isinstance(again, SubregionResult)
     np.testing.assert_array_equal(again.modelArrays, result.modelArrays)
@@ -432,13 +432,13 @@ def test_direct_results_keep_their_blending_band_through_the_scratch_folder(visi
     # the direct solver's subregions return their model over the tile grown by the
     # blending band; a result saved for --resume comes back with the same box
     plan = DcrAssembleCoadd(CONFIG.withOverrides(solver="direct")).planSubregions(visits)
-    result = dd._solveSubregion(plan.subregionTask(0))
+    result = solveSubregion(plan.subregionTask(0))
     assert plan.feather == plan.buffer // 2 > 0
     assert result.bbox == plan.modelBox(0) == result.tile.grow(plan.feather).clippedTo(plan.bbox)
     assert result.modelArrays.shape == (3, *result.bbox.shape)
     assert result.nImages.shape == (3, *result.tile.shape)
-    dd._saveResult(tmp_path, result)
-    loaded = dd._loadResult(dd._resultFile(tmp_path, 0))
+    dscratch.saveResult(tmp_path, result)
+    loaded = dscratch._loadResult(dscratch._resultFile(tmp_path, 0))
     assert loaded.bbox == result.bbox and loaded.tile == result.tile
     np.testing.assert_array_equal(loaded.modelArrays, result.modelArrays)
 
@@ -526,7 +526,7 @@ def noWork(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the input was checked")
 
-    monkeypatch.setattr(dd, "_planPatch", refuse)
+    monkeypatch.setattr(dd, "planPatch", refuse)
     monkeypatch.setattr(DcrAssembleCoadd, "planSubregions", refuse)
 
 
@@ -614,7 +614,7 @@ def test_unreachable_scheduler_fails_within_the_timeout(visits, tmp_path, noWork
                             timeout=2.0)
     assert time.monotonic() - tic < 2.0 + 8.0
     assert not (tmp_path / "m").exists()
-    assert dd.SCHEDULER_TIMEOUT == 10.0
+    assert dcluster.SCHEDULER_TIMEOUT == 10.0
 
 
 def test_workers_with_another_dcrmodel_version(visits, client, tmp_path, monkeypatch, noWork):
@@ -626,8 +626,8 @@ def test_workers_with_another_dcrmodel_version(visits, client, tmp_path, monkeyp
 
 def test_workers_without_the_package(client):
     with pytest.raises(DcrValueError, match="do not have dcrmodel-not-installed installed"):
-        dd._checkWorkers(client, "dcrmodel-not-installed", "1.0")
-    versions = dd.checkWorkers(client)
+        dcluster._checkWorkers(client, "dcrmodel-not-installed", "1.0")
+    versions = dcluster.checkWorkers(client)
     assert set(versions.values()) == {dcrmodel.__version__}
 
 

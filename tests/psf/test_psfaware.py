@@ -25,7 +25,7 @@ from dcrmodel.fits.exposure import writeExposure
 from dcrmodel.image import Exposure, GaussianPsf, ImagePsf, MaskedImage
 from dcrmodel.psf.kernels import psfAtWavelength
 
-simulate = pytest.importorskip("dcrmodel.simulate.field")
+simulate = pytest.importorskip("dcrmodel.simulate")
 
 #: Half-size of the PSF images kept from the simulator's (which exceed a small field).
 PSF_HALF = 31

@@ -1,4 +1,5 @@
-"""Tests of dcrmodel.simulate.field: the simulated field, its visits and the files written.
+"""Tests of dcrmodel.simulate (field, config, catalogue, plan, defects, manifest): the simulated
+field, its visits and the files written.
 
 Visits are checked against the geometry they claim (airmass from the altitude, DCR toward
 the zenith given by the parallactic angle, subfilter centroids against
@@ -22,16 +23,10 @@ from dcrmodel.fits.exposure import readExposure
 from dcrmodel.fits.model import readDcrModel
 from dcrmodel.image import Box
 from dcrmodel.physics.dcr import calculateDcr
-from dcrmodel.simulate.field import (
-    MANIFEST_NAME,
-    SimulationConfig,
-    VisitSpec,
-    _makeCatalogue,
-    _Simulation,
-    loadManifest,
-    runSimulation,
-    simulateField,
-)
+from dcrmodel.simulate.catalogue import makeCatalogue
+from dcrmodel.simulate.config import SimulationConfig, VisitSpec
+from dcrmodel.simulate.field import _Simulation, runSimulation, simulateField
+from dcrmodel.simulate.manifest import MANIFEST_NAME, loadManifest
 from dcrmodel.simulate.render import FourierSkyRenderer
 from dcrmodel.simulate.seeing import AtmosphericPsf
 from dcrmodel.simulate.sources import PointProfile, Source, SourceComponent
@@ -212,7 +207,7 @@ def test_catalogue_has_blue_and_red_stars_and_galaxies_over_two_decades(field):
     assert max(blue) < min(red)
     assert all(3000 <= s["temperature"] <= 30000 for s in stars)
     config = _smallConfig(numStars=300, numGalaxies=100)
-    catalogue = _makeCatalogue(config, Box(0, 0, 96, 96), np.random.default_rng(3))
+    catalogue = makeCatalogue(config, Box(0, 0, 96, 96), np.random.default_rng(3))
     fluxes = np.array([s.flux for s in catalogue])
     assert fluxes.max() / fluxes.min() > 100
     assert fluxes.min() >= config.starFlux[0] and fluxes.max() <= config.starFlux[1]

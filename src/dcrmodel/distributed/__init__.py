@@ -1,20 +1,10 @@
 """Scale-out with Dask: plan files, clusters, scratch and resume, the driver."""
 
-from .runner import (
-    MEMORY_FACTORS,
-    MEMORY_OVERHEAD,
-    SCHEDULER_TIMEOUT,
-    Patch,
-    PatchPlan,
-    assembleDistributed,
-    assemblePatches,
-    checkWorkers,
-    clusterClient,
-    estimateSubregionMemory,
-    formatSummaryTable,
-    loadPlan,
-    scratchFolder,
-)
+from .cluster import SCHEDULER_TIMEOUT, checkWorkers, clusterClient
+from .plan import Patch, PatchPlan, loadPlan
+from .runner import assembleDistributed, assemblePatches, formatSummaryTable
+from .scratch import scratchFolder
+from .tasks import MEMORY_FACTORS, MEMORY_OVERHEAD, estimateSubregionMemory
 
 __all__ = [
     "SCHEDULER_TIMEOUT",

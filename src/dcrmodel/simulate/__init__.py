@@ -1,33 +1,20 @@
 """Known-truth skies: spectra, sources, seeing, rendering, visit plans and manifests."""
 
-from .field import (
-    COLOUR_CLASSES,
-    MANIFEST_NAME,
-    PSF_PROFILES,
-    ROLES,
-    AtmosphericPsf,
-    Bandpass,
-    BlackbodySpectrum,
+from .config import ROLES, SimulationConfig, VisitSpec
+from .field import SimulatedField, SimulatedVisit, runSimulation, simulateField
+from .manifest import MANIFEST_NAME, SimulationManifest, loadManifest
+from .plan import makeWcs
+from .render import FourierSkyRenderer, TiledSkyRenderer, wavelengthDisplacements
+from .seeing import PSF_PROFILES, AtmosphericPsf
+from .sources import (
     ExponentialProfile,
-    FourierSkyRenderer,
     GaussianProfile,
     PointProfile,
-    PowerLawSpectrum,
-    SimulatedField,
-    SimulatedVisit,
-    SimulationConfig,
-    SimulationManifest,
     Source,
     SourceComponent,
-    TiledSkyRenderer,
-    VisitSpec,
-    loadManifest,
-    makeWcs,
     meanWavelength,
-    runSimulation,
-    simulateField,
-    wavelengthDisplacements,
 )
+from .spectra import Bandpass, BlackbodySpectrum, PowerLawSpectrum
 
 __all__ = [
     "BlackbodySpectrum",
@@ -55,5 +42,4 @@ __all__ = [
     "MANIFEST_NAME",
     "ROLES",
     "PSF_PROFILES",
-    "COLOUR_CLASSES",
 ]

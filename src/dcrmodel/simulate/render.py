@@ -43,9 +43,9 @@ from .sources import (
     GaussianProfile,
     Profile,
     Source,
-    _exponentialTransform,
-    _gaussianTransform,
-    _quadraticForm,
+    exponentialTransform,
+    gaussianTransform,
+    quadraticForm,
 )
 
 __all__ = [
@@ -203,12 +203,12 @@ class FourierSkyRenderer:
         # Extended components, vectorised by profile type: the transform depends on the
         # quadratic form k^2 = A fx^2 + 2 B fx fy + C fy^2 of each ellipse.
         groups = []
-        for kind, radial in ((ExponentialProfile, _exponentialTransform),
-                             (GaussianProfile, _gaussianTransform)):
+        for kind, radial in ((ExponentialProfile, exponentialTransform),
+                             (GaussianProfile, gaussianTransform)):
             index = np.array([j for j, c in enumerate(components) if isinstance(c[2], kind)],
                              dtype=np.int64)
             if index.size:
-                a, b, c = _quadraticForm([components[j][2] for j in index])
+                a, b, c = quadraticForm([components[j][2] for j in index])
                 groups.append((index, a[:, None, None], b[:, None, None], c[:, None, None],
                                radial))
         # Rows per chunk: keep the (nComp, rows, nxHalf) complex block near 32 MB.

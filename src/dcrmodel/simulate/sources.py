@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import asFiniteFloat, asPositiveFloat
+from ..diffim import COLOUR_CLASSES
 from ..errors import DcrTypeError, DcrValueError
 from .spectra import Bandpass, BlackbodySpectrum, PowerLawSpectrum, Spectrum
 
@@ -29,7 +30,6 @@ __all__ = [
     "SourceComponent",
     "Source",
     "meanWavelength",
-    "COLOUR_CLASSES",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -51,8 +51,19 @@ def _ellipticalRadius(
     return np.sqrt(along * along + across * across)
 
 
-def _quadraticForm(profiles: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Coefficients ``(A, B, C)`` of ``|A^T f|^2 = A fx^2 + 2 B fx fy + C fy^2`` per profile."""
+def quadraticForm(profiles: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(A, B, C)`` of ``|A^T f|^2 = A fx^2 + 2 B fx fy + C fy^2`` per profile.
+
+    Parameters
+    ----------
+    profiles : sequence of ExponentialProfile or GaussianProfile
+        Elliptical profiles (scale length or sigma in pixels, position angle in degrees).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``A``, ``B`` and ``C`` (pixels squared), one value per profile.
+    """
     major = np.array([p.scaleLength if isinstance(p, ExponentialProfile) else p.sigma
                       for p in profiles])
     minor = major * np.array([p.axisRatio for p in profiles])
@@ -65,13 +76,35 @@ def _quadraticForm(profiles: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.
     )
 
 
-def _exponentialTransform(k2: np.ndarray) -> np.ndarray:
-    """Transform of the unit exponential disc at squared frequency ``k2`` (unit scale)."""
+def exponentialTransform(k2: np.ndarray) -> np.ndarray:
+    """Return the transform of the unit exponential disc at squared frequency ``k2`` (unit scale).
+
+    Parameters
+    ----------
+    k2 : numpy.ndarray
+        Squared scaled frequency ``|A^T f|^2`` (dimensionless; see `quadraticForm`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(1 + 4 pi^2 k2)^(-3/2)``.
+    """
     return (1.0 + (4.0 * np.pi**2) * k2) ** -1.5
 
 
-def _gaussianTransform(k2: np.ndarray) -> np.ndarray:
-    """Transform of the unit Gaussian at squared frequency ``k2`` (unit sigma)."""
+def gaussianTransform(k2: np.ndarray) -> np.ndarray:
+    """Return the transform of the unit Gaussian at squared frequency ``k2`` (unit sigma).
+
+    Parameters
+    ----------
+    k2 : numpy.ndarray
+        Squared scaled frequency ``|A^T f|^2`` (dimensionless; see `quadraticForm`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``exp(-2 pi^2 k2)``.
+    """
     return np.exp((-2.0 * np.pi**2) * k2)
 
 
@@ -234,10 +267,6 @@ class SourceComponent:
             "spectrum": self.spectrum.describe(),
             "flux": self.flux,
         }
-
-
-#: Colour classes of sources, used to split template residuals.
-COLOUR_CLASSES = ("blueStar", "redStar", "galaxy", "transient")
 
 
 @dataclass(frozen=True)
