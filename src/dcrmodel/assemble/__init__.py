@@ -9,7 +9,6 @@ from .direct import (
     DEFAULT_REGULARIZATION,
     DEFAULT_RIDGE,
     DEFAULT_TRANSFER_CACHE,
-    ArrayPool,
     DirectSolution,
     regularizerMatrix,
     solveDirect,
@@ -36,6 +35,7 @@ from .task import (
     subregionTiles,
     writeResults,
 )
+from .workspace import ArrayPool
 
 __all__ = [
     "DcrAssembleConfig",
