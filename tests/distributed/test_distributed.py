@@ -25,15 +25,9 @@ import pytest
 import dcrmodel
 import dcrmodel.distributed.runner as dd
 from dcrmodel.assemble.config import DcrAssembleConfig
-from dcrmodel.assemble.task import (
-    NIMAGE_NAME,
-    STACKED_COADD_NAME,
-    SUMMARY_NAME,
-    DcrAssembleCoadd,
-    SubregionResult,
-    SubregionTask,
-    assembleFromFiles,
-)
+from dcrmodel.assemble.output import NIMAGE_NAME, STACKED_COADD_NAME, SUMMARY_NAME
+from dcrmodel.assemble.plan import SubregionResult, SubregionTask
+from dcrmodel.assemble.task import DcrAssembleCoadd, assembleFromFiles
 from dcrmodel.distributed.runner import (
     MEMORY_FACTORS,
     MEMORY_OVERHEAD,

@@ -15,26 +15,23 @@ from .direct import (
     solveDirectFromShifts,
     visitWeights,
 )
-from .task import (
+from .iterative import calculateGain
+from .output import (
     NIMAGE_NAME,
-    SEEING_RANGE_LIMIT,
     STACKED_COADD_NAME,
     SUMMARY_NAME,
     AssembleResult,
-    AssemblyPlan,
-    DcrAssembleCoadd,
-    SubregionResult,
-    SubregionTask,
-    assembleFromFiles,
-    assembleSubregion,
-    automaticBuffer,
-    calculateGain,
     checkOutputFolder,
-    featherWidth,
-    stitchWeights,
-    subregionTiles,
     writeResults,
 )
+from .plan import AssemblyPlan, SubregionResult, SubregionTask
+from .task import (
+    SEEING_RANGE_LIMIT,
+    DcrAssembleCoadd,
+    assembleFromFiles,
+    assembleSubregion,
+)
+from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
 from .workspace import ArrayPool
 
 __all__ = [
