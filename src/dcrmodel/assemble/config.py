@@ -120,9 +120,9 @@ class DcrAssembleConfig:
     subregionBuffer : int or None
         Extra border in pixels solved around each subregion. The iterative solver discards
         it; the direct solver blends neighbouring subregions over its inner half
-        (`dcrmodel.assemble.task.featherWidth`) and discards the rest.
+        (`dcrmodel.assemble.tiling.featherWidth`) and discards the rest.
         None: chosen from the largest DCR shift of any visit
-        (`dcrmodel.assemble.task.automaticBuffer`): for the iterative solver twice the shift,
+        (`dcrmodel.assemble.tiling.automaticBuffer`): for the iterative solver twice the shift,
         rounded up, plus 2 pixels (the reference uses once the shift plus 1 pixel; the
         wider default keeps the joins between subregions free of seams), for the direct
         solver 8 times the shift and at least 32 pixels.
@@ -141,7 +141,7 @@ class DcrAssembleConfig:
         space.
     transferMode : str
         Direct solver only: how a subfilter's light enters a visit
-        (`dcrmodel.fourier.engine.subfilterTransfer`). ``"smear"`` (default): spread uniformly
+        (`dcrmodel.fourier.subfilterTransfer`). ``"smear"`` (default): spread uniformly
         between the DCR shifts of the subfilter's two wavelength edges, exact for a flat
         spectrum across the subfilter; ``"split"``: the reference's average of two copies at
         the quarter points; ``"mean"``: moved by the mean shift.
@@ -149,10 +149,10 @@ class DcrAssembleConfig:
         Direct solver only: put each visit's PSF in the forward model (subfilter ``k`` of
         visit ``j`` is seen through the visit's PSF at the subfilter's central wavelength
         and the model holds the sky at ``modelPsf``). Inputs without a PSF get one estimated
-        from their stars (`dcrmodel.psf.matching.estimatePsf`). False: every visit is taken to have
+        from their stars (`dcrmodel.psf.estimatePsf`). False: every visit is taken to have
         the model's PSF (the reference assumption). Default True.
     modelPsf : str or float
-        PSF of the model's subfilter images (`dcrmodel.psf.matching.modelPsfFor`). Default
+        PSF of the model's subfilter images (`dcrmodel.psf.modelPsfFor`). Default
         ``"sharpestInput"``: the sharpest input PSF itself, at the subfilter where it is
         sharpest, the sharpest model the inputs support at every frequency. ``"sharpest"``:
         a Gaussian of that FWHM, which Kolmogorov or Moffat inputs (whose transfer functions
@@ -163,7 +163,7 @@ class DcrAssembleConfig:
     psfDamping : float
         Damping of the PSF matching where a visit is sharper than the model, relative to
         the largest value of the model PSF's transfer function
-        (`dcrmodel.psf.matching.psfMatchingTransfer`). Default 1e-3.
+        (`dcrmodel.psf.psfMatchingTransfer`). Default 1e-3.
     effectiveWavelength : float or None
         Effective wavelength of the band in nm, overriding the inputs' filter. Give it
         together with ``bandwidth``.

@@ -3,7 +3,7 @@
 The forward model of visit ``j`` is linear in the N subfilter images ``x_k`` and, being a
 sum of translations and smears (and, with a PSF-aware model, convolutions), diagonal in
 Fourier space: ``y_j(f) = sum_k A_jk(f) x_k(f) + noise``, ``A_jk`` being the transfer of
-subfilter ``k`` in visit ``j`` (`dcrmodel.fourier.engine.subfilterTransfer`, times any extra
+subfilter ``k`` in visit ``j`` (`dcrmodel.fourier.subfilterTransfer`, times any extra
 per-subfilter transfer). With one weight ``w_j`` per visit the weighted least-squares problem
 separates into one N x N Hermitian system per spatial frequency,
 
@@ -44,8 +44,7 @@ restricted to each visit's unmasked pixels, preconditioned by the unmasked Fouri
 prediction and solving again). Pixels masked in every visit have no data: they keep the
 nearest good pixel's coadd value as pseudo-data (a boundary condition, as in the margin, which
 keeps the otherwise unconstrained model there stable) and are flagged (``noDataMask``). The
-image is embedded in a padded FFT grid (`dcrmodel.fourier.engine.paddedShape`) whose margin holds
-the
+image is embedded in a padded FFT grid (`dcrmodel.fourier.paddedShape`) whose margin holds the
 edge-extended coadd as pseudo-data (a boundary condition, like the spline engine's
 ``mode="nearest"``), so no visit wraps around the edges; without masked pixels the first solve
 is the exact least-squares solution and no refinement is needed.
@@ -55,6 +54,10 @@ stacked N x N systems, then per refinement iteration one inverse and one forward
 Memory: the normal matrix (N(N+1)/2 complex128 arrays on the half-plane grid), the solution, a
 few per-visit work arrays and, below a limit (``transferCache``), the J x N transfers, so that
 they are computed once rather than in every pass; never a copy of the stack.
+
+This module holds the solver's interface and its steps; the normal equations, their stacked
+Cholesky factorisation and the refinement are in `dcrmodel.assemble.normal`, the memory reused
+between solves (`ArrayPool`) in `dcrmodel.assemble.workspace`.
 
 References
 ----------
@@ -471,10 +474,10 @@ def solveDirect(
         The forward model: ``transfers(j, paddedShape)`` returning ``(N, ny, nx // 2 + 1)``
         complex transfer functions of visit ``j`` on the ``rfft2`` grid of ``paddedShape``, or
         an array ``(J, N, ny, nx // 2 + 1)`` (then give ``padded``). The transfers must be of
-        real operators (see `dcrmodel.fourier.engine.hermitianize`).
+        real operators (see `dcrmodel.fourier.hermitianize`).
     maxShift : float or tuple of float, optional
         Largest ``|dy|``, ``|dx|`` (pixels) of the visits' shifts; sets the padding
-        (`dcrmodel.fourier.engine.paddedShape`). Required unless ``padded`` is given.
+        (`dcrmodel.fourier.paddedShape`). Required unless ``padded`` is given.
     padded : tuple of int, optional
         The padded FFT grid ``(ny, nx)`` to use instead.
     psfSize : int, optional
@@ -499,7 +502,7 @@ def solveDirect(
         theorem; default 1e-2). Measured against the refinement rather than the model, so
         that a few masked pixels in a large image are still refined to convergence.
     padMode : str, optional
-        How the coadd is extended into the margin (`dcrmodel.fourier.engine.padToShape`).
+        How the coadd is extended into the margin (`dcrmodel.fourier.padToShape`).
     workers : int, optional
         Threads for ``scipy.fft`` (default -1: all cores).
     diagnostics : bool, optional
@@ -777,7 +780,7 @@ def solveDirectFromShifts(
         ``((dy0, dx0), (dy1, dx1))`` (``calculateDcr(..., splitSubfilters=True)``), or single
         ``(dy, dx)`` shifts for ``mode="mean"``.
     mode : {"smear", "split", "mean"}, optional
-        Representation of a subfilter's light (`dcrmodel.fourier.engine.subfilterTransfer`); default
+        Representation of a subfilter's light (`dcrmodel.fourier.subfilterTransfer`); default
         the smear between the edge shifts.
     extraTransfers : callable, optional
         ``extraTransfers(j, paddedShape)`` returning an extra multiplicative transfer for

@@ -33,7 +33,7 @@ from .workspace import ArrayPool
 __all__ = ["DirectSubregion", "wholePixelShift"]
 
 #: Fraction of a PSF kernel's flux allowed outside the padding of the direct solver's grid
-#: (`dcrmodel.psf.matching.effectiveKernelSize`).
+#: (`dcrmodel.psf.effectiveKernelSize`).
 _PSF_TAIL = 1e-2
 
 #: Largest memory (bytes) of the PSF factors the direct solver keeps between subregions
@@ -171,8 +171,8 @@ class DirectSubregion(Subregion):
         """Return the PSF factors of the direct solver's forward model and the FFT grid.
 
         Visit ``j``, subfilter ``k``: the damped ratio of the visit's PSF at the subfilter's
-        central wavelength to the model's PSF (`dcrmodel.psf.matching.psfMatchingTransfer`),
-        computed by `dcrmodel.psf.matching.DampedPsfMatcher` in single precision (float32 when
+        central wavelength to the model's PSF (`dcrmodel.psf.psfMatchingTransfer`),
+        computed by `dcrmodel.psf.DampedPsfMatcher` in single precision (float32 when
         real, i.e. for point-symmetric kernels, else complex64: the factors are smooth and
         of order 1, so single precision costs nothing measurable). The model's damped
         inverse is computed once per grid. Real factors are kept with the visit for the
@@ -180,7 +180,7 @@ class DirectSubregion(Subregion):
         up to `_PSF_FACTOR_CACHE` bytes in all (all visits and grids of the run).
 
         The grid is padded by the DCR shifts plus the width holding all but 1 % of every
-        kernel (`dcrmodel.psf.matching.effectiveKernelSize`), not by whole PSF images, whose far
+        kernel (`dcrmodel.psf.effectiveKernelSize`), not by whole PSF images, whose far
         wings would double the FFT area; it is at least as large as the largest kernel,
         which must fit it. Light wrapped around the grid crosses both margins before it
         reaches the image, so what reaches it is the kernel's flux beyond twice that width

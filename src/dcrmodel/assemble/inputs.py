@@ -2,9 +2,9 @@
 
 A visit is an in-memory exposure or an exposure file read one region at a time
 (`VisitInput`). Before any work every visit is checked: its metadata (`checkMetadata`), its
-band (`bandOf`), its place on the model's pixel grid (`modelBoxAndWcs`, `checkPlacement`), its DCR
-(`measureDcr`), its pixels (`checkFinite`, `usableInputs`) and its PSF (`estimateMissingPsf`
-for a visit without one). The plain coadd the model starts from is a given one
+band (`bandOf`), its place on the model's pixel grid (`modelBoxAndWcs`, `checkPlacement`),
+its DCR (`measureDcr`), its pixels (`checkFinite`, `usableInputs`) and its PSF
+(`estimateMissingPsf` for a visit without one). The plain coadd the model starts from is a given one
 (`loadCoadd`, `prepareGivenCoadd`) or the inverse-variance weighted mean of the visits'
 good pixels (`computedCoadd`), whose sources are detected (`detectSources`). What the
 preparation found is a `PreparedRun`.
@@ -89,7 +89,28 @@ class RunScratch(dict):
 
 
 class VisitInput:
-    """One visit: an in-memory exposure or a file read one region at a time."""
+    """One visit: an in-memory exposure or a file read one region at a time.
+
+    Parameters
+    ----------
+    source : `dcrmodel.image.Exposure` or path
+        The exposure, or the path of its file (Rubin layout; its headers are read now).
+    index : int
+        The visit's position among the inputs (for its name).
+
+    Notes
+    -----
+    The preparation of a run fills in ``weight`` (1/counts^2), ``goodPixels``, ``dcr`` (the
+    subfilters' edge shifts at the model's centre, pixels), ``psfEstimate`` and the zenith
+    directions (``zenith``); ``scratch`` keeps what the solvers computed for the visit.
+
+    Raises
+    ------
+    DcrTypeError
+        If ``source`` is neither an exposure nor a path.
+    DcrValueError
+        If the file does not exist.
+    """
 
     def __init__(self, source: Any, index: int) -> None:
         self.index = index

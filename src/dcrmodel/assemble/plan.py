@@ -50,7 +50,7 @@ class SubregionTask:
         The box solved: ``tile`` grown by the DCR buffer and clipped to the patch.
     config : `DcrAssembleConfig`
         The settings.
-    prepared : object
+    prepared : `dcrmodel.assemble.inputs.PreparedRun`
         The run's preparation (visits with their weights, band, coadd) cut to ``bbox``.
     model : `dcrmodel.model.core.DcrModel`
         The starting model (the coadd split evenly among subfilters) in ``bbox``.
@@ -119,7 +119,7 @@ class AssemblyPlan:
     ----------
     config : `DcrAssembleConfig`
         The settings.
-    prepared : object
+    prepared : `dcrmodel.assemble.inputs.PreparedRun`
         The run's preparation (visits, band, box, WCS, buffer, coadd).
     model : `dcrmodel.model.core.DcrModel`
         The starting model: the coadd split evenly among subfilters.

@@ -77,7 +77,6 @@ def splitShifts(
     return result
 
 
-
 class Subregion:
     """One subregion with its DCR buffer: the visits' cutouts and the model being fitted.
 

@@ -32,11 +32,11 @@ diagonal in Fourier space, so the least-squares model is solved per spatial freq
 is PSF-aware (``usePsf``, the default): visit ``j`` sees subfilter ``k`` through the smear of
 its DCR times its own PSF at the subfilter's central wavelength (size scaled by
 ``(lambda_k / lambda_eff) ** alpha``) divided by the model's PSF
-(`dcrmodel.psf.matching.psfMatchingTransfer`, damped where the visit is sharper than the model), and
+(`dcrmodel.psf.psfMatchingTransfer`, damped where the visit is sharper than the model), and
 the model's images are the sky seen through the model PSF (``modelPsf``: by default the
 sharpest input PSF at the subfilter where it is sharpest), with a per-frequency ridge
-pulling the model toward 0 where that PSF has no power (`dcrmodel.psf.matching.modelPsfRidge`).
-Inputs without a PSF get one estimated from their stars (`dcrmodel.psf.matching.estimatePsf`,
+pulling the model toward 0 where that PSF has no power (`dcrmodel.psf.modelPsfRidge`).
+Inputs without a PSF get one estimated from their stars (`dcrmodel.psf.estimatePsf`,
 warned and recorded in the summary). The iterative solver and the direct one with
 ``usePsf=False`` assume every visit has the same PSF; they warn (`DcrPsfWarning`) when the
 inputs' FWHMs range over more than 40 % (DMTN-121 found the reference's templates degrade
@@ -45,6 +45,13 @@ beyond about 46 %).
 `writeResults` writes one ``dcrCoadd`` exposure per subfilter, the stacked coadd, the
 per-subfilter image counts and a JSON summary, atomically. `assembleFromFiles` does a
 whole run from exposure files, for the command line.
+
+This module orchestrates a run; its steps live beside it: the checks of the inputs and the
+plain coadd in `dcrmodel.assemble.inputs`, the subregions and their joins in
+`dcrmodel.assemble.tiling`, the plan of a run in `dcrmodel.assemble.plan`, a subregion's
+cutouts in `dcrmodel.assemble.subregion`, the iterative solver (steps 3 to 5) in
+`dcrmodel.assemble.iterative`, the direct one in `dcrmodel.assemble.direct` (on a subregion:
+`dcrmodel.assemble.directregion`) and the outputs in `dcrmodel.assemble.output`.
 """
 
 from __future__ import annotations
