@@ -18,12 +18,12 @@ from scipy.special import erf
 
 from dcrmodel.assemble.direct import (
     DEFAULT_REGULARIZATION,
-    ArrayPool,
     regularizerMatrix,
     solveDirect,
     solveDirectFromShifts,
     visitWeights,
 )
+from dcrmodel.assemble.workspace import ArrayPool
 from dcrmodel.errors import DcrShapeError, DcrTypeError, DcrValueError, DcrWarning
 from dcrmodel.fourier import (
     FourierTemplateEngine,

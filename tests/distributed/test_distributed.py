@@ -28,15 +28,9 @@ import dcrmodel.distributed.cluster as dcluster
 import dcrmodel.distributed.runner as dd
 import dcrmodel.distributed.scratch as dscratch
 from dcrmodel.assemble.config import DcrAssembleConfig
-from dcrmodel.assemble.task import (
-    NIMAGE_NAME,
-    STACKED_COADD_NAME,
-    SUMMARY_NAME,
-    DcrAssembleCoadd,
-    SubregionResult,
-    SubregionTask,
-    assembleFromFiles,
-)
+from dcrmodel.assemble.output import NIMAGE_NAME, STACKED_COADD_NAME, SUMMARY_NAME
+from dcrmodel.assemble.plan import SubregionResult, SubregionTask
+from dcrmodel.assemble.task import DcrAssembleCoadd, assembleFromFiles
 from dcrmodel.distributed.cluster import clusterClient
 from dcrmodel.distributed.plan import Patch, PatchPlan, loadPlan
 from dcrmodel.distributed.runner import assembleDistributed, assemblePatches, formatSummaryTable

@@ -18,6 +18,7 @@ from astropy.time import Time
 
 import dcrmodel.assemble.task as assemble
 from dcrmodel.assemble.config import DcrAssembleConfig
+from dcrmodel.assemble.inputs import VisitInput
 from dcrmodel.assemble.task import DcrAssembleCoadd
 from dcrmodel.diffim.metrics import evaluateTemplates
 from dcrmodel.errors import DcrFitsError, DcrPsfWarning, DcrShapeError, DcrValueError
@@ -274,7 +275,7 @@ def test_missing_psf_is_estimated_and_recorded():
                             visitInfo=original.visitInfo, filter=original.filter)
     with pytest.warns(DcrPsfWarning, match="exposure 3 .* has no PSF: using one estimated"):
         task = DcrAssembleCoadd()
-        inputs = [assemble._Input(e, i) for i, e in enumerate(exposures)]
+        inputs = [VisitInput(e, i) for i, e in enumerate(exposures)]
         band = original.filter
         aware, modelPsf, summary = task._preparePsfs(inputs, band, original.bbox)
     estimate = summary["estimated"][f"exposure 3 (visit {original.visitInfo.id})"]

@@ -9,33 +9,30 @@ from .direct import (
     DEFAULT_REGULARIZATION,
     DEFAULT_RIDGE,
     DEFAULT_TRANSFER_CACHE,
-    ArrayPool,
     DirectSolution,
     regularizerMatrix,
     solveDirect,
     solveDirectFromShifts,
     visitWeights,
 )
-from .task import (
+from .iterative import calculateGain
+from .output import (
     NIMAGE_NAME,
-    SEEING_RANGE_LIMIT,
     STACKED_COADD_NAME,
     SUMMARY_NAME,
     AssembleResult,
-    AssemblyPlan,
-    DcrAssembleCoadd,
-    SubregionResult,
-    SubregionTask,
-    assembleFromFiles,
-    assembleSubregion,
-    automaticBuffer,
-    calculateGain,
     checkOutputFolder,
-    featherWidth,
-    stitchWeights,
-    subregionTiles,
     writeResults,
 )
+from .plan import AssemblyPlan, SubregionResult, SubregionTask
+from .task import (
+    SEEING_RANGE_LIMIT,
+    DcrAssembleCoadd,
+    assembleFromFiles,
+    assembleSubregion,
+)
+from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
+from .workspace import ArrayPool
 
 __all__ = [
     "DcrAssembleConfig",

@@ -18,9 +18,9 @@ import tomllib
 from collections.abc import Iterable
 from typing import Any
 
-from dcrmodel.errors import DcrConfigError
-from dcrmodel.fourier import TRANSFER_MODES
-from dcrmodel.psf.matching import MODEL_PSF_POLICIES
+from ..errors import DcrConfigError
+from ..fourier import TRANSFER_MODES
+from ..psf import MODEL_PSF_POLICIES
 
 __all__ = [
     "DcrAssembleConfig",
@@ -120,9 +120,9 @@ class DcrAssembleConfig:
     subregionBuffer : int or None
         Extra border in pixels solved around each subregion. The iterative solver discards
         it; the direct solver blends neighbouring subregions over its inner half
-        (`dcrmodel.assemble.task.featherWidth`) and discards the rest.
+        (`dcrmodel.assemble.tiling.featherWidth`) and discards the rest.
         None: chosen from the largest DCR shift of any visit
-        (`dcrmodel.assemble.task.automaticBuffer`): for the iterative solver twice the shift,
+        (`dcrmodel.assemble.tiling.automaticBuffer`): for the iterative solver twice the shift,
         rounded up, plus 2 pixels (the reference uses once the shift plus 1 pixel; the
         wider default keeps the joins between subregions free of seams), for the direct
         solver 8 times the shift and at least 32 pixels.
@@ -141,7 +141,7 @@ class DcrAssembleConfig:
         space.
     transferMode : str
         Direct solver only: how a subfilter's light enters a visit
-        (`dcrmodel.fourier.engine.subfilterTransfer`). ``"smear"`` (default): spread uniformly
+        (`dcrmodel.fourier.subfilterTransfer`). ``"smear"`` (default): spread uniformly
         between the DCR shifts of the subfilter's two wavelength edges, exact for a flat
         spectrum across the subfilter; ``"split"``: the reference's average of two copies at
         the quarter points; ``"mean"``: moved by the mean shift.
@@ -149,10 +149,10 @@ class DcrAssembleConfig:
         Direct solver only: put each visit's PSF in the forward model (subfilter ``k`` of
         visit ``j`` is seen through the visit's PSF at the subfilter's central wavelength
         and the model holds the sky at ``modelPsf``). Inputs without a PSF get one estimated
-        from their stars (`dcrmodel.psf.matching.estimatePsf`). False: every visit is taken to have
+        from their stars (`dcrmodel.psf.estimatePsf`). False: every visit is taken to have
         the model's PSF (the reference assumption). Default True.
     modelPsf : str or float
-        PSF of the model's subfilter images (`dcrmodel.psf.matching.modelPsfFor`). Default
+        PSF of the model's subfilter images (`dcrmodel.psf.modelPsfFor`). Default
         ``"sharpestInput"``: the sharpest input PSF itself, at the subfilter where it is
         sharpest, the sharpest model the inputs support at every frequency. ``"sharpest"``:
         a Gaussian of that FWHM, which Kolmogorov or Moffat inputs (whose transfer functions
@@ -163,7 +163,7 @@ class DcrAssembleConfig:
     psfDamping : float
         Damping of the PSF matching where a visit is sharper than the model, relative to
         the largest value of the model PSF's transfer function
-        (`dcrmodel.psf.matching.psfMatchingTransfer`). Default 1e-3.
+        (`dcrmodel.psf.psfMatchingTransfer`). Default 1e-3.
     effectiveWavelength : float or None
         Effective wavelength of the band in nm, overriding the inputs' filter. Give it
         together with ``bandwidth``.
@@ -243,6 +243,16 @@ class DcrAssembleConfig:
         DcrConfigError
             If a value has the wrong type or is out of range.
         """
+        self._checkIterations()
+        self._checkUpdates()
+        self._checkPlanesAndSubregions()
+        self._checkChoices()
+        self._checkBand()
+        if mask is not None:
+            self._checkMaskPlanes(mask)
+
+    def _checkIterations(self) -> None:
+        """Check the number of subfilters and of iterations."""
         n = self.dcrNumSubfilters
         if not _isInt(n) or n < 1:
             raise DcrConfigError(
@@ -260,6 +270,9 @@ class DcrAssembleConfig:
                 minNumIter=self.resolveMinNumIter(),
                 maxNumIter=self.resolveMaxNumIter(),
             )
+
+    def _checkUpdates(self) -> None:
+        """Check the switches and the settings of the model updates."""
         self._checkReal("convergenceThreshold", minimum=0.0)
         for name in (
             "useConvergence",
@@ -298,6 +311,9 @@ class DcrAssembleConfig:
                 "imageInterpOrder must be a spline order from 0 to 5",
                 imageInterpOrder=self.imageInterpOrder,
             )
+
+    def _checkPlanesAndSubregions(self) -> None:
+        """Check the mask plane names, the subregions and the detection threshold."""
         for name in _PLANE_FIELDS:
             planes = getattr(self, name)
             if not isinstance(planes, tuple) or not all(
@@ -325,6 +341,9 @@ class DcrAssembleConfig:
                 subregionBuffer=self.subregionBuffer,
             )
         self._checkReal("detectionThreshold", minimum=0.0, strict=True)
+
+    def _checkChoices(self) -> None:
+        """Check the solver, the engine, the transfer mode and the model PSF."""
         if self.solver not in SOLVERS:
             raise DcrConfigError(
                 f"unknown solver; choose one of {', '.join(SOLVERS)}", solver=self.solver
@@ -352,6 +371,9 @@ class DcrAssembleConfig:
                 modelPsf=policy,
             )
         self._checkReal("psfDamping", minimum=0.0, strict=True)
+
+    def _checkBand(self) -> None:
+        """Check the band override (effective wavelength and bandwidth, nm)."""
         if (self.effectiveWavelength is None) != (self.bandwidth is None):
             raise DcrConfigError(
                 "give effectiveWavelength and bandwidth together (nm), or neither to use the "
@@ -368,15 +390,17 @@ class DcrAssembleConfig:
                     effectiveWavelength=self.effectiveWavelength,
                     bandwidth=self.bandwidth,
                 )
-        if mask is not None:
-            known = mask.planes
-            unknown = [p for p in self.convergenceMaskPlanes if p not in known]
-            if unknown:
-                raise DcrConfigError(
-                    f"convergenceMaskPlanes names mask plane(s) {', '.join(unknown)} that the "
-                    f"mask does not have; known planes: {', '.join(sorted(known))}",
-                    convergenceMaskPlanes=self.convergenceMaskPlanes,
-                )
+
+    def _checkMaskPlanes(self, mask: Any) -> None:
+        """Check that ``mask`` has every plane of ``convergenceMaskPlanes``."""
+        known = mask.planes
+        unknown = [p for p in self.convergenceMaskPlanes if p not in known]
+        if unknown:
+            raise DcrConfigError(
+                f"convergenceMaskPlanes names mask plane(s) {', '.join(unknown)} that the "
+                f"mask does not have; known planes: {', '.join(sorted(known))}",
+                convergenceMaskPlanes=self.convergenceMaskPlanes,
+            )
 
     def _checkReal(self, name: str, minimum: float, strict: bool = False) -> None:
         value = getattr(self, name)

@@ -3,7 +3,7 @@
 The forward model of visit ``j`` is linear in the N subfilter images ``x_k`` and, being a
 sum of translations and smears (and, with a PSF-aware model, convolutions), diagonal in
 Fourier space: ``y_j(f) = sum_k A_jk(f) x_k(f) + noise``, ``A_jk`` being the transfer of
-subfilter ``k`` in visit ``j`` (`dcrmodel.fourier.engine.subfilterTransfer`, times any extra
+subfilter ``k`` in visit ``j`` (`dcrmodel.fourier.subfilterTransfer`, times any extra
 per-subfilter transfer). With one weight ``w_j`` per visit the weighted least-squares problem
 separates into one N x N Hermitian system per spatial frequency,
 
@@ -44,8 +44,7 @@ restricted to each visit's unmasked pixels, preconditioned by the unmasked Fouri
 prediction and solving again). Pixels masked in every visit have no data: they keep the
 nearest good pixel's coadd value as pseudo-data (a boundary condition, as in the margin, which
 keeps the otherwise unconstrained model there stable) and are flagged (``noDataMask``). The
-image is embedded in a padded FFT grid (`dcrmodel.fourier.engine.paddedShape`) whose margin holds
-the
+image is embedded in a padded FFT grid (`dcrmodel.fourier.paddedShape`) whose margin holds the
 edge-extended coadd as pseudo-data (a boundary condition, like the spline engine's
 ``mode="nearest"``), so no visit wraps around the edges; without masked pixels the first solve
 is the exact least-squares solution and no refinement is needed.
@@ -55,6 +54,10 @@ stacked N x N systems, then per refinement iteration one inverse and one forward
 Memory: the normal matrix (N(N+1)/2 complex128 arrays on the half-plane grid), the solution, a
 few per-visit work arrays and, below a limit (``transferCache``), the J x N transfers, so that
 they are computed once rather than in every pass; never a copy of the stack.
+
+This module holds the solver's interface and its steps; the normal equations, their stacked
+Cholesky factorisation and the refinement are in `dcrmodel.assemble.normal`, the memory reused
+between solves (`ArrayPool`) in `dcrmodel.assemble.workspace`.
 
 References
 ----------
@@ -69,8 +72,6 @@ Y. Saad (2003), *Iterative Methods for Sparse Linear Systems*, 2nd ed., SIAM, se
 
 from __future__ import annotations
 
-import logging
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
@@ -93,9 +94,19 @@ from ..fourier import (
 )
 from ..image import Image, Mask
 from ..model import DcrModel
+from .normal import (
+    SolveGrid,
+    accumulateNormalEquations,
+    cholesky,
+    choleskySolve,
+    conditionNumbers,
+    predict,
+    refineMasked,
+    visitTransfer,
+)
+from .workspace import ArrayPool
 
 __all__ = [
-    "ArrayPool",
     "DEFAULT_REGULARIZATION",
     "DEFAULT_RIDGE",
     "DEFAULT_TRANSFER_CACHE",
@@ -105,8 +116,6 @@ __all__ = [
     "solveDirect",
     "solveDirectFromShifts",
 ]
-
-_log = logging.getLogger(__name__)
 
 #: Default dimensionless regularisation strength (relative to the mean diagonal of A^H W A).
 DEFAULT_REGULARIZATION = 1e-5
@@ -118,73 +127,7 @@ DEFAULT_RIDGE = 1e-6
 #: (256 MiB; 24 visits x 3 subfilters on a 640 x 321 half-plane grid take 118 MB).
 DEFAULT_TRANSFER_CACHE = 1 << 28
 
-#: Precision of the transfers kept between passes: single, like the PSF factors of a
-#: PSF-aware model (the transfers are smooth factors of order 1).
-_KEPT_DTYPE = np.dtype(np.complex64)
-
-#: Visits whose products are summed in single precision before they are added to the normal
-#: equations (kept in double precision).
-_PARTIAL_VISITS = 8
-
-#: Frequencies per block when computing condition numbers (bounds the temporary memory).
-_CONDITION_BLOCK = 1 << 16
-
-#: Largest number of frequencies whose condition numbers are computed: larger grids are
-#: sampled on every s-th row and column (a regular subsample that keeps zero frequency), which
-#: describes the systems as well at a small fraction of the cost of one eigenvalue
-#: decomposition per frequency.
-_CONDITION_SAMPLES = 1 << 15
-
 TransferCallable = Callable[[int, tuple[int, int]], np.ndarray]
-
-
-class ArrayPool:
-    """Arrays handed back for reuse by later solves of the same shapes (memory, not values).
-
-    A model is built one subregion at a time, and every subregion needs the same large
-    arrays (the visits' transfers, hundreds of MB). Freshly allocated memory costs a page
-    fault per 4 KiB on first use, which on large grids is a noticeable part of a solve;
-    a pool kept across the subregions of a run lets each reuse the previous one's memory.
-    The values of a taken array are undefined. A request the pool cannot serve (a new shape,
-    e.g. a subregion at the patch's edge) first drops every free array, so that the pool
-    never holds more than the arrays handed back since the last such request.
-
-    Examples
-    --------
-    >>> pool = ArrayPool()
-    >>> a = pool.take((2, 3), np.float32)
-    >>> pool.give(a)
-    >>> pool.take((2, 3), np.float32) is a
-    True
-    >>> pool.take((2, 3), np.float32) is a  # taken already: a new array
-    False
-    >>> pool.give(a)
-    >>> pool.take((4, 3), np.float32) is a  # another shape: the free arrays are dropped
-    False
-    >>> pool.take((2, 3), np.float32) is a
-    False
-    """
-
-    def __init__(self) -> None:
-        self._free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
-
-    def take(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """Return an array of ``shape`` and ``dtype`` (uninitialised), reused if one is free."""
-        key = (tuple(int(v) for v in shape), np.dtype(dtype).str)
-        free = self._free.get(key)
-        if free:
-            return free.pop()
-        self._free.clear()
-        return np.empty(key[0], dtype=dtype)
-
-    def give(self, array: np.ndarray) -> None:
-        """Hand ``array`` back; it must not be used by the caller afterwards."""
-        if array.base is None and array.flags.c_contiguous:
-            self._free.setdefault((array.shape, array.dtype.str), []).append(array)
-
-    def __reduce__(self) -> tuple[type, tuple]:
-        # Sent to another process, a pool carries no memory.
-        return (ArrayPool, ())
 
 
 @dataclass
@@ -463,96 +406,6 @@ def _checkNonNegative(value: Any, name: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Vectorised Hermitian solves on stacked N x N systems (layout: entry (i, l) -> array over f)
-# ---------------------------------------------------------------------------------------------
-
-
-def _cholesky(system: dict[tuple[int, int], np.ndarray], n: int) -> dict:
-    """Factor P = L L^H in place for every frequency; ``system`` holds the lower triangle."""
-    factor = system
-    for j in range(n):
-        diagonal = factor[j, j].real.copy()
-        for m in range(j):
-            diagonal -= factor[j, m].real ** 2 + factor[j, m].imag ** 2
-        if not np.all(diagonal > 0):
-            raise DcrValueError(
-                "the normal equations are not positive definite at some frequencies; increase "
-                "the regularization or the ridge",
-                frequencies=int(np.count_nonzero(~(diagonal > 0))),
-            )
-        factor[j, j] = np.sqrt(diagonal)
-        for i in range(j + 1, n):
-            value = factor[i, j]
-            for m in range(j):
-                value -= factor[i, m] * np.conj(factor[j, m])
-            value /= factor[j, j]
-    return factor
-
-
-def _choleskySolve(factor: dict, rhs: np.ndarray, n: int) -> np.ndarray:
-    """Solve L L^H x = rhs for every frequency; rhs is (N, ...) complex."""
-    z = []
-    for i in range(n):
-        value = rhs[i].copy()
-        for m in range(i):
-            value -= factor[i, m] * z[m]
-        value /= factor[i, i]
-        z.append(value)
-    x: list[np.ndarray] = [np.empty(0)] * n
-    for i in reversed(range(n)):
-        value = z[i]
-        for m in range(i + 1, n):
-            value -= np.conj(factor[m, i]) * x[m]
-        value /= factor[i, i]
-        x[i] = value
-    return np.stack(x)
-
-
-def _choleskyMultiply(factor: dict, vector: np.ndarray, n: int) -> np.ndarray:
-    """Return P v = L (L^H v) for every frequency; vector is (N, ...) complex."""
-    half = []
-    for i in range(n):
-        value = factor[i, i] * vector[i]
-        for m in range(i + 1, n):
-            value = value + np.conj(factor[m, i]) * vector[m]
-        half.append(value)
-    out = np.empty(vector.shape, dtype=np.result_type(vector, factor[n - 1, 0]))
-    for i in range(n):
-        value = factor[i, i] * half[i]
-        for m in range(i):
-            value = value + factor[i, m] * half[m]
-        out[i] = value
-    return out
-
-
-def _conditionNumbers(system: dict, n: int, shape: tuple[int, ...]) -> dict[str, float]:
-    """Condition numbers (max / min eigenvalue) of the stacked Hermitian systems.
-
-    Grids of more than ``_CONDITION_SAMPLES`` frequencies are subsampled on every s-th row
-    and column.
-    """
-    step = max(1, math.ceil(math.sqrt(int(np.prod(shape)) / _CONDITION_SAMPLES)))
-    flat = {key: value[::step, ::step].reshape(-1) for key, value in system.items()}
-    size = next(iter(flat.values())).size
-    conditions = np.empty(size)
-    for start in range(0, size, _CONDITION_BLOCK):
-        stop = min(size, start + _CONDITION_BLOCK)
-        block = np.empty((stop - start, n, n), dtype=np.complex128)
-        for i in range(n):
-            for m in range(i + 1):
-                block[:, i, m] = flat[i, m][start:stop]
-                block[:, m, i] = np.conj(flat[i, m][start:stop])
-        eigen = np.linalg.eigvalsh(block)
-        conditions[start:stop] = eigen[:, -1] / eigen[:, 0]
-    return {
-        "max": float(conditions.max()),
-        "median": float(np.median(conditions)),
-        "p99": float(np.percentile(conditions, 99)),
-        "zeroFrequency": float(conditions[0]),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
 # The solver
 # ---------------------------------------------------------------------------------------------
 
@@ -576,27 +429,6 @@ def _transferGetter(
             "computed on (dcrmodel.fourier.engine.paddedShape)"
         )
     return (lambda j, shape: array[j]), padded
-
-
-def _visitTransfer(
-    getter: Callable,
-    j: int,
-    padded: tuple[int, int],
-    n: int | None,
-    cdtype: np.dtype,
-    check: bool = True,
-) -> np.ndarray:
-    grid = (padded[0], padded[1] // 2 + 1)
-    value = np.asarray(getter(j, padded))
-    if value.ndim != 3 or value.shape[1:] != grid or (n is not None and value.shape[0] != n):
-        raise DcrShapeError(
-            f"the transfers of visit {j} must be (N, ny, nx // 2 + 1) on the padded grid",
-            shape=value.shape,
-            expected=("N", *grid) if n is None else (n, *grid),
-        )
-    if check and not np.all(np.isfinite(value)):
-        raise DcrValueError(f"the transfers of visit {j} have NaN or infinite values", visit=j)
-    return value.astype(cdtype, copy=False)
 
 
 def solveDirect(
@@ -642,10 +474,10 @@ def solveDirect(
         The forward model: ``transfers(j, paddedShape)`` returning ``(N, ny, nx // 2 + 1)``
         complex transfer functions of visit ``j`` on the ``rfft2`` grid of ``paddedShape``, or
         an array ``(J, N, ny, nx // 2 + 1)`` (then give ``padded``). The transfers must be of
-        real operators (see `dcrmodel.fourier.engine.hermitianize`).
+        real operators (see `dcrmodel.fourier.hermitianize`).
     maxShift : float or tuple of float, optional
         Largest ``|dy|``, ``|dx|`` (pixels) of the visits' shifts; sets the padding
-        (`dcrmodel.fourier.engine.paddedShape`). Required unless ``padded`` is given.
+        (`dcrmodel.fourier.paddedShape`). Required unless ``padded`` is given.
     padded : tuple of int, optional
         The padded FFT grid ``(ny, nx)`` to use instead.
     psfSize : int, optional
@@ -670,7 +502,7 @@ def solveDirect(
         theorem; default 1e-2). Measured against the refinement rather than the model, so
         that a few masked pixels in a large image are still refined to convergence.
     padMode : str, optional
-        How the coadd is extended into the margin (`dcrmodel.fourier.engine.padToShape`).
+        How the coadd is extended into the margin (`dcrmodel.fourier.padToShape`).
     workers : int, optional
         Threads for ``scipy.fft`` (default -1: all cores).
     diagnostics : bool, optional
@@ -713,244 +545,44 @@ def solveDirect(
     images, variances, badMasks = _checkInputs(images, variances, badMasks)
     numVisits, ny, nx = images.shape
     shape = (ny, nx)
-    regularization = _checkNonNegative(regularization, "regularization")
-    ridge = _checkNonNegative(ridge, "ridge")
-    if not isinstance(maskPasses, numbers.Integral) or maskPasses < 0:
-        raise DcrValueError("maskPasses must be an int >= 0", maskPasses=maskPasses)
-    maskTolerance = _checkNonNegative(maskTolerance, "maskTolerance")
-    if not isinstance(transferCache, numbers.Integral) or transferCache < 0:
-        raise DcrValueError(
-            "transferCache must be an int >= 0 (bytes; 0 recomputes the transfers in every pass)",
-            transferCache=transferCache,
-        )
-    if workspace is None:
-        workspace = ArrayPool()
-    elif not isinstance(workspace, ArrayPool):
-        raise DcrTypeError("workspace must be a dcrmodel.assemble.direct.ArrayPool or None",
-                           type=type(workspace).__name__)
+    regularization, ridge, maskTolerance, workspace = _checkOptions(
+        regularization, ridge, maskPasses, maskTolerance, transferCache, workspace
+    )
     getter, padded = _transferGetter(transfers, numVisits, padded)
-    if padded is None:
-        if maxShift is None:
-            raise DcrValueError(
-                "give maxShift (the largest |dy|, |dx| of the visits' shifts, pixels) or padded"
-            )
-        padded = paddedShape(shape, maxShift, psfSize)
-    if padded[0] < ny or padded[1] < nx:
-        raise DcrShapeError("padded is smaller than the images", padded=padded, shape=shape)
+    padded = _paddedGrid(padded, maxShift, shape, psfSize)
     weights = (
         visitWeights(variances, badMasks) if weights is None else _checkWeights(weights, numVisits)
     )
     visits = [j for j in range(numVisits) if weights[j] > 0]
     realDtype = np.dtype(np.float32) if images.dtype == np.float32 else np.dtype(np.float64)
     cdtype = np.dtype(np.complex64) if realDtype == np.float32 else np.dtype(np.complex128)
-    grid = (padded[0], padded[1] // 2 + 1)
+    grid = SolveGrid(shape, padded, realDtype, cdtype, workers)
 
-    # First fill: the inverse-variance coadd of the good pixels (no DCR), nearest-neighbour
-    # filled where no visit has data, extended into the margin.
-    numerator = np.zeros(shape)
-    denominator = np.zeros(shape)
-    for j in visits:
-        good = ~badMasks[j]
-        numerator += weights[j] * np.where(good, images[j], 0.0)
-        denominator += weights[j] * good
-    noData = denominator == 0
-    coadd = np.divide(numerator, denominator, out=np.zeros(shape), where=~noData)
-    del numerator, denominator
-    if noData.any():
-        coadd = fillBadPixels(coadd, noData)
-    firstFill = padToShape(coadd.astype(realDtype), padded, padMode)
-    del coadd
-
+    firstFill, noData = _firstFill(images, badMasks, weights, visits, grid, padMode)
     # Pass 0: accumulate the normal matrix (lower triangle) and the right-hand side.
-    numSubfilters: int | None = None
-    system: dict[tuple[int, int], np.ndarray] = {}
-    rhs: np.ndarray | None = None
-    work = np.empty(padded, dtype=realDtype)
-    # Each visit's transfers, kept for the later passes if they all fit in transferCache.
-    kept: dict[int, np.ndarray] = {}
-    keep = False
-    for j in visits:
-        transfer = _visitTransfer(getter, j, padded, numSubfilters, cdtype)
-        if numSubfilters is None:
-            keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
-            numSubfilters = transfer.shape[0]
-            # The diagonal of a Hermitian matrix is real: kept as float64.
-            system = {
-                (i, m): np.zeros(grid, dtype=np.float64 if i == m else np.complex128)
-                for i in range(numSubfilters)
-                for m in range(i + 1)
-            }
-            rhs = np.zeros((numSubfilters, *grid), dtype=np.complex128)
-            # Partial sums over a few visits in the transfers' precision, added to the double
-            # precision sums every _PARTIAL_VISITS visits (half the memory traffic of adding
-            # every visit to them; the rounding of a partial sum of k products is k times
-            # the single-precision epsilon, far below the regularisation).
-            partialSystem = {
-                key: np.zeros(grid, dtype=cdtype if key[0] != key[1] else realDtype)
-                for key in system
-            }
-            partialRhs = np.zeros((numSubfilters, *grid), dtype=cdtype)
-            pending = 0
-        if keep:
-            # Every pass, this one included, uses the kept (single-precision) values.
-            kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
-            np.copyto(kept[j], transfer, casting="same_kind")
-            transfer = kept[j].astype(cdtype, copy=False)
-        np.copyto(work, firstFill)
-        _insertData(work, images[j], badMasks[j], shape)
-        spectrum = scipy.fft.rfft2(work, workers=workers)
-        _accumulate(partialSystem, partialRhs, transfer, spectrum, weights[j], numSubfilters,
-                    withSystem=True)
-        pending += 1
-        if pending == _PARTIAL_VISITS or j == visits[-1]:
-            for key, value in partialSystem.items():
-                system[key] += value
-                value.fill(0)
-            rhs += partialRhs
-            partialRhs.fill(0)
-            pending = 0
-    n = numSubfilters
-    assert rhs is not None and n is not None
-    del partialSystem, partialRhs
+    system, rhs, kept, n = accumulateNormalEquations(
+        images, badMasks, weights, visits, getter, firstFill, grid, transferCache, workspace
+    )
 
     def transferOf(j: int) -> np.ndarray:
         if j in kept:
             return kept[j].astype(cdtype, copy=False)
-        return _visitTransfer(getter, j, padded, n, cdtype, check=False)
+        return visitTransfer(getter, j, padded, n, cdtype, check=False)
 
-    # Regularisation: lambda_f = regularization * trace / N, plus a ridge on the total weight.
-    trace = sum(system[i, i].real for i in range(n))
-    regularizerValues = regularizerMatrix(regularizer, n)
-    lambdaF = (regularization / n) * trace
-    del trace
-    ridgeValue: float | np.ndarray = ridge * float(weights.sum())
-    if frequencyRidge is not None:
-        extraRidge = np.asarray(frequencyRidge(tuple(padded)), dtype=np.float64)
-        if extraRidge.shape != grid or not np.all(np.isfinite(extraRidge) & (extraRidge >= 0)):
-            raise DcrValueError(
-                "frequencyRidge must give finite values >= 0 of shape (ny, nx // 2 + 1) on the "
-                "padded grid",
-                shape=extraRidge.shape,
-                expected=grid,
-            )
-        ridgeValue = ridgeValue + float(weights.sum()) * extraRidge
-    for i in range(n):
-        for m in range(i + 1):
-            if regularizerValues[i, m] != 0:
-                system[i, m] += lambdaF * regularizerValues[i, m]
-        system[i, i] += ridgeValue
-    del lambdaF
-    conditions = _conditionNumbers(system, n, grid) if diagnostics else {}
-    factor = _cholesky(system, n)
-    solution = _choleskySolve(factor, rhs, n)
+    _regularize(system, n, regularization, regularizer, ridge, weights, frequencyRidge, grid)
+    conditions = conditionNumbers(system, n, grid.halfPlane) if diagnostics else {}
+    factor = cholesky(system, n)
+    solution = choleskySolve(factor, rhs, n)
     del rhs
-
-    # Refinement: conjugate gradients on the problem restricted to the unmasked pixels (the
-    # margin keeps the extended coadd as its data: a boundary condition), preconditioned by the
-    # unmasked Fourier solution P^-1. Without masked pixels the first solve is already exact.
-    # With P = A^H W A + Reg over all pixels (what the first solve inverted), the operator of
-    # the masked problem is K = P - sum_j w_j A_j^H B_j A_j (B_j: the visit's masked pixels),
-    # so only visits with masked pixels cost FFTs; and since P x0 = b for the coadd-filled
-    # data, the first residual is sum_j w_j A_j^H B_j (A_j x0 - coadd).
-    # Pixels masked in every visit have no data at all: like the margin, they keep the filled
-    # coadd as pseudo-data (otherwise nothing but the tiny ridge would hold the model there).
-    def refinedMask(j: int) -> np.ndarray:
-        return badMasks[j] & ~noData if noData.any() else badMasks[j]
-
-    maskedVisits = [j for j in visits if refinedMask(j).any()]
-    # Flat indices in the padded grid of each masked visit's refined pixels: the masked term
-    # scatters the prediction there into one reused array instead of masking whole images.
-    maskedIndices: dict[int, np.ndarray] = {}
-    if maskPasses > 0 and maskedVisits:
-        paddedIndex = np.arange(padded[0] * padded[1]).reshape(padded)
-        innerIndex = cropFromPadded(paddedIndex, shape)
-        maskedIndices = {j: innerIndex[refinedMask(j)] for j in maskedVisits}
-        del paddedIndex, innerIndex
-    fillValues = firstFill.reshape(-1)
-
-    def maskedTerm(vector: np.ndarray, minusCoadd: bool) -> np.ndarray:
-        out = np.zeros(vector.shape, dtype=cdtype)
-        vectorC = vector.astype(cdtype, copy=False)
-        work = np.zeros(padded, dtype=realDtype)
-        flatWork = work.reshape(-1)
-        for j in maskedVisits:
-            transfer = transferOf(j)
-            indices = maskedIndices[j]
-            flatWork[indices] = _predict(transfer, vectorC, padded, workers).reshape(-1)[indices]
-            if minusCoadd:
-                flatWork[indices] -= fillValues[indices]
-            spectrum = scipy.fft.rfft2(work, workers=workers)
-            flatWork[indices] = 0.0
-            _accumulate(None, out, transfer, spectrum, weights[j], n, withSystem=False)
-        return out
-
-    changes: list[float] = []
-    if maskPasses > 0 and maskedVisits:
-        columnWeights = _parsevalWeights(padded)
-        # The refinement works at the images' precision: it corrects a solution found in
-        # double precision by a small amount, to a relative tolerance far above rounding.
-        factorCg = {
-            key: value.astype(cdtype if np.iscomplexobj(value) else realDtype, copy=False)
-            for key, value in factor.items()
-        }
-        residual = maskedTerm(solution, minusCoadd=True)
-        preconditioned = _choleskySolve(factorCg, residual, n)
-        direction = preconditioned.copy()
-        rz = _dot(residual, preconditioned, columnWeights)
-        initial = np.sqrt(max(rz, 0.0))
-        # The refinement so far, in Fourier space: its size (and each step's) over the
-        # padded grid follows from Parseval's theorem, without inverse transforms.
-        correction = np.zeros_like(residual)
-        for _ in range(int(maskPasses)):
-            if initial == 0.0 or rz <= 0.0:
-                break
-            product = _choleskyMultiply(factorCg, direction, n) - maskedTerm(direction, False)
-            curvature = _dot(direction, product, columnWeights)
-            if not curvature > 0:
-                break
-            alpha = rz / curvature
-            solution += alpha * direction
-            residual -= alpha * product
-            preconditioned = _choleskySolve(factorCg, residual, n)
-            rzNew = _dot(residual, preconditioned, columnWeights)
-            correction += alpha * direction
-            stepNorm = abs(alpha) * math.sqrt(max(_dot(direction, direction, columnWeights), 0.0))
-            correctionNorm = math.sqrt(max(_dot(correction, correction, columnWeights), 0.0))
-            change = float(stepNorm / max(correctionNorm, 1e-300))
-            changes.append(change)
-            _log.debug(
-                "direct solver refinement %d: step/correction %.3g, preconditioned residual %.3g",
-                len(changes),
-                change,
-                np.sqrt(max(rzNew, 0.0)) / initial,
-            )
-            if change < maskTolerance:
-                break
-            direction *= rzNew / rz
-            direction += preconditioned
-            rz = rzNew
-
-    models = np.empty((n, ny, nx), dtype=realDtype)
-    for k in range(n):
-        full = scipy.fft.irfft2(solution[k].astype(cdtype), s=padded, workers=workers)
-        models[k] = cropFromPadded(full, shape)
-
+    changes = refineMasked(
+        solution, factor, badMasks, noData, visits, weights, firstFill, transferOf, n, grid,
+        maskPasses, maskTolerance,
+    )
+    models = _modelImages(solution, n, grid)
     residuals = None
     if diagnostics:
-        residuals = np.full(numVisits, np.nan)
-        solutionC = solution.astype(cdtype, copy=False)
-        for j in visits:
-            transfer = transferOf(j)
-            prediction = cropFromPadded(_predict(transfer, solutionC, padded, workers), shape)
-            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                # Masked pixels (NaN data, zero variance) are dropped below.
-                chi2 = np.subtract(images[j], prediction, dtype=realDtype)
-                chi2 *= chi2
-                chi2 /= variances[j]
-            if badMasks[j].any():
-                chi2 = chi2[~badMasks[j]]
-            if chi2.size:
-                residuals[j] = float(np.sqrt(np.mean(chi2, dtype=np.float64)))
+        residuals = _visitResiduals(images, variances, badMasks, solution, visits, transferOf,
+                                    grid)
     for value in kept.values():
         workspace.give(value)
     kept.clear()
@@ -966,71 +598,153 @@ def solveDirect(
     )
 
 
-def _parsevalWeights(padded: tuple[int, int]) -> np.ndarray:
-    """Per-column weights of the rfft2 grid: 1 on self-conjugate columns, 2 elsewhere."""
-    weights = np.full(padded[1] // 2 + 1, 2.0)
-    weights[0] = 1.0
-    if padded[1] % 2 == 0:
-        weights[-1] = 1.0
-    return weights
+def _checkOptions(
+    regularization: Any,
+    ridge: Any,
+    maskPasses: Any,
+    maskTolerance: Any,
+    transferCache: Any,
+    workspace: Any,
+) -> tuple[float, float, float, ArrayPool]:
+    """Check the numerical options of `solveDirect`; return them with the workspace to use."""
+    regularization = _checkNonNegative(regularization, "regularization")
+    ridge = _checkNonNegative(ridge, "ridge")
+    if not isinstance(maskPasses, numbers.Integral) or maskPasses < 0:
+        raise DcrValueError("maskPasses must be an int >= 0", maskPasses=maskPasses)
+    maskTolerance = _checkNonNegative(maskTolerance, "maskTolerance")
+    if not isinstance(transferCache, numbers.Integral) or transferCache < 0:
+        raise DcrValueError(
+            "transferCache must be an int >= 0 (bytes; 0 recomputes the transfers in every pass)",
+            transferCache=transferCache,
+        )
+    if workspace is None:
+        workspace = ArrayPool()
+    elif not isinstance(workspace, ArrayPool):
+        raise DcrTypeError("workspace must be a dcrmodel.assemble.direct.ArrayPool or None",
+                           type=type(workspace).__name__)
+    return regularization, ridge, maskTolerance, workspace
 
 
-def _dot(a: np.ndarray, b: np.ndarray, columnWeights: np.ndarray) -> float:
-    """Real-space inner product of two real fields given by their rfft2 (up to 1/size)."""
-    return float(np.sum(columnWeights * np.real(np.conj(a) * b).sum(axis=(0, 1),
-                                                                  dtype=np.float64)))
+def _paddedGrid(
+    padded: tuple[int, int] | None, maxShift: Any, shape: tuple[int, int], psfSize: int
+) -> tuple[int, int]:
+    """Return the padded FFT grid: ``padded`` if given, else from the shifts and PSF size."""
+    if padded is None:
+        if maxShift is None:
+            raise DcrValueError(
+                "give maxShift (the largest |dy|, |dx| of the visits' shifts, pixels) or padded"
+            )
+        padded = paddedShape(shape, maxShift, psfSize)
+    if padded[0] < shape[0] or padded[1] < shape[1]:
+        raise DcrShapeError("padded is smaller than the images", padded=padded, shape=shape)
+    return padded
 
 
-def _insertData(
-    work: np.ndarray, image: np.ndarray, bad: np.ndarray, shape: tuple[int, int]
-) -> None:
-    """Overwrite the good pixels of the padded ``work`` array with the visit's data."""
-    inner = cropFromPadded(work, shape)
-    np.copyto(inner, image, where=~bad, casting="unsafe")
+def _firstFill(
+    images: np.ndarray,
+    badMasks: np.ndarray,
+    weights: np.ndarray,
+    visits: list[int],
+    grid: SolveGrid,
+    padMode: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the padded first fill and the map of pixels masked in every visit.
 
-
-def _predict(
-    transfer: np.ndarray, solution: np.ndarray, padded: tuple[int, int], workers: int | None
-) -> np.ndarray:
-    """Return the padded forward model ``irfft2(sum_k A_k X_k)`` of one visit.
-
-    ``solution`` must already have the transfer's dtype.
+    The first fill is the inverse-variance coadd of the good pixels (no DCR),
+    nearest-neighbour filled where no visit has data, extended into the margin.
     """
-    total = transfer[0] * solution[0]
-    term = np.empty_like(total)
-    for k in range(1, transfer.shape[0]):
-        np.multiply(transfer[k], solution[k], out=term)
-        total += term
-    return scipy.fft.irfft2(total, s=padded, workers=workers)
+    shape = grid.shape
+    numerator = np.zeros(shape)
+    denominator = np.zeros(shape)
+    for j in visits:
+        good = ~badMasks[j]
+        numerator += weights[j] * np.where(good, images[j], 0.0)
+        denominator += weights[j] * good
+    noData = denominator == 0
+    coadd = np.divide(numerator, denominator, out=np.zeros(shape), where=~noData)
+    del numerator, denominator
+    if noData.any():
+        coadd = fillBadPixels(coadd, noData)
+    return padToShape(coadd.astype(grid.realDtype), grid.padded, padMode), noData
 
 
-def _accumulate(
-    system: dict | None,
-    rhs: np.ndarray,
-    transfer: np.ndarray,
-    spectrum: np.ndarray,
-    weight: float,
+def _regularize(
+    system: dict[tuple[int, int], np.ndarray],
     n: int,
-    withSystem: bool,
+    regularization: float,
+    regularizer: Any,
+    ridge: float,
+    weights: np.ndarray,
+    frequencyRidge: Callable[[tuple[int, int]], np.ndarray] | None,
+    grid: SolveGrid,
 ) -> None:
-    """Add one visit to A^H W y (``rhs``) and, with ``withSystem``, to A^H W A (lower).
+    """Add the regularisation and the ridges to the normal matrix, in place.
 
-    The products are formed in the transfers' precision and added to the (double
-    precision) sums; the diagonal of A^H W A, ``w |A_i|^2``, is real.
+    ``lambda_f = regularization * trace / N`` times the regulariser matrix, plus a ridge on
+    the total weight (and the optional per-frequency ridge).
     """
-    weighted = np.empty_like(transfer[0])
-    product = np.empty_like(weighted)
+    halfPlane = grid.halfPlane
+    trace = sum(system[i, i].real for i in range(n))
+    regularizerValues = regularizerMatrix(regularizer, n)
+    lambdaF = (regularization / n) * trace
+    del trace
+    ridgeValue: float | np.ndarray = ridge * float(weights.sum())
+    if frequencyRidge is not None:
+        extraRidge = np.asarray(frequencyRidge(tuple(grid.padded)), dtype=np.float64)
+        if extraRidge.shape != halfPlane or not np.all(
+            np.isfinite(extraRidge) & (extraRidge >= 0)
+        ):
+            raise DcrValueError(
+                "frequencyRidge must give finite values >= 0 of shape (ny, nx // 2 + 1) on the "
+                "padded grid",
+                shape=extraRidge.shape,
+                expected=halfPlane,
+            )
+        ridgeValue = ridgeValue + float(weights.sum()) * extraRidge
     for i in range(n):
-        np.conjugate(transfer[i], out=weighted)
-        weighted *= weighted.real.dtype.type(weight)
-        if withSystem and system is not None:
-            for m in range(i):
-                np.multiply(weighted, transfer[m], out=product)
-                system[i, m] += product
-            diagonal = system[i, i]
-            diagonal += weight * (transfer[i].real**2 + transfer[i].imag**2)
-        np.multiply(weighted, spectrum, out=product)
-        rhs[i] += product
+        for m in range(i + 1):
+            if regularizerValues[i, m] != 0:
+                system[i, m] += lambdaF * regularizerValues[i, m]
+        system[i, i] += ridgeValue
+
+
+def _modelImages(solution: np.ndarray, n: int, grid: SolveGrid) -> np.ndarray:
+    """Return the ``(N, ny, nx)`` model images of a Fourier solution, in the images' dtype."""
+    models = np.empty((n, *grid.shape), dtype=grid.realDtype)
+    for k in range(n):
+        full = scipy.fft.irfft2(solution[k].astype(grid.complexDtype), s=grid.padded,
+                                workers=grid.workers)
+        models[k] = cropFromPadded(full, grid.shape)
+    return models
+
+
+def _visitResiduals(
+    images: np.ndarray,
+    variances: np.ndarray,
+    badMasks: np.ndarray,
+    solution: np.ndarray,
+    visits: list[int],
+    transferOf: Callable[[int], np.ndarray],
+    grid: SolveGrid,
+) -> np.ndarray:
+    """Return each visit's reduced chi against its forward model (NaN for weight-0 visits)."""
+    realDtype = grid.realDtype
+    residuals = np.full(images.shape[0], np.nan)
+    solutionC = solution.astype(grid.complexDtype, copy=False)
+    for j in visits:
+        transfer = transferOf(j)
+        prediction = cropFromPadded(predict(transfer, solutionC, grid.padded, grid.workers),
+                                    grid.shape)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            # Masked pixels (NaN data, zero variance) are dropped below.
+            chi2 = np.subtract(images[j], prediction, dtype=realDtype)
+            chi2 *= chi2
+            chi2 /= variances[j]
+        if badMasks[j].any():
+            chi2 = chi2[~badMasks[j]]
+        if chi2.size:
+            residuals[j] = float(np.sqrt(np.mean(chi2, dtype=np.float64)))
+    return residuals
 
 
 def _checkExtra(value: Any, j: int, n: int, grid: tuple[int, int]) -> np.ndarray:
@@ -1066,7 +780,7 @@ def solveDirectFromShifts(
         ``((dy0, dx0), (dy1, dx1))`` (``calculateDcr(..., splitSubfilters=True)``), or single
         ``(dy, dx)`` shifts for ``mode="mean"``.
     mode : {"smear", "split", "mean"}, optional
-        Representation of a subfilter's light (`dcrmodel.fourier.engine.subfilterTransfer`); default
+        Representation of a subfilter's light (`dcrmodel.fourier.subfilterTransfer`); default
         the smear between the edge shifts.
     extraTransfers : callable, optional
         ``extraTransfers(j, paddedShape)`` returning an extra multiplicative transfer for

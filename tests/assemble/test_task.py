@@ -1,4 +1,4 @@
-"""Tests of dcrmodel.assemble.task: the iterative DCR model assembly (DMTN-037).
+"""Tests of dcrmodel.assemble.task: DCR model assembly (DMTN-037), both solvers, end to end.
 
 The test field is rendered independently of the model's approximation: every source is
 integrated over the band at 24 wavelengths, each displaced by its own differential
@@ -18,18 +18,15 @@ from scipy import ndimage
 
 import dcrmodel.assemble.task as assemble
 from dcrmodel.assemble.config import DcrAssembleConfig
-from dcrmodel.assemble.task import (
+from dcrmodel.assemble.iterative import IterativeSubregion
+from dcrmodel.assemble.output import (
     NIMAGE_NAME,
     STACKED_COADD_NAME,
     SUMMARY_NAME,
     AssembleResult,
-    DcrAssembleCoadd,
-    assembleFromFiles,
-    calculateGain,
-    featherWidth,
-    stitchWeights,
     writeResults,
 )
+from dcrmodel.assemble.task import DcrAssembleCoadd, assembleFromFiles
 from dcrmodel.errors import (
     DcrConfigError,
     DcrMetadataError,
@@ -212,7 +209,7 @@ def test_convergence_history_is_logged_and_stops_by_the_rules(defaultRun):
 
 def test_iterations_are_logged(field, caplog):
     config = _iterative(maxNumIter=2, minNumIter=1)
-    with caplog.at_level(logging.INFO, logger="dcrmodel.assemble.task"):
+    with caplog.at_level(logging.INFO, logger="dcrmodel.assemble.iterative"):
         DcrAssembleCoadd(config).run(field.exposures)
     text = caplog.text
     assert "initial convergence" in text
@@ -253,9 +250,9 @@ def test_divergence_stops_and_keeps_the_previous_model(field, monkeypatch):
         return lambda self, templates: next(calls)
 
     base = _iterative(useProgressiveGain=False, convergenceThreshold=0.0, minNumIter=1)
-    monkeypatch.setattr(assemble._Subregion, "_convergence", scripted([1.0, 0.5, 0.4]))
+    monkeypatch.setattr(IterativeSubregion, "_convergence", scripted([1.0, 0.5, 0.4]))
     reference = DcrAssembleCoadd(base.withOverrides(maxNumIter=2)).run(field.exposures)
-    monkeypatch.setattr(assemble._Subregion, "_convergence", scripted([1.0, 0.5, 0.4, 0.45]))
+    monkeypatch.setattr(IterativeSubregion, "_convergence", scripted([1.0, 0.5, 0.4, 0.45]))
     diverged = DcrAssembleCoadd(base.withOverrides(maxNumIter=6)).run(field.exposures)
     (record,) = diverged.summary["subregions"]
     assert record["stopReason"] == "diverged"
@@ -267,33 +264,12 @@ def test_divergence_stops_and_keeps_the_previous_model(field, monkeypatch):
 
 def test_divergence_before_the_minimum_does_not_stop(field, monkeypatch):
     calls = iter([1.0, 0.5, 0.6, 0.55, 0.5])
-    monkeypatch.setattr(assemble._Subregion, "_convergence", lambda self, t: next(calls))
+    monkeypatch.setattr(IterativeSubregion, "_convergence", lambda self, t: next(calls))
     config = _iterative(minNumIter=3, maxNumIter=4, convergenceThreshold=0.0)
     result = DcrAssembleCoadd(config).run(field.exposures)
     (record,) = result.summary["subregions"]
     assert record["iterations"] == 4
     assert record["stopReason"] == "maximum iterations"
-
-
-def test_calculate_gain():
-    # Not progressive, or too little history: the base gain.
-    assert calculateGain([1.0], [], 0.5, True) == 0.5
-    assert calculateGain([1.0, 0.6], [0.5], 0.5, True) == 0.5
-    assert calculateGain([1.0, 0.6, 0.4], [0.5, 0.5], 0.5, False) == 0.5
-    # A history that follows the prediction exactly (final metric 0, each update with gain
-    # g leaves 1/(1+g) of the metric): the gain moves halfway from the last one towards 1.
-    g = 0.5
-    history = [1.0, 1.0 / (1 + g), 1.0 / (1 + g) ** 2]
-    assert calculateGain(history, [g, g], 0.5, True) == pytest.approx((1 + g) / 2)
-    # A history far worse than predicted falls back to the base gain.
-    assert calculateGain([1.0, 0.5, 0.49], [0.5, 0.5], 0.3, True) >= 0.3
-    # By hand: final-metric estimates max(0, 2*0.2 - 1) = 0 and 2*0.19 - 0.2 = 0.18, median
-    # 0.09; predicted (0.2 + 0.09)/2 = 0.145 against 0.19 measured, for an expected gain of
-    # (0.2 - 0.09)/2 = 0.055: deviation -0.818, new gain (1 - 0.818 + 1)/2.
-    assert calculateGain([1.0, 0.2, 0.19], [1.0, 1.0], 0.3, True) == pytest.approx(
-        0.5 * (1 - 0.045 / 0.055 + 1.0))
-    with pytest.raises(DcrValueError, match="one more value than gainList"):
-        calculateGain([1.0, 0.5], [0.5, 0.5], 0.5, True)
 
 
 def test_single_subfilter_model(field):
@@ -478,7 +454,7 @@ def test_output_folder_of_another_run_is_refused(fileField, tmp_path):
 
 
 def test_interrupted_write_leaves_no_partial_output(fileField, tmp_path, monkeypatch):
-    import dcrmodel.assemble.task
+    import dcrmodel.assemble.output
 
     field, paths = fileField
     config = _iterative(maxNumIter=1, minNumIter=1)
@@ -489,7 +465,7 @@ def test_interrupted_write_leaves_no_partial_output(fileField, tmp_path, monkeyp
     def failingWrite(exposure, path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dcrmodel.assemble.task, "writeExposure", failingWrite)
+    monkeypatch.setattr(dcrmodel.assemble.output, "writeExposure", failingWrite)
     with pytest.raises(KeyboardInterrupt):
         writeResults(result, outDir, overwrite=True)
     # the earlier output is untouched and no temporary folder is left behind
@@ -526,7 +502,8 @@ def noWork(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the input was checked")
 
-    monkeypatch.setattr(assemble, "_Subregion", refuse)
+    monkeypatch.setattr(assemble, "IterativeSubregion", refuse)
+    monkeypatch.setattr(assemble, "DirectSubregion", refuse)
 
 
 def test_too_few_visits(smallField, noWork):
@@ -864,45 +841,3 @@ def test_direct_solver_subregions_join_without_seams():
     joins[:, 60:68] = True
     joins = joins[8:-8, 8:-8]
     assert difference[joins].max() < min(difference[~joins].max(), 0.5 * NOISE)
-
-
-@pytest.mark.parametrize("width", [0, 3, 12])
-def test_stitch_weights_blend_neighbours_and_add_up_to_one(width):
-    patch = Box(5, -3, 50, 37)
-    tiles = [Box.fromCorners(x, y, min(x + 19, patch.maxX), min(y + 15, patch.maxY))
-             for y in range(patch.minY, patch.maxY + 1, 16)
-             for x in range(patch.minX, patch.maxX + 1, 20)]
-    weights = np.zeros((len(tiles), *patch.shape))
-    owner = np.zeros(patch.shape, dtype=int)
-    for i, tile in enumerate(tiles):
-        box = tile.grow(width).clippedTo(patch)
-        weight = stitchWeights(tile, box, patch, width)
-        assert weight.shape == box.shape
-        assert weight.min() >= 0 and weight.max() <= 1
-        weights[i][box.slices(patch)] = weight
-        owner[tile.slices(patch)] = i
-        inside = weight[tile.slices(box)]
-        if width == 0:
-            # a hard cut: the tile alone, whole
-            assert weight.sum() == inside.sum() == tile.area
-            np.testing.assert_array_equal(inside, 1.0)
-        else:
-            # smooth ramps: no step larger than the sine's over one pixel, twice that where
-            # a tile narrower than the band holds two of them (width 12 here)
-            for axis in (0, 1):
-                bound = (2 if width > 8 else 1) * np.sin(np.pi / (4 * width)) + 1e-12
-                assert np.abs(np.diff(weight, axis=axis)).max() <= bound
-    # a partition of unity over the patch, up to its edges, in which each pixel's own
-    # tile weighs the most
-    np.testing.assert_allclose(weights.sum(axis=0), 1.0, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(np.argmax(weights, axis=0), owner)
-    if width:
-        # the neighbours reach exactly `width` pixels past each join
-        assert np.count_nonzero(weights[0]) == (20 + width) * (16 + width)
-
-
-def test_feather_width_per_solver():
-    assert featherWidth(40, "direct") == 20
-    assert featherWidth(41, "direct") == 20
-    # the iterative solver keeps the hard cut at the joins
-    assert featherWidth(40, "iterative") == 0

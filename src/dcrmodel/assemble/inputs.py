@@ -1,0 +1,645 @@
+"""Reading and checking the visit inputs of an assembly, and the plain coadd made from them.
+
+A visit is an in-memory exposure or an exposure file read one region at a time
+(`VisitInput`). Before any work every visit is checked: its metadata (`checkMetadata`), its
+band (`bandOf`), its place on the model's pixel grid (`modelBoxAndWcs`, `checkPlacement`),
+its DCR (`measureDcr`), its pixels (`checkFinite`, `usableInputs`) and its PSF
+(`estimateMissingPsf` for a visit without one). The plain coadd the model starts from is a given one
+(`loadCoadd`, `prepareGivenCoadd`) or the inverse-variance weighted mean of the visits'
+good pixels (`computedCoadd`), whose sources are detected (`detectSources`). What the
+preparation found is a `PreparedRun`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.wcs import WCS
+from scipy import ndimage
+
+from ..errors import (
+    DcrConfigError,
+    DcrError,
+    DcrMetadataError,
+    DcrPsfWarning,
+    DcrShapeError,
+    DcrTypeError,
+    DcrValueError,
+    DcrWarning,
+)
+from ..fits import ExposureFile, readExposure
+from ..image import (
+    WCS_GRID_TOLERANCE,
+    Box,
+    Exposure,
+    Filter,
+    Image,
+    Mask,
+    MaskedImage,
+    Psf,
+    StatisticsControl,
+    wcsGridOffset,
+)
+from ..physics import calculateDcr, zenithDirections, zenithDirectionsOfVisits
+from ..psf import estimatePsf
+from .config import DcrAssembleConfig
+
+__all__ = [
+    "RunScratch",
+    "VisitInput",
+    "PreparedRun",
+    "openInputs",
+    "loadCoadd",
+    "checkBadMaskPlanes",
+    "checkMetadata",
+    "bandOf",
+    "modelBoxAndWcs",
+    "checkPlacement",
+    "measureZeniths",
+    "measureDcr",
+    "goodPixels",
+    "checkFinite",
+    "usableInputs",
+    "estimateMissingPsf",
+    "computedCoadd",
+    "prepareGivenCoadd",
+    "detectSources",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class RunScratch(dict):
+    """Values computed once per run and reused by its subregions; pickles empty.
+
+    Subregion tasks sent to other processes carry their inputs; what one process computed
+    for its subregions is not worth shipping (and may be large), so it is left behind.
+    """
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return (RunScratch, ())
+
+
+class VisitInput:
+    """One visit: an in-memory exposure or a file read one region at a time.
+
+    Parameters
+    ----------
+    source : `dcrmodel.image.Exposure` or path
+        The exposure, or the path of its file (Rubin layout; its headers are read now).
+    index : int
+        The visit's position among the inputs (for its name).
+
+    Notes
+    -----
+    The preparation of a run fills in ``weight`` (1/counts^2), ``goodPixels``, ``dcr`` (the
+    subfilters' edge shifts at the model's centre, pixels), ``psfEstimate`` and the zenith
+    directions (``zenith``); ``scratch`` keeps what the solvers computed for the visit.
+
+    Raises
+    ------
+    DcrTypeError
+        If ``source`` is neither an exposure nor a path.
+    DcrValueError
+        If the file does not exist.
+    """
+
+    def __init__(self, source: Any, index: int) -> None:
+        self.index = index
+        if isinstance(source, Exposure):
+            self.exposure: Exposure | None = source
+            self.path: Path | None = None
+            self.name = f"exposure {index}"
+            if source.visitInfo is not None and source.visitInfo.id is not None:
+                self.name = f"exposure {index} (visit {source.visitInfo.id})"
+            info = source
+            self.bbox = source.bbox
+        elif isinstance(source, str | os.PathLike):
+            self.exposure = None
+            self.path = Path(source)
+            self.name = str(self.path)
+            self.file = _openFile(self.path)
+            self.bbox, info = self.file.bbox, self.file.info
+        else:
+            raise DcrTypeError(
+                "inputs must be dcrmodel Exposures or paths of exposure files",
+                index=index,
+                type=type(source).__name__,
+            )
+        self.planes = info.mask.planes
+        self.wcs = info.wcs
+        self.visitInfo = info.visitInfo
+        self.filter = info.filter
+        self.psf = info.psf
+        self.photoCalib = info.photoCalib
+        self.weight = 0.0
+        self.goodPixels = 0
+        self.dcr: list = []
+        self.psfEstimate: dict[str, Any] | None = None
+        self.zenith: dict[Box, tuple[float, float]] = {}
+        self.scratch = RunScratch()
+
+    def zenithAt(self, bbox: Box, regions: Callable[[], list[Box]]) -> tuple[float, float]:
+        """Return the zenith direction (pixels per arcsec) at the centre of ``bbox``.
+
+        On the first call the directions at the centres of all ``regions()`` (the plan's
+        subregions with their buffer) and of ``bbox`` are measured in one vectorised
+        transform (`dcrmodel.physics.dcr.zenithDirections`) and kept, so that the subregions of
+        a patch share one astropy frame transform per visit instead of one each.
+        """
+        zenith = self.__dict__.setdefault("zenith", {})
+        if bbox not in zenith:
+            boxes = list(dict.fromkeys([bbox, *regions()]))
+            zenith.update(zip(boxes, zenithDirections(self.visitInfo, self.wcs, boxes),
+                              strict=True))
+        return zenith[bbox]
+
+    def read(self, bbox: Box) -> Exposure | None:
+        """Return the cutout of this visit inside ``bbox`` (None if they do not overlap)."""
+        box = self.bbox.intersection(bbox)
+        if box.isEmpty():
+            return None
+        if self.exposure is not None:
+            return self.exposure[box]
+        return self.file.read(box)
+
+
+def measureZeniths(inputs: list[VisitInput], boxes: list[Box]) -> None:
+    """Keep every input's zenith direction at the centres of ``boxes``, measured at once.
+
+    One astropy transform for all visits (`dcrmodel.physics.dcr.zenithDirectionsOfVisits`). If it
+    fails (bad metadata), nothing is kept: the per-visit measurements that follow raise
+    the error, naming the visit.
+    """
+    missing = [inp for inp in inputs if any(box not in inp.zenith for box in boxes)]
+    if not missing:
+        return
+    try:
+        directions = zenithDirectionsOfVisits(
+            [inp.visitInfo for inp in missing], [inp.wcs for inp in missing],
+            [boxes] * len(missing),
+        )
+    except DcrError:
+        return
+    for inp, values in zip(missing, directions, strict=True):
+        inp.zenith.update(zip(boxes, values, strict=True))
+
+
+def _openFile(path: Path) -> Any:
+    """Return the `dcrmodel.fits.exposure.ExposureFile` of an input (headers read once)."""
+    if not path.is_file():
+        raise DcrValueError("input exposure file does not exist", path=str(path))
+    return ExposureFile(path)
+
+
+def checkMetadata(inp: VisitInput, needAirmass: bool) -> None:
+    """Raise DcrMetadataError naming the visit and every piece of metadata DCR needs."""
+    missing = []
+    if inp.wcs is None:
+        missing.append("WCS")
+    vi = inp.visitInfo
+    if vi is None:
+        missing.append("visit info (VisitInfo: date, observatory, boresight)")
+    else:
+        for attr, label in (
+            ("date", "date of observation (visitInfo.date)"),
+            ("observatory", "observatory (visitInfo.observatory)"),
+            ("boresightAzAlt", "boresight altitude (visitInfo.boresightAzAlt)"),
+            ("boresightRaDec", "boresight RA/Dec (visitInfo.boresightRaDec)"),
+        ):
+            if getattr(vi, attr, None) is None:
+                missing.append(label)
+        airmass = getattr(vi, "boresightAirmass", None)
+        if needAirmass and (airmass is None or not math.isfinite(airmass)):
+            missing.append(
+                "boresight airmass (visitInfo.boresightAirmass), which doAirmassWeight needs"
+            )
+    if missing:
+        raise DcrMetadataError(
+            f"{inp.name} lacks the metadata DCR needs: {'; '.join(missing)}. Give the "
+            "exposure a WCS and a VisitInfo (VisitInfo.fromAstropy builds one), or write the "
+            "visit keys of the Rubin layout in the file's primary header",
+            visit=inp.name,
+        )
+
+
+def _checkGrid(inp: VisitInput, refWcs: WCS, bbox: Box) -> None:
+    """Raise DcrShapeError unless ``inp`` maps the corners of ``bbox`` like ``refWcs``."""
+    try:
+        offset = wcsGridOffset(inp.wcs, refWcs, bbox)
+    except Exception as exc:  # astropy raises many kinds for incompatible frames
+        raise DcrShapeError(
+            f"{inp.name}: its WCS cannot be compared with the model's ({exc}); warp the "
+            "exposures onto the coadd's pixel grid first",
+            visit=inp.name,
+        ) from exc
+    if not math.isfinite(offset) or offset > WCS_GRID_TOLERANCE:
+        raise DcrShapeError(
+            f"{inp.name} is not on the model's pixel grid: its WCS puts the box corners "
+            f"{offset:.3g} pixels from where the model's WCS does (tolerance "
+            f"{WCS_GRID_TOLERANCE:g} pixel); warp every exposure onto the coadd's pixel "
+            "grid (same WCS, parent coordinates) first",
+            visit=inp.name,
+            offsetPixels=offset,
+        )
+
+
+def bandOf(config: DcrAssembleConfig, inputs: list[VisitInput], coadd: Exposure | None) -> Filter:
+    """Return the band: the configuration's override, else the coadd's or inputs' filter."""
+    filters = [inp.filter for inp in inputs if inp.filter is not None]
+    # Physical filter names such as 'g_6' name the band before the underscore.
+    names = sorted({f.bandName.split("_")[0] for f in filters})
+    if len(names) > 1:
+        raise DcrValueError(
+            f"the inputs are in different bands ({', '.join(names)}); a DCR model is built "
+            "from exposures of one band",
+            bands=names,
+        )
+    if config.effectiveWavelength is not None:
+        name = names[0] if names else (coadd.filter.bandName if coadd and coadd.filter else "")
+        return Filter(name or "custom", config.effectiveWavelength, config.bandwidth)
+    if coadd is not None and coadd.filter is not None:
+        return coadd.filter
+    if filters:
+        return filters[0]
+    raise DcrMetadataError(
+        "no filter wavelengths: neither the inputs nor the coadd carry a filter; set "
+        "effectiveWavelength and bandwidth (nm) in the configuration, or write FILTER "
+        "(and FILT-EFF, FILT-BW) in the files' headers"
+    )
+
+
+def goodPixels(exposure: Exposure, badPlanes: StatisticsControl) -> np.ndarray:
+    """Return the boolean map of usable pixels of ``exposure``."""
+    bits = badPlanes.getAndMask(exposure.mask)
+    return (exposure.mask.array & bits) == 0
+
+
+def checkFinite(inp: VisitInput, exposure: Exposure, good: np.ndarray) -> None:
+    """Raise DcrValueError if a good pixel of ``exposure`` is not finite or has no variance."""
+    image = exposure.image.array
+    variance = exposure.variance.array
+    badValues = good & ~(np.isfinite(image) & np.isfinite(variance) & (variance > 0))
+    if badValues.any():
+        raise DcrValueError(
+            f"{inp.name} has {int(badValues.sum())} unmasked pixels with a non-finite value "
+            "or a variance that is not positive; flag them in a bad mask plane (BAD or "
+            "NO_DATA) or fix the variance plane",
+            visit=inp.name,
+        )
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    """What the preparation of a run found: its visits, band, box and plain coadd.
+
+    Attributes
+    ----------
+    inputs : list of `VisitInput`
+        The visits with usable pixels, with their weights and DCR.
+    band : `dcrmodel.image.Filter`
+        The band (effective wavelength and bandwidth, nm).
+    bbox : `dcrmodel.image.Box`
+        The model's box, parent pixels (in a `dcrmodel.assemble.plan.SubregionTask`: the
+        solved box).
+    wcs : `astropy.wcs.WCS`
+        The WCS of the model's pixel grid.
+    buffer : int
+        The DCR buffer solved around each subregion, pixels.
+    coadd : `dcrmodel.image.Exposure`
+        The plain coadd, masked pixels filled and sources marked.
+    coaddGiven : bool
+        Whether the coadd was given (else computed from the visits).
+    statsCtrl : `dcrmodel.image.StatisticsControl`
+        The bad mask planes.
+    leftOut : list of str
+        The names of the visits without a usable pixel.
+    psfAware : bool
+        Whether the forward model holds each visit's PSF.
+    modelPsf : `dcrmodel.image.Psf` or None
+        The model's PSF (PSF-aware model only).
+    psfSummary : dict
+        The PSF part of the run summary.
+    scratch : `RunScratch`
+        Values computed once per run and reused by its subregions.
+    """
+
+    inputs: list[VisitInput]
+    band: Filter
+    bbox: Box
+    wcs: WCS
+    buffer: int
+    coadd: Exposure
+    coaddGiven: bool
+    statsCtrl: StatisticsControl
+    leftOut: list[str]
+    psfAware: bool = False
+    modelPsf: Psf | None = None
+    psfSummary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    scratch: RunScratch = dataclasses.field(default_factory=lambda: RunScratch())
+
+
+# ------------------------------------------------------------------------------------------
+# The checks of a run's inputs, in the order the run makes them
+# ------------------------------------------------------------------------------------------
+def openInputs(exposures: Any, numSubfilters: int) -> list[VisitInput]:
+    """Return the visits of a run, each opened (files: headers read once).
+
+    Parameters
+    ----------
+    exposures : `dcrmodel.image.Exposure`, path, or a sequence of them
+        The visits.
+    numSubfilters : int
+        The number of subfilters, which is the least number of visits.
+
+    Raises
+    ------
+    DcrTypeError
+        For inputs that are neither exposures nor paths.
+    DcrValueError
+        For fewer visits than subfilters, or missing files.
+    """
+    if isinstance(exposures, Exposure | str | os.PathLike):
+        exposures = [exposures]
+    try:
+        sources = list(exposures)
+    except TypeError:
+        raise DcrTypeError(
+            "exposures must be a sequence of Exposures or paths",
+            exposures=type(exposures).__name__,
+        ) from None
+    n = numSubfilters
+    if len(sources) < n:
+        raise DcrValueError(
+            f"{len(sources)} visits cannot constrain {n} subfilters: give at least as "
+            "many visits as subfilters (better several times more, at a range of "
+            "airmasses on both sides of the meridian), or lower dcrNumSubfilters",
+            nVisits=len(sources),
+            dcrNumSubfilters=n,
+        )
+    return [VisitInput(source, i) for i, source in enumerate(sources)]
+
+
+def loadCoadd(coadd: Any) -> Exposure:
+    """Return a given coadd: an `dcrmodel.image.Exposure`, or read from its file."""
+    if isinstance(coadd, str | os.PathLike):
+        if not Path(coadd).is_file():
+            raise DcrValueError("coadd file does not exist", path=str(coadd))
+        coadd = readExposure(coadd)
+    if not isinstance(coadd, Exposure):
+        raise DcrTypeError(
+            "coadd must be an Exposure or the path of an exposure file",
+            coadd=type(coadd).__name__,
+        )
+    return coadd
+
+
+def checkBadMaskPlanes(inputs: list[VisitInput], badMaskPlanes: Sequence[str]) -> None:
+    """Raise DcrConfigError if a bad mask plane is defined by no input."""
+    known: set[str] = set()
+    for inp in inputs:
+        known.update(inp.planes)
+    unknown = [plane for plane in badMaskPlanes if plane not in known]
+    if unknown:
+        raise DcrConfigError(
+            f"badMaskPlanes names mask plane(s) {', '.join(unknown)} that no input "
+            f"defines; known planes: {', '.join(sorted(known))}",
+            badMaskPlanes=badMaskPlanes,
+        )
+
+
+def modelBoxAndWcs(inputs: list[VisitInput], coadd: Exposure | None) -> tuple[Box, WCS]:
+    """Return the model's box and the WCS of its pixel grid.
+
+    The box and WCS of a given coadd (the first visit's WCS if the coadd has none), else
+    the box covering every visit and the first visit's WCS.
+    """
+    if coadd is not None:
+        bbox = coadd.bbox
+        refWcs = coadd.wcs if coadd.wcs is not None else inputs[0].wcs
+    else:
+        bbox = inputs[0].bbox
+        for inp in inputs[1:]:
+            bbox = Box.fromCorners(
+                min(bbox.minX, inp.bbox.minX),
+                min(bbox.minY, inp.bbox.minY),
+                max(bbox.maxX, inp.bbox.maxX),
+                max(bbox.maxY, inp.bbox.maxY),
+            )
+        refWcs = inputs[0].wcs
+    return bbox, refWcs
+
+
+def checkPlacement(inputs: list[VisitInput], bbox: Box, refWcs: WCS) -> None:
+    """Raise DcrShapeError for a visit outside the model's box or off its pixel grid."""
+    for inp in inputs:
+        if not inp.bbox.overlaps(bbox):
+            raise DcrShapeError(
+                f"{inp.name} does not overlap the model's box: its pixels cover "
+                f"{inp.bbox} and the model {bbox}; give exposures of the coadd's patch",
+                visit=inp.name,
+            )
+        _checkGrid(inp, refWcs, bbox)
+
+
+def measureDcr(inputs: list[VisitInput], band: Filter, bbox: Box, numSubfilters: int) -> float:
+    """Keep every visit's DCR at the centre of ``bbox``; return the largest shift, pixels.
+
+    Each visit's ``dcr`` becomes its subfilters' edge shifts (for the buffer and the
+    summary); the zenith directions of all visits are measured in one transform.
+    """
+    measureZeniths(inputs, [bbox])
+    maxShift = 0.0
+    for inp in inputs:
+        try:
+            pairs = calculateDcr(
+                inp.visitInfo,
+                inp.wcs,
+                band.effectiveWavelength,
+                band.bandwidth,
+                numSubfilters,
+                splitSubfilters=True,
+                bbox=bbox,
+                zenith=inp.zenith.get(bbox),
+            )
+        except DcrError as exc:
+            raise type(exc)(f"{inp.name}: {exc.message}", **exc.values) from exc
+        inp.dcr = pairs
+        for s0, s1 in pairs:
+            maxShift = max(maxShift, math.hypot(*s0), math.hypot(*s1))
+    return maxShift
+
+
+def usableInputs(
+    inputs: list[VisitInput], config: DcrAssembleConfig, bbox: Box
+) -> list[VisitInput]:
+    """Return the visits with usable pixels (after the statistics pass), airmass-weighted.
+
+    Warns (`DcrWarning`) for each visit left out; raises `DcrValueError` when all pixels
+    are masked or fewer visits than subfilters remain. With ``doAirmassWeight`` the weight
+    of every usable visit is multiplied by its airmass.
+    """
+    n = config.dcrNumSubfilters
+    usable = [inp for inp in inputs if inp.goodPixels > 0]
+    if not usable:
+        raise DcrValueError(
+            "all pixels of all visits are masked (bad mask planes "
+            f"{', '.join(config.badMaskPlanes)}) inside the model's box; check the "
+            "masks or the badMaskPlanes setting",
+            bbox=bbox,
+        )
+    for inp in inputs:
+        if inp.goodPixels == 0:
+            # Attributed to the caller of DcrAssembleCoadd.planSubregions.
+            warnings.warn(
+                f"{inp.name} has no usable pixel inside the model's box and is left out",
+                DcrWarning,
+                stacklevel=4,
+            )
+    if len(usable) < n:
+        raise DcrValueError(
+            f"only {len(usable)} visits have usable pixels, fewer than the {n} subfilters",
+            nVisits=len(usable),
+            dcrNumSubfilters=n,
+        )
+    if config.doAirmassWeight:
+        for inp in usable:
+            inp.weight *= float(inp.visitInfo.boresightAirmass)
+    return usable
+
+
+def estimateMissingPsf(inp: VisitInput, band: Filter, bbox: Box) -> None:
+    """Estimate the PSF of an input that has none, from its stars (warns)."""
+    exposure = inp.read(bbox)
+    try:
+        if exposure is None:
+            raise DcrValueError("the visit does not overlap the model's box")
+        with warnings.catch_warnings():
+            # estimatePsf warns on its own; the warning below names the visit
+            warnings.simplefilter("ignore", DcrPsfWarning)
+            estimate = estimatePsf(exposure, effectiveWavelength=band.effectiveWavelength)
+    except DcrError as exc:
+        raise type(exc)(
+            f"{inp.name} has no PSF and none can be estimated from it ({exc.message}); "
+            "give the exposure a PSF (Exposure.psf, or a PSF HDU in its file), or use "
+            "usePsf=False",
+            **exc.values,
+        ) from exc
+    inp.psf = estimate.psf
+    inp.psfEstimate = estimate.toDict()
+    warnings.warn(
+        f"{inp.name} has no PSF: using one estimated from {estimate.nStars} stars "
+        f"(FWHM {estimate.fwhm:.2f} pixels, recorded in the run summary)",
+        DcrPsfWarning,
+        stacklevel=5,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# The plain coadd
+# ------------------------------------------------------------------------------------------
+def computedCoadd(
+    config: DcrAssembleConfig, numerator: np.ndarray, denominator: np.ndarray, bbox: Box
+) -> Exposure:
+    """Return the inverse-variance weighted mean of the visits, its sources detected.
+
+    Parameters
+    ----------
+    config : `DcrAssembleConfig`
+        The settings (detection threshold, convergence mask planes).
+    numerator, denominator : `numpy.ndarray`
+        Sums over the visits of the inverse variance times the image, and of the inverse
+        variance, over ``bbox`` (0 where no visit has a good pixel).
+    bbox : `dcrmodel.image.Box`
+        The model's box.
+
+    Returns
+    -------
+    `dcrmodel.image.Exposure`
+        The coadd without WCS, PSF or filter; pixels without data are flagged NO_DATA and
+        get the median variance.
+    """
+    covered = denominator > 0
+    image = np.zeros(bbox.shape)
+    variance = np.full(bbox.shape, np.inf)
+    image[covered] = numerator[covered] / denominator[covered]
+    variance[covered] = 1.0 / denominator[covered]
+    mask = Mask.fromBox(bbox)
+    noData = mask.getPlaneBitMask("NO_DATA")
+    mask.array[~covered] |= noData
+    if covered.any():
+        fill = float(np.median(variance[covered]))
+        variance[~covered] = fill
+    else:
+        variance[:] = 1.0
+    detectSources(config, image, variance, covered, mask)
+    return Exposure(MaskedImage(Image(image, bbox=bbox), mask, Image(variance, bbox=bbox)))
+
+
+def prepareGivenCoadd(
+    config: DcrAssembleConfig, coadd: Exposure, statsCtrl: StatisticsControl
+) -> Exposure:
+    """Return a copy of a given coadd with masked pixels filled and sources marked."""
+    coadd = coadd.clone()
+    good = goodPixels(coadd, statsCtrl)
+    image = coadd.image.array
+    variance = coadd.variance.array
+    finite = np.isfinite(image)
+    if (good & ~finite).any():
+        raise DcrValueError(
+            f"the coadd has {int((good & ~finite).sum())} unmasked non-finite pixels; "
+            "flag them in a bad mask plane (BAD or NO_DATA)"
+        )
+    image[~good | ~finite] = 0.0
+    badVariance = ~np.isfinite(variance) | (variance <= 0)
+    if badVariance.any():
+        okay = ~badVariance & good
+        variance[badVariance] = float(np.median(variance[okay])) if okay.any() else 1.0
+    bits = coadd.mask.getPlaneBitMask(config.convergenceMaskPlanes)
+    if not (coadd.mask.array & bits).any():
+        _log.warning(
+            "the coadd marks no pixel in %s; detecting its sources at %.1f sigma",
+            ", ".join(config.convergenceMaskPlanes),
+            config.detectionThreshold,
+        )
+        detectSources(config, image, variance, good, coadd.mask)
+    return coadd
+
+
+def detectSources(
+    config: DcrAssembleConfig,
+    image: np.ndarray,
+    variance: np.ndarray,
+    good: np.ndarray,
+    mask: Mask,
+) -> None:
+    """Mark the sources of a coadd in its convergence mask planes.
+
+    Pixels whose signal-to-noise ratio exceeds ``config.detectionThreshold`` after a
+    light smoothing (a Gaussian of 1 pixel, which favours sources over noise) are
+    flagged, then grown by one pixel.
+    """
+    smooth = ndimage.gaussian_filter(np.where(good, image, 0.0), 1.0, mode="constant")
+    norm = ndimage.gaussian_filter(good.astype(float), 1.0, mode="constant")
+    # The smoothed noise of white noise with a unit-sum Gaussian kernel of sigma 1 is
+    # sigma_pixel / (2 sqrt(pi)).
+    noise = np.sqrt(np.where(good, variance, np.inf)) / (2.0 * math.sqrt(math.pi))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.where(norm > 0.5, smooth / norm / noise, 0.0)
+    detected = ndimage.binary_dilation(snr > config.detectionThreshold, iterations=1) & good
+    for plane in config.convergenceMaskPlanes:
+        bit = mask.addMaskPlane(plane)
+        mask.array[detected] |= 1 << bit
+    _log.info(
+        "detected %d source pixels in the computed coadd (%.1f sigma)",
+        int(detected.sum()),
+        config.detectionThreshold,
+    )

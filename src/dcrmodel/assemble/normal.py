@@ -1,0 +1,577 @@
+"""The normal equations of the direct solver, one N x N Hermitian system per frequency.
+
+`dcrmodel.assemble.direct.solveDirect` forms, on the ``rfft2`` grid of the padded images, the
+systems ``A^H W A x(f) = A^H W y(f)`` of the N subfilters (`accumulateNormalEquations`), factors
+all of them at once (`cholesky`, a vectorised Cholesky factorisation, with `choleskySolve` and
+`choleskyMultiply`), measures them (`conditionNumbers`) and refines the solution around masked
+pixels by preconditioned conjugate gradients (`refineMasked`). A stack of systems is a dict
+mapping an entry ``(i, l)`` of the lower triangle to its array over the frequencies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
+import scipy.fft
+
+from ..errors import DcrShapeError, DcrValueError
+from ..fourier import cropFromPadded
+from .workspace import ArrayPool
+
+__all__ = [
+    "SolveGrid",
+    "visitTransfer",
+    "accumulateNormalEquations",
+    "cholesky",
+    "choleskySolve",
+    "choleskyMultiply",
+    "conditionNumbers",
+    "predict",
+    "refineMasked",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Precision of the transfers kept between passes: single, like the PSF factors of a
+#: PSF-aware model (the transfers are smooth factors of order 1).
+_KEPT_DTYPE = np.dtype(np.complex64)
+
+#: Visits whose products are summed in single precision before they are added to the normal
+#: equations (kept in double precision).
+_PARTIAL_VISITS = 8
+
+#: Frequencies per block when computing condition numbers (bounds the temporary memory).
+_CONDITION_BLOCK = 1 << 16
+
+#: Largest number of frequencies whose condition numbers are computed: larger grids are
+#: sampled on every s-th row and column (a regular subsample that keeps zero frequency), which
+#: describes the systems as well at a small fraction of the cost of one eigenvalue
+#: decomposition per frequency.
+_CONDITION_SAMPLES = 1 << 15
+
+TransferGetter = Callable[[int, tuple[int, int]], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class SolveGrid:
+    """The grids and precisions of one direct solve.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the images, pixels.
+    padded : tuple of int
+        ``(ny, nx)`` of the padded FFT grid, pixels (as given to the solver).
+    realDtype : `numpy.dtype`
+        float32 or float64: the precision in which the images are transformed.
+    complexDtype : `numpy.dtype`
+        complex64 or complex128, the complex type of ``realDtype``.
+    workers : int or None
+        Threads for ``scipy.fft``.
+    """
+
+    shape: tuple[int, int]
+    padded: tuple[int, int]
+    realDtype: np.dtype
+    complexDtype: np.dtype
+    workers: int | None
+
+    @property
+    def halfPlane(self) -> tuple[int, int]:
+        """The ``rfft2`` grid of `padded`: ``(ny, nx // 2 + 1)``."""
+        return (self.padded[0], self.padded[1] // 2 + 1)
+
+
+def visitTransfer(
+    getter: TransferGetter,
+    j: int,
+    padded: tuple[int, int],
+    n: int | None,
+    cdtype: np.dtype,
+    check: bool = True,
+) -> np.ndarray:
+    """Return the transfers of visit ``j``, checked, in ``cdtype``.
+
+    Parameters
+    ----------
+    getter : callable
+        ``getter(j, padded)`` returning the ``(N, ny, nx // 2 + 1)`` transfers of visit ``j``.
+    j : int
+        The visit.
+    padded : tuple of int
+        The padded FFT grid ``(ny, nx)``, pixels.
+    n : int or None
+        The number of subfilters N, when known.
+    cdtype : `numpy.dtype`
+        The complex type to return.
+    check : bool, optional
+        Refuse non-finite values (the first pass over the visits checks them once).
+
+    Raises
+    ------
+    DcrShapeError
+        Transfers of the wrong shape.
+    DcrValueError
+        Non-finite transfers (with ``check``).
+    """
+    grid = (padded[0], padded[1] // 2 + 1)
+    value = np.asarray(getter(j, padded))
+    if value.ndim != 3 or value.shape[1:] != grid or (n is not None and value.shape[0] != n):
+        raise DcrShapeError(
+            f"the transfers of visit {j} must be (N, ny, nx // 2 + 1) on the padded grid",
+            shape=value.shape,
+            expected=("N", *grid) if n is None else (n, *grid),
+        )
+    if check and not np.all(np.isfinite(value)):
+        raise DcrValueError(f"the transfers of visit {j} have NaN or infinite values", visit=j)
+    return value.astype(cdtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pass 0: the normal equations
+# ---------------------------------------------------------------------------------------------
+
+
+def accumulateNormalEquations(
+    images: np.ndarray,
+    badMasks: np.ndarray,
+    weights: np.ndarray,
+    visits: list[int],
+    getter: TransferGetter,
+    firstFill: np.ndarray,
+    grid: SolveGrid,
+    transferCache: int,
+    workspace: ArrayPool,
+) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray, dict[int, np.ndarray], int]:
+    """Accumulate the normal matrix (lower triangle) and the right-hand side over the visits.
+
+    Each visit's good pixels are written over the padded first fill (the coadd, extended into
+    the margin) and transformed once. Its terms are formed in the transfers' precision and
+    summed over up to 8 visits before they are added to the double precision sums.
+
+    Parameters
+    ----------
+    images : `numpy.ndarray`
+        ``(J, ny, nx)`` visits, counts.
+    badMasks : `numpy.ndarray`
+        Boolean ``(J, ny, nx)``, True at pixels not to use.
+    weights : `numpy.ndarray`
+        ``(J,)`` visit weights, 1/counts^2.
+    visits : list of int
+        The visits of weight > 0, in order.
+    getter : callable
+        ``getter(j, padded)`` returning the transfers of visit ``j``.
+    firstFill : `numpy.ndarray`
+        The padded first fill, in ``grid.realDtype``.
+    grid : `SolveGrid`
+        The grids and precisions.
+    transferCache : int
+        Memory limit in bytes for keeping every visit's transfers for the later passes.
+    workspace : `ArrayPool`
+        Where the kept transfers are taken from.
+
+    Returns
+    -------
+    system : dict
+        ``(i, l) -> (ny, nx // 2 + 1)`` lower triangle of ``A^H W A`` (float64 on the
+        diagonal, complex128 elsewhere).
+    rhs : `numpy.ndarray`
+        ``(N, ny, nx // 2 + 1)`` complex128 ``A^H W y``.
+    kept : dict
+        ``j -> (N, ny, nx // 2 + 1)`` complex64 transfers of every visit, when they all fit in
+        ``transferCache`` (taken from ``workspace``); else empty.
+    n : int
+        The number of subfilters N.
+    """
+    padded = grid.padded
+    realDtype, cdtype = grid.realDtype, grid.complexDtype
+    halfPlane = grid.halfPlane
+    numSubfilters: int | None = None
+    system: dict[tuple[int, int], np.ndarray] = {}
+    rhs: np.ndarray | None = None
+    work = np.empty(padded, dtype=realDtype)
+    # Each visit's transfers, kept for the later passes if they all fit in transferCache.
+    kept: dict[int, np.ndarray] = {}
+    keep = False
+    for j in visits:
+        transfer = visitTransfer(getter, j, padded, numSubfilters, cdtype)
+        if numSubfilters is None:
+            keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
+            numSubfilters = transfer.shape[0]
+            # The diagonal of a Hermitian matrix is real: kept as float64.
+            system = {
+                (i, m): np.zeros(halfPlane, dtype=np.float64 if i == m else np.complex128)
+                for i in range(numSubfilters)
+                for m in range(i + 1)
+            }
+            rhs = np.zeros((numSubfilters, *halfPlane), dtype=np.complex128)
+            # Partial sums over a few visits in the transfers' precision, added to the double
+            # precision sums every _PARTIAL_VISITS visits (half the memory traffic of adding
+            # every visit to them; the rounding of a partial sum of k products is k times
+            # the single-precision epsilon, far below the regularisation).
+            partialSystem = {
+                key: np.zeros(halfPlane, dtype=cdtype if key[0] != key[1] else realDtype)
+                for key in system
+            }
+            partialRhs = np.zeros((numSubfilters, *halfPlane), dtype=cdtype)
+            pending = 0
+        if keep:
+            # Every pass, this one included, uses the kept (single-precision) values.
+            kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
+            np.copyto(kept[j], transfer, casting="same_kind")
+            transfer = kept[j].astype(cdtype, copy=False)
+        np.copyto(work, firstFill)
+        _insertData(work, images[j], badMasks[j], grid.shape)
+        spectrum = scipy.fft.rfft2(work, workers=grid.workers)
+        _accumulate(partialSystem, partialRhs, transfer, spectrum, weights[j], numSubfilters,
+                    withSystem=True)
+        pending += 1
+        if pending == _PARTIAL_VISITS or j == visits[-1]:
+            for key, value in partialSystem.items():
+                system[key] += value
+                value.fill(0)
+            rhs += partialRhs
+            partialRhs.fill(0)
+            pending = 0
+    assert rhs is not None and numSubfilters is not None
+    return system, rhs, kept, numSubfilters
+
+
+def _insertData(
+    work: np.ndarray, image: np.ndarray, bad: np.ndarray, shape: tuple[int, int]
+) -> None:
+    """Overwrite the good pixels of the padded ``work`` array with the visit's data."""
+    inner = cropFromPadded(work, shape)
+    np.copyto(inner, image, where=~bad, casting="unsafe")
+
+
+def _accumulate(
+    system: dict | None,
+    rhs: np.ndarray,
+    transfer: np.ndarray,
+    spectrum: np.ndarray,
+    weight: float,
+    n: int,
+    withSystem: bool,
+) -> None:
+    """Add one visit to A^H W y (``rhs``) and, with ``withSystem``, to A^H W A (lower).
+
+    The products are formed in the transfers' precision and added to the (double
+    precision) sums; the diagonal of A^H W A, ``w |A_i|^2``, is real.
+    """
+    weighted = np.empty_like(transfer[0])
+    product = np.empty_like(weighted)
+    for i in range(n):
+        np.conjugate(transfer[i], out=weighted)
+        weighted *= weighted.real.dtype.type(weight)
+        if withSystem and system is not None:
+            for m in range(i):
+                np.multiply(weighted, transfer[m], out=product)
+                system[i, m] += product
+            diagonal = system[i, i]
+            diagonal += weight * (transfer[i].real**2 + transfer[i].imag**2)
+        np.multiply(weighted, spectrum, out=product)
+        rhs[i] += product
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised Hermitian solves on stacked N x N systems (layout: entry (i, l) -> array over f)
+# ---------------------------------------------------------------------------------------------
+
+
+def cholesky(system: dict[tuple[int, int], np.ndarray], n: int) -> dict:
+    """Factor P = L L^H in place for every frequency; ``system`` holds the lower triangle.
+
+    Raises
+    ------
+    DcrValueError
+        If a system is not positive definite.
+    """
+    factor = system
+    for j in range(n):
+        diagonal = factor[j, j].real.copy()
+        for m in range(j):
+            diagonal -= factor[j, m].real ** 2 + factor[j, m].imag ** 2
+        if not np.all(diagonal > 0):
+            raise DcrValueError(
+                "the normal equations are not positive definite at some frequencies; increase "
+                "the regularization or the ridge",
+                frequencies=int(np.count_nonzero(~(diagonal > 0))),
+            )
+        factor[j, j] = np.sqrt(diagonal)
+        for i in range(j + 1, n):
+            value = factor[i, j]
+            for m in range(j):
+                value -= factor[i, m] * np.conj(factor[j, m])
+            value /= factor[j, j]
+    return factor
+
+
+def choleskySolve(factor: dict, rhs: np.ndarray, n: int) -> np.ndarray:
+    """Solve L L^H x = rhs for every frequency; rhs is (N, ...) complex."""
+    z = []
+    for i in range(n):
+        value = rhs[i].copy()
+        for m in range(i):
+            value -= factor[i, m] * z[m]
+        value /= factor[i, i]
+        z.append(value)
+    x: list[np.ndarray] = [np.empty(0)] * n
+    for i in reversed(range(n)):
+        value = z[i]
+        for m in range(i + 1, n):
+            value -= np.conj(factor[m, i]) * x[m]
+        value /= factor[i, i]
+        x[i] = value
+    return np.stack(x)
+
+
+def choleskyMultiply(factor: dict, vector: np.ndarray, n: int) -> np.ndarray:
+    """Return P v = L (L^H v) for every frequency; vector is (N, ...) complex."""
+    half = []
+    for i in range(n):
+        value = factor[i, i] * vector[i]
+        for m in range(i + 1, n):
+            value = value + np.conj(factor[m, i]) * vector[m]
+        half.append(value)
+    out = np.empty(vector.shape, dtype=np.result_type(vector, factor[n - 1, 0]))
+    for i in range(n):
+        value = factor[i, i] * half[i]
+        for m in range(i):
+            value = value + factor[i, m] * half[m]
+        out[i] = value
+    return out
+
+
+def conditionNumbers(system: dict, n: int, shape: tuple[int, ...]) -> dict[str, float]:
+    """Condition numbers (max / min eigenvalue) of the stacked Hermitian systems.
+
+    Grids of more than ``_CONDITION_SAMPLES`` frequencies are subsampled on every s-th row
+    and column.
+    """
+    step = max(1, math.ceil(math.sqrt(int(np.prod(shape)) / _CONDITION_SAMPLES)))
+    flat = {key: value[::step, ::step].reshape(-1) for key, value in system.items()}
+    size = next(iter(flat.values())).size
+    conditions = np.empty(size)
+    for start in range(0, size, _CONDITION_BLOCK):
+        stop = min(size, start + _CONDITION_BLOCK)
+        block = np.empty((stop - start, n, n), dtype=np.complex128)
+        for i in range(n):
+            for m in range(i + 1):
+                block[:, i, m] = flat[i, m][start:stop]
+                block[:, m, i] = np.conj(flat[i, m][start:stop])
+        eigen = np.linalg.eigvalsh(block)
+        conditions[start:stop] = eigen[:, -1] / eigen[:, 0]
+    return {
+        "max": float(conditions.max()),
+        "median": float(np.median(conditions)),
+        "p99": float(np.percentile(conditions, 99)),
+        "zeroFrequency": float(conditions[0]),
+    }
+
+
+def predict(
+    transfer: np.ndarray, solution: np.ndarray, padded: tuple[int, int], workers: int | None
+) -> np.ndarray:
+    """Return the padded forward model ``irfft2(sum_k A_k X_k)`` of one visit.
+
+    ``solution`` must already have the transfer's dtype.
+    """
+    total = transfer[0] * solution[0]
+    term = np.empty_like(total)
+    for k in range(1, transfer.shape[0]):
+        np.multiply(transfer[k], solution[k], out=term)
+        total += term
+    return scipy.fft.irfft2(total, s=padded, workers=workers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Refinement around masked pixels
+# ---------------------------------------------------------------------------------------------
+
+
+def refineMasked(
+    solution: np.ndarray,
+    factor: dict,
+    badMasks: np.ndarray,
+    noData: np.ndarray,
+    visits: list[int],
+    weights: np.ndarray,
+    firstFill: np.ndarray,
+    transferOf: Callable[[int], np.ndarray],
+    n: int,
+    grid: SolveGrid,
+    maskPasses: int,
+    maskTolerance: float,
+) -> list[float]:
+    """Refine ``solution`` (in place) on the problem restricted to the unmasked pixels.
+
+    Parameters
+    ----------
+    solution : `numpy.ndarray`
+        ``(N, ny, nx // 2 + 1)`` complex128 first solution, updated in place.
+    factor : dict
+        The Cholesky factor of the regularised systems (`cholesky`): the preconditioner.
+    badMasks : `numpy.ndarray`
+        Boolean ``(J, ny, nx)``, True at pixels not to use.
+    noData : `numpy.ndarray`
+        Boolean ``(ny, nx)``: pixels masked in every visit.
+    visits : list of int
+        The visits of weight > 0.
+    weights : `numpy.ndarray`
+        ``(J,)`` visit weights.
+    firstFill : `numpy.ndarray`
+        The padded first fill (the data of the margin and of the no-data pixels).
+    transferOf : callable
+        ``transferOf(j)``: the transfers of visit ``j`` in ``grid.complexDtype``.
+    n : int
+        The number of subfilters N.
+    grid : `SolveGrid`
+        The grids and precisions.
+    maskPasses : int
+        Maximum number of conjugate-gradient iterations.
+    maskTolerance : float
+        Stop when a step is smaller than this fraction of the whole refinement so far.
+
+    Returns
+    -------
+    list of float
+        The size of each step relative to the refinement so far; empty without masked
+        pixels or passes.
+    """
+    # Refinement: conjugate gradients on the problem restricted to the unmasked pixels (the
+    # margin keeps the extended coadd as its data: a boundary condition), preconditioned by the
+    # unmasked Fourier solution P^-1. Without masked pixels the first solve is already exact.
+    # With P = A^H W A + Reg over all pixels (what the first solve inverted), the operator of
+    # the masked problem is K = P - sum_j w_j A_j^H B_j A_j (B_j: the visit's masked pixels),
+    # so only visits with masked pixels cost FFTs; and since P x0 = b for the coadd-filled
+    # data, the first residual is sum_j w_j A_j^H B_j (A_j x0 - coadd).
+    # Pixels masked in every visit have no data at all: like the margin, they keep the filled
+    # coadd as pseudo-data (otherwise nothing but the tiny ridge would hold the model there).
+    def refinedMask(j: int) -> np.ndarray:
+        return badMasks[j] & ~noData if noData.any() else badMasks[j]
+
+    maskedVisits = [j for j in visits if refinedMask(j).any()]
+    if not (maskPasses > 0 and maskedVisits):
+        return []
+    # Flat indices in the padded grid of each masked visit's refined pixels: the masked term
+    # scatters the prediction there into one reused array instead of masking whole images.
+    paddedIndex = np.arange(grid.padded[0] * grid.padded[1]).reshape(grid.padded)
+    innerIndex = cropFromPadded(paddedIndex, grid.shape)
+    maskedIndices = {j: innerIndex[refinedMask(j)] for j in maskedVisits}
+    del paddedIndex, innerIndex
+    maskedTerm = _maskedTerm(
+        maskedVisits, maskedIndices, firstFill.reshape(-1), transferOf, weights, n, grid
+    )
+    # The refinement works at the images' precision: it corrects a solution found in
+    # double precision by a small amount, to a relative tolerance far above rounding.
+    factorCg = {
+        key: value.astype(grid.complexDtype if np.iscomplexobj(value) else grid.realDtype,
+                          copy=False)
+        for key, value in factor.items()
+    }
+    return _conjugateGradients(
+        solution, factorCg, maskedTerm, n, _parsevalWeights(grid.padded), int(maskPasses),
+        maskTolerance,
+    )
+
+
+def _maskedTerm(
+    maskedVisits: list[int],
+    maskedIndices: dict[int, np.ndarray],
+    fillValues: np.ndarray,
+    transferOf: Callable[[int], np.ndarray],
+    weights: np.ndarray,
+    n: int,
+    grid: SolveGrid,
+) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """Return ``maskedTerm(x, minusCoadd)``: ``sum_j w_j A_j^H B_j (A_j x [- coadd])``."""
+    padded, workers = grid.padded, grid.workers
+    cdtype, realDtype = grid.complexDtype, grid.realDtype
+
+    def maskedTerm(vector: np.ndarray, minusCoadd: bool) -> np.ndarray:
+        out = np.zeros(vector.shape, dtype=cdtype)
+        vectorC = vector.astype(cdtype, copy=False)
+        work = np.zeros(padded, dtype=realDtype)
+        flatWork = work.reshape(-1)
+        for j in maskedVisits:
+            transfer = transferOf(j)
+            indices = maskedIndices[j]
+            flatWork[indices] = predict(transfer, vectorC, padded, workers).reshape(-1)[indices]
+            if minusCoadd:
+                flatWork[indices] -= fillValues[indices]
+            spectrum = scipy.fft.rfft2(work, workers=workers)
+            flatWork[indices] = 0.0
+            _accumulate(None, out, transfer, spectrum, weights[j], n, withSystem=False)
+        return out
+
+    return maskedTerm
+
+
+def _conjugateGradients(
+    solution: np.ndarray,
+    factorCg: dict,
+    maskedTerm: Callable[[np.ndarray, bool], np.ndarray],
+    n: int,
+    columnWeights: np.ndarray,
+    maskPasses: int,
+    maskTolerance: float,
+) -> list[float]:
+    """Preconditioned conjugate gradients on ``K = P - maskedTerm``; update ``solution``."""
+    changes: list[float] = []
+    residual = maskedTerm(solution, True)
+    preconditioned = choleskySolve(factorCg, residual, n)
+    direction = preconditioned.copy()
+    rz = _dot(residual, preconditioned, columnWeights)
+    initial = np.sqrt(max(rz, 0.0))
+    # The refinement so far, in Fourier space: its size (and each step's) over the
+    # padded grid follows from Parseval's theorem, without inverse transforms.
+    correction = np.zeros_like(residual)
+    for _ in range(maskPasses):
+        if initial == 0.0 or rz <= 0.0:
+            break
+        product = choleskyMultiply(factorCg, direction, n) - maskedTerm(direction, False)
+        curvature = _dot(direction, product, columnWeights)
+        if not curvature > 0:
+            break
+        alpha = rz / curvature
+        solution += alpha * direction
+        residual -= alpha * product
+        preconditioned = choleskySolve(factorCg, residual, n)
+        rzNew = _dot(residual, preconditioned, columnWeights)
+        correction += alpha * direction
+        stepNorm = abs(alpha) * math.sqrt(max(_dot(direction, direction, columnWeights), 0.0))
+        correctionNorm = math.sqrt(max(_dot(correction, correction, columnWeights), 0.0))
+        change = float(stepNorm / max(correctionNorm, 1e-300))
+        changes.append(change)
+        _log.debug(
+            "direct solver refinement %d: step/correction %.3g, preconditioned residual %.3g",
+            len(changes),
+            change,
+            np.sqrt(max(rzNew, 0.0)) / initial,
+        )
+        if change < maskTolerance:
+            break
+        direction *= rzNew / rz
+        direction += preconditioned
+        rz = rzNew
+    return changes
+
+
+def _parsevalWeights(padded: tuple[int, int]) -> np.ndarray:
+    """Per-column weights of the rfft2 grid: 1 on self-conjugate columns, 2 elsewhere."""
+    weights = np.full(padded[1] // 2 + 1, 2.0)
+    weights[0] = 1.0
+    if padded[1] % 2 == 0:
+        weights[-1] = 1.0
+    return weights
+
+
+def _dot(a: np.ndarray, b: np.ndarray, columnWeights: np.ndarray) -> float:
+    """Real-space inner product of two real fields given by their rfft2 (up to 1/size)."""
+    return float(np.sum(columnWeights * np.real(np.conj(a) * b).sum(axis=(0, 1),
+                                                                  dtype=np.float64)))
