@@ -67,6 +67,7 @@ from .physics import (
     wavelengthGenerator,
     zenithDirection,
 )
+from .progress import ProgressCallback, ProgressEvent
 from .psf import PsfEstimate, estimatePsf, psfAtWavelength, psfMatchingTransfer, psfTransfer
 from .simulate import SimulationConfig, loadManifest, runSimulation, simulateField
 
@@ -139,4 +140,6 @@ __all__ = [
     "DcrWarning",
     "DcrOfflineWarning",
     "DcrPsfWarning",
+    "ProgressCallback",
+    "ProgressEvent",
 ]

@@ -199,7 +199,10 @@ def test_convergence_history_is_logged_and_stops_by_the_rules(defaultRun):
         assert (history[-2] - history[-1]) / history[-1] < config.convergenceThreshold
     # one progress event per iteration, with the same numbers, then one at the end
     assert events[-1] == {"subregion": 0, "nSubregions": 1, "finished": True,
-                          "iterations": iterations, "stopReason": record["stopReason"]}
+                          "iterations": iterations, "stopReason": record["stopReason"],
+                          "message": f"subregion 1 done ({record['stopReason']})",
+                          "done": 1, "total": 1}
+    assert all({"message", "done", "total"} <= set(e) for e in events)
     events = events[:-1]
     assert not any(e["finished"] for e in events)
     assert [e["iteration"] for e in events] == list(range(1, iterations + 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -116,14 +117,63 @@ def test_transmission_curve_file(tmp_path, capsys):
 def test_progress_bar_draws_only_when_enabled():
     stream = io.StringIO()
     bar = ProgressBar("simulate", stream=stream, enabled=True, width=10)
-    bar("visit 1/2", 1, 2)
-    bar("visit 2/2", 2, 2)
+    bar({"message": "visit 1/2", "done": 1, "total": 2})
+    bar({"message": "visit 2/2", "done": 2, "total": 2})
     text = stream.getvalue()
-    assert "[#####.....] 1/2 visit 1/2" in text and "[##########] 2/2" in text
+    assert "simulate |#####     | 1/2 visit 1/2" in text
+    assert "|##########| 2/2 visit 2/2" in text
     assert text.endswith("\n")
     quiet = io.StringIO()
-    ProgressBar("simulate", stream=quiet)("x", 1, 2)  # StringIO is not a terminal
-    assert quiet.getvalue() == ""
+    ProgressBar("simulate", stream=quiet)({"message": "x", "done": 1, "total": 2})
+    assert quiet.getvalue() == ""  # StringIO is not a terminal
+
+
+def test_progress_in_a_terminal_keeps_log_lines_above_the_bar(tmp_path):
+    # A real pseudo-terminal: the bar is drawn, a warning logged mid-run gets a line of
+    # its own (not glued into the bar's line) and no stale characters follow a shorter
+    # message.
+    import pty
+
+    script = (
+        "import logging, sys, time\n"
+        "from dcrmodel.cli.main import _configureLogging\n"
+        "from dcrmodel.cli.progress import ProgressBar, logToBar\n"
+        "log = logging.getLogger('dcrmodel')\n"
+        "_configureLogging(0, False)\n"
+        "bar = ProgressBar('assemble')\n"
+        "with logToBar(log):\n"
+        "    bar({'message': 'subregion 1, iteration 12 (a long message)',"
+        " 'done': 0, 'total': 2})\n"
+        "    log.warning('something to see')\n"
+        "    bar({'message': 'short', 'done': 1, 'total': 2})\n"
+        "    bar({'message': 'done', 'done': 2, 'total': 2})\n"
+    )
+    output = bytearray()
+
+    def read(fd):
+        data = os.read(fd, 4096)
+        output.extend(data)
+        return data
+
+    env = dict(os.environ, COLUMNS="100")
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the pseudo-terminal is its standard error
+        os.execve(sys.executable, [sys.executable, "-c", script], env)
+    try:
+        while True:
+            try:
+                if not read(fd):
+                    break
+            except OSError:
+                break
+    finally:
+        os.waitpid(pid, 0)
+    text = output.decode("utf-8", "replace").replace("\r\n", "\n")
+    assert "assemble |" in text and "2/2 done" in text
+    lines = [line for chunk in text.split("\n") for line in chunk.split("\r")]
+    warning = [line for line in lines if "something to see" in line]
+    assert warning and all("|" not in line for line in warning)
+    assert not any("short" in line and "long message)" in line for line in lines)
 
 
 def test_the_command_runs_as_a_program_with_its_exit_code(tmp_path):

@@ -57,6 +57,6 @@ def test_demo_reports_progress(tmp_path):
     calls = []
     runDemo(tmp_path / "p", fields=["constant-seeing"], solvers=["direct"],
             simulationOverrides={"size": 96, "numTraining": 6, "numTest": 1},
-            progress=lambda message, done, total: calls.append((message, done, total)))
+            progress=lambda e: calls.append((e["message"], e["done"], e["total"])))
     assert calls and all(isinstance(m, str) and 0 <= d <= t for m, d, t in calls)
     assert any("subregion" in m for m, _, _ in calls)

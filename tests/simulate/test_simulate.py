@@ -268,7 +268,7 @@ def _run(path, config=None, seed=5, **kwargs):
 def test_written_files_and_manifest(tmp_path):
     out = tmp_path / "sim"
     steps = []
-    manifest = _run(out, progress=lambda message, done, total: steps.append((done, total)))
+    manifest = _run(out, progress=lambda event: steps.append((event["done"], event["total"])))
     assert steps[-1][0] == steps[-1][1] == 10  # 8 visits, truth model, coadd
     assert (out / MANIFEST_NAME).is_file()
     assert sorted(manifest["files"]) == sorted(

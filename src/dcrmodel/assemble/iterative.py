@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,11 +32,11 @@ import numpy as np
 from ..errors import DcrError, DcrValueError
 from ..image import Exposure, Image
 from ..model import applyDcr
+from ..progress import ProgressCallback, reportProgress
 from .inputs import VisitInput
 from .subregion import Subregion
 
 __all__ = [
-    "ProgressCallback",
     "calculateGain",
     "IterativeSubregion",
 ]
@@ -44,7 +44,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 #: A progress callback of `dcrmodel.assemble.task.DcrAssembleCoadd.run`: called with a dict.
-ProgressCallback = Callable[[dict[str, Any]], None]
 
 
 def calculateGain(
@@ -430,13 +429,15 @@ class IterativeSubregion(Subregion):
         """Call ``progress`` (if given) after an iteration."""
         if progress is None:
             return
-        progress(
-            {
-                "subregion": self.index,
-                "nSubregions": self.count,
-                "finished": False,
-                "iteration": iteration,
-                "convergence": metric,
-                "gain": gain if math.isfinite(gain) else None,
-            }
+        reportProgress(
+            progress,
+            f"subregion {self.index + 1}, iteration {iteration}",
+            self.index,
+            self.count,
+            subregion=self.index,
+            nSubregions=self.count,
+            finished=False,
+            iteration=iteration,
+            convergence=metric,
+            gain=gain if math.isfinite(gain) else None,
         )

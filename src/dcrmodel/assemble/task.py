@@ -72,6 +72,7 @@ from ..errors import DcrConfigError, DcrError, DcrPsfWarning, DcrTypeError, DcrV
 from ..image import Box, Exposure, Filter, Image, Mask, Psf, StatisticsControl
 from ..model import DcrModel
 from ..physics import wavelengthGenerator
+from ..progress import ProgressCallback, reportProgress
 from ..psf import modelPsfFor, validatePsf
 from .config import DcrAssembleConfig
 from .directregion import DirectSubregion
@@ -94,7 +95,7 @@ from .inputs import (
     prepareGivenCoadd,
     usableInputs,
 )
-from .iterative import IterativeSubregion, ProgressCallback
+from .iterative import IterativeSubregion
 from .output import AssembleResult, checkOutputFolder, runSummary, stackedCoadd, writeResults
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
 from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
@@ -297,16 +298,18 @@ class DcrAssembleCoadd:
         for index in range(plan.numSubregions):
             result = assembleSubregion(plan.subregionTask(index), progress)
             results.append(result)
-            if progress is not None:
-                progress(
-                    {
-                        "subregion": index,
-                        "nSubregions": plan.numSubregions,
-                        "finished": True,
-                        "iterations": result.summary.get("iterations"),
-                        "stopReason": result.summary.get("stopReason"),
-                    }
-                )
+            stopReason = result.summary.get("stopReason")
+            reportProgress(
+                progress,
+                f"subregion {index + 1} done ({stopReason or ''})",
+                index + 1,
+                plan.numSubregions,
+                subregion=index,
+                nSubregions=plan.numSubregions,
+                finished=True,
+                iterations=result.summary.get("iterations"),
+                stopReason=stopReason,
+            )
         return self.finish(plan, results, timings={"solve": time.perf_counter() - tic})
 
     def planSubregions(

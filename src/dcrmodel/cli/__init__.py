@@ -17,7 +17,7 @@ from .main import (
     main,
 )
 from .progress import (
-    fromAssembleProgress,
+    logToBar,
 )
 from .report import (
     formatMarkdownTable,
@@ -38,7 +38,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_BAD_INPUT",
     "EXIT_INTERRUPTED",
-    "fromAssembleProgress",
+    "logToBar",
     "plotDifferenceComparison",
     "plotConvergence",
     "plotResidualByColour",

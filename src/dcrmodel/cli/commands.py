@@ -28,7 +28,7 @@ from ..distributed import assembleDistributed, assemblePatches, formatSummaryTab
 from ..errors import DcrConfigError, DcrOutputError
 from ..fits import readDcrModel, readExposure, writeExposure
 from .demo import DEMO_FIELDS, runDemo, summaryTable
-from .progress import ProgressBar, fromAssembleProgress
+from .progress import ProgressBar
 
 __all__ = ["SUBCOMMANDS"]
 
@@ -82,16 +82,6 @@ def _addClusterOptions(parser: argparse.ArgumentParser) -> None:
                         help="reuse the subregions an interrupted run finished")
 
 
-def _clusterProgress(bar: ProgressBar):
-    """Adapt the distributed runs' progress dictionaries to a bar."""
-
-    def progress(info: dict[str, Any]) -> None:
-        bar(f"{info.get('event', 'task')} {info.get('status', '')}".strip(),
-            int(info.get("done", 0)), int(info.get("total", 1)))
-
-    return progress
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     import tomllib
 
@@ -124,14 +114,14 @@ def _runAssemble(args: argparse.Namespace) -> int:
         if args.workers is None and args.scheduler is None and not args.resume:
             result = assembleFromFiles(args.visits, args.out, coaddPath=args.coadd,
                                        config=config, overwrite=args.overwrite,
-                                       progress=fromAssembleProgress(bar))
+                                       progress=bar)
         else:
 
             result = assembleDistributed(args.visits, args.out, config=config,
                                          coaddPath=args.coadd, workers=args.workers,
                                          scheduler=args.scheduler, resume=args.resume,
                                          overwrite=args.overwrite,
-                                         progress=_clusterProgress(bar))
+                                         progress=bar)
     finally:
         bar.close()
     if not getattr(args, "quiet", False):
@@ -166,7 +156,7 @@ def _runAssemblePatches(args: argparse.Namespace) -> int:
     try:
         rows = assemblePatches(plan, workers=args.workers, scheduler=args.scheduler,
                                resume=args.resume, overwrite=args.overwrite,
-                               progress=_clusterProgress(bar))
+                               progress=bar)
     finally:
         bar.close()
     failed = [row for row in rows if row.get("status") != "done"]

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,8 @@ from ..atomic import atomicPath
 from ..diffim import evaluateVisit, improvement
 from ..errors import DcrOutputError, DcrValueError
 from ..fits import readExposure
+from ..progress import ProgressCallback
 from ..simulate import SimulationConfig, runSimulation
-from .progress import fromAssembleProgress
 from .report import (
     formatMarkdownTable,
     formatTextTable,
@@ -117,7 +117,7 @@ def _runField(
     simulationOptions: dict[str, Any],
     seed: int,
     solvers: Sequence[str],
-    progress: Callable[[str, int, int], None] | None,
+    progress: ProgressCallback | None,
 ) -> tuple[list[dict[str, Any]], list[Path], dict[str, float], dict[str, Any]]:
 
     seconds: dict[str, float] = {}
@@ -133,7 +133,7 @@ def _runField(
     for solver in solvers:
         started = time.monotonic()
         result = DcrAssembleCoadd(DcrAssembleConfig(solver=solver)).run(
-            training, coadd=manifest.coaddPath, progress=fromAssembleProgress(progress))
+            training, coadd=manifest.coaddPath, progress=progress)
         writeResults(result, fieldDir / f"model-{solver}", overwrite=True)
         seconds[f"{name}: assemble ({solver})"] = time.monotonic() - started
         models[solver] = result.dcrModel
@@ -202,7 +202,7 @@ def runDemo(
     fields: Sequence[str] = tuple(DEMO_FIELDS),
     solvers: Sequence[str] = ("iterative", "direct"),
     overwrite: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     simulationOverrides: dict[str, Any] | None = None,
 ) -> DemoResult:
     """Run the main job on simulated fields and write a report.
@@ -221,8 +221,8 @@ def runDemo(
     overwrite : bool, optional
         Replace an earlier demo in ``outDir``.
     progress : callable, optional
-        ``progress(message, done, total)``, called by the simulation and the assembly
-        (for example a `dcrmodel.cli.progress.ProgressBar`).
+        Called with each `dcrmodel.progress.ProgressEvent` of the simulation and the
+        assembly (for example a `dcrmodel.cli.progress.ProgressBar`).
     simulationOverrides : dict, optional
         `SimulationConfig` keywords applied to every field (for example a smaller
         ``size`` for a quick check).

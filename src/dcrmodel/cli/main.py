@@ -33,7 +33,7 @@ from .._version import __version__
 from ..errors import DcrError, DcrOfflineWarning, DcrValueError
 from ..simulate import Bandpass, SimulationConfig, runSimulation
 from .commands import SUBCOMMANDS as _MODEL_SUBCOMMANDS
-from .progress import ProgressBar
+from .progress import ProgressBar, logToBar
 
 __all__ = ["main", "buildParser", "ProgressBar", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED"]
 
@@ -313,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = warnings.showwarning
     warnings.showwarning = _showWarning
     try:
-        return args.handler(args)
+        with logToBar(_log):
+            return args.handler(args)
     except (DcrError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
             ImportError) as error:
         text = " ".join(str(error).split())

@@ -1,22 +1,29 @@
-"""A one-line progress bar for long steps, drawn on standard error when it is a terminal.
+"""The command line's progress bar: a `ProgressCallback` drawn with tqdm on standard error.
 
-Library code reports progress through callbacks; this bar is one such callback, used by
-the command line. It never draws when the stream is not a terminal (logs, CI), unless
-asked to.
+Library code reports progress through callbacks (`dcrmodel.progress`); this bar is the
+command line's. It draws only when its stream is a terminal (never in logs or CI) unless
+asked to, and `logToBar` keeps log messages on their own lines above it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any, TextIO
 
-__all__ = ["ProgressBar", "fromAssembleProgress"]
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..progress import ProgressEvent
+
+__all__ = ["ProgressBar", "logToBar"]
 
 
 class ProgressBar:
-    """A one-line progress bar on a stream, usable as a ``progress(message, done, total)``.
+    """A progress bar on a stream, usable as a ``progress`` callback.
 
     Parameters
     ----------
@@ -27,7 +34,13 @@ class ProgressBar:
     enabled : bool or None, optional
         None: draw only when ``stream`` is a terminal.
     width : int, optional
-        Characters of the bar.
+        Characters of the bar itself.
+
+    Notes
+    -----
+    Each call takes a `ProgressEvent` and moves the bar to its ``done`` of ``total``
+    steps, with its ``message`` after the bar. The bar closes itself when ``done``
+    reaches ``total``; a later event opens a new one.
     """
 
     def __init__(
@@ -40,60 +53,40 @@ class ProgressBar:
             enabled = bool(getattr(self._stream, "isatty", lambda: False)())
         self._enabled = enabled
         self._width = width
-        self._started = time.monotonic()
-        self._drawn = False
+        self._bar: Any = None
 
-    def __call__(self, message: str, done: int, total: int) -> None:
-        """Redraw the bar at ``done`` of ``total`` steps."""
+    def __call__(self, event: ProgressEvent) -> None:
+        """Move the bar to the event's ``done`` of ``total`` steps."""
         if not self._enabled:
             return
-        fraction = 0.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
-        filled = int(round(fraction * self._width))
-        elapsed = time.monotonic() - self._started
-        line = (
-            f"\r{self._label} [{'#' * filled}{'.' * (self._width - filled)}] "
-            f"{done}/{total} {message} ({elapsed:.1f} s)"
-        )
-        self._stream.write(line.ljust(80))
-        self._stream.flush()
-        self._drawn = True
+        total = max(int(event.get("total", 0)), 0)
+        done = int(event.get("done", 0))
+        if self._bar is None or self._bar.total != total:
+            self.close()
+            # an unsized terminal (0 x 0) would make tqdm hide the bar
+            size = shutil.get_terminal_size(fallback=(100, 24))
+            self._bar = tqdm(
+                total=total, desc=self._label, file=self._stream, leave=True,
+                unit=str(event.get("message", "")),
+                ncols=size.columns or 100, nrows=size.lines or 24,
+                bar_format="{desc} |{bar:" + str(self._width)
+                + "}| {n_fmt}/{total_fmt} {unit} ({elapsed})",
+            )
+        self._bar.unit = str(event.get("message", ""))
+        self._bar.n = min(max(done, 0), total) if total else done
+        self._bar.refresh()
         if total > 0 and done >= total:
             self.close()
 
     def close(self) -> None:
         """End the bar's line."""
-        if self._drawn:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
-def fromAssembleProgress(
-    callback: Callable[[str, int, int], None] | None,
-) -> Callable[[dict[str, Any]], None] | None:
-    """Adapt a ``(message, done, total)`` callback to the assembly's progress dictionaries.
-
-    Parameters
-    ----------
-    callback : callable or None
-        A bar-style callback such as `ProgressBar`; None gives None.
-
-    Returns
-    -------
-    callable or None
-        A callback for `dcrmodel.assemble.task.DcrAssembleCoadd.run`, counting subregions.
-    """
-    if callback is None:
-        return None
-
-    def progress(info: dict[str, Any]) -> None:
-        total = int(info.get("nSubregions", 1))
-        index = int(info.get("subregion", 0))
-        if info.get("finished"):
-            callback(f"subregion {index + 1} done ({info.get('stopReason', '')})", index + 1,
-                     total)
-        else:
-            callback(f"subregion {index + 1}, iteration {info.get('iteration', '?')}", index,
-                     total)
-
-    return progress
+@contextlib.contextmanager
+def logToBar(logger: logging.Logger) -> Iterator[None]:
+    """Route ``logger``'s console messages through tqdm so they print above the bar."""
+    with logging_redirect_tqdm(loggers=[logger]):
+        yield

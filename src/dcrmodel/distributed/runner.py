@@ -65,6 +65,7 @@ from ..assemble import (
 from ..errors import DcrError, DcrTypeError, DcrValueError
 from ..fits import readExposureBBox
 from ..image import Box
+from ..progress import ProgressCallback
 from .cluster import SCHEDULER_TIMEOUT, clusterClient, importDistributed, schedulerAddress
 from .plan import Patch, PatchPlan, asPatchPlan
 from .scratch import (
@@ -85,7 +86,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[dict[str, Any]], None]
 
 
 # ------------------------------------------------------------------------------------------
@@ -237,6 +237,8 @@ class _Progress:
         self.callback(
             {
                 "event": "subregion",
+                "message": f"patch {job.patch.name} subregion {result.index + 1}"
+                + (" (resumed)" if resumed else ""),
                 "patch": job.patch.name,
                 "subregion": result.index,
                 "nSubregions": job.numSubregions,
@@ -254,6 +256,7 @@ class _Progress:
         self.callback(
             {
                 "event": "patch",
+                "message": f"patch {job.patch.name} {job.status}",
                 "patch": job.patch.name,
                 "status": job.status,
                 "output": str(job.patch.out),

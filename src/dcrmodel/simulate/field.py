@@ -48,7 +48,7 @@ import logging
 import math
 import os
 import time as _time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ from ..fits import writeDcrModel, writeExposure
 from ..image import Box, Exposure, Image, ImagePsf, Mask, MaskedImage, PhotoCalib
 from ..model import DcrModel
 from ..physics import VisitInfo, zenithDirection
+from ..progress import ProgressCallback, reportProgress
 from .catalogue import makeCatalogue, placeTransients
 from .config import SimulationConfig
 from .defects import applyDefects
@@ -147,7 +148,6 @@ class SimulatedField:
     manifest: dict[str, Any]
 
 
-ProgressCallback = Callable[[str, int, int], None]
 
 
 class _Simulation:
@@ -380,7 +380,8 @@ class _Simulation:
                 )
             record = self.visitRecord(index, defects)
             if progress is not None:
-                progress(f"visit {index + 1}/{total}", index + 1, total)
+                reportProgress(progress, f"visit {index + 1}/{total}", index + 1, total,
+                               event="simulate")
             yield SimulatedVisit(
                 self.visitInfos[index].id, visit.role, exposure, truth, truthStatic, record
             )
@@ -501,7 +502,8 @@ def simulateField(
         Seed of the random generator (`numpy.random.default_rng`): the same seed and
         configuration give the same field.
     progress : callable, optional
-        Called as ``progress(message, done, total)`` after each visit.
+        Called with a `dcrmodel.progress.ProgressEvent` (``event="simulate"``) after each
+        visit.
 
     Returns
     -------
@@ -559,7 +561,7 @@ def runSimulation(
     overwrite : bool, optional
         Replace an earlier simulation in ``outDir``.
     progress : callable, optional
-        ``progress(message, done, total)`` after each step.
+        a `dcrmodel.progress.ProgressEvent` (``event="simulate"``) after each step.
 
     Returns
     -------
@@ -601,8 +603,7 @@ def runSimulation(
     total = len(sim.plan) + 2
 
     def report(message: str, done: int) -> None:
-        if progress is not None:
-            progress(message, done, total)
+        reportProgress(progress, message, done, total, event="simulate")
 
     report("rendering the sky", 0)
     renderer = sim.renderer()
