@@ -1,0 +1,54 @@
+"""Warping: resample exposures onto another WCS and box (real survey geometry).
+
+Kernels (`kernels`), the pixel-to-pixel mapping through two WCSs (`mapping`), the kernel
+sum over image, variance and mask (`resample`) and tangent-plane destination grids
+(`grid`).
+"""
+
+from .grid import (
+    GRID_SPEC_FORMAT,
+    parseGridSpec,
+    tangentPlaneGrid,
+)
+from .kernels import (
+    DEFAULT_WARPING_KERNEL,
+    WARPING_KERNELS,
+    WarpingKernel,
+    getWarpingKernel,
+)
+from .mapping import (
+    DEFAULT_GRID_SPACING,
+    MAPPING_TOLERANCE,
+    PixelMapping,
+    boxesOverlap,
+    checkCelestialWcs,
+    localJacobian,
+    mapBox,
+    mapPixels,
+)
+from .resample import (
+    ResampledArrays,
+    resampleArrays,
+    sourceCoverage,
+)
+
+__all__ = [
+    "tangentPlaneGrid",
+    "parseGridSpec",
+    "GRID_SPEC_FORMAT",
+    "WarpingKernel",
+    "WARPING_KERNELS",
+    "DEFAULT_WARPING_KERNEL",
+    "getWarpingKernel",
+    "PixelMapping",
+    "MAPPING_TOLERANCE",
+    "DEFAULT_GRID_SPACING",
+    "checkCelestialWcs",
+    "mapPixels",
+    "mapBox",
+    "localJacobian",
+    "boxesOverlap",
+    "ResampledArrays",
+    "resampleArrays",
+    "sourceCoverage",
+]
