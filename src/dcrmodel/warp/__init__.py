@@ -1,10 +1,18 @@
 """Warping: resample exposures onto another WCS and box (real survey geometry).
 
 Kernels (`kernels`), the pixel-to-pixel mapping through two WCSs (`mapping`), the kernel
-sum over image, variance and mask (`resample`) and tangent-plane destination grids
+sum over image, variance and mask (`resample`), the PSF carried by the local Jacobian
+(`warpedpsf`), the exposure-level warp (`exposure`) and tangent-plane destination grids
 (`grid`).
 """
 
+from .exposure import (
+    CONSERVE_MODES,
+    EXACT_FLUX_MAX_AREA_RATIO,
+    checkWarpInputs,
+    warpExposure,
+    warpImage,
+)
 from .grid import (
     GRID_SPEC_FORMAT,
     parseGridSpec,
@@ -31,8 +39,16 @@ from .resample import (
     resampleArrays,
     sourceCoverage,
 )
+from .warpedpsf import (
+    warpPsf,
+)
 
 __all__ = [
+    "warpExposure",
+    "warpImage",
+    "checkWarpInputs",
+    "CONSERVE_MODES",
+    "EXACT_FLUX_MAX_AREA_RATIO",
     "tangentPlaneGrid",
     "parseGridSpec",
     "GRID_SPEC_FORMAT",
@@ -51,4 +67,5 @@ __all__ = [
     "ResampledArrays",
     "resampleArrays",
     "sourceCoverage",
+    "warpPsf",
 ]
