@@ -12,6 +12,10 @@ from .exposure import (
     visitInfoToHeader,
     writeExposure,
 )
+from .grid import (
+    gridFromSpec,
+    readGrid,
+)
 from .model import (
     DcrModelDataRef,
     readDcrModel,
@@ -29,6 +33,8 @@ __all__ = [
     "filterFromHeader",
     "photoCalibFromHeader",
     "VISIT_KEYS",
+    "readGrid",
+    "gridFromSpec",
     "writeDcrModel",
     "readDcrModel",
     "DcrModelDataRef",
