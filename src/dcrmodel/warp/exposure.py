@@ -34,9 +34,10 @@ Surface brightness or flux
   as the interpolation (the same moire).
 - ``"exactFlux"``: every source pixel is divided by the weight it gives out before the
   kernel sum (its variance by the square), so that the output sums to the input's flux
-  exactly for every source that both grids cover, at any rotation. The price is one more
-  pass (a scatter of the weights of a destination box grown by twice the kernel's radius)
-  and pixel values that carry the moire: against an analytic field the largest pixel error
+  exactly for every source that both grids cover, at any rotation. The price is a scatter
+  of the weights of a destination box grown by twice the kernel's radius (the warp takes
+  about 2.5 times as long, `benchmarks/bench_warp.py`) and pixel values that carry the
+  moire: against an analytic field the largest pixel error
   about doubles (1.3e-2 of the peak instead of 7e-3, Lanczos 3 at 37 degrees). The weights
   a source pixel gives out are only well behaved when the destination pixels are not
   larger than the source pixels (coarser grids alias: some source pixels give out little

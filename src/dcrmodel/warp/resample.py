@@ -36,6 +36,10 @@ __all__ = ["ResampledArrays", "resampleArrays", "sourceCoverage"]
 # fastest on a 1024 x 1024 warp among chunks of 2**11 to 2**18 pixels).
 _CHUNK = 1 << 13
 
+# Output pixels per chunk of `sourceCoverage`: each chunk's bincounts span the whole source,
+# so its chunks are large.
+_COVERAGE_CHUNK = 1 << 20
+
 
 @dataclass(frozen=True)
 class ResampledArrays:
@@ -332,8 +336,8 @@ def sourceCoverage(
     ys = np.asarray(ySource, dtype=np.float64).ravel()
     width = nx + 1  # untouched taps land in a pad column and row, dropped at the end
     total = np.zeros((ny + 1) * width)
-    for start in range(0, xs.size, _CHUNK):
-        chunk = slice(start, min(start + _CHUNK, xs.size))
+    for start in range(0, xs.size, _COVERAGE_CHUNK):
+        chunk = slice(start, min(start + _COVERAGE_CHUNK, xs.size))
         cx, cy = xs[chunk], ys[chunk]
         finite = np.isfinite(cx) & np.isfinite(cy)
         kx, wx, _ = _axisTaps(warpingKernel, np.where(finite, cx, 0.0), nx)
