@@ -58,6 +58,15 @@ def test_scale_change_and_identity():
     np.testing.assert_allclose(mirrored, psf.computeKernelImage(), atol=1e-15)
 
 
+def test_flat_topped_psf_keeps_its_peak_in_the_centre():
+    kernel = np.zeros((9, 9))
+    kernel[3:6, 3:6] = 1.0
+    kernel[4, 4] = 1.0001
+    warped = warpPsf(ImagePsf(kernel), _rotation(10.0)).computeKernelImage()
+    half = warped.shape[0] // 2
+    assert warped[half, half] == warped.max() and np.all(warped >= 0.0)
+
+
 def test_errors():
     with pytest.raises(DcrTypeError, match="psf must be a dcrmodel Psf"):
         warpPsf(np.ones((3, 3)), np.eye(2))

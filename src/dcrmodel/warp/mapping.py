@@ -123,6 +123,14 @@ def _pixelScaleDegrees(wcs: WCS) -> float:
     return float(np.sqrt(abs(np.linalg.det(matrix))))
 
 
+def _celestialFrame(wcs: WCS) -> Any:
+    """Return the astropy frame of a WCS, or None when astropy cannot name it."""
+    try:
+        return wcs_to_celestial_frame(wcs)
+    except ValueError:
+        return None
+
+
 def mapPixels(
     destWcs: WCS, srcWcs: WCS, x: Any, y: Any
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +152,8 @@ def mapPixels(
     Notes
     -----
     When the two WCSs are in different celestial frames (ICRS and Galactic, or FK5 of
-    another equinox), the sky positions are transformed between them with astropy.
+    another equinox), the sky positions are transformed between them with astropy; a WCS
+    whose frame astropy cannot name is taken to share the other's.
 
     Examples
     --------
@@ -159,9 +168,8 @@ def mapPixels(
     shape = np.broadcast(x, y).shape
     x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
     lon, lat = _toSky(destWcs, x, y)
-    destFrame = wcs_to_celestial_frame(destWcs)
-    srcFrame = wcs_to_celestial_frame(srcWcs)
-    if not destFrame.is_equivalent_frame(srcFrame):
+    destFrame, srcFrame = _celestialFrame(destWcs), _celestialFrame(srcWcs)
+    if not (destFrame is None or srcFrame is None or destFrame.is_equivalent_frame(srcFrame)):
         sky = SkyCoord(lon, lat, unit="deg", frame=destFrame).transform_to(srcFrame)
         lon = np.asarray(sky.spherical.lon.deg)
         lat = np.asarray(sky.spherical.lat.deg)

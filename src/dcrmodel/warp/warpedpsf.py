@@ -58,6 +58,13 @@ def warpPsf(
     DcrShapeError
         If ``jacobian`` is not an invertible 2x2 matrix.
 
+    Notes
+    -----
+    The centre of the warped image is the centre of the source image (an exact copy). If
+    the kernel's ringing makes another pixel brighter (a flat-topped or badly undersampled
+    PSF), the PSF is warped with bilinear weights instead, which keep the peak at the
+    centre.
+
     Examples
     --------
     A 90-degree rotation turns a PSF elongated along x into one elongated along y:
@@ -88,5 +95,10 @@ def warpPsf(
     xs = matrix[0, 0] * vx + matrix[0, 1] * vy + half + pad
     ys = matrix[1, 0] * vx + matrix[1, 1] * vy + half + pad
     warped = resampleArrays(padded, xs, ys, warpingKernel).image.astype(np.float64)
+    if warped[destHalf, destHalf] < warped.max():
+        # The kernel's overshoot beat the centre (a flat-topped or undersampled PSF):
+        # bilinear weights never exceed the largest pixel they mix, and the centre is the
+        # source's peak itself.
+        warped = resampleArrays(padded, xs, ys, "bilinear").image.astype(np.float64)
     warped /= warped.sum()
     return ImagePsf(warped, alpha=psf.alpha, effectiveWavelength=psf.effectiveWavelength)
