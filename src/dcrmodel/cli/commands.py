@@ -7,6 +7,8 @@
 - ``dcrmodel template MODEL_DIR EXPOSURE.fits --out TEMPLATE.fits``: a DCR-matched template.
 - ``dcrmodel diff MODEL_DIR EXPOSURE.fits --out DIFF.fits``: template, subtraction and
   detections (`dcrmodel.diffim.difference`).
+- ``dcrmodel warp EXPOSURE.fits... --grid GRID --out DIR``: exposures warped onto one grid
+  (`dcrmodel.warp.exposure`), GRID an exposure file or ``RA,DEC,WIDTH,HEIGHT,SCALE``.
 - ``dcrmodel demo [--out DIR]``: the main job on built-in simulated data (`dcrmodel.cli.demo`).
 
 Each is a pair of functions like those of `dcrmodel.cli.main`: ``_add<Name>`` declares the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,22 @@ from ..assemble import DcrAssembleConfig, assembleFromFiles
 from ..atomic import atomicPath
 from ..diffim import cropToModel, makeDifference
 from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
-from ..errors import DcrConfigError, DcrOutputError
-from ..fits import readDcrModel, readExposure, writeExposure
+from ..errors import (
+    DcrConfigError,
+    DcrOutputError,
+    DcrValueError,
+    DcrWarning,
+    externalStacklevel,
+)
+from ..fits import gridFromSpec, readDcrModel, readExposure, writeExposure
+from ..warp import (
+    CONSERVE_MODES,
+    DEFAULT_WARPING_KERNEL,
+    GRID_SPEC_FORMAT,
+    WARPING_KERNELS,
+    boxesOverlap,
+    warpExposure,
+)
 from .demo import DEMO_FIELDS, runDemo, summaryTable
 from .progress import ProgressBar
 
@@ -251,6 +268,99 @@ def _runDiff(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------
+# warp
+# ------------------------------------------------------------------------------------------
+def _addWarp(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "warp", parents=[common], help="warp exposures onto one sky grid",
+        description="Resample exposures onto one pixel grid (WCS and box): image, variance "
+        "and mask through a Lanczos kernel, the PSF rotated and scaled with the pixels. "
+        "Writes one file per input into DIR under the input's file name; an exposure that "
+        "does not overlap the grid is skipped with a warning.",
+    )
+    parser.add_argument("exposures", nargs="+", metavar="EXPOSURE.fits",
+                        help="exposure files (Rubin layout, with a WCS)")
+    parser.add_argument("--grid", required=True, metavar="GRID",
+                        help="destination grid: an exposure file whose WCS and box are used, "
+                        f"or {GRID_SPEC_FORMAT} (degrees, degrees, pixels, pixels, "
+                        "arcsec/pixel) for a North-up tangent-plane patch")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--kernel", choices=WARPING_KERNELS, default=DEFAULT_WARPING_KERNEL,
+                        help=f"resampling kernel (default {DEFAULT_WARPING_KERNEL})")
+    parser.add_argument("--conserve", choices=CONSERVE_MODES, default=CONSERVE_MODES[0],
+                        help="what the pixel values keep: surface brightness (default), "
+                        "flux (scaled by the pixel areas) or exactFlux")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing files of the same names in DIR")
+    parser.set_defaults(handler=_runWarp)
+
+
+def _warpOutputs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """Pair every input with its output file, refusing clashes before any work."""
+    outDir = Path(args.out)
+    if outDir.exists() and not outDir.is_dir():
+        raise DcrOutputError(f"--out {outDir} is a file, not a folder", path=str(outDir))
+    pairs: list[tuple[Path, Path]] = []
+    seen: dict[str, Path] = {}
+    for name in args.exposures:
+        source = Path(name)
+        if not source.is_file():
+            raise FileNotFoundError(f"no such exposure file: {source}")
+        target = outDir / source.name
+        if source.name in seen:
+            raise DcrValueError(
+                f"{seen[source.name]} and {source} would both be written to {target}; "
+                "give inputs with different file names",
+            )
+        seen[source.name] = source
+        if target.exists() and target.resolve() == source.resolve():
+            raise DcrOutputError(
+                f"{target} is the input itself; write the warps to another folder",
+                path=str(target),
+            )
+        _refuseExisting(target, args.overwrite)
+        pairs.append((source, target))
+    return pairs
+
+
+def _runWarp(args: argparse.Namespace) -> int:
+
+    destWcs, destBBox = gridFromSpec(args.grid)
+    pairs = _warpOutputs(args)
+    bar = _bar(args, "warp")
+    written = 0
+    try:
+        for done, (source, target) in enumerate(pairs):
+            bar(source.name, done, len(pairs))
+            exposure = readExposure(source)
+            if exposure.wcs is not None and not boxesOverlap(
+                exposure.wcs, exposure.bbox, destWcs, destBBox
+            ):
+                visit = getattr(exposure.visitInfo, "id", None)
+                warnings.warn(
+                    f"{source.name}{'' if visit is None else f' (visit {visit})'} does not "
+                    f"overlap the grid; skipped",
+                    DcrWarning,
+                    stacklevel=externalStacklevel(),
+                )
+                continue
+            warped = warpExposure(exposure, destWcs, destBBox, kernel=args.kernel,
+                                  conserve=args.conserve)
+            writeExposure(warped, target)
+            written += 1
+        bar("done", len(pairs), len(pairs))
+    finally:
+        bar.close()
+    if written == 0:
+        raise DcrValueError("no exposure overlaps the grid; nothing was written",
+                            grid=args.grid)
+    if not getattr(args, "quiet", False):
+        print(f"warped {written} of {len(pairs)} exposures onto the {destBBox.width}x"
+              f"{destBBox.height} grid ({args.kernel}); written to {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
 # demo
 # ------------------------------------------------------------------------------------------
 def _addDemo(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -290,4 +400,4 @@ def _runDemo(args: argparse.Namespace) -> int:
 
 
 #: The subcommands of this module, for `dcrmodel.cli.main`.
-SUBCOMMANDS = [_addAssemble, _addAssemblePatches, _addTemplate, _addDiff, _addDemo]
+SUBCOMMANDS = [_addAssemble, _addAssemblePatches, _addTemplate, _addDiff, _addWarp, _addDemo]

@@ -3,7 +3,7 @@
 Subcommands:
 
 - ``dcrmodel simulate --out DIR``: a synthetic field with known truth (`dcrmodel.simulate.field`).
-- ``assemble``, ``template``, ``diff`` and ``demo``: see `dcrmodel.cli.commands`.
+- ``assemble``, ``template``, ``diff``, ``warp`` and ``demo``: see `dcrmodel.cli.commands`.
 
 Each subcommand is one small pair of functions: ``_add<Name>(subparsers)`` declares its
 arguments and sets its handler, ``_run<Name>(args) -> int`` does the work. Register a new

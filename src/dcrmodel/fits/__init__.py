@@ -11,6 +11,10 @@ from .exposure import (
     visitInfoFromHeader,
     visitInfoToHeader,
 )
+from .grid import (
+    gridFromSpec,
+    readGrid,
+)
 from .model import (
     DcrModelDataRef,
     readDcrModel,
@@ -31,6 +35,8 @@ __all__ = [
     "filterFromHeader",
     "photoCalibFromHeader",
     "VISIT_KEYS",
+    "readGrid",
+    "gridFromSpec",
     "writeDcrModel",
     "readDcrModel",
     "DcrModelDataRef",

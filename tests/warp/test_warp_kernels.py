@@ -1,0 +1,68 @@
+"""Warping kernels: values, taps and names (dcrmodel.warp.kernels)."""
+
+import numpy as np
+import pytest
+
+from dcrmodel.errors import DcrConfigError
+from dcrmodel.warp.kernels import (
+    DEFAULT_WARPING_KERNEL,
+    WARPING_KERNELS,
+    WarpingKernel,
+    getWarpingKernel,
+)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_lanczos_values(order):
+    kernel = getWarpingKernel(f"lanczos{order}")
+    assert (kernel.size, kernel.radius) == (2 * order, float(order))
+    d = np.linspace(-order + 0.013, order - 0.013, 101)
+    expected = np.sinc(d) * np.sinc(d / order)  # Duchon (1979)
+    np.testing.assert_allclose(kernel(d), expected, atol=1e-15)
+    whole = np.arange(-order - 2, order + 3, dtype=float)
+    values = kernel(whole)
+    assert values[whole == 0] == 1.0
+    assert np.all(values[whole != 0] == 0.0)  # exact zeros, not 1e-17
+    assert np.all(kernel(np.array([order, order + 0.5, -order - 0.1])) == 0.0)
+
+
+def test_bilinear_and_nearest_taps():
+    first, weights = getWarpingKernel("bilinear").taps(np.array([2.25, 7.0]))
+    assert first.tolist() == [2, 7]
+    np.testing.assert_array_equal(weights, [[0.75, 1.0], [0.25, 0.0]])
+    first, weights = getWarpingKernel("nearest").taps(np.array([2.49, 2.5, -0.5, 3.0]))
+    assert first.tolist() == [2, 3, 0, 3]
+    np.testing.assert_array_equal(weights, [[1.0, 1.0, 1.0, 1.0]])
+
+
+@pytest.mark.parametrize("name", WARPING_KERNELS)
+def test_taps_are_normalised_and_cover_the_support(name):
+    kernel = getWarpingKernel(name)
+    positions = np.random.default_rng(1).uniform(-5.0, 20.0, size=(7, 9))
+    first, weights = kernel.taps(positions)
+    assert first.shape == positions.shape and weights.shape == (kernel.size,) + positions.shape
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0, rtol=1e-14)
+    # every pixel within the support is a tap, and nothing else has weight
+    offsets = positions[None] - (first[None] + np.arange(kernel.size)[:, None, None])
+    assert np.all(np.abs(offsets[weights != 0]) < kernel.radius + 1e-12)
+    assert np.all(positions - (first - 1) >= kernel.radius)
+    assert np.all((first + kernel.size) - positions > kernel.radius - 1e-12)
+
+
+def test_whole_positions_touch_one_pixel():
+    for name in ("lanczos2", "lanczos3", "lanczos4", "bilinear", "nearest"):
+        _, weights = getWarpingKernel(name).taps(np.array([4.0, -2.0]))
+        assert np.count_nonzero(weights, axis=0).tolist() == [1, 1]
+
+
+def test_names():
+    assert DEFAULT_WARPING_KERNEL == "lanczos3" and DEFAULT_WARPING_KERNEL in WARPING_KERNELS
+    assert getWarpingKernel("LANCZOS3") is getWarpingKernel("lanczos3")
+    kernel = getWarpingKernel("bilinear")
+    assert getWarpingKernel(kernel) is kernel and isinstance(kernel, WarpingKernel)
+
+
+@pytest.mark.parametrize("name", ["lanczos5", "cubic", "", None, 3])
+def test_unknown_kernel(name):
+    with pytest.raises(DcrConfigError, match="unknown warping kernel .*choose one of lanczos3"):
+        getWarpingKernel(name)
