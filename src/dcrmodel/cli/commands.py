@@ -36,6 +36,7 @@ from ..errors import (
     externalStacklevel,
 )
 from ..fits import gridFromSpec, readDcrModel, readExposure, writeExposure
+from ..progress import reportProgress
 from ..warp import (
     CONSERVE_MODES,
     DEFAULT_WARPING_KERNEL,
@@ -331,7 +332,7 @@ def _runWarp(args: argparse.Namespace) -> int:
     written = 0
     try:
         for done, (source, target) in enumerate(pairs):
-            bar(source.name, done, len(pairs))
+            reportProgress(bar, source.name, done, len(pairs), event="warp")
             exposure = readExposure(source)
             if exposure.wcs is not None and not boxesOverlap(
                 exposure.wcs, exposure.bbox, destWcs, destBBox
@@ -348,7 +349,7 @@ def _runWarp(args: argparse.Namespace) -> int:
                                   conserve=args.conserve)
             writeExposure(warped, target)
             written += 1
-        bar("done", len(pairs), len(pairs))
+        reportProgress(bar, "done", len(pairs), len(pairs), event="warp")
     finally:
         bar.close()
     if written == 0:

@@ -107,7 +107,7 @@ _ARCHIVE_ID_KEY = re.compile(r"^[A-Z0-9]+(_[A-Z0-9]+)*_ID$")
 # --------------------------------------------------------------------------------------
 
 
-def _openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
+def openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
     """Open a FITS file lazily with memory mapping and index its HDUs by EXTNAME.
 
     Only headers are read. Returns the open HDU list and ``EXTNAME -> index`` (the first
@@ -203,7 +203,7 @@ def _truncationPlace(hduList: fits.HDUList, path: Path) -> str:
     return f"the header after {_hduLabel(hduList, last)} (or its padding) is cut short"
 
 
-def _checkPlaneHdu(
+def checkPlaneHdu(
     hduList: fits.HDUList, index: int, name: str, path: Path, fileSize: int | None
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Check one IMAGE/MASK/VARIANCE HDU; return its shape (ny, nx) and origin (x0, y0)."""
@@ -301,7 +301,7 @@ def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> 
     compressed = source.suffix.lower() in {".gz", ".bz2", ".zip"}
     fileSize = None if compressed else source.stat().st_size
     geometry = {
-        name: _checkPlaneHdu(hduList, indices[name], name, source, fileSize)
+        name: checkPlaneHdu(hduList, indices[name], name, source, fileSize)
         for name in PLANE_NAMES
     }
     # A plane without any origin keys is taken to share the others' origin (the file's
@@ -363,7 +363,7 @@ def readExposureBBox(path: str | os.PathLike) -> Box:
     Box(minX=-4, minY=9, width=30, height=20)
     """
     source = Path(os.fspath(path))
-    hduList, indices = _openFits(source)
+    hduList, indices = openFits(source)
     with hduList:
         return _planesBox(hduList, indices, source)
 
@@ -440,7 +440,7 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
             bbox=bbox,
         )
     source = Path(os.fspath(path))
-    hduList, indices = _openFits(source)
+    hduList, indices = openFits(source)
     with hduList:
         return _readOpenExposure(
             hduList, indices, source, bbox, _planesBox(hduList, indices, source)
@@ -597,7 +597,7 @@ class ExposureFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(os.fspath(path))
-        hduList, indices = _openFits(self.path)
+        hduList, indices = openFits(self.path)
         with hduList:
             self.bbox = _planesBox(hduList, indices, self.path)
             self._layouts: dict[str, tuple[int, np.dtype, tuple[int, int]]] | None = {}

@@ -19,7 +19,8 @@ from astropy.wcs import WCS
 from ..errors import DcrFitsError, DcrTypeError, DcrValueError
 from ..image import Box
 from ..warp import GRID_SPEC_FORMAT, parseGridSpec
-from .exposure import _checkPlaneHdu, _openFits, _wcsFromHeader
+from .exposure import checkPlaneHdu, openFits
+from .layout import wcsFromHeader
 
 __all__ = ["readGrid", "gridFromSpec"]
 
@@ -67,7 +68,7 @@ def readGrid(path: str | os.PathLike) -> tuple[WCS, Box]:
     Box(minX=0, minY=0, width=30, height=20)
     """
     source = Path(os.fspath(path))
-    hduList, indices = _openFits(source)
+    hduList, indices = openFits(source)
     with hduList:
         if "IMAGE" not in indices:
             raise DcrFitsError(
@@ -77,9 +78,9 @@ def readGrid(path: str | os.PathLike) -> tuple[WCS, Box]:
             )
         compressed = source.suffix.lower() in {".gz", ".bz2", ".zip"}
         fileSize = None if compressed else source.stat().st_size
-        (ny, nx), (x0, y0) = _checkPlaneHdu(hduList, indices["IMAGE"], "IMAGE", source, fileSize)
+        (ny, nx), (x0, y0) = checkPlaneHdu(hduList, indices["IMAGE"], "IMAGE", source, fileSize)
         where = f"{source.name}, HDU IMAGE"
-        wcs = _wcsFromHeader(hduList[indices["IMAGE"]].header, x0, y0, where)
+        wcs = wcsFromHeader(hduList[indices["IMAGE"]].header, x0, y0, where)
     if wcs is None:
         raise DcrFitsError(
             f"{where} has no celestial WCS, so it cannot serve as a grid; give a file with "
