@@ -52,3 +52,42 @@ def test_outputs_have_ordinary_permissions(tmp_path):
         os.umask(mask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_one_output_folder_guard(tmp_path):
+    import json
+
+    from dcrmodel.atomic import guardOutputFolder
+    from dcrmodel.errors import DcrOutputError
+
+    def isOwn(folder):
+        return (folder / "summary.json").is_file()
+
+    def foreign(folder):
+        return sorted(p.name for p in folder.iterdir()
+                      if p.name not in ("summary.json", "data.fits") and p.name[0] != ".")
+
+    new = tmp_path / "new"
+    assert guardOutputFolder(new, False, "thing", isOwn, foreign) == new  # need not exist
+    new.mkdir()
+    (new / ".leftover.tmp").write_text("x")  # hidden leftovers do not count
+    assert guardOutputFolder(new, False, "thing", isOwn, foreign) == new
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(DcrOutputError, match="is a file, not a folder; choose a folder"):
+        guardOutputFolder(afile, True, "thing", isOwn, foreign)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(DcrOutputError, match=r"already holds other files \(notes.txt\), not a"):
+        guardOutputFolder(other, True, "thing", isOwn, foreign)
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "summary.json").write_text(json.dumps({}))
+    (ours / "data.fits").write_text("x")
+    with pytest.raises(DcrOutputError, match="another run's thing; pass --overwrite"):
+        guardOutputFolder(ours, False, "thing", isOwn, foreign)
+    assert guardOutputFolder(ours, True, "thing", isOwn, foreign) == ours
+    (ours / "extra.txt").write_text("x")
+    with pytest.raises(DcrOutputError, match=r"holds a dcrmodel thing and other files \(extra"):
+        guardOutputFolder(ours, True, "thing", isOwn, foreign)

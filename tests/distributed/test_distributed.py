@@ -141,17 +141,6 @@ def serial(visits, tmp_path_factory):
     return assembleFromFiles(visits, out, config=CONFIG), out
 
 
-def _hasDirectSolver():
-    try:
-        import dcrmodel.assemble.direct
-    except ImportError:
-        return False
-    return hasattr(dcrmodel.assemble.direct, "solveDirectFromShifts")
-
-
-needsDirect = pytest.mark.skipif(not _hasDirectSolver(), reason="dcrmodel.assemble.direct missing")
-
-
 def _assertSameModel(a, b):
     """The two runs' models, counts and coadds agree to float32 rounding."""
     peak = max(float(np.abs(image.array).max()) for image in a.dcrModel)
@@ -212,7 +201,6 @@ def test_cluster_run_equals_the_serial_run(visits, client, serial, tmp_path):
     assert json.loads((out / SUMMARY_NAME).read_text())["distributed"]["scheduler"]
 
 
-@needsDirect
 def test_cluster_run_equals_the_serial_run_with_the_direct_solver(visits, client, tmp_path):
     config = CONFIG.withOverrides(solver="direct")
     serialResult = assembleFromFiles(visits, tmp_path / "serial", config=config)
@@ -226,7 +214,7 @@ def test_cluster_run_equals_the_serial_run_with_the_direct_solver(visits, client
     "solver",
     [
         "iterative",
-        pytest.param("direct", marks=needsDirect),
+        "direct",
     ],
 )
 def test_no_seams_where_subregions_meet(request, client, tmp_path, solver):
@@ -394,7 +382,6 @@ def test_peak_memory_follows_the_subregion_not_the_patch(visits):
         5 * (32 + 2 * buffer) ** 2 * 8 * MEMORY_FACTORS["iterative"] + MEMORY_OVERHEAD)
 
 
-@needsDirect
 def test_peak_memory_bound_of_the_direct_solver(visits, tmp_path):
     result = assembleDistributed(visits, tmp_path / "direct", resume=True, traceMemory=True,
                                  config=CONFIG.withOverrides(solver="direct"))
@@ -421,7 +408,6 @@ def test_subregion_tasks_pickle_to_the_size_of_the_subregion(visits):
     assert again.modelArrays.shape == (3, 32, 32)
 
 
-@needsDirect
 def test_direct_results_keep_their_blending_band_through_the_scratch_folder(visits, tmp_path):
     # the direct solver's subregions return their model over the tile grown by the
     # blending band; a result saved for --resume comes back with the same box
@@ -595,7 +581,7 @@ def test_output_folder_holding_other_files(visits, tmp_path, noWork):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "notes.txt").write_text("mine")
     text = "[[patch]]\nvisits = [" + ", ".join(f'"{p}"' for p in visits) + ']\nout = "m"\n'
-    with pytest.raises(DcrOutputError, match="patch 'm': the output folder already holds"):
+    with pytest.raises(DcrOutputError, match="patch 'm': the output folder .* already holds"):
         loadPlan(_writePlan(tmp_path, text))
     with pytest.raises(DcrOutputError, match="already holds other files"):
         assembleDistributed(visits, tmp_path / "m", resume=True)

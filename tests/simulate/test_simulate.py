@@ -307,18 +307,18 @@ def test_output_folder_rules(tmp_path):
     out = tmp_path / "sim"
     first = _run(out, seed=5)
     before = first.path(first["files"][0]).read_bytes()
-    with pytest.raises(DcrOutputError, match="holds an earlier simulation .*overwrite"):
+    with pytest.raises(DcrOutputError, match="already holds another run's simulation.*overwrite"):
         _run(out, seed=6)
     assert first.path(first["files"][0]).read_bytes() == before
     second = _run(out, seed=6, overwrite=True)
     assert second["seed"] == 6
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(DcrOutputError, match="plus files it did not write"):
+    with pytest.raises(DcrOutputError, match="holds a dcrmodel simulation and other files"):
         _run(out, seed=7, overwrite=True)
     other = tmp_path / "other"
     other.mkdir()
     (other / "data.fits").write_text("x")
-    with pytest.raises(DcrOutputError, match="did not write"):
+    with pytest.raises(DcrOutputError, match="holds other files.*not a dcrmodel simulation"):
         _run(other, overwrite=True)
     assert (other / "data.fits").read_text() == "x"
     with pytest.raises(DcrOutputError, match="is a file"):

@@ -23,8 +23,8 @@ from astropy.io import fits as pyfits
 from astropy.wcs import WCS
 
 from .._version import __version__
-from ..atomic import atomicDirectory
-from ..errors import DcrOutputError, DcrTypeError
+from ..atomic import atomicDirectory, guardOutputFolder
+from ..errors import DcrTypeError
 from ..fits import writeDcrModel, writeExposure
 from ..image import Exposure, Image, MaskedImage
 from .config import DcrAssembleConfig
@@ -191,42 +191,22 @@ def checkOutputFolder(outDir: str | os.PathLike, overwrite: bool) -> Path:
         If the path is a file, or the folder holds files that are not a model's, or a
         model's without ``overwrite``.
     """
-    out = Path(outDir)
-    if out.exists() and not out.is_dir():
-        raise DcrOutputError(
-            "the output path exists and is not a folder; choose a folder name", outDir=str(out)
-        )
-    if not out.exists():
-        return out
-    entries = sorted(p.name for p in out.iterdir())
-    if not entries:
-        return out
-    summary = out / SUMMARY_NAME
-    ours = False
-    if summary.is_file():
+
+    def isOwn(folder: Path) -> bool:
         try:
-            ours = json.loads(summary.read_text()).get("kind") == _SUMMARY_KIND
+            return json.loads((folder / SUMMARY_NAME).read_text()).get("kind") == _SUMMARY_KIND
         except (OSError, ValueError, AttributeError):
-            ours = False
-    if ours and overwrite:
-        foreign = [
-            name for name in entries
-            if not (name == SUMMARY_NAME or name == STACKED_COADD_NAME or name == NIMAGE_NAME
-                    or name.startswith(_MODEL_PREFIX))
+            return False
+
+    def foreignFiles(folder: Path) -> list[str]:
+        return [
+            p.name for p in sorted(folder.iterdir())
+            if not p.name.startswith(".")
+            and p.name not in (SUMMARY_NAME, STACKED_COADD_NAME, NIMAGE_NAME)
+            and not p.name.startswith(_MODEL_PREFIX)
         ]
-        if not foreign:
-            return out
-        raise DcrOutputError(
-            f"the output folder holds files that are not a dcrmodel model "
-            f"({', '.join(foreign[:5])}); choose an empty folder",
-            outDir=str(out),
-        )
-    what = "another run's model" if ours else "other files"
-    hint = "pass overwrite=True (--overwrite) to replace it" if ours else "choose an empty folder"
-    raise DcrOutputError(
-        f"the output folder already holds {what} ({', '.join(entries[:5])}); {hint}",
-        outDir=str(out),
-    )
+
+    return guardOutputFolder(outDir, overwrite, "model", isOwn, foreignFiles)
 
 
 def _writeNImages(nImages: list[Image], wcs: WCS | None, path: Path) -> None:

@@ -56,25 +56,25 @@ cutouts in `dcrmodel.assemble.subregion`, the iterative solver (steps 3 to 5) in
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from ..errors import DcrConfigError, DcrError, DcrPsfWarning, DcrTypeError, DcrValueError
+from ..errors import DcrError, DcrPsfWarning, DcrTypeError, DcrValueError
 from ..image import Box, Exposure, Filter, Image, Mask, Psf, StatisticsControl
 from ..model import DcrModel
 from ..physics import wavelengthGenerator
 from ..progress import ProgressCallback, reportProgress
 from ..psf import modelPsfFor, validatePsf
 from .config import DcrAssembleConfig
+from .direct import solveDirectFromShifts
 from .directregion import DirectSubregion
 from .inputs import (
     PreparedRun,
@@ -139,13 +139,10 @@ def assembleSubregion(
     ------
     DcrTypeError
         If ``task`` is not a `SubregionTask`.
-    DcrConfigError
-        For ``solver="direct"`` when `dcrmodel.assemble.direct` is not installed.
     """
     if not isinstance(task, SubregionTask):
         raise DcrTypeError("task must be a SubregionTask", task=type(task).__name__)
-    runner = DcrAssembleCoadd(task.config)
-    solve = runner._directSolver() if task.config.solver == "direct" else None
+    solve = solveDirectFromShifts if task.config.solver == "direct" else None
     tic = time.perf_counter()
     arguments = (task.config, task.prepared, task.model, task.modelWeights, task.tile,
                  task.index, task.count)
@@ -341,8 +338,6 @@ class DcrAssembleCoadd:
         """
         config = self.config
         start = time.perf_counter()
-        if config.solver == "direct":
-            self._directSolver()
         prepared = self._prepare(exposures, coadd)
         coaddExposure = prepared.coadd
         model = DcrModel.fromImage(
@@ -474,23 +469,6 @@ class DcrAssembleCoadd:
                     modelShape=result.modelArrays.shape,
                 )
         return byIndex
-
-    def _directSolver(self) -> Callable[..., Any]:
-        """Return `dcrmodel.assemble.direct.solveDirectFromShifts`, or raise if it is missing."""
-        try:
-            module = importlib.import_module("dcrmodel.assemble.direct")
-        except ImportError as exc:
-            if exc.name != "dcrmodel.assemble.direct":
-                raise
-            module = None
-        solve = getattr(module, "solveDirectFromShifts", None) if module is not None else None
-        if solve is None:
-            raise DcrConfigError(
-                "solver 'direct' is not available in this installation (dcrmodel.assemble.direct "
-                "with solveDirectFromShifts is missing); use solver='iterative'",
-                solver="direct",
-            )
-        return solve
 
     # ----------------------------------------------------------------------- prepare
     def _prepare(self, exposures: Any, coadd: Any) -> PreparedRun:

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..assemble import DcrAssembleConfig, assembleFromFiles
+from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles
 from ..atomic import atomicPath
 from ..diffim import cropToModel, makeDifference
 from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
@@ -50,7 +50,6 @@ from .progress import ProgressBar
 
 __all__ = ["SUBCOMMANDS"]
 
-_SOLVERS = ("iterative", "direct")
 
 
 def _bar(args: argparse.Namespace, label: str) -> Any:
@@ -78,7 +77,7 @@ def _addAssemble(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="output folder")
     parser.add_argument("--config", metavar="C.toml", help="configuration file (TOML)")
     parser.add_argument("--subfilters", type=int, metavar="N", help="number of subfilters")
-    parser.add_argument("--solver", choices=_SOLVERS, help="model solver")
+    parser.add_argument("--solver", choices=SOLVERS, help="model solver")
     parser.add_argument("--effective-wavelength", type=float, metavar="NM",
                         help="band effective wavelength in nm (with --bandwidth)")
     parser.add_argument("--bandwidth", type=float, metavar="NM", help="band width in nm")
@@ -377,7 +376,7 @@ def _addDemo(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--fields", nargs="+", choices=list(DEMO_FIELDS),
                         default=list(DEMO_FIELDS), help="fields to run (default: all)")
-    parser.add_argument("--solvers", nargs="+", choices=_SOLVERS, default=list(_SOLVERS),
+    parser.add_argument("--solvers", nargs="+", choices=SOLVERS, default=list(SOLVERS),
                         help="solvers to compare (default: both)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo")
     parser.set_defaults(handler=_runDemo)

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from ..assemble import DcrAssembleCoadd, DcrAssembleConfig, writeResults
-from ..atomic import atomicPath
+from ..atomic import atomicPath, guardOutputFolder
 from ..diffim import evaluateVisit, improvement
-from ..errors import DcrOutputError, DcrValueError
+from ..errors import DcrValueError
 from ..fits import readExposure
 from ..progress import ProgressCallback
 from ..simulate import SimulationConfig, runSimulation
@@ -84,22 +84,7 @@ _COLUMNS = ["field", "visit", "airmass", "template", "residual", "vs coadd", "fa
 
 
 def _checkOutDir(outDir: Path, overwrite: bool) -> None:
-    if not outDir.exists():
-        return
-    if not outDir.is_dir():
-        raise DcrOutputError("The demo output path exists and is not a folder; choose another "
-                             "--out.", path=str(outDir))
-    entries = [p for p in outDir.iterdir() if not p.name.startswith(".")]
-    if not entries:
-        return
-    if not (outDir / _MARKER).exists():
-        raise DcrOutputError(
-            "The demo output folder holds files that are not a dcrmodel demo; choose an "
-            "empty or new folder.", path=str(outDir))
-    if not overwrite:
-        raise DcrOutputError(
-            "The demo output folder holds an earlier demo; pass --overwrite to replace it.",
-            path=str(outDir))
+    guardOutputFolder(outDir, overwrite, "demo", lambda folder: (folder / _MARKER).exists())
 
 
 def _meanByClass(evaluations: list[Any]) -> dict[str, float]:

@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ..atomic import atomicDirectory
+from ..atomic import atomicDirectory, guardOutputFolder
 from ..errors import (
     DcrError,
     DcrFitsError,
-    DcrOutputError,
     DcrTypeError,
     DcrValueError,
     DcrWarning,
@@ -138,19 +137,8 @@ def writeDcrModel(
         raise DcrTypeError("writeDcrModel needs a DcrModel", model=type(model).__name__)
     datasetType = _checkDatasetType(datasetType)
     target = Path(os.fspath(path))
-    if target.exists():
-        if not target.is_dir():
-            raise DcrOutputError(
-                "the output path is a file; a DCR model is written as a directory, give a "
-                "new directory name",
-                path=str(target),
-            )
-        if not _isModelDirectory(target):
-            raise DcrOutputError(
-                "the output directory holds files that are not a DCR model; refusing to "
-                "replace it, give an empty or new directory",
-                path=str(target),
-            )
+    # a DCR model folder is always replaced as a whole (atomically, below)
+    guardOutputFolder(target, True, "model", _isModelDirectory)
     numSubfilters = model.dcrNumSubfilters
     filterInfo = model.filter
     ranges: list[tuple[float, float]] | None = None

@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import DcrOutputError, DcrValueError
+from ..atomic import guardOutputFolder
+from ..errors import DcrValueError
 from .config import ROLES
 
 __all__ = ["MANIFEST_NAME", "SimulationManifest", "loadManifest"]
@@ -55,38 +56,20 @@ def checkOutputDirectory(path: Path, overwrite: bool) -> None:
         If ``path`` is a file, holds files an earlier simulation did not write, or holds
         an earlier simulation and ``overwrite`` is False.
     """
-    if path.exists() and not path.is_dir():
-        raise DcrOutputError(
-            "the output path is a file; give a directory for the simulation", path=str(path)
-        )
-    if not path.exists() or not any(path.iterdir()):
-        return
-    earlier = _readOwnManifest(path / MANIFEST_NAME)
-    if earlier is None:
-        raise DcrOutputError(
-            f"the output folder {path} holds files that dcrmodel simulate did not write; "
-            "refusing to touch them, choose an empty or new folder",
-            path=str(path),
-        )
-    listed = set(earlier.get("files", [])) | {MANIFEST_NAME}
-    present = {
-        p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()
-    }
-    foreign = sorted(present - listed)
-    if foreign:
-        raise DcrOutputError(
-            f"the output folder {path} holds an earlier simulation plus files it did not "
-            "write; refusing to replace them, choose an empty or new folder",
-            path=str(path),
-            foreign=foreign[:5],
-        )
-    if not overwrite:
-        raise DcrOutputError(
-            f"the output folder {path} holds an earlier simulation (seed "
-            f"{earlier.get('seed')}); pass --overwrite (overwrite=True) to replace it, or "
-            "choose another folder",
-            path=str(path),
-        )
+
+    def foreignFiles(folder: Path) -> list[str]:
+        earlier = _readOwnManifest(folder / MANIFEST_NAME) or {}
+        listed = set(earlier.get("files", [])) | {MANIFEST_NAME}
+        present = {
+            p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        }
+        return sorted(present - listed)
+
+    guardOutputFolder(
+        path, overwrite, "simulation",
+        lambda folder: _readOwnManifest(folder / MANIFEST_NAME) is not None, foreignFiles,
+    )
 
 
 class SimulationManifest(Mapping[str, Any]):
