@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from dcrmodel.atomic import atomicDirectory, atomicPath
@@ -91,3 +93,100 @@ def test_one_output_folder_guard(tmp_path):
     (ours / "extra.txt").write_text("x")
     with pytest.raises(DcrOutputError, match=r"holds a dcrmodel thing and other files \(extra"):
         guardOutputFolder(ours, True, "thing", isOwn, foreign)
+
+
+def test_folder_swap_is_one_exchange(tmp_path):
+    from dcrmodel.atomic import exchangePaths
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("a")
+    (b / "x").write_text("b")
+    if not exchangePaths(a, b):
+        pytest.skip("this file system cannot exchange two paths in one step")
+    assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
+
+
+def test_second_writer_fails_at_once_and_the_lock_is_released(tmp_path):
+    import subprocess
+    import sys
+
+    from dcrmodel.atomic import outputLock
+    from dcrmodel.errors import DcrOutputError
+
+    target = tmp_path / "model"
+    other = (
+        "import sys\n"
+        "from dcrmodel.atomic import outputLock\n"
+        "from dcrmodel.errors import DcrOutputError\n"
+        "try:\n"
+        "    with outputLock(sys.argv[1]):\n"
+        "        pass\n"
+        "except DcrOutputError as error:\n"
+        "    print(error); sys.exit(2)\n"
+    )
+    with outputLock(target):
+        with outputLock(target):  # the same process may nest
+            pass
+        result = subprocess.run([sys.executable, "-c", other, str(target)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2
+        assert "another dcrmodel run is writing" in result.stdout
+    result = subprocess.run([sys.executable, "-c", other, str(target)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+    assert list(tmp_path.iterdir()) == []  # no lock file left
+    with pytest.raises(DcrOutputError, match="is a file, not a folder"):
+        afile = tmp_path / "afile"
+        afile.write_text("x")
+        with atomicPath(afile / "under" / "out.fits"):
+            pass
+
+
+def test_leftovers_of_killed_runs_are_removed_and_a_half_swap_is_restored(tmp_path):
+    target = tmp_path / "model"
+    with atomicDirectory(target) as tmp:
+        (tmp / "a").write_text("1")
+    # what a run killed mid-write leaves: a temporary folder and a temporary file
+    (tmp_path / ".model.abc123.tmp").mkdir()
+    (tmp_path / ".model.abc123.tmp" / "half").write_text("x")
+    (tmp_path / ".model.tmp.xyz.fits").write_text("x")
+    with atomicDirectory(target) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    # a run killed between the two renames of a swap (no exchange): the output is back
+    os.replace(target, tmp_path / ".model.def456.old")
+    assert not target.exists()
+    with atomicDirectory(target) as tmp:
+        assert (target / "b").read_text() == "2"  # restored before the new write
+        (tmp / "c").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_full_disk_is_a_one_line_error_and_the_old_output_stays(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    script = (
+        "import resource, sys\n"
+        "from dcrmodel.atomic import atomicPath\n"
+        "from dcrmodel.errors import DcrOutputError\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "try:\n"
+        "    with atomicPath(sys.argv[1]) as tmp:\n"
+        "        tmp.write_bytes(b'x' * 100000)\n"
+        "except DcrOutputError as error:\n"
+        "    print(error); sys.exit(2)\n"
+    )
+    assert resource.RLIMIT_FSIZE  # the file-size limit stands in for a full disk
+    result = subprocess.run([sys.executable, "-c", script, str(target)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot write {target}" in result.stdout and "too large" in result.stdout
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]

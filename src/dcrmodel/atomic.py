@@ -1,14 +1,30 @@
-"""Writing outputs safely: atomic writes, and one guard for output folders.
+"""Writing outputs safely: atomic writes, one writer per output, one output-folder guard.
 
-A failed write leaves earlier outputs as they were (`atomicPath`, `atomicDirectory`), and
-no command writes into a folder that holds anything but its own earlier output
-(`guardOutputFolder`).
+- `atomicPath` and `atomicDirectory` write to a hidden temporary name beside the output and
+  put it in place in one step, so a reader finds either the complete old output or the
+  complete new one, and a failed run leaves the old one as it was. On Linux a folder is
+  swapped with ``renameat2(RENAME_EXCHANGE)``; where the file system cannot exchange, the old
+  folder is first renamed aside and the next run on the same output puts it back if the run
+  died in between (the window is two renames).
+- `outputLock` lets one run write an output at a time: a second concurrent run fails at once
+  with a clear message. The lock is an ``fcntl`` lock on a hidden file beside the output,
+  removed when the writer is done.
+- The next run on an output removes what a killed run left (hidden temporary files and
+  folders), under that lock.
+- Every `OSError` while writing (disk full, quota, file size, permissions, a path under a
+  file) becomes a `DcrOutputError` naming the output and the cause.
+- `guardOutputFolder` refuses a folder that holds anything but an earlier output of the
+  same kind, before any work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,13 +32,207 @@ from pathlib import Path
 
 from .errors import DcrOutputError
 
-__all__ = ["atomicPath", "atomicDirectory", "guardOutputFolder"]
+__all__ = [
+    "atomicPath",
+    "atomicDirectory",
+    "outputLock",
+    "removeLeftovers",
+    "exchangePaths",
+    "guardOutputFolder",
+]
+
+#: Outputs whose lock this process holds, with how many nested holders.
+_HELD: dict[str, int] = {}
+
+#: Errors of writing (not of reading an input) that become a `DcrOutputError`.
+_WRITE_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG, errno.EACCES,
+                      errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR,
+                      errno.EIO, errno.ENAMETOOLONG)
+    if code is not None
+)
+
+# renameat2(2) constants (linux/fs.h, fcntl.h)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _writeError(path: Path, error: OSError) -> DcrOutputError:
+    cause = error.strerror or str(error)
+    if error.errno in (errno.ENOTDIR, errno.EEXIST) and not path.parent.is_dir():
+        cause = f"{_firstFileAbove(path)} is a file, not a folder"
+    return DcrOutputError(f"cannot write {path}: {cause}", path=str(path))
+
+
+def _firstFileAbove(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return path.parent
+
+
+def _makeParent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _writeError(path, error) from None
+
+
+def exchangePaths(first: str | os.PathLike, second: str | os.PathLike) -> bool:
+    """Exchange two existing paths in one step; return False where the system cannot.
+
+    Uses Linux's ``renameat2(RENAME_EXCHANGE)`` (kernel 3.15, glibc 2.28): at every instant
+    each name refers to one complete folder or file.
+
+    Parameters
+    ----------
+    first, second : str or os.PathLike
+        Two existing paths on one file system.
+
+    Returns
+    -------
+    bool
+        True if exchanged; False if this system or file system does not support it.
+
+    Raises
+    ------
+    OSError
+        For any other failure (the paths are then unchanged).
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    result = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
+                       _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(first))
+
+
+def _leftoverPattern(final: Path) -> re.Pattern[str]:
+    name = re.escape(final.name)
+    return re.compile(rf"^\.{name}\.(?:tmp\..+|.+\.tmp|.+\.old)$")
+
+
+def removeLeftovers(path: str | os.PathLike) -> list[Path]:
+    """Remove what killed runs left beside an output; restore an output caught mid-swap.
+
+    Call it only while holding the output's `outputLock`. Hidden temporary files and
+    folders of `atomicPath` and `atomicDirectory` for this output are removed; if the
+    output itself is missing and an earlier run died between the two renames of a folder
+    swap, the old folder is put back first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The leftovers removed (or restored).
+    """
+    final = Path(path)
+    if not final.parent.is_dir():
+        return []
+    pattern = _leftoverPattern(final)
+    found = [p for p in final.parent.iterdir() if pattern.match(p.name)]
+    olds = sorted((p for p in found if p.name.endswith(".old")), key=lambda p: p.stat().st_mtime)
+    if olds and not final.exists() and not final.is_symlink():
+        os.replace(olds[-1], final)
+    for leftover in found:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif leftover.exists() or leftover.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    return found
+
+
+@contextlib.contextmanager
+def outputLock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold the one-writer lock of an output for the duration of a ``with`` block.
+
+    A second run (another process) asking for the same output's lock fails at once; the
+    same process may nest holders. Leftovers of killed runs are removed on entry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output (file or folder) to be written.
+
+    Yields
+    ------
+    pathlib.Path
+        The output's path.
+
+    Raises
+    ------
+    DcrOutputError
+        If another run is writing the same output, or the lock cannot be made.
+    """
+    final = Path(path).absolute()
+    key = str(final)
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield final
+        finally:
+            _HELD[key] -= 1
+        return
+    _makeParent(final)
+    lockPath = final.parent / f".{final.name}.lock"
+    fd = _acquire(final, lockPath)
+    _HELD[key] = 1
+    try:
+        removeLeftovers(final)
+        yield final
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            os.unlink(lockPath)
+        os.close(fd)
+
+
+def _acquire(final: Path, lockPath: Path) -> int:
+    """Open and lock ``lockPath``; retry if another writer removed it meanwhile."""
+    while True:
+        try:
+            fd = os.open(lockPath, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as error:
+            raise _writeError(final, error) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DcrOutputError(
+                f"another dcrmodel run is writing {final} right now (it holds {lockPath.name}); "
+                "wait for it to finish or choose another output",
+                path=str(final),
+            ) from None
+        try:
+            current = os.stat(lockPath)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        held = os.fstat(fd)
+        if (held.st_ino, held.st_dev) == (current.st_ino, current.st_dev):
+            return fd
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -41,30 +251,44 @@ def atomicPath(path: str | os.PathLike, suffix: str | None = None) -> Iterator[P
     ------
     tmp : pathlib.Path
         Where the caller writes. It is removed if the block raises.
+
+    Raises
+    ------
+    DcrOutputError
+        If another run writes the same file, or writing fails (disk full, permissions,
+        a path under a file...): the earlier file is then as it was.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{final.name}.tmp.", suffix=final.suffix if suffix is None else suffix,
-        dir=final.parent,
-    )
-    os.close(fd)
-    tmp = Path(name)
-    # mkstemp makes owner-only files; give the output the permissions of a plain open().
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with outputLock(final):
+        try:
+            fd, name = tempfile.mkstemp(
+                prefix=f".{final.name}.tmp.", suffix=final.suffix if suffix is None else suffix,
+                dir=final.parent,
+            )
+        except OSError as error:
+            raise _writeError(final, error) from None
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            # mkstemp makes owner-only files; give the output the permissions of open().
+            os.chmod(tmp, 0o666 & ~_umask())
+            yield tmp
+            os.replace(tmp, final)
+        except OSError as error:
+            if isinstance(error, DcrOutputError) or error.errno not in _WRITE_ERRNOS:
+                raise
+            raise _writeError(final, error) from error
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 @contextlib.contextmanager
 def atomicDirectory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; swap it into place on success.
 
-    An existing directory at ``path`` is replaced only once the new one is complete.
+    An existing directory at ``path`` is replaced only once the new one is complete, by
+    exchanging the two in one step where the system can (see the module notes).
 
     Parameters
     ----------
@@ -75,24 +299,52 @@ def atomicDirectory(path: str | os.PathLike) -> Iterator[Path]:
     ------
     tmp : pathlib.Path
         The directory the caller fills. It is removed if the block raises.
+
+    Raises
+    ------
+    DcrOutputError
+        If another run writes the same folder, if ``path`` is a file, or writing fails:
+        the earlier folder is then as it was.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.rmdir(old)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with outputLock(final):
+        if final.exists() and not final.is_dir():
+            raise DcrOutputError(
+                f"cannot write the folder {final}: a file of that name exists", path=str(final)
+            )
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp",
+                                        dir=final.parent))
+            os.chmod(tmp, 0o777 & ~_umask())
+        except OSError as error:
+            raise _writeError(final, error) from None
+        try:
+            yield tmp
+            _swapIntoPlace(tmp, final)
+        except OSError as error:
+            if isinstance(error, DcrOutputError) or error.errno not in _WRITE_ERRNOS:
+                raise
+            raise _writeError(final, error) from error
+        finally:
+            # After a swap ``tmp`` holds the old folder; an interrupt while removing it
+            # leaves a leftover that the next run removes, never a partial output.
+            with contextlib.suppress(KeyboardInterrupt):
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swapIntoPlace(tmp: Path, final: Path) -> None:
+    """Put the complete folder ``tmp`` at ``final``; the old folder ends up at ``tmp``."""
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    if exchangePaths(tmp, final):
+        return
+    # No exchange on this file system: two renames, recovered by removeLeftovers.
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+    os.rmdir(old)
+    os.replace(final, old)
+    os.replace(tmp, final)
+    os.replace(old, tmp)
 
 
 def guardOutputFolder(
