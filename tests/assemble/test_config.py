@@ -27,7 +27,7 @@ def test_defaults_are_the_reference_values():
     assert config.regularizeModelFrequency == 4
     assert config.regularizationWidth == 2
     assert config.imageInterpOrder == 1
-    assert config.doAirmassWeight is True
+    assert config.doAirmassWeight is False
     assert config.convergenceMaskPlanes == ("DETECTED",)
     assert config.badMaskPlanes == ("BAD", "SAT", "NO_DATA", "EDGE", "CR")
     assert config.subregionSize == (512, 512)

@@ -295,11 +295,10 @@ def test_single_subfilter_model(field):
 
 
 def test_airmass_weighting(field):
-    weighted = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(
-        field.exposures)
-    plain = DcrAssembleCoadd(
-        _iterative(maxNumIter=1, minNumIter=1, doAirmassWeight=False)
+    weighted = DcrAssembleCoadd(
+        _iterative(maxNumIter=1, minNumIter=1, doAirmassWeight=True)
     ).run(field.exposures)
+    plain = DcrAssembleCoadd(_iterative(maxNumIter=1, minNumIter=1)).run(field.exposures)
     airmass = np.array([v["airmass"] for v in weighted.summary["visits"]])
     weights = np.array([v["weight"] for v in weighted.summary["visits"]])
     plainWeights = np.array([v["weight"] for v in plain.summary["visits"]])
@@ -533,7 +532,7 @@ def test_visit_without_metadata(smallField, noWork):
     exposures[0] = _copy(exposures[0],
                          visitInfo=exposures[0].visitInfo.copyWith(boresightAirmass=None))
     with pytest.raises(DcrMetadataError, match=r"exposure 0 .*airmass.*doAirmassWeight"):
-        DcrAssembleCoadd().run(exposures)
+        DcrAssembleCoadd(DcrAssembleConfig(doAirmassWeight=True)).run(exposures)
 
 
 def test_visit_not_on_the_model_grid(smallField, noWork):

@@ -862,3 +862,20 @@ def test_header_warnings_name_the_callers_line(tmp_path):
         with pytest.warns(DcrWarning, match="BORE-ALT") as caught:
             read(path)
         assert {w.filename for w in caught} == {__file__}, read
+
+
+def test_a_gzip_file_named_fits_is_read_not_called_truncated(tmp_path):
+    import gzip
+
+    exposure = _makeExposure()
+    writeExposure(exposure, tmp_path / "plain.fits")
+    (tmp_path / "zipped.fits").write_bytes(gzip.compress((tmp_path / "plain.fits").read_bytes()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = readExposure(tmp_path / "plain.fits")
+        zipped = readExposure(tmp_path / "zipped.fits")
+        box = Box(1002, 2003, 5, 4)
+        cut = readExposure(tmp_path / "zipped.fits", bbox=box)
+    np.testing.assert_array_equal(zipped.image.array, plain.image.array)
+    np.testing.assert_array_equal(zipped.variance.array, plain.variance.array)
+    np.testing.assert_array_equal(cut.image.array, plain[box].image.array)

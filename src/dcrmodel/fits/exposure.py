@@ -107,6 +107,24 @@ _ARCHIVE_ID_KEY = re.compile(r"^[A-Z0-9]+(_[A-Z0-9]+)*_ID$")
 # --------------------------------------------------------------------------------------
 
 
+#: Leading bytes of the whole-file compressions astropy reads (gzip, bzip2, zip).
+_COMPRESSION_MAGIC = (b"\x1f\x8b", b"BZh", b"PK\x03\x04")
+
+
+def isCompressedFile(path: Path) -> bool:
+    """Whether a file is gzip, bzip2 or zip compressed, by its first bytes, whatever its name.
+
+    A compressed file is read through astropy's decompression; its size on disk says
+    nothing of where its HDUs end.
+    """
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(4)
+    except OSError:
+        return path.suffix.lower() in {".gz", ".bz2", ".zip"}
+    return head.startswith(_COMPRESSION_MAGIC)
+
+
 def openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
     """Open a FITS file lazily with memory mapping and index its HDUs by EXTNAME.
 
@@ -269,7 +287,7 @@ def _readSection(
 
 def _memoryMappable(hdu: fits.ImageHDU | fits.PrimaryHDU | fits.CompImageHDU, path: Path) -> bool:
     """Whether ``hdu.data`` is a memory map of the file's raw pixels (no copy, no scaling)."""
-    if path.suffix.lower() in {".gz", ".bz2", ".zip"}:
+    if isCompressedFile(path):
         return False
     if not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)) or isinstance(
         hdu, fits.CompImageHDU
@@ -298,8 +316,7 @@ def _planesBox(hduList: fits.HDUList, indices: dict[str, int], source: Path) -> 
             f"needs IMAGE, MASK and VARIANCE image HDUs",
             hdus=sorted(indices),
         )
-    compressed = source.suffix.lower() in {".gz", ".bz2", ".zip"}
-    fileSize = None if compressed else source.stat().st_size
+    fileSize = None if isCompressedFile(source) else source.stat().st_size
     geometry = {
         name: checkPlaneHdu(hduList, indices[name], name, source, fileSize)
         for name in PLANE_NAMES
