@@ -431,12 +431,7 @@ class DcrModel:
             If ``bbox`` is not inside the model's box.
         """
         bbox = self.bbox if bbox is None else checkRegion(bbox, self.bbox)
-        slices = bbox.slices(self.bbox)
-        total = np.array(self._modelImages[0].array[slices], dtype=np.float64)
-        for image in self._modelImages[1:]:
-            total += image.array[slices]
-        total /= len(self._modelImages)
-        return total.astype(self._modelImages[0].dtype, copy=False)
+        return conditioning.referenceImage(self._modelImages, bbox.slices(self.bbox))
 
     def assign(self, dcrSubModel: DcrModel, bbox: Box | None = None) -> None:
         """Update a sub-region of the DcrModel with new values.
@@ -586,10 +581,9 @@ class DcrModel:
         (`psf`). The visit sees subfilter ``k`` through its own PSF at the subfilter's
         central wavelength (size scaled by ``(lambda_k / lambda_eff) ** alpha``), so each
         subfilter's transfer is multiplied by ``OTF_visit,k / OTF_model``, damped where the
-        model's OTF is too small to divide by (`dcrmodel.psf.matching.psfMatchingTransfer`). Where
-        the
-        visit is sharper than the model the damping removes light the model does not hold;
-        the template then lacks, for each subfilter, the model convolved with the
+        model's OTF is too small to divide by (`dcrmodel.psf.matching.psfMatchingTransfer`).
+        Where the visit is sharper than the model the damping removes light the model does
+        not hold; the template then lacks, for each subfilter, the model convolved with the
         residual kernel of the matching. Pixels where the sum over subfilters of ``|model|``
         convolved with ``|residual kernel|`` (moved by the DCR) exceeds the noise (the
         exposure's standard deviation, else that of the template from the model's variance,
@@ -807,7 +801,8 @@ class DcrModel:
         regularizationFactor : float
             Maximum relative change of the model allowed between subfilters (>= 1).
         regularizationWidth : int, optional
-            Minimum radius of a region to include in regularization, in pixels.
+            Minimum radius of a region to include in regularization, and the standard
+            deviation of the smoothing Gaussian, in pixels.
         mask : dcrmodel.image.Mask, optional
             Optional alternate mask; default the model's mask.
         convergenceMaskPlanes : str or list of str, optional
@@ -826,16 +821,28 @@ class DcrModel:
         Notes
         -----
         This implementation of frequency regularization restricts each subfilter image to
-        be a smoothly-varying function times a reference image. The reference is the mean of
-        the new subfilter images. Where it is above the noise cutoff (`calculateNoiseCutoff`
-        of the reference, one sigma, over ``bbox`` less a border of up to 5 pixels), each
-        subfilter image is restricted to between ``ref / sqrt(f)`` and ``ref * sqrt(f)``, so
-        that any two subfilters differ by at most the factor ``f`` between them, as the
-        factor is defined. The limits are applied with `applyImageThresholds`: only regions
-        at least ``regularizationWidth`` in radius are clamped, so noise is left alone, while
-        the coherent holes and wings that degenerate solutions put beside a source in some
-        subfilters (chromatic sidelobes) are flattened. Pixels at or below the noise cutoff
-        are not restricted.
+        be a smoothly-varying function times a reference image (DMTN-037, and the reference
+        pipelines since December 2018). With ``m_k`` the ``N`` new images over ``bbox``,
+        ``G_s`` a Gaussian filter of standard deviation ``s = regularizationWidth`` pixels
+        (edges mirrored; 0 does not smooth) and ``f = regularizationFactor``:
+
+        1. Reference ``r = mean_k m_k``; offset ``c = 3 sigma``, ``sigma`` the rms over ``k``
+           of the noise of ``G_s(m_k)`` (`calculateNoiseCutoff`, one sigma, over ``bbox``
+           less a border of up to 5 pixels).
+        2. Clamp each ``m_k`` to ``[R / sqrt(f), R * sqrt(f)]``, ``R = G_s(r) + c`` (where
+           ``R > 0``), with `applyImageThresholds` (regions narrower than
+           ``regularizationWidth`` in radius, such as isolated noisy pixels, are spared).
+        3. Colour ratio ``q_k = N n_k / sum_j n_j``, ``n_k = G_s(m'_k) + c`` (``m'_k``
+           clamped, ``n_k`` floored at ``1e-6 c``): smoothed subfilter over smoothed
+           reference, both offset so that ``q_k`` tends to 1 where there is little light.
+        4. Unsharp mask: ``q'_k = q_k + 3 (q_k - G_{s/3}(q_k))``; then ``m_k <- r q'_k``.
+
+        As ``sum_k q'_k = N``, the sum over subfilters, which the visits constrain best, is
+        unchanged (to rounding): only the colour is regularized. Chromatic sidelobes of
+        degenerate solutions (a hole beside a source in one subfilter, a wing in another)
+        and oscillations between subfilters are removed; a smoothly varying colour is kept.
+        `dcrmodel.model.conditioning.regularizeModelFreq` says how this differs from the
+        reference pipelines.
         """
         conditioning.regularizeModelFreq(
             self, modelImages, bbox, statsCtrl, regularizationFactor, regularizationWidth,
