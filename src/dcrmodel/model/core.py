@@ -49,21 +49,17 @@ from ..image import (
 from . import conditioning, templates
 from .checks import (
     assignedRegion,
-    checkFilter,
-    checkMaskAndVariance,
-    checkMetadata,
-    checkModelImages,
     checkNewImage,
     checkRegion,
     requireFilter,
     subfilterIndex,
-    zeroFlaggedNonFinite,
 )
 from .construction import (
     coaddArguments,
     dataRefGetter,
     exposureArguments,
     handlesBySubfilter,
+    modelParts,
 )
 from .templates import (
     DEFAULT_PSF_DAMPING,
@@ -108,12 +104,19 @@ class DcrModel:
         Calibration from counts to nJy.
     wcs : astropy.wcs.WCS, optional
         Celestial WCS of the model's pixel grid (0-based parent pixels to ICRS).
+    effectiveWavelength, bandwidth : float, optional
+        Keyword only: the band's effective wavelength and full width in nm (the reference
+        pipelines' keywords), in place of ``filterInfo``; both or neither. They make
+        ``Filter("custom", effectiveWavelength, bandwidth)``.
 
     Raises
     ------
     DcrValueError
         If there are no subfilter images, or a subfilter image (or the variance) holds NaN
-        or infinite values in pixels that no bad mask plane flags.
+        or infinite values in pixels that no bad mask plane flags, or ``filterInfo`` is
+        given with ``effectiveWavelength`` or ``bandwidth``.
+    DcrMetadataError
+        If only one of ``effectiveWavelength`` and ``bandwidth`` is given.
     DcrShapeError
         If the subfilter images, the mask and the variance do not share one box.
     DcrTypeError
@@ -140,15 +143,13 @@ class DcrModel:
     def __init__(
         self, modelImages: Sequence[Image], filterInfo: Filter | str | None = None,
         psf: Psf | None = None, mask: Mask | None = None, variance: Image | None = None,
-        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None,
+        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None, *,
+        effectiveWavelength: float | None = None, bandwidth: float | None = None,
     ) -> None:
-        images = checkModelImages(modelImages)
-        variance = checkMaskAndVariance(mask, variance, images[0].bbox)
-        filterInfo = checkFilter(filterInfo)
-        checkMetadata(psf, photoCalib, wcs)
-        zeroFlaggedNonFinite(images, variance, mask)
+        images, variance, band = modelParts(modelImages, filterInfo, psf, mask, variance,
+                                            photoCalib, wcs, effectiveWavelength, bandwidth)
         self._modelImages: list[Image] = images
-        self._filter = filterInfo
+        self._filter = band
         self._psf = psf
         self._mask = mask
         self._variance = variance
@@ -162,7 +163,8 @@ class DcrModel:
     def fromImage(
         cls, maskedImage: MaskedImage | Exposure, dcrNumSubfilters: int,
         filterInfo: Filter | str | None = None, psf: Psf | None = None,
-        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None,
+        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None, *,
+        effectiveWavelength: float | None = None, bandwidth: float | None = None,
     ) -> DcrModel:
         """Initialize a DcrModel by dividing a coadd between the subfilters.
 
@@ -182,6 +184,9 @@ class DcrModel:
             Calibration to convert counts to nJy.
         wcs : astropy.wcs.WCS, optional
             Celestial WCS of the coadd's pixel grid.
+        effectiveWavelength, bandwidth : float, optional
+            Keyword only: the band in nm, in place of ``filterInfo`` (both or neither), as
+            for `DcrModel`; named as an Exposure's filter, if it has one, else "custom".
 
         Returns
         -------
@@ -194,7 +199,9 @@ class DcrModel:
         DcrValueError
             (a ``ValueError``) If there are NaN or infinite values in pixels of the image or
             the variance that no bad mask plane flags (the message gives their number), or
-            ``dcrNumSubfilters`` < 1.
+            ``dcrNumSubfilters`` < 1, or ``filterInfo`` is given with a wavelength.
+        DcrMetadataError
+            If only one of ``effectiveWavelength`` and ``bandwidth`` is given.
         DcrTypeError
             If ``maskedImage`` is not a MaskedImage or Exposure.
 
@@ -206,8 +213,8 @@ class DcrModel:
         bad mask plane (`StatisticsControl` defaults: ``BAD``, ``SAT``, ``NO_DATA``,
         ``EDGE``, ``CR``) are set to 0 in the model's image and variance.
         """
-        arguments = coaddArguments(maskedImage, dcrNumSubfilters, filterInfo, psf, photoCalib, wcs)
-        return cls(**arguments)
+        return cls(**coaddArguments(maskedImage, dcrNumSubfilters, filterInfo, psf, photoCalib,
+                                    wcs, effectiveWavelength, bandwidth))
 
     @classmethod
     def fromDataRef(
