@@ -8,7 +8,6 @@ slicing, which must agree to rounding error.
 
 from __future__ import annotations
 
-import math
 import pickle
 import warnings
 
@@ -868,85 +867,6 @@ def test_regularizeModelIter():
         model.regularizeModelIter(2, array, sub, regularizationFactor=2.0)
     with pytest.raises(DcrShapeError, match="shape"):
         model.regularizeModelIter(0, array, model.bbox, regularizationFactor=2.0)
-
-
-def sidelobeModel(amplitude, noise=0.3, seed=4, shape=(48, 48)):
-    """Three subfilters of one source with an antisymmetric chromatic dipole (sidelobes)."""
-    rng = np.random.default_rng(seed)
-    centre = (23.5, 24.0)
-    truth = renderGaussians(shape, [(centre[0], centre[1], 2000.0)], sigma=2.0) / 3.0
-    dipole = (
-        renderGaussians(
-            shape,
-            [(centre[0] + 1.5, centre[1], 2000.0), (centre[0] - 1.5, centre[1], -2000.0)],
-            sigma=2.0,
-        )
-        / 3.0
-    )
-    images = [
-        truth + c * amplitude * dipole + rng.normal(0.0, noise, size=shape)
-        for c in (1.0, 0.0, -1.0)
-    ]
-    return truth, images
-
-
-def bandExcess(images, reference, maxRatio):
-    """Flux of each image beyond [reference / maxRatio, reference * maxRatio] where it is bright."""
-    bright = reference > 1.0
-    return [
-        float(
-            np.sum(np.clip(m - maxRatio * reference, 0, None)[bright])
-            + np.sum(np.clip(reference / maxRatio - m, 0, None)[bright])
-        )
-        for m in images
-    ]
-
-
-@pytest.mark.parametrize(("width", "remaining"), [(1, 0.05), (2, 0.5)])
-def test_regularizeModelFreqSuppressesChromaticSidelobes(width, remaining):
-    truth, arrays = sidelobeModel(amplitude=1.0)
-    bbox = Box.fromShape(truth.shape)
-    model = DcrModel([Image(a.copy()) for a in arrays], filterInfo=BAND)
-    new = [Image(a.copy()) for a in arrays]
-    reference = np.mean(arrays, axis=0)
-    before = bandExcess(arrays, reference, 2.0)
-    assert before[0] > 100.0 and before[2] > 100.0 and before[1] == 0.0
-    model.regularizeModelFreq(
-        new, bbox, StatisticsControl(), regularizationFactor=4.0, regularizationWidth=width
-    )
-    after = bandExcess([n.array for n in new], reference, 2.0)
-    # the holes and wings beside the source in the outer subfilters are (mostly) flattened;
-    # with width 2 the parts of them narrower than a disk of radius 2 are spared by design
-    assert after[0] < remaining * before[0] and after[2] < remaining * before[2]
-    core = (slice(14, 34), slice(14, 34))
-    for n, a in zip(new, arrays, strict=True):
-        assert (
-            np.sum(np.abs(n.array[core] - truth[core]))
-            < np.sum(np.abs(a[core] - truth[core])) + 1e-9
-        )
-        # changed pixels sit on the edges of the band: sqrt(4) = 2 times the reference
-        changed = n.array != a
-        onEdge = np.isclose(n.array, 2.0 * reference) | np.isclose(n.array, 0.5 * reference)
-        assert np.all(onEdge[changed])
-    # the middle subfilter had no sidelobe and is untouched; so is the noise far from the source
-    np.testing.assert_array_equal(new[1].array, arrays[1])
-    np.testing.assert_array_equal(new[0].array[:8, :8], arrays[0][:8, :8])
-
-
-def test_regularizeModelFreqKeepsRealColour():
-    shape = (48, 48)
-    source = renderGaussians(shape, [(23.5, 24.0, 2000.0)], sigma=2.0)
-    # a blue source: 0.6 / 1.0 / 1.4 of the mean in the three subfilters, within a factor 4
-    arrays = [w * source / 3.0 for w in (1.4, 1.0, 0.6)]
-    model = DcrModel([Image(a.copy()) for a in arrays], filterInfo=BAND)
-    new = [a.copy() for a in arrays]
-    model.regularizeModelFreq(new, Box.fromShape(shape), None, regularizationFactor=4.0)
-    for n, a in zip(new, arrays, strict=True):
-        np.testing.assert_array_equal(n, a)
-    # a tighter factor clamps the colour to within sqrt(1.5) of the mean where the source is
-    model.regularizeModelFreq(new, Box.fromShape(shape), None, regularizationFactor=1.5)
-    bright = source / 3.0 > 1.0
-    assert np.allclose(new[0][bright], math.sqrt(1.5) * source[bright] / 3.0)
 
 
 def test_regularizeModelFreqErrors():

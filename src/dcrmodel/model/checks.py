@@ -31,6 +31,8 @@ __all__ = [
     "checkRegion",
     "checkFiniteNumber",
     "checkFilter",
+    "resolveFilter",
+    "CUSTOM_BAND_NAME",
     "requireFilter",
     "badPixels",
     "countUnmaskedNonFinite",
@@ -44,6 +46,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+#: Band name of the `Filter` of a model given by its wavelengths alone (`resolveFilter`).
+CUSTOM_BAND_NAME = "custom"
 
 
 def isInteger(value: Any) -> bool:
@@ -252,6 +257,78 @@ def checkFilter(filterInfo: Any) -> Filter | None:
     )
 
 
+def resolveFilter(
+    filterInfo: Any,
+    effectiveWavelength: Any = None,
+    bandwidth: Any = None,
+    bandName: str = CUSTOM_BAND_NAME,
+) -> Filter | None:
+    """Return the band of a model, given as ``filterInfo`` or as its two wavelengths.
+
+    The seed's constructors take the band as ``filterInfo``; the reference pipelines' current
+    ones take ``effectiveWavelength`` and ``bandwidth`` instead. Either way gives the same
+    `Filter`.
+
+    Parameters
+    ----------
+    filterInfo : dcrmodel.image.Filter, str or None
+        The band, or the name of a Rubin band (`checkFilter`).
+    effectiveWavelength : float, optional
+        Effective wavelength of the band, in nm.
+    bandwidth : float, optional
+        Full width of the band, in nm.
+    bandName : str, optional
+        Name of the band made from the two wavelengths (default `CUSTOM_BAND_NAME`).
+
+    Returns
+    -------
+    filterInfo : dcrmodel.image.Filter or None
+        ``checkFilter(filterInfo)`` without wavelengths; else
+        ``Filter(bandName, effectiveWavelength, bandwidth)``.
+
+    Raises
+    ------
+    DcrValueError
+        If ``filterInfo`` is given together with ``effectiveWavelength`` or ``bandwidth``
+        (the message names both), or a wavelength is not positive and finite, or the band
+        would reach zero wavelength.
+    DcrMetadataError
+        If only one of ``effectiveWavelength`` and ``bandwidth`` is given.
+    DcrTypeError
+        If ``filterInfo`` is not a Filter, a band name or None, or a wavelength is not a
+        number.
+
+    Examples
+    --------
+    >>> resolveFilter(None, effectiveWavelength=480.0, bandwidth=150.0)
+    Filter(bandName='custom', effectiveWavelength=480.0, bandwidth=150.0)
+    """
+    given = {
+        name: value
+        for name, value in (("effectiveWavelength", effectiveWavelength), ("bandwidth", bandwidth))
+        if value is not None
+    }
+    if not given:
+        return checkFilter(filterInfo)
+    if filterInfo is not None:
+        names = " and ".join(given)
+        raise DcrValueError(
+            f"both filterInfo and {names} were given; give the band either as filterInfo "
+            "or as effectiveWavelength and bandwidth (nm), not both",
+            filterInfo=filterInfo,
+            **given,
+        )
+    if len(given) == 1:
+        (name,) = given
+        missing = "bandwidth" if name == "effectiveWavelength" else "effectiveWavelength"
+        raise DcrMetadataError(
+            f"{name} was given without {missing}; give both effectiveWavelength and "
+            "bandwidth (nm), or filterInfo",
+            **given,
+        )
+    return Filter(bandName, effectiveWavelength, bandwidth)
+
+
 def requireFilter(filterInfo: Filter | None, what: str) -> Filter:
     """Return the model's band, or raise if it has none.
 
@@ -275,7 +352,8 @@ def requireFilter(filterInfo: Filter | None, what: str) -> Filter:
     if filterInfo is None:
         raise DcrMetadataError(
             f"the model has no filter, so its {what} is unknown; give the model a filter "
-            "(filterInfo=Filter(bandName, effectiveWavelength, bandwidth) or a band name)",
+            "(filterInfo=Filter(bandName, effectiveWavelength, bandwidth) or a band name, or "
+            "effectiveWavelength and bandwidth in nm)",
             filter=None,
         )
     return filterInfo

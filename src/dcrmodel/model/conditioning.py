@@ -3,10 +3,12 @@
 The iterative forward-modelling assembly of a `dcrmodel.model.core.DcrModel` conditions each
 new solution against the model of the previous iteration: it averages the two iterations'
 solutions with a gain (`conditionDcrModel`), limits the change of a subfilter between
-iterations (`regularizeModelIter`) and between subfilters (`regularizeModelFreq`), both
-through `applyImageThresholds`, which ignores isolated noisy pixels by a binary opening
-(erosion then dilation) of the flagged pixels, and measures the noise level that decides
-which pixels are significant (`calculateNoiseCutoff`).
+iterations (`regularizeModelIter`), both through `applyImageThresholds`, which ignores
+isolated noisy pixels by a binary opening (erosion then dilation) of the flagged pixels,
+and restricts each subfilter image to a smoothly-varying colour ratio times the reference
+image, the mean of the subfilters (`referenceImage`), after clamping it to that reference
+through `applyImageThresholds` (`regularizeModelFreq`); the noise level that sets the
+offsets and decides which pixels are background is `calculateNoiseCutoff`'s.
 
 These are the implementations of the `DcrModel` methods of the same names, which document
 the arguments and the behaviour in full; the functions take the model as their first
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from .core import DcrModel
 
 __all__ = [
+    "referenceImage",
     "calculateNoiseCutoff",
     "conditionDcrModel",
     "regularizeModelIter",
@@ -46,6 +49,13 @@ _log = logging.getLogger(__name__)
 
 #: Largest border (pixels) excluded from the noise estimate of `regularizeModelFreq`.
 _FREQ_NOISE_BUFFER = 5
+#: Offset added to the smoothed images of `regularizeModelFreq`, in units of their noise level.
+_FREQ_NOISE_OFFSET = 3.0
+#: Strength ``alpha`` of the unsharp mask that sharpens the colour ratio of `regularizeModelFreq`.
+_FREQ_SHARPEN_ALPHA = 3.0
+#: Floor of the smoothed, offset subfilter images of `regularizeModelFreq`, relative to the
+#: offset: where the light is negative, a subfilter's share of it stays between 0 and 1.
+_RATIO_FLOOR = 1e-6
 
 
 # ----------------------------------------------------------------------------------------
@@ -180,8 +190,32 @@ def _subfilterArrays(
 
 
 # ----------------------------------------------------------------------------------------
-# Noise level
+# Reference image and noise level
 # ----------------------------------------------------------------------------------------
+
+
+def referenceImage(
+    modelImages: Sequence[Image], slices: tuple[slice, slice]
+) -> np.ndarray:
+    """Return the mean of the subfilter images over a region (`DcrModel.getReferenceImage`).
+
+    Parameters
+    ----------
+    modelImages : list of dcrmodel.image.Image
+        The subfilter images, all on one box.
+    slices : tuple of slice
+        The region, as array slices of that box.
+
+    Returns
+    -------
+    refImage : numpy.ndarray
+        A new array, summed in double precision and returned in the images' dtype.
+    """
+    total = np.array(modelImages[0].array[slices], dtype=np.float64)
+    for image in modelImages[1:]:
+        total += image.array[slices]
+    total /= len(modelImages)
+    return total.astype(modelImages[0].dtype, copy=False)
 
 
 def calculateNoiseCutoff(
@@ -362,6 +396,10 @@ def regularizeModelFreq(
 ) -> None:
     """Restrict large variations in the model between subfilters (`DcrModel.regularizeModelFreq`).
 
+    Each subfilter image becomes the reference image (the mean of the subfilters) times a
+    smoothly-varying colour ratio; `DcrModel.regularizeModelFreq` gives the algorithm and
+    its maths in full.
+
     Parameters
     ----------
     model : dcrmodel.model.core.DcrModel
@@ -375,6 +413,37 @@ def regularizeModelFreq(
     ------
     DcrValueError, DcrConfigError, DcrShapeError
         As `DcrModel.regularizeModelFreq`.
+
+    Notes
+    -----
+    How this differs from the reference pipelines (``lsst.ip.diffim.DcrModel``), whose
+    steps it otherwise follows (smoothing by ``regularizationWidth``, an offset of three
+    times the smoothed noise, the clamp to ``sqrt(f)`` of the smoothed reference through
+    `applyImageThresholds`, and an unsharp mask with ``alpha = 3`` and an inner Gaussian of
+    ``regularizationWidth / 3``):
+
+    - Their reference is the mean of the model's own subfilter images (the previous
+      iteration's solution in the assembly), not of ``modelImages``; multiplying the new
+      ratios by it brings back the previous total flux. Here it is the mean of
+      ``modelImages``, as documented for this method.
+    - They set the reference to 0 where it is not positive and multiply the ratio by that
+      clipped reference, which zeroes the negative half of the sky noise in every
+      subfilter (a positive bias of the background). Here ``r`` is used as it is.
+    - They divide the smoothed, clamped subfilter by the smoothed, unclamped reference, so
+      the ratios do not sum to ``N`` where the clamp acts and the sum over subfilters
+      changes there. Here the ratios are normalized by the clamped subfilters
+      (``q_k = N n_k / sum_j n_j``): the same ratio where the clamp does not act, and the
+      sum over subfilters is kept everywhere. With ``r`` not clipped, dividing by
+      ``G_s(r) + c`` would also be unstable where the smoothed sky is near ``-c``; the
+      floored numerators keep every ``q_k`` between 0 and ``N`` before sharpening.
+    - Their noise level is the standard deviation of subfilter 0 divided by
+      ``2 * regularizationWidth`` (an approximation of the effect of the smoothing on
+      white noise). Here it is measured on the smoothed subfilter images themselves (the
+      rms over subfilters of their sigma-clipped `calculateNoiseCutoff`), which accounts
+      for the correlated noise of a model.
+    - Their smoothing Gaussians take zero outside the region; here the images are mirrored
+      at its edges, so that the smoothed reference does not fall off towards the edges
+      of a subregion.
     """
     bbox = checkRegion(bbox, model.bbox)
     arrays = _subfilterArrays(model, modelImages, bbox, "regularizeModelFreq")
@@ -383,34 +452,87 @@ def regularizeModelFreq(
     planes = _checkMaskPlanes(convergenceMaskPlanes)
     if len(arrays) == 1:
         return
-    reference = np.zeros(bbox.shape, dtype=np.float64)
-    for array in arrays:
-        reference += array
-    reference /= len(arrays)
-    buffer = max(0, min(_FREQ_NOISE_BUFFER, (min(bbox.width, bbox.height) - 1) // 4))
-    noiseCutoff = calculateNoiseCutoff(
-        model,
-        reference,
-        statsCtrl,
-        bufferSize=buffer,
-        convergenceMaskPlanes=planes,
-        mask=mask,
-        bbox=bbox,
+    finite = np.logical_and.reduce([np.isfinite(array) for array in arrays])
+    values = [np.where(finite, array, 0.0) for array in arrays]
+    reference = np.mean(values, axis=0)
+    offset = _FREQ_NOISE_OFFSET * _smoothedNoiseLevel(
+        model, values, width, statsCtrl, planes, mask, bbox
     )
-    significant = reference > noiseCutoff
-    if not significant.any():
-        _log.debug("regularizeModelFreq: no pixel above the noise cutoff %g", noiseCutoff)
-        return
+    _clampToReference(values, _smooth(reference, width) + offset, factor, width)
+    fractions = _colourFractions(values, width, offset)
+    for array, fraction in zip(arrays, fractions, strict=True):
+        array[finite] = (reference * len(arrays) * _unsharpMask(fraction, width))[finite]
+
+
+def _clampToReference(
+    values: list[np.ndarray], smoothReference: np.ndarray, factor: float, width: int
+) -> None:
+    """Clamp each subfilter between ``smoothReference / sqrt(f)`` and ``* sqrt(f)``, in place.
+
+    Where the smoothed, offset reference is not positive there is no relative limit and the
+    subfilters are left alone (NaN thresholds never flag).
+    """
+    positive = smoothReference > 0
     maxRatio = math.sqrt(factor)
-    highThreshold = np.where(significant, reference * maxRatio, np.inf)
-    lowThreshold = np.where(significant, reference / maxRatio, -np.inf)
-    for array in arrays:
+    highThreshold = np.where(positive, smoothReference * maxRatio, np.nan)
+    lowThreshold = np.where(positive, smoothReference / maxRatio, np.nan)
+    for value in values:
         applyImageThresholds(
-            array,
-            highThreshold=highThreshold,
-            lowThreshold=lowThreshold,
+            value, highThreshold=highThreshold, lowThreshold=lowThreshold,
             regularizationWidth=width,
         )
+
+
+def _colourFractions(values: list[np.ndarray], width: int, offset: float) -> list[np.ndarray]:
+    """Return each subfilter's smoothed, offset share of the light, ``w_k`` (they sum to 1).
+
+    ``w_k = n_k / sum_j n_j`` with ``n_k = gaussian(m_k, width) + offset``, each ``n_k``
+    floored at `_RATIO_FLOOR` times the offset (or, without noise, times the largest
+    ``|n_k|``) so that the shares stay between 0 and 1 where the light is negative.
+    """
+    numerators = [_smooth(value, width) + offset for value in values]
+    scale = offset if offset > 0 else max(float(np.max(np.abs(n))) for n in numerators)
+    floor = _RATIO_FLOOR * scale if scale > 0 else np.finfo(float).tiny
+    for numerator in numerators:
+        np.maximum(numerator, floor, out=numerator)
+    total = np.sum(numerators, axis=0)
+    return [numerator / total for numerator in numerators]
+
+
+def _smooth(image: np.ndarray, width: float) -> np.ndarray:
+    """Gaussian of standard deviation ``width`` (pixels); edges mirrored; 0: a copy."""
+    return ndimage.gaussian_filter(image, sigma=width, mode="reflect")
+
+
+def _unsharpMask(image: np.ndarray, width: float) -> np.ndarray:
+    """Sharpen an image smoothed by a Gaussian of ``width`` with an unsharp mask.
+
+    ``image + alpha * (image - gaussian(image, width / alpha))``, ``alpha`` being
+    `_FREQ_SHARPEN_ALPHA`. It is linear and keeps a constant image unchanged.
+    """
+    inner = _smooth(image, width / _FREQ_SHARPEN_ALPHA)
+    return image + _FREQ_SHARPEN_ALPHA * (image - inner)
+
+
+def _smoothedNoiseLevel(
+    model: DcrModel,
+    values: list[np.ndarray],
+    width: int,
+    statsCtrl: StatisticsControl | None,
+    planes: str | tuple[str, ...],
+    mask: Mask | None,
+    bbox: Box,
+) -> float:
+    """Noise level of the smoothed subfilter images: the rms of their `calculateNoiseCutoff`."""
+    buffer = max(0, min(_FREQ_NOISE_BUFFER, (min(bbox.width, bbox.height) - 1) // 4))
+    levels = [
+        calculateNoiseCutoff(
+            model, _smooth(value, width), statsCtrl, bufferSize=buffer,
+            convergenceMaskPlanes=planes, mask=mask, bbox=bbox,
+        )
+        for value in values
+    ]
+    return math.sqrt(sum(level * level for level in levels) / len(levels))
 
 
 def applyImageThresholds(

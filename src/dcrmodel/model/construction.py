@@ -17,9 +17,73 @@ from astropy.wcs import WCS
 
 from ..errors import DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
 from ..image import Exposure, Filter, Image, Mask, MaskedImage, PhotoCalib, Psf
-from .checks import badPixels, checkNumSubfilters, countUnmaskedNonFinite, isInteger
+from .checks import (
+    CUSTOM_BAND_NAME,
+    badPixels,
+    checkMaskAndVariance,
+    checkMetadata,
+    checkModelImages,
+    checkNumSubfilters,
+    countUnmaskedNonFinite,
+    isInteger,
+    resolveFilter,
+    zeroFlaggedNonFinite,
+)
 
-__all__ = ["coaddArguments", "exposureArguments", "dataRefGetter", "handlesBySubfilter"]
+__all__ = [
+    "modelParts",
+    "coaddArguments",
+    "exposureArguments",
+    "dataRefGetter",
+    "handlesBySubfilter",
+]
+
+
+def modelParts(
+    modelImages: Any,
+    filterInfo: Any,
+    psf: Any,
+    mask: Any,
+    variance: Any,
+    photoCalib: Any,
+    wcs: Any,
+    effectiveWavelength: Any = None,
+    bandwidth: Any = None,
+) -> tuple[list[Image], Image | None, Filter | None]:
+    """Check the arguments of `DcrModel` and return its images, variance and band.
+
+    Parameters
+    ----------
+    modelImages, filterInfo, psf, mask, variance, photoCalib, wcs
+        As `DcrModel`.
+    effectiveWavelength, bandwidth
+        As `DcrModel` (nm): the band in place of ``filterInfo`` (`resolveFilter`).
+
+    Returns
+    -------
+    images : list of dcrmodel.image.Image
+        The subfilter images (arrays placed on a box).
+    variance : dcrmodel.image.Image or None
+        The variance.
+    filterInfo : dcrmodel.image.Filter or None
+        The band.
+
+    Raises
+    ------
+    DcrValueError, DcrShapeError, DcrTypeError, DcrMetadataError
+        As `DcrModel`.
+
+    Notes
+    -----
+    The checks run in this order: images, mask and variance, band, metadata; then the
+    non-finite values in pixels a bad plane flags are set to 0 in place.
+    """
+    images = checkModelImages(modelImages)
+    variance = checkMaskAndVariance(mask, variance, images[0].bbox)
+    band = resolveFilter(filterInfo, effectiveWavelength, bandwidth)
+    checkMetadata(psf, photoCalib, wcs)
+    zeroFlaggedNonFinite(images, variance, mask)
+    return images, variance, band
 
 
 def _divideCoadd(
@@ -63,6 +127,8 @@ def coaddArguments(
     psf: Psf | None = None,
     photoCalib: PhotoCalib | None = None,
     wcs: WCS | None = None,
+    effectiveWavelength: float | None = None,
+    bandwidth: float | None = None,
 ) -> dict[str, Any]:
     """Return the arguments of a model that divides a coadd between the subfilters.
 
@@ -70,6 +136,9 @@ def coaddArguments(
     ----------
     maskedImage, dcrNumSubfilters, filterInfo, psf, photoCalib, wcs
         As `DcrModel.fromImage`.
+    effectiveWavelength, bandwidth
+        As `DcrModel.fromImage` (nm); the band made from them (`resolveFilter`) takes the
+        name of an Exposure's filter if it has one.
 
     Returns
     -------
@@ -83,10 +152,11 @@ def coaddArguments(
     DcrValueError, DcrTypeError
         As `DcrModel.fromImage`.
     """
+    exposureFilter = None
     if isinstance(maskedImage, Exposure):
         exposure = maskedImage
         maskedImage = exposure.maskedImage
-        filterInfo = filterInfo if filterInfo is not None else exposure.filter
+        exposureFilter = exposure.filter
         psf = psf if psf is not None else exposure.psf
         photoCalib = photoCalib if photoCalib is not None else exposure.photoCalib
         wcs = wcs if wcs is not None else exposure.wcs
@@ -97,6 +167,11 @@ def coaddArguments(
         )
     n = checkNumSubfilters(dcrNumSubfilters, "dcrNumSubfilters")
     modelImages, modelMask, modelVariance = _divideCoadd(maskedImage, n)
+    if effectiveWavelength is not None or bandwidth is not None:
+        bandName = exposureFilter.bandName if exposureFilter is not None else CUSTOM_BAND_NAME
+        filterInfo = resolveFilter(filterInfo, effectiveWavelength, bandwidth, bandName)
+    elif filterInfo is None:
+        filterInfo = exposureFilter
     return {
         "modelImages": modelImages,
         "filterInfo": filterInfo,

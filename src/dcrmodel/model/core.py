@@ -49,21 +49,17 @@ from ..image import (
 from . import conditioning, templates
 from .checks import (
     assignedRegion,
-    checkFilter,
-    checkMaskAndVariance,
-    checkMetadata,
-    checkModelImages,
     checkNewImage,
     checkRegion,
     requireFilter,
     subfilterIndex,
-    zeroFlaggedNonFinite,
 )
 from .construction import (
     coaddArguments,
     dataRefGetter,
     exposureArguments,
     handlesBySubfilter,
+    modelParts,
 )
 from .templates import (
     DEFAULT_PSF_DAMPING,
@@ -108,12 +104,19 @@ class DcrModel:
         Calibration from counts to nJy.
     wcs : astropy.wcs.WCS, optional
         Celestial WCS of the model's pixel grid (0-based parent pixels to ICRS).
+    effectiveWavelength, bandwidth : float, optional
+        Keyword only: the band's effective wavelength and full width in nm (the reference
+        pipelines' keywords), in place of ``filterInfo``; both or neither. They make
+        ``Filter("custom", effectiveWavelength, bandwidth)``.
 
     Raises
     ------
     DcrValueError
         If there are no subfilter images, or a subfilter image (or the variance) holds NaN
-        or infinite values in pixels that no bad mask plane flags.
+        or infinite values in pixels that no bad mask plane flags, or ``filterInfo`` is
+        given with ``effectiveWavelength`` or ``bandwidth``.
+    DcrMetadataError
+        If only one of ``effectiveWavelength`` and ``bandwidth`` is given.
     DcrShapeError
         If the subfilter images, the mask and the variance do not share one box.
     DcrTypeError
@@ -140,15 +143,13 @@ class DcrModel:
     def __init__(
         self, modelImages: Sequence[Image], filterInfo: Filter | str | None = None,
         psf: Psf | None = None, mask: Mask | None = None, variance: Image | None = None,
-        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None,
+        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None, *,
+        effectiveWavelength: float | None = None, bandwidth: float | None = None,
     ) -> None:
-        images = checkModelImages(modelImages)
-        variance = checkMaskAndVariance(mask, variance, images[0].bbox)
-        filterInfo = checkFilter(filterInfo)
-        checkMetadata(psf, photoCalib, wcs)
-        zeroFlaggedNonFinite(images, variance, mask)
+        images, variance, band = modelParts(modelImages, filterInfo, psf, mask, variance,
+                                            photoCalib, wcs, effectiveWavelength, bandwidth)
         self._modelImages: list[Image] = images
-        self._filter = filterInfo
+        self._filter = band
         self._psf = psf
         self._mask = mask
         self._variance = variance
@@ -162,7 +163,8 @@ class DcrModel:
     def fromImage(
         cls, maskedImage: MaskedImage | Exposure, dcrNumSubfilters: int,
         filterInfo: Filter | str | None = None, psf: Psf | None = None,
-        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None,
+        photoCalib: PhotoCalib | None = None, wcs: WCS | None = None, *,
+        effectiveWavelength: float | None = None, bandwidth: float | None = None,
     ) -> DcrModel:
         """Initialize a DcrModel by dividing a coadd between the subfilters.
 
@@ -182,6 +184,9 @@ class DcrModel:
             Calibration to convert counts to nJy.
         wcs : astropy.wcs.WCS, optional
             Celestial WCS of the coadd's pixel grid.
+        effectiveWavelength, bandwidth : float, optional
+            Keyword only: the band in nm, in place of ``filterInfo`` (both or neither), as
+            for `DcrModel`; named as an Exposure's filter, if it has one, else "custom".
 
         Returns
         -------
@@ -194,7 +199,9 @@ class DcrModel:
         DcrValueError
             (a ``ValueError``) If there are NaN or infinite values in pixels of the image or
             the variance that no bad mask plane flags (the message gives their number), or
-            ``dcrNumSubfilters`` < 1.
+            ``dcrNumSubfilters`` < 1, or ``filterInfo`` is given with a wavelength.
+        DcrMetadataError
+            If only one of ``effectiveWavelength`` and ``bandwidth`` is given.
         DcrTypeError
             If ``maskedImage`` is not a MaskedImage or Exposure.
 
@@ -206,8 +213,8 @@ class DcrModel:
         bad mask plane (`StatisticsControl` defaults: ``BAD``, ``SAT``, ``NO_DATA``,
         ``EDGE``, ``CR``) are set to 0 in the model's image and variance.
         """
-        arguments = coaddArguments(maskedImage, dcrNumSubfilters, filterInfo, psf, photoCalib, wcs)
-        return cls(**arguments)
+        return cls(**coaddArguments(maskedImage, dcrNumSubfilters, filterInfo, psf, photoCalib,
+                                    wcs, effectiveWavelength, bandwidth))
 
     @classmethod
     def fromDataRef(
@@ -431,12 +438,7 @@ class DcrModel:
             If ``bbox`` is not inside the model's box.
         """
         bbox = self.bbox if bbox is None else checkRegion(bbox, self.bbox)
-        slices = bbox.slices(self.bbox)
-        total = np.array(self._modelImages[0].array[slices], dtype=np.float64)
-        for image in self._modelImages[1:]:
-            total += image.array[slices]
-        total /= len(self._modelImages)
-        return total.astype(self._modelImages[0].dtype, copy=False)
+        return conditioning.referenceImage(self._modelImages, bbox.slices(self.bbox))
 
     def assign(self, dcrSubModel: DcrModel, bbox: Box | None = None) -> None:
         """Update a sub-region of the DcrModel with new values.
@@ -586,10 +588,9 @@ class DcrModel:
         (`psf`). The visit sees subfilter ``k`` through its own PSF at the subfilter's
         central wavelength (size scaled by ``(lambda_k / lambda_eff) ** alpha``), so each
         subfilter's transfer is multiplied by ``OTF_visit,k / OTF_model``, damped where the
-        model's OTF is too small to divide by (`dcrmodel.psf.matching.psfMatchingTransfer`). Where
-        the
-        visit is sharper than the model the damping removes light the model does not hold;
-        the template then lacks, for each subfilter, the model convolved with the
+        model's OTF is too small to divide by (`dcrmodel.psf.matching.psfMatchingTransfer`).
+        Where the visit is sharper than the model the damping removes light the model does
+        not hold; the template then lacks, for each subfilter, the model convolved with the
         residual kernel of the matching. Pixels where the sum over subfilters of ``|model|``
         convolved with ``|residual kernel|`` (moved by the DCR) exceeds the noise (the
         exposure's standard deviation, else that of the template from the model's variance,
@@ -807,7 +808,8 @@ class DcrModel:
         regularizationFactor : float
             Maximum relative change of the model allowed between subfilters (>= 1).
         regularizationWidth : int, optional
-            Minimum radius of a region to include in regularization, in pixels.
+            Minimum radius of a region to include in regularization, and the standard
+            deviation of the smoothing Gaussian, in pixels.
         mask : dcrmodel.image.Mask, optional
             Optional alternate mask; default the model's mask.
         convergenceMaskPlanes : str or list of str, optional
@@ -826,16 +828,28 @@ class DcrModel:
         Notes
         -----
         This implementation of frequency regularization restricts each subfilter image to
-        be a smoothly-varying function times a reference image. The reference is the mean of
-        the new subfilter images. Where it is above the noise cutoff (`calculateNoiseCutoff`
-        of the reference, one sigma, over ``bbox`` less a border of up to 5 pixels), each
-        subfilter image is restricted to between ``ref / sqrt(f)`` and ``ref * sqrt(f)``, so
-        that any two subfilters differ by at most the factor ``f`` between them, as the
-        factor is defined. The limits are applied with `applyImageThresholds`: only regions
-        at least ``regularizationWidth`` in radius are clamped, so noise is left alone, while
-        the coherent holes and wings that degenerate solutions put beside a source in some
-        subfilters (chromatic sidelobes) are flattened. Pixels at or below the noise cutoff
-        are not restricted.
+        be a smoothly-varying function times a reference image (DMTN-037, and the reference
+        pipelines since December 2018). With ``m_k`` the ``N`` new images over ``bbox``,
+        ``G_s`` a Gaussian filter of standard deviation ``s = regularizationWidth`` pixels
+        (edges mirrored; 0 does not smooth) and ``f = regularizationFactor``:
+
+        1. Reference ``r = mean_k m_k``; offset ``c = 3 sigma``, ``sigma`` the rms over ``k``
+           of the noise of ``G_s(m_k)`` (`calculateNoiseCutoff`, one sigma, over ``bbox``
+           less a border of up to 5 pixels).
+        2. Clamp each ``m_k`` to ``[R / sqrt(f), R * sqrt(f)]``, ``R = G_s(r) + c`` (where
+           ``R > 0``), with `applyImageThresholds` (regions narrower than
+           ``regularizationWidth`` in radius, such as isolated noisy pixels, are spared).
+        3. Colour ratio ``q_k = N n_k / sum_j n_j``, ``n_k = G_s(m'_k) + c`` (``m'_k``
+           clamped, ``n_k`` floored at ``1e-6 c``): smoothed subfilter over smoothed
+           reference, both offset so that ``q_k`` tends to 1 where there is little light.
+        4. Unsharp mask: ``q'_k = q_k + 3 (q_k - G_{s/3}(q_k))``; then ``m_k <- r q'_k``.
+
+        As ``sum_k q'_k = N``, the sum over subfilters, which the visits constrain best, is
+        unchanged (to rounding): only the colour is regularized. Chromatic sidelobes of
+        degenerate solutions (a hole beside a source in one subfilter, a wing in another)
+        and oscillations between subfilters are removed; a smoothly varying colour is kept.
+        `dcrmodel.model.conditioning.regularizeModelFreq` says how this differs from the
+        reference pipelines.
         """
         conditioning.regularizeModelFreq(
             self, modelImages, bbox, statsCtrl, regularizationFactor, regularizationWidth,
