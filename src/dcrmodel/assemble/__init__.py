@@ -1,7 +1,6 @@
 """Building a DCR model from many exposures: configuration, inputs, tiling, both solvers, output."""
 
 from .config import (
-    ENGINES,
     SOLVERS,
     DcrAssembleConfig,
 )
@@ -37,7 +36,6 @@ from .workspace import ArrayPool
 __all__ = [
     "DcrAssembleConfig",
     "SOLVERS",
-    "ENGINES",
     "ArrayPool",
     "DEFAULT_REGULARIZATION",
     "DEFAULT_RIDGE",

@@ -20,19 +20,18 @@ from typing import Any
 
 from ..errors import DcrConfigError
 from ..fourier import TRANSFER_MODES
+from ..model import ENGINES
 from ..psf import MODEL_PSF_POLICIES
 
 __all__ = [
     "DcrAssembleConfig",
     "SOLVERS",
-    "ENGINES",
 ]
 
 #: Model solvers known to `DcrAssembleCoadd`.
 SOLVERS: tuple[str, ...] = ("iterative", "direct")
 
 #: Shift engines that `DcrModel.buildMatchedTemplate` accepts.
-ENGINES: tuple[str, ...] = ("spline", "fourier")
 
 # Fields holding a tuple of mask plane names.
 _PLANE_FIELDS = ("convergenceMaskPlanes", "badMaskPlanes")

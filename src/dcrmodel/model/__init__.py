@@ -12,11 +12,13 @@ from .shift import (
 from .templates import (
     DEFAULT_PSF_DAMPING,
     DEFAULT_PSF_MAX_GAIN,
+    ENGINES,
     PSF_DAMPED_PLANE,
 )
 
 __all__ = [
     "DcrModel",
+    "ENGINES",
     "PSF_DAMPED_PLANE",
     "DEFAULT_PSF_DAMPING",
     "DEFAULT_PSF_MAX_GAIN",

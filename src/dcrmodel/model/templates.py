@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .core import DcrModel
 
 __all__ = [
+    "ENGINES",
     "PSF_DAMPED_PLANE",
     "DEFAULT_PSF_DAMPING",
     "DEFAULT_PSF_MAX_GAIN",
@@ -72,7 +73,8 @@ _log = logging.getLogger(__name__)
 #: Template engines known to `DcrModel.buildMatchedTemplate`: spline shifts
 #: (``dcrmodel.model.shift.applyDcr``) or phase ramps on the model's cached Fourier transforms
 #: (``dcrmodel.fourier.engine.FourierTemplateEngine``).
-_ENGINES = ("spline", "fourier")
+#: Template engines: spline shifts in image space, or transfer functions in Fourier space.
+ENGINES: tuple[str, ...] = ("spline", "fourier")
 
 #: Mask plane of a PSF-matched template flagging the pixels where the damping of the PSF
 #: matching (a visit sharper than the model) lost light above the noise.
@@ -230,9 +232,9 @@ def _resolveEngine(model: DcrModel, engine: Any) -> str:
         if psf is not None and psf.fwhm < _MIN_FOURIER_FWHM:
             return "spline"
         return "fourier"
-    if engine not in _ENGINES:
+    if engine not in ENGINES:
         raise DcrConfigError(
-            f"unknown template engine {engine!r}; known engines: {', '.join(_ENGINES)}",
+            f"unknown template engine {engine!r}; known engines: {', '.join(ENGINES)}",
             engine=engine,
         )
     return str(engine)
