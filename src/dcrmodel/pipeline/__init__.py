@@ -1,0 +1,58 @@
+"""Running dcrmodel inside the Rubin middleware (data butler, PipelineTasks, BPS).
+
+Needs the optional extra ``dcrmodel[rubin]`` (``lsst-daf-butler``, ``lsst-pipe-base``,
+``lsst-ctrl-mpexec``, ``lsst-ctrl-bps``); the rest of dcrmodel never imports this package.
+
+- `dcrmodel.pipeline.storage`: storage classes and formatters of dcrmodel's exposures and
+  DCR model subfilter images.
+- `dcrmodel.pipeline.repository`: a repository that knows them (``dcrmodel butler init``),
+  dcrmodel's dataset types and subfilter records, and checks with clear errors.
+"""
+
+from .repository import (
+    DATASET_TYPES,
+    DEFAULT_INSTRUMENT,
+    DEFAULT_NUM_SUBFILTERS,
+    checkRepository,
+    checkSubfilters,
+    initRepository,
+    insertInstrument,
+    insertSubfilters,
+    registerDatasetTypes,
+    subfilterCount,
+)
+from .storage import (
+    BUTLER_CONFIG,
+    DCR_KEYS,
+    EXPOSURE_STORAGE_CLASS,
+    SUBFILTER_STORAGE_CLASS,
+    ExposureFormatter,
+    SubfilterExposureFormatter,
+    butlerConfig,
+    registerStorageClasses,
+    subfilterExposures,
+    subfilterHeader,
+)
+
+__all__ = [
+    "EXPOSURE_STORAGE_CLASS",
+    "SUBFILTER_STORAGE_CLASS",
+    "DCR_KEYS",
+    "BUTLER_CONFIG",
+    "butlerConfig",
+    "registerStorageClasses",
+    "subfilterHeader",
+    "subfilterExposures",
+    "ExposureFormatter",
+    "SubfilterExposureFormatter",
+    "DATASET_TYPES",
+    "DEFAULT_NUM_SUBFILTERS",
+    "DEFAULT_INSTRUMENT",
+    "insertInstrument",
+    "initRepository",
+    "registerDatasetTypes",
+    "insertSubfilters",
+    "subfilterCount",
+    "checkRepository",
+    "checkSubfilters",
+]
