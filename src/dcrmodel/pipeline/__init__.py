@@ -7,8 +7,23 @@ Needs the optional extra ``dcrmodel[rubin]`` (``lsst-daf-butler``, ``lsst-pipe-b
   DCR model subfilter images.
 - `dcrmodel.pipeline.repository`: a repository that knows them (``dcrmodel butler init``),
   dcrmodel's dataset types and subfilter records, and checks with clear errors.
+- `dcrmodel.pipeline.ingest`: visits, coadds and models into a repository with their
+  dimension records (``dcrmodel butler ingest``).
+- `dcrmodel.pipeline.configfields`: the ``pex_config`` fields of `dcrmodel.DcrAssembleConfig`.
+- `dcrmodel.pipeline.tasks`: `DcrAssembleCoaddTask`, `DcrTemplateTask` and the pipeline
+  YAML (`PIPELINE_PATH`, ``dcrmodel butler pipeline``).
 """
 
+from .configfields import (
+    assembleFields,
+    toAssembleConfig,
+)
+from .ingest import (
+    DEFAULT_SKYMAP,
+    IngestResult,
+    footprintRegion,
+    ingestFiles,
+)
 from .repository import (
     DATASET_TYPES,
     DEFAULT_INSTRUMENT,
@@ -18,6 +33,7 @@ from .repository import (
     initRepository,
     insertInstrument,
     insertSubfilters,
+    openRepository,
     registerDatasetTypes,
     subfilterCount,
 )
@@ -32,6 +48,16 @@ from .storage import (
     registerStorageClasses,
     subfilterExposures,
     subfilterHeader,
+)
+from .tasks import (
+    PIPELINE_PATH,
+    DcrAssembleCoaddConfig,
+    DcrAssembleCoaddConnections,
+    DcrAssembleCoaddTask,
+    DcrTemplateConfig,
+    DcrTemplateConnections,
+    DcrTemplateTask,
+    registerPipelineDatasetTypes,
 )
 
 __all__ = [
@@ -55,4 +81,19 @@ __all__ = [
     "subfilterCount",
     "checkRepository",
     "checkSubfilters",
+    "openRepository",
+    "DEFAULT_SKYMAP",
+    "IngestResult",
+    "footprintRegion",
+    "ingestFiles",
+    "assembleFields",
+    "toAssembleConfig",
+    "PIPELINE_PATH",
+    "DcrAssembleCoaddConnections",
+    "DcrAssembleCoaddConfig",
+    "DcrAssembleCoaddTask",
+    "DcrTemplateConnections",
+    "DcrTemplateConfig",
+    "DcrTemplateTask",
+    "registerPipelineDatasetTypes",
 ]

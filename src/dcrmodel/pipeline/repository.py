@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_INSTRUMENT",
     "insertInstrument",
     "initRepository",
+    "openRepository",
     "registerDatasetTypes",
     "insertSubfilters",
     "subfilterCount",
@@ -149,6 +150,29 @@ def subfilterCount(butler: Butler, band: str) -> int:
     """Return the number of ``subfilter`` records of a band (0 when it has none)."""
     records = butler.query_dimension_records("subfilter", band=band, explain=False)
     return len(records)
+
+
+def openRepository(root: str | os.PathLike, writeable: bool = False) -> Butler:
+    """Return a butler of an existing repository.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The repository's folder (or URI, or butler.yaml).
+    writeable : bool, optional
+        Whether the butler may write.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no repository there.
+    """
+    path = os.fspath(root)
+    if "://" not in path and not os.path.exists(path):
+        raise FileNotFoundError(
+            f"no repository at {path}; create one with 'dcrmodel butler init {path}'"
+        )
+    return Butler.from_config(path, writeable=writeable)
 
 
 def initRepository(

@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import lsst.pipe.base.connectionTypes as cT
+from lsst.daf.butler import MissingDatasetTypeError
 from lsst.pex.config import Field
 from lsst.pipe.base import (
+    Pipeline,
     PipelineTask,
     PipelineTaskConfig,
     PipelineTaskConnections,
@@ -51,6 +53,7 @@ from .storage import (
 
 __all__ = [
     "PIPELINE_PATH",
+    "registerPipelineDatasetTypes",
     "DcrAssembleCoaddConnections",
     "DcrAssembleCoaddConfig",
     "DcrAssembleCoaddTask",
@@ -69,16 +72,57 @@ PIPELINE_PATH = importlib.resources.files(__package__) / "resources" / "dcr-pipe
 registerStorageClasses()
 
 
-def _checkBandSubfilters(adjuster: QuantaAdjuster, numSubfilters: int | None, what: str) -> None:
-    """Check the repository and each quantum's band's subfilter records (graph generation)."""
+def registerPipelineDatasetTypes(butler: Any) -> None:
+    """Register every dataset type of the shipped pipeline (`PIPELINE_PATH`).
+
+    Besides dcrmodel's own dataset types these are the tasks' configuration, metadata and
+    log datasets and ``packages``, so that ``pipetask run`` needs no
+    ``--register-dataset-types``.
+
+    Parameters
+    ----------
+    butler : lsst.daf.butler.Butler
+        A writeable butler of a repository that knows dcrmodel's storage classes.
+    """
+    graph = Pipeline.from_uri(str(PIPELINE_PATH)).to_graph(registry=butler.registry)
+    graph.register_dataset_types(butler, include_packages=True)
+
+
+def _inputBands(butler: Any, datasetType: str) -> set[str]:
+    """Return the bands of a dataset type's datasets in the butler's input collections."""
+    collections = list(butler.collections.defaults)
+    if not collections:
+        return set()
+    try:
+        refs = butler.query_datasets(
+            datasetType, collections=collections, find_first=True, explain=False
+        )
+    except MissingDatasetTypeError:
+        raise DcrConfigError(
+            f"the repository has no dataset type {datasetType}; ingest the inputs with "
+            "'dcrmodel butler ingest' into a repository made by 'dcrmodel butler init'",
+            datasetType=datasetType,
+        ) from None
+    return {ref.dataId["band"] for ref in refs}
+
+
+def _checkBandSubfilters(
+    adjuster: QuantaAdjuster, numSubfilters: int | None, what: str, inputType: str
+) -> None:
+    """Check the repository and each band's subfilter records, at graph generation.
+
+    The bands are those of the quanta; when there are none (a band without subfilter
+    records leaves the graph's initial query empty), those of the ``inputType`` datasets
+    in the input collections, so that the reason is named instead of an empty graph.
+    """
     butler = adjuster.butler
     checkRepository(butler)
-    checked: set[str] = set()
-    for dataId in adjuster.iter_data_ids():
-        band = adjuster.expand_quantum_data_id(dataId)["band"]
-        if band not in checked:
-            checkSubfilters(butler, band, numSubfilters, what)
-            checked.add(band)
+    bands = {adjuster.expand_quantum_data_id(dataId)["band"]
+             for dataId in adjuster.iter_data_ids()}
+    if not bands:
+        bands = _inputBands(butler, inputType)
+    for band in sorted(bands):
+        checkSubfilters(butler, band, numSubfilters, what)
 
 
 # ------------------------------------------------------------------------------------------
@@ -128,6 +172,7 @@ class DcrAssembleCoaddConnections(
         _checkBandSubfilters(
             adjuster, self.config.dcrNumSubfilters,
             f"dcrAssembleCoadd builds models of dcrNumSubfilters={self.config.dcrNumSubfilters}",
+            "dcrWarp",
         )
 
 
@@ -260,7 +305,7 @@ class DcrTemplateConnections(
 
     def adjust_all_quanta(self, adjuster: QuantaAdjuster) -> None:
         """Check the repository and that each band has subfilter records."""
-        _checkBandSubfilters(adjuster, self.config.numSubfilters, "dcrTemplate")
+        _checkBandSubfilters(adjuster, self.config.numSubfilters, "dcrTemplate", "dcrVisitImage")
 
 
 class DcrTemplateConfig(PipelineTaskConfig, pipelineConnections=DcrTemplateConnections):
