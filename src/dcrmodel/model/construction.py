@@ -392,7 +392,7 @@ def checkHandleIds(handles: Sequence[Any], numSubfilters: Any = None) -> None:
                 continue
         if len(set(values)) > 1:
             raise DcrValueError(
-                f"the handles name {len(set(values))} different {key}s "
+                f"the handles name {len(set(values))} different {key} values "
                 f"({', '.join(sorted(map(str, set(values))))}); a model holds one band of "
                 "one patch",
                 key=key,
