@@ -12,6 +12,8 @@ Needs the optional extra ``dcrmodel[rubin]`` (``lsst-daf-butler``, ``lsst-pipe-b
 - `dcrmodel.pipeline.configfields`: the ``pex_config`` fields of `dcrmodel.DcrAssembleConfig`.
 - `dcrmodel.pipeline.tasks`: `DcrAssembleCoaddTask`, `DcrTemplateTask` and the pipeline
   YAML (`PIPELINE_PATH`, ``dcrmodel butler pipeline``).
+- `dcrmodel.pipeline.bps`: a thread-pool Parsl site for BPS on this machine
+  (``resources/bps-local.yaml``, `BPS_SITE_PATH`); imported on its own, as BPS does.
 """
 
 from .configfields import (
