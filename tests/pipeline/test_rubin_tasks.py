@@ -13,17 +13,27 @@ from lsst.daf.butler import Butler, DatasetRef, FileDataset  # noqa: E402
 from lsst.pipe.base import Pipeline  # noqa: E402
 from lsst.pipe.base.simple_pipeline_executor import SimplePipelineExecutor  # noqa: E402
 
-from dcrmodel import DcrAssembleCoadd, DcrAssembleConfig, writeResults  # noqa: E402
+from dcrmodel import (  # noqa: E402
+    Box,
+    DcrAssembleCoadd,
+    DcrAssembleConfig,
+    DcrModel,
+    readDcrModel,
+    writeResults,
+)
 from dcrmodel.cli.main import main  # noqa: E402
 from dcrmodel.errors import DcrConfigError, DcrValueError  # noqa: E402
 from dcrmodel.fits import readExposure, writeExposure  # noqa: E402
 from dcrmodel.pipeline import (  # noqa: E402
     PIPELINE_PATH,
     DcrAssembleCoaddConfig,
+    DcrTemplateConfig,
+    DcrTemplateTask,
     assembleFields,
     ingestFiles,
     initRepository,
     registerPipelineDatasetTypes,
+    subfilterExposures,
     toAssembleConfig,
 )
 from helpers.rubin import PATCH, makeRepository, simulateField  # noqa: E402
@@ -146,3 +156,39 @@ def test_inputs_of_two_bands_are_refused_before_the_assembly(built, tmp_path):
     butler.ingest(FileDataset(path=str(path), refs=[ref]), transfer="direct")
     with pytest.raises(DcrValueError, match=rf"other bands: visit {visit} \(r\)"):
         execute(repo, "dcrAssembleCoadd", ["swap", "in"], "mixed-bands")
+
+
+class Handle:
+    """A deferred handle of one patch's subfilter (dataId and get)."""
+
+    def __init__(self, exposure, subfilter, patch):
+        self.dataId = {"band": "g", "skymap": "dcrmodel", "tract": 0, "patch": patch,
+                       "subfilter": subfilter}
+        self.exposure = exposure
+
+    def get(self):
+        return self.exposure
+
+
+def test_template_of_a_visit_over_two_patches(built):
+    field, _, _, _, modelDir = built
+    model = readDcrModel(modelDir)
+    box = model.bbox
+    half = box.width // 2
+    boxes = [Box(box.minX, box.minY, half, box.height),
+             Box(box.minX + half, box.minY, box.width - half, box.height)]
+    patches = []
+    for patch, part in enumerate(boxes):
+        piece = DcrModel([image[part] for image in model], filterInfo=model.filter,
+                         psf=model.psf, mask=model.mask[part], variance=model.variance[part],
+                         photoCalib=model.photoCalib, wcs=model.wcs)
+        patches.append([Handle(e, k, patch) for k, e in enumerate(subfilterExposures(piece))])
+    exposure = readExposure(field.test[0])
+    task = DcrTemplateTask(config=DcrTemplateConfig())
+    mosaic = task.run(exposure, patches).template
+    assert mosaic.bbox == exposure.bbox.intersection(box)
+    for handles, part in zip(patches, boxes, strict=True):
+        alone = task.run(exposure, [handles]).template
+        assert alone.bbox == part
+        np.testing.assert_array_equal(mosaic[part].image.array, alone.image.array)
+        np.testing.assert_array_equal(mosaic[part].mask.array, alone.mask.array)
