@@ -119,6 +119,13 @@ def test_config_fields_mirror_DcrAssembleConfig():
     config.solver = "nonsense"
     with pytest.raises(DcrConfigError, match="unknown solver"):
         config.validate()
+    template = DcrTemplateConfig()
+    template.effectiveWavelength = 480.0
+    with pytest.raises(DcrConfigError, match="together"):
+        template.validate()
+    template.bandwidth, template.engine = 150.0, "magic"
+    with pytest.raises(DcrConfigError, match="unknown engine"):
+        template.validate()
 
 
 def test_band_without_subfilter_records_fails_at_graph_generation(built, tmp_path):

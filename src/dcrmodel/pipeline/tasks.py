@@ -37,7 +37,7 @@ from lsst.pipe.base import (
     Struct,
 )
 
-from ..assemble import DcrAssembleCoadd
+from ..assemble import ENGINES, DcrAssembleCoadd
 from ..diffim import cropToModel
 from ..errors import DcrConfigError, DcrValueError
 from ..image import Box, Exposure, Mask, MaskedImage
@@ -327,6 +327,19 @@ class DcrTemplateConfig(PipelineTaskConfig, pipelineConnections=DcrTemplateConne
         dtype=str, default=None, optional=True,
         doc="Template engine, 'fourier' or 'spline'; None: the model's default.",
     )
+
+    def validate(self) -> None:
+        """Check the band's wavelengths come together and the engine is known."""
+        super().validate()
+        if (self.effectiveWavelength is None) != (self.bandwidth is None):
+            raise DcrConfigError(
+                "give effectiveWavelength and bandwidth together (nm), or neither",
+                effectiveWavelength=self.effectiveWavelength, bandwidth=self.bandwidth,
+            )
+        if self.engine is not None and self.engine not in ENGINES:
+            raise DcrConfigError(
+                f"unknown engine; choose one of {', '.join(ENGINES)}", engine=self.engine
+            )
 
 
 class DcrTemplateTask(PipelineTask):
