@@ -85,7 +85,9 @@ def test_bps_with_parsl_on_this_machine(field, tmp_path):
     prefix = sys.prefix
     path = os.pathsep.join([str(Path(__file__).parents[2] / "src"),
                             os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, CTRL_MPEXEC_DIR=prefix, DAF_BUTLER_DIR=prefix, PYTHONPATH=path)
+    # BPS puts its submit folder under ${PWD}, which a child inherits: point it here
+    env = dict(os.environ, CTRL_MPEXEC_DIR=prefix, DAF_BUTLER_DIR=prefix, PYTHONPATH=path,
+               PWD=str(tmp_path))
     bps = Path(sys.executable).with_name("bps")
     done = subprocess.run([str(bps), "submit", str(submit)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
