@@ -4,6 +4,7 @@ Subcommands:
 
 - ``dcrmodel simulate --out DIR``: a synthetic field with known truth (`dcrmodel.simulate.field`).
 - ``assemble``, ``template``, ``diff``, ``warp`` and ``demo``: see `dcrmodel.cli.commands`.
+- ``butler init|ingest|pipeline``: a Rubin data butler repository, see `dcrmodel.cli.butler`.
 
 Each subcommand is one small pair of functions: ``_add<Name>(subparsers)`` declares its
 arguments and sets its handler, ``_run<Name>(args) -> int`` does the work. Register a new
@@ -32,6 +33,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import DcrError, DcrOfflineWarning, DcrValueError
 from ..simulate import Bandpass, SimulationConfig, runSimulation
+from .butler import SUBCOMMANDS as _BUTLER_SUBCOMMANDS
 from .commands import SUBCOMMANDS as _MODEL_SUBCOMMANDS
 from .progress import ProgressBar, logToBar
 
@@ -233,6 +235,7 @@ def _runSimulate(args: argparse.Namespace) -> int:
 _SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
     _addSimulate,
     *_MODEL_SUBCOMMANDS,
+    *_BUTLER_SUBCOMMANDS,
 ]
 
 

@@ -2,14 +2,19 @@
 
 `DcrModel.fromImage` divides a coadd between the subfilters (`coaddArguments`);
 `DcrModel.fromDataRef` and `DcrModel.fromQuantum` load one exposure per subfilter, from a
-data reference (`dataRefGetter`) or from dataset handles (`handlesBySubfilter`), and take
-the model's images and metadata from them (`exposureArguments`). Each function checks what
+data reference (`dataRefGetter`, `readSubfilters`: a data butler's ``get`` gets the
+subfilter in its data ID) or from dataset handles (`handlesBySubfilter`, checked by
+`checkHandleIds`), and take the model's images and metadata from them
+(`exposureArguments`, `bandArgument`) after checking that they form one model
+(`checkSubfilterExposures`). Each function checks what
 it is given and returns what the next step needs; the methods of `DcrModel` document the
 arguments and the behaviour in full.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +22,7 @@ from astropy.wcs import WCS
 
 from ..errors import DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
 from ..image import Exposure, Filter, Image, Mask, MaskedImage, PhotoCalib, Psf
+from ..physics import wavelengthGenerator
 from .checks import (
     CUSTOM_BAND_NAME,
     badPixels,
@@ -35,7 +41,11 @@ __all__ = [
     "coaddArguments",
     "exposureArguments",
     "dataRefGetter",
+    "readSubfilters",
     "handlesBySubfilter",
+    "checkHandleIds",
+    "checkSubfilterExposures",
+    "bandArgument",
 ]
 
 
@@ -365,3 +375,201 @@ def handlesBySubfilter(availableCoaddRefs: Mapping[Any, Any] | Iterable[Any]) ->
             subfilters=sorted(bySubfilter),
         )
     return [bySubfilter[k] for k in range(n)]
+
+
+def _takesDataId(get: Callable[..., Any]) -> bool:
+    """Return True for a data butler's ``get(datasetType, dataId=..., **dataIdKeys)``.
+
+    Such a ``get`` takes the data ID (with ``subfilter``) and has no ``numSubfilters``
+    keyword: it would take one for a dimension and refuse it. The older data-reference
+    protocol (``get(datasetType, subfilter=k, numSubfilters=N, **kwargs)``) is kept for
+    everything else.
+    """
+    try:
+        parameters = inspect.signature(get).parameters
+    except (TypeError, ValueError):
+        return False
+    return "dataId" in parameters and "numSubfilters" not in parameters
+
+
+def readSubfilters(
+    get: Callable[..., Any], datasetType: str, numSubfilters: int, kwargs: dict[str, Any]
+) -> tuple[list[Any], bool]:
+    """Read the subfilters ``0 .. numSubfilters - 1`` through a data reference's ``get``.
+
+    Parameters
+    ----------
+    get : callable
+        What `dataRefGetter` returned.
+    datasetType : str
+        The model's dataset type.
+    numSubfilters : int
+        Number of subfilters.
+    kwargs : dict
+        The further keyword arguments of `DcrModel.fromDataRef`.
+
+    Returns
+    -------
+    exposures : list
+        What ``get`` returned for each subfilter.
+    butler : bool
+        True when ``get`` is a data butler's: each call was ``get(datasetType,
+        subfilter=k, **kwargs)`` with ``bbox`` moved into ``parameters``. Otherwise each
+        call was ``get(datasetType, subfilter=k, numSubfilters=N, **kwargs)``.
+    """
+    if not _takesDataId(get):
+        return [
+            get(datasetType, subfilter=k, numSubfilters=numSubfilters, **kwargs)
+            for k in range(numSubfilters)
+        ], False
+    options = dict(kwargs)
+    bbox = options.pop("bbox", None)
+    if bbox is not None:
+        options["parameters"] = {**(options.get("parameters") or {}), "bbox": bbox}
+    return [get(datasetType, subfilter=k, **options) for k in range(numSubfilters)], True
+
+
+def checkHandleIds(handles: Sequence[Any], numSubfilters: Any = None) -> None:
+    """Check that the handles of `handlesBySubfilter` can be one model (before any read).
+
+    Parameters
+    ----------
+    handles : sequence of handles
+        The handles of subfilters 0 .. N-1, in order.
+    numSubfilters : int, optional
+        The number of subfilters the caller expects.
+
+    Raises
+    ------
+    DcrValueError
+        If there are not ``numSubfilters`` handles, or their data IDs name different
+        bands, tracts, patches or skymaps.
+    """
+    n = len(handles)
+    if numSubfilters is not None and checkNumSubfilters(numSubfilters, "numSubfilters") != n:
+        raise DcrValueError(
+            f"numSubfilters={numSubfilters} but the handles hold subfilters 0 .. {n - 1}; "
+            "give the handles of every subfilter of one model",
+            numSubfilters=numSubfilters,
+            handles=n,
+        )
+    for key in ("band", "skymap", "tract", "patch"):
+        values = []
+        for handle in handles:
+            try:
+                values.append(handle.dataId[key])
+            except (KeyError, LookupError, TypeError):
+                continue
+        if len(set(values)) > 1:
+            raise DcrValueError(
+                f"the handles name {len(set(values))} different {key} values "
+                f"({', '.join(sorted(map(str, set(values))))}); a model holds one band of "
+                "one patch",
+                key=key,
+            )
+
+
+def _nearly(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def checkSubfilterExposures(
+    exposures: Sequence[Exposure], band: Filter | None, source: str
+) -> None:
+    """Check that subfilter exposures form one model, from their DCR keys.
+
+    A subfilter file written by `dcrmodel.fits.writeDcrModel` (or the butler formatter of
+    ``dcrCoadd``) carries ``DCR-SUBF`` (its index), ``DCR-NSUB`` (the number of
+    subfilters) and ``DCR-WMIN``/``DCR-WMAX`` (its wavelength range) in its metadata;
+    keys that are absent are not checked.
+
+    Parameters
+    ----------
+    exposures : sequence of dcrmodel.image.Exposure
+        Subfilters 0 .. N-1, in order.
+    band : dcrmodel.image.Filter or None
+        The band of the exposures; the wavelength ranges are checked against its
+        subfilters.
+    source : str
+        Where the exposures came from, for the messages.
+
+    Raises
+    ------
+    DcrMetadataError
+        If an exposure's ``DCR-NSUB`` is not N, its ``DCR-SUBF`` is not its position, or
+        its wavelength range is not its subfilter's of the band: the exposures come from
+        different models (for example from two runs of a collection chain).
+    """
+    n = len(exposures)
+    ranges = None
+    if band is not None:
+        ranges = list(wavelengthGenerator(band.effectiveWavelength, band.bandwidth, n))
+    for k, exposure in enumerate(exposures):
+        metadata = exposure.metadata
+        stored = metadata.get("DCR-NSUB")
+        if stored is not None and int(stored) != n:
+            counts = [e.metadata.get("DCR-NSUB") for e in exposures]
+            raise DcrMetadataError(
+                f"{source} of subfilter {k} belongs to a {stored}-subfilter model but "
+                f"{n} subfilters were given (DCR-NSUB of subfilters 0 .. {n - 1}: "
+                f"{', '.join(map(str, counts))}); they do not form one model: take every "
+                "subfilter from one run",
+                subfilter=k,
+            )
+        index = metadata.get("DCR-SUBF")
+        if index is not None and int(index) != k:
+            raise DcrMetadataError(
+                f"{source} of subfilter {k} holds subfilter {index} (DCR-SUBF); they do "
+                "not form one model",
+                subfilter=k,
+            )
+        if ranges is None:
+            continue
+        for key, expected in zip(("DCR-WMIN", "DCR-WMAX"), ranges[k], strict=True):
+            value = metadata.get(key)
+            if isinstance(value, int | float) and math.isfinite(value) and not _nearly(
+                float(value), expected
+            ):
+                raise DcrMetadataError(
+                    f"{source} of subfilter {k} has {key} = {value} nm but subfilter {k} of "
+                    f"{n} of band {band.bandName} ({band.effectiveWavelength} nm, "
+                    f"{band.bandwidth} nm wide) has {expected} nm; they do not form one model",
+                    subfilter=k,
+                    key=key,
+                )
+
+
+def bandArgument(
+    filterInfo: Filter | None, effectiveWavelength: Any, bandwidth: Any
+) -> Filter | None:
+    """Return the model's band: the exposures', or one of the given wavelengths (nm).
+
+    Parameters
+    ----------
+    filterInfo : dcrmodel.image.Filter or None
+        The exposures' band.
+    effectiveWavelength, bandwidth : float or None
+        The band's effective wavelength and width in nm (the arguments of the reference's
+        ``fromQuantum``); both or neither.
+
+    Returns
+    -------
+    filterInfo : dcrmodel.image.Filter or None
+        ``filterInfo`` when no wavelengths are given, else a band of that name (or
+        ``"unknown"``) with the given wavelengths.
+
+    Raises
+    ------
+    DcrValueError
+        If only one of the wavelengths is given, or they are not a valid band.
+    """
+    if effectiveWavelength is None and bandwidth is None:
+        return filterInfo
+    if effectiveWavelength is None or bandwidth is None:
+        raise DcrValueError(
+            "give effectiveWavelength and bandwidth together (nm), or neither",
+            effectiveWavelength=effectiveWavelength,
+            bandwidth=bandwidth,
+        )
+    name = filterInfo.bandName if filterInfo is not None else "unknown"
+    return Filter(name, effectiveWavelength, bandwidth)

@@ -55,11 +55,15 @@ from .checks import (
     subfilterIndex,
 )
 from .construction import (
+    bandArgument,
+    checkHandleIds,
+    checkSubfilterExposures,
     coaddArguments,
     dataRefGetter,
     exposureArguments,
     handlesBySubfilter,
     modelParts,
+    readSubfilters,
 )
 from .templates import (
     DEFAULT_PSF_DAMPING,
@@ -221,22 +225,27 @@ class DcrModel:
         cls, dataRef: Any, datasetType: str = "dcrCoadd", numSubfilters: int | None = None,
         **kwargs: Any,
     ) -> DcrModel:
-        """Load an existing DcrModel from a data reference.
+        """Load an existing DcrModel from a data reference or a data butler.
 
         Parameters
         ----------
         dataRef : object
-            Any object with a method ``get(datasetType, subfilter=k, numSubfilters=N,
-            **kwargs)`` returning the `Exposure` of subfilter ``k`` (for example
-            ``dcrmodel.fits.model.DcrModelDataRef`` over a directory of model files).
+            Either a data butler (``lsst.daf.butler.Butler``, or any object whose ``get``
+            takes ``dataId`` and has no ``numSubfilters`` keyword), called once per
+            subfilter as ``get(datasetType, subfilter=k, **kwargs)``; or a data reference
+            with a method ``get(datasetType, subfilter=k, numSubfilters=N, **kwargs)``
+            (for example ``dcrmodel.fits.model.DcrModelDataRef`` over a directory of model
+            files). Each call returns the `Exposure` of subfilter ``k``.
         datasetType : str, optional
             Name of the model's dataset, {"dcrCoadd", "dcrCoadd_sub"}.
         numSubfilters : int, optional
             Number of subfilters used to model chromatic effects within a band. None: the
             data reference's own ``numSubfilters`` attribute.
         **kwargs
-            Additional keyword arguments passed on to ``dataRef.get`` (for example tract,
-            patch, bbox).
+            Additional keyword arguments passed on to ``dataRef.get``: for a butler the
+            data ID (``dataId={...}`` and/or keys such as ``tract``, ``patch``, ``band``,
+            ``skymap``), ``collections``, and ``bbox`` (passed as the read parameter);
+            for a data reference for example tract, patch, bbox.
 
         Returns
         -------
@@ -254,22 +263,37 @@ class DcrModel:
             If ``dataRef`` has no ``get`` method or ``get`` does not return an Exposure.
         DcrShapeError
             If the subfilter exposures do not share one box.
+        DcrMetadataError
+            (From a butler) if the exposures do not form one model: see `fromQuantum`.
         """
         get, n = dataRefGetter(dataRef, datasetType, numSubfilters)
-        exposures = [get(datasetType, subfilter=k, numSubfilters=n, **kwargs) for k in range(n)]
-        return cls(**exposureArguments(exposures, f"dataRef.get({datasetType!r}, ...)"))
+        exposures, fromButler = readSubfilters(get, datasetType, n, kwargs)
+        source = f"dataRef.get({datasetType!r}, ...)"
+        arguments = exposureArguments(exposures, source)
+        if fromButler:
+            checkSubfilterExposures(exposures, arguments["filterInfo"], source)
+        return cls(**arguments)
 
     @classmethod
-    def fromQuantum(cls, availableCoaddRefs: Mapping[Any, Any] | Iterable[Any]) -> DcrModel:
+    def fromQuantum(
+        cls, availableCoaddRefs: Mapping[Any, Any] | Iterable[Any],
+        effectiveWavelength: float | None = None, bandwidth: float | None = None,
+        numSubfilters: int | None = None,
+    ) -> DcrModel:
         """Load an existing DcrModel from a set of dataset handles.
 
         Parameters
         ----------
         availableCoaddRefs : dict or iterable of handles
             Handles of the subfilter coadds of one patch (the values are used when it is a
-            dict). Each has ``dataId["subfilter"]`` (its subfilter index) and a ``get()``
-            method returning its `Exposure` (the protocol of the Rubin data butler's
-            deferred dataset handles).
+            dict), such as the data butler's ``DeferredDatasetHandle``. Each has
+            ``dataId["subfilter"]`` (its subfilter index) and a ``get()`` method returning
+            its `Exposure`.
+        effectiveWavelength, bandwidth : float, optional
+            The band's effective wavelength and width in nm (the reference's extra
+            arguments); when given they define the model's band, else the exposures' own.
+        numSubfilters : int, optional
+            The number of subfilters expected; checked against the handles.
 
         Returns
         -------
@@ -280,15 +304,27 @@ class DcrModel:
         Raises
         ------
         DcrValueError
-            If there are no handles, a subfilter index is repeated, or the indices are not
-            exactly 0 .. N-1 (the message names the missing ones). Checked before any
-            ``get()``.
+            If there are no handles, a subfilter index is repeated, the indices are not
+            exactly 0 .. N-1 (the message names the missing ones), N is not
+            ``numSubfilters``, or the handles' data IDs name different bands, skymaps,
+            tracts or patches. Checked before any ``get()``.
+        DcrMetadataError
+            If the exposures do not form one model: a ``DCR-NSUB`` that is not N, a
+            ``DCR-SUBF`` that is not the handle's subfilter, a ``DCR-WMIN``/``DCR-WMAX``
+            that is not the subfilter's range of the band, or two bands.
         DcrTypeError
             If a handle lacks ``dataId["subfilter"]`` or ``get``, or ``get()`` does not
             return an Exposure.
         """
-        exposures = [handle.get() for handle in handlesBySubfilter(availableCoaddRefs)]
-        return cls(**exposureArguments(exposures, "handle.get()"))
+        handles = handlesBySubfilter(availableCoaddRefs)
+        checkHandleIds(handles, numSubfilters)
+        exposures = [handle.get() for handle in handles]
+        arguments = exposureArguments(exposures, "handle.get()")
+        checkSubfilterExposures(exposures, arguments["filterInfo"], "handle.get()")
+        arguments["filterInfo"] = bandArgument(
+            arguments["filterInfo"], effectiveWavelength, bandwidth
+        )
+        return cls(**arguments)
 
     # ------------------------------------------------------------------ container protocol
 
