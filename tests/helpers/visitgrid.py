@@ -90,10 +90,10 @@ def visitExposure(visitInfo, wcs: WCS, box: Box, image=None, psf=None, variance:
 
 
 def expectedTemplate(scene: Scene, visitInfo, wcs: WCS, box: Box, mode: str = "mean",
-                     supersample: int = 4) -> np.ndarray:
+                     supersample: int = 4, sigma: float = SIGMA) -> np.ndarray:
     """The template drawn in the visit's frame (``mode`` "mean" or "split", see module).
 
-    ``mode=None`` draws the sources without DCR.
+    ``mode=None`` draws the sources without DCR; ``sigma`` (pixels) is their width.
     """
     n = len(scene.fluxes)
     xs, ys = skyToPixels(scene.refWcs, wcs, [p[0] for p in scene.positions],
@@ -113,5 +113,5 @@ def expectedTemplate(scene: Scene, visitInfo, wcs: WCS, box: Box, mode: str = "m
         for (dy, dx), weight in moves:
             sources = [(x + dx, y + dy, weight * float(f))
                        for x, y, f in zip(xs, ys, scene.fluxes[k], strict=True)]
-            out += renderScene(wcs, box, sources, wcs, SIGMA, supersample=supersample)
+            out += renderScene(wcs, box, sources, wcs, sigma, supersample=supersample)
     return out

@@ -37,7 +37,8 @@ matched to that PSF on the patch and warped back, which undoes the Jacobian: on 
 grid it has the visit's PSF (convolved with the small smoothing of the Lanczos 3 kernel), and
 the template exposure carries the visit's own PSF, as a template on the grid does. The
 noise against which the damping of the matching is judged is the model's (the visit's
-variance is on another grid).
+variance is on another grid). A circular Gaussian PSF under a mapping that only rotates and
+scales is carried as the circular Gaussian it stays, without resampling its image.
 
 A visit on the model's grid (`onModelGrid`: its WCS puts its box within `WCS_GRID_TOLERANCE`
 pixels of where the model's does) takes the unchanged path of `dcrmodel.model.templates`,
@@ -58,6 +59,7 @@ from ..image import (
     WCS_GRID_TOLERANCE,
     Box,
     Exposure,
+    GaussianPsf,
     Image,
     Mask,
     MaskedImage,
@@ -92,6 +94,10 @@ TEMPLATE_WARPING_KERNEL = "lanczos3"
 
 #: Visit pixels between the points of its outline mapped onto the model's grid.
 _OUTLINE_STEP = 16
+
+#: Largest relative difference of a Jacobian's singular values for which a circular
+#: Gaussian PSF is carried as a circular Gaussian (its width then errs by at most half this).
+_SIMILAR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,24 @@ def templateRegion(
     return TemplateRegion(footprint, region, centre)
 
 
+def _carryPsf(psf: Psf, jacobian: np.ndarray, kernel: str) -> Psf:
+    """Return ``psf`` (source pixels) seen on a grid whose offsets map to ``jacobian @ v``.
+
+    A circular `GaussianPsf` under a mapping that only rotates, mirrors and scales (its two
+    singular values within `_SIMILAR` of each other) stays a circular Gaussian, of FWHM
+    divided by the scale: it is carried exactly, without resampling its image (whose
+    interpolation leaves a floor of a few 1e-4 in the transfer function near the Nyquist
+    frequency, which a PSF matching divides by). Any other PSF is warped by
+    `dcrmodel.warp.warpPsf`.
+    """
+    if isinstance(psf, GaussianPsf):
+        large, small = np.linalg.svd(np.asarray(jacobian, float), compute_uv=False)
+        if large - small <= _SIMILAR * large:
+            return GaussianPsf(psf.fwhm / math.sqrt(large * small), alpha=psf.alpha,
+                               effectiveWavelength=psf.effectiveWavelength)
+    return warpPsf(psf, jacobian, kernel)
+
+
 def visitPsfOnModel(
     model: Any, psf: Psf, wcs: WCS, bbox: Box, kernel: str = TEMPLATE_WARPING_KERNEL
 ) -> Psf:
@@ -234,8 +258,10 @@ def visitPsfOnModel(
 
     Returns
     -------
-    dcrmodel.image.ImagePsf
-        ``P_visit(J v)`` for a model pixel offset ``v``, ``J`` the patch-to-visit Jacobian.
+    dcrmodel.image.Psf
+        ``P_visit(J v)`` for a model pixel offset ``v``, ``J`` the patch-to-visit Jacobian:
+        a `GaussianPsf` for a circular Gaussian under a rotation and change of scale, else
+        an `ImagePsf` (`dcrmodel.warp.warpPsf`).
 
     Raises
     ------
@@ -243,7 +269,7 @@ def visitPsfOnModel(
         If the visit does not overlap the model (`templateRegion`).
     """
     centre = templateRegion(model, wcs, bbox, kernel).centre
-    return warpPsf(psf, localJacobian(model.wcs, wcs, centre), kernel)
+    return _carryPsf(psf, localJacobian(model.wcs, wcs, centre), kernel)
 
 
 def modelPsfOnVisit(
@@ -264,8 +290,9 @@ def modelPsfOnVisit(
 
     Returns
     -------
-    dcrmodel.image.ImagePsf or None
-        The model's PSF in the visit's pixels; None if the model has none.
+    dcrmodel.image.Psf or None
+        The model's PSF in the visit's pixels (as `visitPsfOnModel`); None if the model
+        has none.
     """
     if model.psf is None:
         return None
@@ -277,7 +304,7 @@ def modelPsfOnVisit(
         region = templateRegion(model, wcs, bbox, kernel).region
         x, y = mapPixels(model.wcs, wcs, region.center[0], region.center[1])
         jacobian = localJacobian(wcs, model.wcs, (float(x), float(y)))
-    return warpPsf(model.psf, jacobian, kernel)
+    return _carryPsf(model.psf, jacobian, kernel)
 
 
 # ----------------------------------------------------------------------------------------
@@ -320,8 +347,8 @@ def _offGridTemplate(
     where = templateRegion(model, wcs, bbox)
     patchPsf = None
     if target is not None:
-        patchPsf = warpPsf(target, localJacobian(model.wcs, wcs, where.centre),
-                           TEMPLATE_WARPING_KERNEL)
+        patchPsf = _carryPsf(target, localJacobian(model.wcs, wcs, where.centre),
+                             TEMPLATE_WARPING_KERNEL)
     region = where.region
     if model.mask is not None:
         patchMask = Mask(model.mask.array[region.slices(model.bbox)].copy(), bbox=region,
