@@ -21,8 +21,10 @@ overlapping ones:
   template keeps its own variance, exactly;
 - a model is least constrained near its edges (the DCR shifts and PSF kernels reach beyond
   them, edge values are extended), so the pixel is taken where its model sees the most sky
-  around it. In the overlap of two patches cut from one sky, the merged template equals the
-  one of a model covering both, away from the outer edges.
+  around it. Two patches cut from one sky give, merged, the template of a model covering
+  both, to the precision of the template engines near a model's edge (the tests measure
+  2e-4 of the peak or better with 24 to 32 shared columns, PSF-matched; exactly, to
+  rounding, without PSF matching).
 
 The merge is a seam: where two models differ (their noise, their regularisation), the
 template steps from one to the other along the line where the distances to the two edges
