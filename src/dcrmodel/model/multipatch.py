@@ -305,10 +305,6 @@ def buildMatchedExposureFromModels(
     path of `DcrModel.buildMatchedExposure` over the part of the visit inside its box; any
     other model forward-models the visit on its own grid and warps the template onto the
     visit's (`dcrmodel.model.visitgrid`).
-
-    Examples
-    --------
-    >>> template = buildMatchedExposureFromModels([modelA, modelB], visit)  # doctest: +SKIP
     """
     models = checkModelsCompatible(models)
     exposure = _checkExposure(exposure)
