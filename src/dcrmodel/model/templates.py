@@ -9,8 +9,10 @@ Fourier path (phase ramps and smears on the model's cached transforms,
 ``dcrmodel.fourier.engine.FourierTemplateEngine``).
 
 `buildMatchedTemplate` and `buildMatchedExposure` implement the `DcrModel` methods of the
-same names, which document the arguments and the behaviour in full; they take the model and
-its `TemplateCache` (the transforms and transfer functions kept between templates).
+same names for a visit on the model's pixel grid, which document the arguments and the
+behaviour in full; they take the model and its `TemplateCache` (the transforms and transfer
+functions kept between templates). A visit on any other grid is forward-modelled here on the
+model's grid and warped onto its own by `dcrmodel.model.visitgrid`.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ _MIN_FOURIER_FWHM = 2.0
 #: shifting, so that the spline prefilter's boundary handling (an IIR filter whose influence
 #: falls by a factor ~0.27 per pixel for cubic splines) does not reach the box: 0.27**8 ~ 3e-5.
 _SHIFT_MARGIN = 8
+
 
 class TemplateCache:
     """What a DCR model keeps from one template to the next.
