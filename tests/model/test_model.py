@@ -510,22 +510,37 @@ def test_templateFromExposureUsesItsMetadata(visitAndWcs):
     assert np.abs(unmatched.array - fromExposure.array).max() > 0.1 * unmatched.array.max()
 
 
-def test_templateRefusesAnExposureOffTheModelGrid(visitAndWcs):
-    # A visit whose WCS points 0.036 arcsec (0.18 pixel) elsewhere: its template would be
-    # silently misaligned.
+def test_templateOfAnExposureOffTheModelGridIsWarpedOntoIt(visitAndWcs):
+    # A visit whose WCS points 0.036 arcsec (0.18 pixel) elsewhere is off the model's grid:
+    # its template is made on the model's grid and warped onto the visit's, so its source
+    # lands where the visit's WCS puts it (see tests/model/test_templates_visitgrid.py).
     from astropy.wcs import WCS
+
+    from dcrmodel.warp import mapPixels
 
     visitInfo, wcs = visitAndWcs
     model = pointSourceModel(wcs=wcs)
     shifted = wcs.deepcopy()
     shifted.wcs.crval = wcs.wcs.crval + np.array([0.0, 1e-5])
     shifted.wcs.set()
-    with pytest.raises(DcrShapeError, match="not on the model's pixel grid"):
-        model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=shifted)
-    # the same grid written out and read back (header round trip) is accepted
+    onGrid = model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=wcs)
+    offGrid = model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=shifted)
+    assert offGrid.bbox == model.bbox
+
+    def centroid(array):
+        ys, xs = np.indices(array.shape)
+        return (xs * array).sum() / array.sum(), (ys * array).sum() / array.sum()
+
+    x0, y0 = centroid(onGrid.array)
+    x1, y1 = mapPixels(wcs, shifted, x0, y0)
+    assert abs(float(y1) - y0) > 0.1
+    # Lanczos 3 does not reproduce a linear ramp: its weights' first moment at a 0.18 pixel
+    # offset is 0.161 pixel, which moves a centroid by that much instead.
+    np.testing.assert_allclose(centroid(offGrid.array), (float(x1), float(y1)), atol=0.025)
+    # the same grid written out and read back (header round trip) is on the grid
     same = WCS(wcs.to_header())
-    assert model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=same).bbox \
-        == model.bbox
+    onSame = model.buildMatchedTemplate(visitInfo=visitInfo, bbox=model.bbox, wcs=same)
+    np.testing.assert_allclose(onSame.array, onGrid.array, rtol=0, atol=1e-9)
 
 
 def test_templateConservesFluxAwayFromEdges(visitAndWcs):

@@ -4,8 +4,10 @@
   ``--workers N`` or ``--scheduler ADDRESS`` solve its subregions on Dask
   (`dcrmodel.distributed.runner`).
 - ``dcrmodel assemble-patches PLAN.toml``: the models of many patches.
-- ``dcrmodel template MODEL_DIR EXPOSURE.fits --out TEMPLATE.fits``: a DCR-matched template.
-- ``dcrmodel diff MODEL_DIR EXPOSURE.fits --out DIFF.fits``: template, subtraction and
+- ``dcrmodel template MODEL_DIR... EXPOSURE.fits --out TEMPLATE.fits``: a DCR-matched
+  template, on the exposure's own grid (any WCS), merged from several models (patches)
+  where the exposure spans more than one (`dcrmodel.diffim.templateForExposure`).
+- ``dcrmodel diff MODEL_DIR... EXPOSURE.fits --out DIFF.fits``: template, subtraction and
   detections (`dcrmodel.diffim.difference`).
 - ``dcrmodel warp EXPOSURE.fits... --grid GRID --out DIR``: exposures warped onto one grid
   (`dcrmodel.warp.exposure`), GRID an exposure file or ``RA,DEC,WIDTH,HEIGHT,SCALE``.
@@ -26,7 +28,7 @@ from typing import Any
 
 from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles
 from ..atomic import atomicPath
-from ..diffim import cropToModel, makeDifference
+from ..diffim import makeDifference, templateForExposure
 from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
 from ..errors import (
     DcrConfigError,
@@ -36,6 +38,7 @@ from ..errors import (
     externalStacklevel,
 )
 from ..fits import gridFromSpec, readDcrModel, readExposure, writeExposure
+from ..model import checkModelsCompatible
 from ..progress import reportProgress
 from ..warp import (
     CONSERVE_MODES,
@@ -189,8 +192,11 @@ def _runAssemblePatches(args: argparse.Namespace) -> int:
 # template and diff
 # ------------------------------------------------------------------------------------------
 def _addModelAndExposure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL_DIR", help="DCR model folder (dcrmodel assemble)")
-    parser.add_argument("exposure", metavar="EXPOSURE.fits", help="science exposure")
+    parser.add_argument("models", nargs="+", metavar="MODEL_DIR",
+                        help="DCR model folder (dcrmodel assemble); several for a visit that "
+                        "spans several patches (one band and subfilter count)")
+    parser.add_argument("exposure", metavar="EXPOSURE.fits",
+                        help="science exposure, on any WCS")
     parser.add_argument("--engine", choices=("fourier", "spline"),
                         help="template engine (default: the model's default)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -200,7 +206,11 @@ def _addTemplate(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "template", parents=[common], help="make a DCR-matched template for an exposure",
         description="Forward-model the DCR model to the observing conditions of an exposure "
-        "and write the DCR-matched template on the exposure's box (within the model's).",
+        "and write the DCR-matched template. An exposure on the model's pixel grid gets it "
+        "on its box within the model's; an exposure on any other WCS gets it on its own box "
+        "and WCS (made on each model's grid and warped, Lanczos 3), merged from several "
+        "models (patches) where the exposure spans more than one, NO_DATA where none "
+        "covers it.",
     )
     _addModelAndExposure(parser)
     parser.add_argument("--out", required=True, metavar="TEMPLATE.fits", help="output file")
@@ -211,14 +221,24 @@ def _templateOptions(args: argparse.Namespace) -> dict[str, Any]:
     return {} if args.engine is None else {"engine": args.engine}
 
 
+def _readModels(args: argparse.Namespace) -> Any:
+    """Read the models (checked to belong together) and the exposure, before any work.
+
+    Returns one model, or a list of them when several were given.
+    """
+    if len(set(args.models)) != len(args.models):
+        raise DcrValueError("a model folder is given twice", models=args.models)
+    models = checkModelsCompatible([readDcrModel(path) for path in args.models])
+    return models[0] if len(models) == 1 else models
+
+
 def _runTemplate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _refuseExisting(out, args.overwrite)
-    model = readDcrModel(args.model)
+    model = _readModels(args)
     exposure = readExposure(args.exposure)
-    science = cropToModel(model, exposure)
-    template = model.buildMatchedExposure(exposure=science, **_templateOptions(args))
+    science, template = templateForExposure(model, exposure, **_templateOptions(args))
     writeExposure(template, out)
     if not getattr(args, "quiet", False):
         print(f"template of {args.exposure} on {science.bbox} written to {out}")
@@ -230,7 +250,10 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "diff", parents=[common], help="subtract a DCR-matched template and detect",
         description="Subtract a DCR-matched template from an exposure, detect at a threshold "
         "in sigma with the PSF-matched filter, and write the difference exposure (DETECTED "
-        "and DETECTED_NEGATIVE mark the detections) and a JSON list of detections beside it.",
+        "and DETECTED_NEGATIVE mark the detections) and a JSON list of detections beside it. "
+        "The exposure may be on any WCS and span several models (patches), as for "
+        "'dcrmodel template'; pixels no model covers (NO_DATA) and pixels whose model rests "
+        "on too few visits are not searched.",
     )
     _addModelAndExposure(parser)
     parser.add_argument("--out", required=True, metavar="DIFF.fits", help="output file")
@@ -252,14 +275,15 @@ def _runDiff(args: argparse.Namespace) -> int:
     catalogue = out.with_suffix(".json")
     _refuseExisting(out, args.overwrite)
     _refuseExisting(catalogue, args.overwrite)
-    model = readDcrModel(args.model)
+    model = _readModels(args)
     exposure = readExposure(args.exposure)
     result = makeDifference(model, exposure, threshold=args.threshold, matchTo=args.matchTo,
                             **_templateOptions(args))
     writeExposure(result.difference, out)
+    paths = [str(path) for path in args.models]
     with atomicPath(catalogue) as tmp:
-        tmp.write_text(json.dumps({"exposure": str(args.exposure), "model": str(args.model),
-                                   **result.toDict()}, indent=1))
+        tmp.write_text(json.dumps({"exposure": str(args.exposure), "model": paths[0],
+                                   "models": paths, **result.toDict()}, indent=1))
     if not getattr(args, "quiet", False):
         print(f"{len(result.detections)} detections at {args.threshold:g} sigma "
               f"({result.matchTo} convolved); difference written to {out}, detections to "

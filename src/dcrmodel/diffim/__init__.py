@@ -9,6 +9,7 @@ from .difference import (
     cropToModel,
     makeDifference,
     noiseCorrelationFactor,
+    templateForExposure,
 )
 from .metrics import (
     COLOUR_CLASSES,
@@ -39,6 +40,7 @@ __all__ = [
     "convolveToPsf",
     "makeDifference",
     "noiseCorrelationFactor",
+    "templateForExposure",
     "COLOUR_CLASSES",
     "STATIC_COLOUR_CLASSES",
     "Detection",

@@ -6,6 +6,14 @@ subtract it, and detect what is left at a threshold in sigma with the PSF-matche
 of `dcrmodel.diffim.metrics`. The difference exposure carries the detections' footprints in its
 ``DETECTED`` mask plane (and ``DETECTED_NEGATIVE`` for negative ones).
 
+The science exposure may be on any WCS (`templateForExposure`): on the model's pixel grid it
+is cut to the model's box and the template made there, as always; on any other grid the
+template is made on the model's grid and warped onto the exposure's
+(`dcrmodel.model.visitgrid`), merged from several models where the exposure spans several
+patches (`dcrmodel.model.buildMatchedExposureFromModels`), and the difference is on the
+exposure's own box. Pixels without a template (``NO_DATA``) and pixels whose model rests on
+too few visits (`dcrmodel.model.LOW_COVERAGE_PLANE`) are never detected.
+
 Which image is convolved (``matchTo``): by default the template is made at the science
 exposure's own PSF (the model's PSF matched to it). A science exposure sharper than the
 model's PSF would need that matching to amplify the model's high frequencies (and their
@@ -34,7 +42,16 @@ from ..errors import (
 )
 from ..fourier import cropFromPadded, fillBadPixels, paddedShape, padToShape
 from ..image import BAD_MASK_PLANES, Exposure, Image, Mask, MaskedImage, Psf
-from ..model import DEFAULT_PSF_DAMPING, DEFAULT_PSF_MAX_GAIN
+from ..model import (
+    DEFAULT_PSF_DAMPING,
+    DEFAULT_PSF_MAX_GAIN,
+    LOW_COVERAGE_PLANE,
+    buildMatchedExposureFromModels,
+    checkModelsCompatible,
+    onModelGrid,
+    overlappingModels,
+    visitPsfOnModel,
+)
 from ..psf import effectiveKernelSize, estimatePsf, maxKernelSize, psfMatchingTransfer
 from .metrics import (
     Detection,
@@ -52,6 +69,7 @@ __all__ = [
     "convolveToPsf",
     "makeDifference",
     "noiseCorrelationFactor",
+    "templateForExposure",
 ]
 
 MATCH_TO_MODES = ("auto", "template", "science")
@@ -433,6 +451,123 @@ def cropToModel(model: Any, exposure: Exposure) -> Exposure:
     return exposure[box] if box != exposure.bbox else exposure
 
 
+def _asModels(model: Any) -> list[Any]:
+    """One model (any object with the `DcrModel` API) or a list/tuple of `DcrModel`."""
+    if isinstance(model, (list, tuple)):
+        return checkModelsCompatible(model)
+    return [model]
+
+
+def _onModelGrid(models: list[Any], exposure: Exposure) -> bool:
+    """Whether the exposure takes the path of one model on its grid (cropped to its box)."""
+    return len(models) == 1 and (
+        exposure.wcs is None or getattr(models[0], "wcs", None) is None
+        or onModelGrid(models[0], exposure.wcs, exposure.bbox)
+    )
+
+
+def templateForExposure(
+    model: Any, exposure: Exposure, **templateOptions: Any
+) -> tuple[Exposure, Exposure]:
+    """Build the DCR-matched template of an exposure from one model or several.
+
+    Parameters
+    ----------
+    model : `dcrmodel.model.core.DcrModel` or list of them
+        The model of the exposure's patch, or the models of the patches it sees (one band
+        and subfilter count, `dcrmodel.model.checkModelsCompatible`).
+    exposure : `dcrmodel.image.Exposure`
+        The science exposure, on any WCS.
+    **templateOptions
+        Passed to `DcrModel.buildMatchedExposure` (for example ``engine``).
+
+    Returns
+    -------
+    science : `dcrmodel.image.Exposure`
+        The exposure on the template's box: for one model on the exposure's pixel grid, its
+        part inside the model's box (`cropToModel`, as before any other grid was
+        accepted); otherwise the whole exposure.
+    template : `dcrmodel.image.Exposure`
+        The template on that box: ``model.buildMatchedExposure(exposure=science, ...)`` for
+        one model on the exposure's grid, else
+        `dcrmodel.model.buildMatchedExposureFromModels` (the models' templates warped onto
+        the exposure's grid and merged; ``NO_DATA`` where none covers it).
+
+    Raises
+    ------
+    DcrShapeError
+        If one model on the exposure's grid does not overlap it.
+    DcrValueError
+        If no model overlaps the exposure on the sky, or the models do not belong together.
+    """
+    models = _asModels(model)
+    if _onModelGrid(models, exposure):
+        science = cropToModel(models[0], exposure)
+        return science, models[0].buildMatchedExposure(exposure=science, **templateOptions)
+    return exposure, buildMatchedExposureFromModels(models, exposure, **templateOptions)
+
+
+def _autoMatchTo(
+    models: list[Any], onGrid: bool, exposure: Exposure, sciencePsf: Psf,
+    templateOptions: dict[str, Any],
+) -> tuple[str, float | None]:
+    """``matchTo="auto"``: `chooseMatchTo` against every model that sees the exposure.
+
+    Off the model's grid the science PSF is compared with each model's PSF in that model's
+    frame (`dcrmodel.model.visitPsfOnModel`); the science exposure is convolved if any
+    model asks for it, and the largest missing fraction is reported.
+    """
+    damping = templateOptions.get("psfDamping")
+    gain = templateOptions.get("psfMaxGain", "default")
+    if onGrid:
+        return chooseMatchTo(models[0], sciencePsf, damping, gain)
+    choices = [
+        chooseMatchTo(models[index], visitPsfOnModel(models[index], sciencePsf, exposure.wcs,
+                                                     exposure.bbox), damping, gain)
+        for index in overlappingModels(models, exposure) if models[index].psf is not None
+    ]
+    if not choices:
+        return "template", None
+    fraction = max(choice[1] for choice in choices)
+    return ("science" if any(c[0] == "science" for c in choices) else "template"), fraction
+
+
+def _scienceMode(
+    models: list[Any], onGrid: bool, exposure: Exposure, sciencePsf: Psf,
+    templateOptions: dict[str, Any],
+) -> tuple[Exposure, Exposure, np.ndarray, float]:
+    """Make the template at the model's PSF and convolve the science exposure to it.
+
+    Returns the science exposure as subtracted, the template, the detection kernel and the
+    noise correlation factor.
+    """
+    options = {k: v for k, v in templateOptions.items() if k != "psf"}
+    one = models[0] if len(models) == 1 else models
+    science, template = templateForExposure(one, exposure, matchPsf=False, **options)
+    # On the grid the model's PSF; off it, the model's PSF carried onto the exposure's grid
+    # (of the model giving most of the template's pixels).
+    targetPsf = models[0].psf if onGrid else template.psf
+    if sciencePsf is not science.psf:
+        science = Exposure(science.maskedImage, wcs=science.wcs, psf=sciencePsf,
+                           visitInfo=science.visitInfo, filter=science.filter,
+                           photoCalib=science.photoCalib)
+    science, convolution = convolveToPsf(science, targetPsf, models[0].effectiveWavelength,
+                                         fill=template.image.array)
+    kernel = _kernelOf(targetPsf)
+    return science, template, kernel, noiseCorrelationFactor(convolution, kernel)
+
+
+def _lowCoverage(template: Exposure, difference: Exposure) -> np.ndarray | None:
+    """Difference pixels whose template flags `LOW_COVERAGE_PLANE` (flagged there too)."""
+    if LOW_COVERAGE_PLANE not in template.mask.planes:
+        return None
+    flagged = template.mask[difference.bbox].getBadPixels(LOW_COVERAGE_PLANE)
+    if flagged.any():
+        bit = difference.mask.addMaskPlane(LOW_COVERAGE_PLANE)
+        difference.mask.array[flagged] |= np.int32(1 << bit)
+    return flagged
+
+
 def makeDifference(
     model: Any,
     exposure: Exposure,
@@ -445,12 +580,16 @@ def makeDifference(
 
     Parameters
     ----------
-    model : `dcrmodel.model.core.DcrModel`
-        The DCR model of the field.
+    model : `dcrmodel.model.core.DcrModel` or list of them
+        The DCR model of the field, or the models of the patches the exposure sees (one
+        band and subfilter count; the template is merged from them,
+        `dcrmodel.model.buildMatchedExposureFromModels`).
     exposure : `dcrmodel.image.Exposure`
-        The science exposure, on the model's pixel grid; parts outside the model's box are
-        left out. It needs a WCS, a `VisitInfo` and a PSF (without one, the PSF is
-        estimated from its stars, with a warning, in ``"template"`` mode).
+        The science exposure, on any WCS. On one model's pixel grid, parts outside the
+        model's box are left out; otherwise the difference is on the exposure's own box,
+        with ``NO_DATA`` where no model covers it. It needs a WCS, a `VisitInfo` and a PSF
+        (without one, the PSF is estimated from its stars, with a warning, in
+        ``"template"`` mode).
     threshold : float, optional
         Detection threshold in sigma of the difference image (default 5).
     matchTo : {"auto", "template", "science"}, optional
@@ -459,10 +598,13 @@ def makeDifference(
         the template is made at the model's PSF (``matchPsf=False``) and the science
         exposure is convolved to the model's PSF (`convolveToPsf`, its bad pixels filled
         with the template first and grown by the kernel's radius); the difference then
-        has the model's PSF. ``"auto"`` (default): ``"science"`` when the science
-        exposure is sharper than the model's PSF by more than the template's PSF matching
-        can follow (`chooseMatchTo`), else ``"template"``; ``"template"`` when the model or
-        the exposure has no PSF, or ``matchPsf=False`` is given.
+        has the model's PSF (off the model's grid: the model's PSF carried onto the
+        exposure's grid, `dcrmodel.model.modelPsfOnVisit`, of the model that gives most of
+        the template). ``"auto"`` (default): ``"science"`` when the science exposure is
+        sharper than the model's PSF by more than the template's PSF matching can follow
+        (`chooseMatchTo`; off the grid, in each model's frame, for any model), else
+        ``"template"``; ``"template"`` when the model or the exposure has no PSF, or
+        ``matchPsf=False`` is given.
     **templateOptions
         Passed to `DcrModel.buildMatchedExposure` (for example ``engine``). In
         ``"science"`` mode ``matchPsf`` may not be given; ``psf`` is then the science
@@ -478,15 +620,21 @@ def makeDifference(
     DcrTypeError
         If ``exposure`` is not an `Exposure`.
     DcrShapeError
-        If the exposure does not overlap the model.
+        If the exposure does not overlap the model (on its grid).
     DcrValueError
         For a threshold that is not a positive number, an unknown ``matchTo``, or
-        ``matchPsf`` given with ``matchTo="science"``.
+        ``matchPsf`` given with ``matchTo="science"``; for models of different bands or
+        subfilter counts, or none overlapping the exposure on the sky.
     DcrMetadataError
         With ``matchTo="science"``, if the science exposure or the model has no PSF.
 
     Notes
     -----
+    Detections leave out the difference's bad pixels (`dcrmodel.image.BAD_MASK_PLANES`,
+    which include ``NO_DATA``: the science exposure's and the template's) and the pixels
+    whose model rests on too few visits (`dcrmodel.model.LOW_COVERAGE_PLANE` of the
+    template, carried into the difference's mask).
+
     In ``"science"`` mode the template's residual against the true sky keeps its meaning,
     but the difference image is that of the convolved science exposure: its sources have
     the model's PSF and its noise is correlated over the kernel. Its variance plane is the
@@ -506,6 +654,8 @@ def makeDifference(
             f"matchTo must be one of {', '.join(repr(m) for m in MATCH_TO_MODES)}",
             matchTo=matchTo,
         )
+    models = _asModels(model)
+    onGrid = _onModelGrid(models, exposure)
     sciencePsf = templateOptions.get("psf")
     if sciencePsf is None:
         sciencePsf = exposure.psf
@@ -517,35 +667,31 @@ def makeDifference(
                 matchPsf=templateOptions["matchPsf"],
             )
         _sciencePsf(sciencePsf)
-        _modelPsf(model)
-    science = cropToModel(model, exposure)
+        for each in models:
+            _modelPsf(each)
+    if onGrid:
+        cropToModel(models[0], exposure)  # refuses an exposure off the model before any work
     missing = None
     if matchTo == "auto":
         matchTo = "template"
         if (templateOptions.get("matchPsf", True) and sciencePsf is not None
-                and getattr(model, "psf", None) is not None):
-            matchTo, missing = chooseMatchTo(
-                model, sciencePsf, templateOptions.get("psfDamping"),
-                templateOptions.get("psfMaxGain", "default"),
-            )
+                and all(getattr(m, "psf", None) is not None for m in models)):
+            matchTo, missing = _autoMatchTo(models, onGrid, exposure, sciencePsf,
+                                            templateOptions)
+    one = models[0] if len(models) == 1 else models
     if matchTo == "science":
-        options = {k: v for k, v in templateOptions.items() if k != "psf"}
-        template = model.buildMatchedExposure(exposure=science, matchPsf=False, **options)
-        if sciencePsf is not science.psf:
-            science = Exposure(science.maskedImage, wcs=science.wcs, psf=sciencePsf,
-                               visitInfo=science.visitInfo, filter=science.filter,
-                               photoCalib=science.photoCalib)
-        science, convolution = convolveToPsf(science, model.psf, model.effectiveWavelength,
-                                             fill=template.image.array)
-        kernel = _kernelOf(model.psf)
-        correlation = noiseCorrelationFactor(convolution, kernel)
+        science, template, kernel, correlation = _scienceMode(models, onGrid, exposure,
+                                                              sciencePsf, templateOptions)
     else:
+        science, template = templateForExposure(one, exposure, **templateOptions)
         kernel = _detectionKernel(science)
-        template = model.buildMatchedExposure(exposure=science, **templateOptions)
         correlation = 1.0
     difference = subtractTemplate(science, template)
     mask = difference.mask
     bad = mask.getBadPixels()
+    lowCoverage = _lowCoverage(template, difference)
+    if lowCoverage is not None:
+        bad = bad | lowCoverage
     variance = difference.variance.array
     if correlation != 1.0:
         variance = variance + (correlation - 1.0) * science.variance[difference.bbox].array

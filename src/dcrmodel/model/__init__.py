@@ -1,10 +1,17 @@
 """The DCR model of the sky: the seed's `DcrModel` container and API.
 
-Also its templates, conditioning and shifts.
+Also its templates (on the model's grid or warped onto a visit's, from one model or merged
+from several), conditioning and shifts.
 """
 
 from .core import (
     DcrModel,
+)
+from .multipatch import (
+    LOW_COVERAGE_PLANE,
+    buildMatchedExposureFromModels,
+    checkModelsCompatible,
+    overlappingModels,
 )
 from .shift import (
     applyDcr,
@@ -15,6 +22,14 @@ from .templates import (
     ENGINES,
     PSF_DAMPED_PLANE,
 )
+from .visitgrid import (
+    TEMPLATE_WARPING_KERNEL,
+    TemplateRegion,
+    modelPsfOnVisit,
+    onModelGrid,
+    templateRegion,
+    visitPsfOnModel,
+)
 
 __all__ = [
     "DcrModel",
@@ -23,4 +38,14 @@ __all__ = [
     "DEFAULT_PSF_DAMPING",
     "DEFAULT_PSF_MAX_GAIN",
     "applyDcr",
+    "LOW_COVERAGE_PLANE",
+    "buildMatchedExposureFromModels",
+    "checkModelsCompatible",
+    "overlappingModels",
+    "TEMPLATE_WARPING_KERNEL",
+    "TemplateRegion",
+    "onModelGrid",
+    "templateRegion",
+    "visitPsfOnModel",
+    "modelPsfOnVisit",
 ]

@@ -46,7 +46,7 @@ from ..image import (
     Psf,
     StatisticsControl,
 )
-from . import conditioning, templates
+from . import conditioning, visitgrid
 from .checks import (
     assignedRegion,
     checkNewImage,
@@ -631,8 +631,17 @@ class DcrModel:
         convolved with ``|residual kernel|`` (moved by the DCR) exceeds the noise (the
         exposure's standard deviation, else that of the template from the model's variance,
         else 1e-3 of the template's peak) are flagged.
+
+        A visit on another pixel grid (its WCS puts its box more than
+        `dcrmodel.image.WCS_GRID_TOLERANCE` pixels from where the model's WCS does; any
+        rotation, dither or distortion) gets its template forward-modelled on the model's
+        grid, with the visit's DCR and PSF carried into the model's frame, and warped onto
+        the visit's box with a Lanczos 3 kernel (`dcrmodel.model.visitgrid`); ``mask`` is
+        then on the visit's grid and gets ``NO_DATA`` where the model does not cover the
+        visit, and the template is 0 there. A visit on the model's grid takes the path
+        described above, unchanged.
         """
-        return templates.buildMatchedTemplate(
+        return visitgrid.buildMatchedTemplate(
             self, self._templateCache, exposure, order, visitInfo, bbox, wcs, mask,
             splitSubfilters, splitThreshold, amplifyModel, engine=engine, mode=mode, psf=psf,
             matchPsf=matchPsf, psfDamping=psfDamping, psfMaxGain=psfMaxGain,
@@ -691,8 +700,17 @@ class DcrModel:
           PSF matching) introduce between neighbouring pixels is not tracked. If the model
           has no variance the exposure gets the unit variance of a `MaskedImage` without
           one.
+        - A visit on another pixel grid (see `buildMatchedTemplate`) gets the template
+          forward-modelled on the model's grid and warped onto its WCS and box (Lanczos 3,
+          `dcrmodel.model.visitgrid`): the variance is warped as ``sum w^2 var``, the
+          model's mask (or ``mask``, then on the visit's grid) is carried with every plane
+          grown by the kernel's reach, and ``NO_DATA`` flags the visit pixels the model
+          does not cover; the PSF is the visit's when PSF-matched (the matching is done on
+          the model's grid, to the visit's PSF carried there by the local Jacobian), else
+          the model's carried onto the visit's grid. For several models (patches), see
+          `dcrmodel.model.buildMatchedExposureFromModels`.
         """
-        return templates.buildMatchedExposure(
+        return visitgrid.buildMatchedExposure(
             self, self._templateCache, exposure, visitInfo, bbox, wcs, mask, order,
             splitSubfilters, splitThreshold, engine=engine, mode=mode, psf=psf,
             matchPsf=matchPsf, psfDamping=psfDamping, psfMaxGain=psfMaxGain,

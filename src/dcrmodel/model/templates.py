@@ -9,8 +9,10 @@ Fourier path (phase ramps and smears on the model's cached transforms,
 ``dcrmodel.fourier.engine.FourierTemplateEngine``).
 
 `buildMatchedTemplate` and `buildMatchedExposure` implement the `DcrModel` methods of the
-same names, which document the arguments and the behaviour in full; they take the model and
-its `TemplateCache` (the transforms and transfer functions kept between templates).
+same names for a visit on the model's pixel grid, which document the arguments and the
+behaviour in full; they take the model and its `TemplateCache` (the transforms and transfer
+functions kept between templates). A visit on any other grid is forward-modelled here on the
+model's grid and warped onto its own by `dcrmodel.model.visitgrid`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..errors import (
     DcrShapeError,
     DcrTypeError,
     DcrValueError,
+    externalStacklevel,
 )
 from ..fourier import (
     TRANSFER_MODES,
@@ -100,11 +103,6 @@ _MIN_FOURIER_FWHM = 2.0
 #: shifting, so that the spline prefilter's boundary handling (an IIR filter whose influence
 #: falls by a factor ~0.27 per pixel for cubic splines) does not reach the box: 0.27**8 ~ 3e-5.
 _SHIFT_MARGIN = 8
-
-#: Frames between `_dampedPixels` and the caller of the `DcrModel` method, who is warned:
-#: `_dampedPixels`, the engine, `_matchedTemplate`, `buildMatchedTemplate` (or
-#: `buildMatchedExposure`) and the `DcrModel` method.
-_DAMPED_STACKLEVEL = 6
 
 
 class TemplateCache:
@@ -462,8 +460,13 @@ def _matchedTemplate(
     matchPsf: Any,
     psfDamping: Any,
     psfMaxGain: Any,
+    dcrBox: Box | None = None,
 ) -> tuple[Image, Psf | None]:
-    """Build a template; flag damped pixels in ``mask``; return it and its PSF."""
+    """Build a template; flag damped pixels in ``mask``; return it and its PSF.
+
+    ``dcrBox`` (default: the template's box) is the region at whose centre the zenith
+    direction is measured.
+    """
     visitInfo, bbox, wcs = _resolveVisit(exposure, visitInfo, bbox, wcs, method)
     _checkGrid(model, wcs, bbox, method)
     bbox = checkRegion(bbox, model.bbox)
@@ -474,7 +477,8 @@ def _matchedTemplate(
         psf, matchPsf, psfDamping, psfMaxGain,
     )
     shifts, useSplit = _visitShifts(
-        model, visitInfo, wcs, bbox, wavelengths, mode, splitThreshold
+        model, visitInfo, wcs, bbox if dcrBox is None else dcrBox, wavelengths, mode,
+        splitThreshold,
     )
     if engine == "fourier":
         template, damped = _fourierTemplate(
@@ -627,7 +631,7 @@ def _dampedPixels(
             f"{PSF_DAMPED_PLANE} in the template's mask (build the model with a sharper "
             "model PSF to avoid this)",
             DcrPsfWarning,
-            stacklevel=_DAMPED_STACKLEVEL,
+            stacklevel=externalStacklevel(),
         )
         cache.warnedDamping = True
     _log.info("PSF matching damped: %d template pixels flagged", int(damped.sum()))

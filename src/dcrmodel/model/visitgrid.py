@@ -1,0 +1,553 @@
+"""DCR-matched templates for a visit on its own pixel grid (any WCS).
+
+A DCR model lives on the pixel grid of a sky patch; a science visit is a detector image with
+its own WCS (any rotation, dithers, distortion). The template of such a visit is made the
+way the Rubin pipelines' ``GetDcrTemplateTask`` makes it, in three steps:
+
+1. **Where.** The outline of the visit's box is mapped onto the model's pixel grid through
+   both WCSs (`dcrmodel.warp.mapPixels`, distortion included); the bounding box of those
+   positions, grown by the warping kernel's reach (`templateRegion`), is the *region* of
+   the patch that the warp back reads. The image of the outline bounds the image of the
+   whole box, since the mapping is continuous and one to one.
+2. **Forward model on the patch.** The template is built on that region exactly as for a
+   visit on the model's grid (`dcrmodel.model.templates`), with the visit's DCR: its zenith
+   direction is measured through the *patch* WCS at the centre of the visit's footprint
+   there (the visit's date, site and pointing with the patch's pixels), so the subfilter
+   shifts are the visit's refraction expressed in patch pixels. No extra margin for the DCR
+   is added to the region: the template engines already read the model beyond a template's
+   box by the largest shift (and the PSF kernel's half width) before cutting it.
+3. **Warp back.** The patch template (image, variance ``N`` times the model's, the model's
+   mask with its ``PSF_DAMPED`` plane) is warped onto the visit's WCS and box with
+   `dcrmodel.warp.warpImage` and the Lanczos 3 kernel (`TEMPLATE_WARPING_KERNEL`), as the
+   reference warps its templates: variance ``sum w^2 var``; every mask bit of a patch pixel
+   the kernel touches is carried (the model's bad planes and its low-coverage plane grow by
+   the kernel's reach); visit pixels whose kernel reaches beyond the model's box get
+   ``NO_DATA`` (image and variance 0).
+
+PSF matching happens on the patch
+---------------------------------
+The model's PSF is known on the patch, and the template's PSF matching is per subfilter
+(each subfilter's light is matched at its own wavelength before the subfilters are summed),
+so it cannot be done after the warp without warping every subfilter separately. The visit's
+PSF is therefore carried into the patch frame first: ``P_patch(v) = P_visit(J v)``, ``J``
+the local Jacobian of the patch-to-visit pixel mapping at the visit's centre
+(`dcrmodel.warp.localJacobian`, `dcrmodel.warp.warpPsf`: a visit rotated by 37 degrees
+against the patch has its elliptical PSF rotated by 37 degrees there). The template is
+matched to that PSF on the patch and warped back, which undoes the Jacobian: on the visit's
+grid it has the visit's PSF (convolved with the small smoothing of the Lanczos 3 kernel), and
+the template exposure carries the visit's own PSF, as a template on the grid does. The
+noise against which the damping of the matching is judged is the model's (the visit's
+variance is on another grid). A circular Gaussian PSF under a mapping that only rotates and
+scales is carried as the circular Gaussian it stays, without resampling its image.
+
+A visit on the model's grid (`onModelGrid`: its WCS puts its box within `WCS_GRID_TOLERANCE`
+pixels of where the model's does) takes the unchanged path of `dcrmodel.model.templates`,
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from astropy.wcs import WCS
+
+from ..errors import DcrValueError
+from ..image import (
+    WCS_GRID_TOLERANCE,
+    Box,
+    Exposure,
+    GaussianPsf,
+    Image,
+    Mask,
+    MaskedImage,
+    Psf,
+    wcsGridOffset,
+)
+from ..warp import (
+    boxesOverlap,
+    checkCelestialWcs,
+    getWarpingKernel,
+    localJacobian,
+    mapPixels,
+    warpImage,
+    warpPsf,
+)
+from . import templates
+from .templates import DEFAULT_PSF_DAMPING, DEFAULT_PSF_MAX_GAIN, PSF_DAMPED_PLANE
+
+__all__ = [
+    "TEMPLATE_WARPING_KERNEL",
+    "TemplateRegion",
+    "onModelGrid",
+    "templateRegion",
+    "visitPsfOnModel",
+    "modelPsfOnVisit",
+    "buildMatchedTemplate",
+    "buildMatchedExposure",
+]
+
+#: Kernel of the warp of a template from the model's grid to a visit's (the reference's).
+TEMPLATE_WARPING_KERNEL = "lanczos3"
+
+#: Visit pixels between the points of its outline mapped onto the model's grid.
+_OUTLINE_STEP = 16
+
+#: Largest relative difference of a Jacobian's singular values for which a circular
+#: Gaussian PSF is carried as a circular Gaussian (its width then errs by at most half this).
+_SIMILAR = 1e-3
+
+
+@dataclass(frozen=True)
+class TemplateRegion:
+    """Where a visit's box lies on a DCR model's pixel grid.
+
+    Attributes
+    ----------
+    footprint : Box
+        Bounding box (model parent pixels) of the visit's pixel centres mapped onto the
+        model's grid, grown by the warping kernel's reach; it may extend beyond the model.
+    region : Box
+        ``footprint`` clipped to the model's box: the pixels a template is built on.
+    centre : tuple of float
+        The visit box's centre ``(x, y)`` in model parent pixels, where the Jacobian of the
+        mapping between the frames is taken.
+    """
+
+    footprint: Box
+    region: Box
+    centre: tuple[float, float]
+
+
+def onModelGrid(model: Any, wcs: WCS | None, bbox: Box) -> bool:
+    """Return whether a box on ``wcs`` lies on a DCR model's pixel grid.
+
+    Parameters
+    ----------
+    model : dcrmodel.model.core.DcrModel
+        The model.
+    wcs : astropy.wcs.WCS or None
+        The visit's WCS (0-based parent pixels to the sky).
+    bbox : Box
+        The visit's box (parent pixels).
+
+    Returns
+    -------
+    bool
+        True when the model or the visit has no WCS (nothing to compare: the visit is taken
+        to be on the model's grid, as it always was), or when ``wcs`` puts the corners and
+        centre of ``bbox`` within `WCS_GRID_TOLERANCE` pixels of where the model's WCS does
+        (`dcrmodel.image.wcsGridOffset`); False otherwise, and when a point does not map.
+    """
+    if model.wcs is None or wcs is None:
+        return True
+    offset = wcsGridOffset(wcs, model.wcs, bbox)
+    return bool(np.isfinite(offset) and offset <= WCS_GRID_TOLERANCE)
+
+
+def _outline(bbox: Box) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres along the edges of a box, every `_OUTLINE_STEP` pixels, corners included."""
+    xs = np.unique(np.append(np.arange(bbox.minX, bbox.maxX, _OUTLINE_STEP), bbox.maxX))
+    ys = np.unique(np.append(np.arange(bbox.minY, bbox.maxY, _OUTLINE_STEP), bbox.maxY))
+    x = np.concatenate([xs, xs, np.full(ys.size, bbox.minX), np.full(ys.size, bbox.maxX)])
+    y = np.concatenate([np.full(xs.size, bbox.minY), np.full(xs.size, bbox.maxY), ys, ys])
+    return x.astype(np.float64), y.astype(np.float64)
+
+
+def templateRegion(
+    model: Any, wcs: WCS, bbox: Box, kernel: str = TEMPLATE_WARPING_KERNEL
+) -> TemplateRegion:
+    """Return the part of a model's grid that a template warped onto a visit's box reads.
+
+    Parameters
+    ----------
+    model : dcrmodel.model.core.DcrModel
+        The model; it needs a celestial WCS.
+    wcs : astropy.wcs.WCS
+        The visit's celestial WCS.
+    bbox : Box
+        The visit's box (parent pixels).
+    kernel : str, optional
+        The warping kernel, whose reach (``size // 2 + 1`` pixels: Lanczos 3 reads 2 pixels
+        below and 3 above the floor of a position) grows the footprint.
+
+    Returns
+    -------
+    TemplateRegion
+        The footprint, the region on the model and the visit's centre there.
+
+    Raises
+    ------
+    DcrValueError
+        If the visit's box and the model's box see no common part of the sky
+        (`dcrmodel.warp.boxesOverlap`), or a WCS is not celestial.
+
+    Notes
+    -----
+    If a point of the outline has no position on the model's grid (the model's WCS is
+    undefined there), the whole model box is the region.
+    """
+    checkCelestialWcs(model.wcs, "the DCR model")
+    checkCelestialWcs(wcs, "the exposure")
+    if not boxesOverlap(wcs, bbox, model.wcs, model.bbox):
+        raise DcrValueError(
+            f"the exposure's box {bbox} does not overlap the DCR model's box {model.bbox} "
+            "on the sky; give a model of the patch the exposure sees",
+            bbox=bbox, modelBBox=model.bbox,
+        )
+    reach = getWarpingKernel(kernel).size // 2 + 1
+    x, y = _outline(bbox)
+    px, py = mapPixels(wcs, model.wcs, x, y)
+    if np.all(np.isfinite(px)) and np.all(np.isfinite(py)):
+        footprint = Box.fromCorners(
+            math.floor(px.min()) - reach, math.floor(py.min()) - reach,
+            math.ceil(px.max()) + reach, math.ceil(py.max()) + reach,
+        )
+    else:
+        footprint = model.bbox
+    region = footprint.intersection(model.bbox)
+    cx, cy = mapPixels(wcs, model.wcs, bbox.center[0], bbox.center[1])
+    centre = (float(cx), float(cy))
+    if region.isEmpty():
+        raise DcrValueError(
+            f"the exposure's box {bbox} does not overlap the DCR model's box {model.bbox}",
+            bbox=bbox, modelBBox=model.bbox,
+        )
+    if not (math.isfinite(centre[0]) and math.isfinite(centre[1])):
+        centre = region.center
+    return TemplateRegion(footprint, region, centre)
+
+
+def _carryPsf(psf: Psf, jacobian: np.ndarray, kernel: str) -> Psf:
+    """Return ``psf`` (source pixels) seen on a grid whose offsets map to ``jacobian @ v``.
+
+    A circular `GaussianPsf` under a mapping that only rotates, mirrors and scales (its two
+    singular values within `_SIMILAR` of each other) stays a circular Gaussian, of FWHM
+    divided by the scale: it is carried exactly, without resampling its image (whose
+    interpolation leaves a floor of a few 1e-4 in the transfer function near the Nyquist
+    frequency, which a PSF matching divides by). Any other PSF is warped by
+    `dcrmodel.warp.warpPsf`.
+    """
+    if isinstance(psf, GaussianPsf):
+        large, small = np.linalg.svd(np.asarray(jacobian, float), compute_uv=False)
+        if large - small <= _SIMILAR * large:
+            return GaussianPsf(psf.fwhm / math.sqrt(large * small), alpha=psf.alpha,
+                               effectiveWavelength=psf.effectiveWavelength)
+    return warpPsf(psf, jacobian, kernel)
+
+
+def visitPsfOnModel(
+    model: Any, psf: Psf, wcs: WCS, bbox: Box, kernel: str = TEMPLATE_WARPING_KERNEL
+) -> Psf:
+    """Return a visit's PSF carried onto a model's pixel grid (at the visit's centre).
+
+    Parameters
+    ----------
+    model : dcrmodel.model.core.DcrModel
+        The model; it needs a celestial WCS.
+    psf : dcrmodel.image.Psf
+        The visit's PSF, in its own pixels.
+    wcs : astropy.wcs.WCS
+        The visit's WCS.
+    bbox : Box
+        The visit's box; the Jacobian is taken at its centre.
+    kernel : str, optional
+        Kernel that samples the PSF image (`dcrmodel.warp.warpPsf`).
+
+    Returns
+    -------
+    dcrmodel.image.Psf
+        ``P_visit(J v)`` for a model pixel offset ``v``, ``J`` the patch-to-visit Jacobian:
+        a `GaussianPsf` for a circular Gaussian under a rotation and change of scale, else
+        an `ImagePsf` (`dcrmodel.warp.warpPsf`).
+
+    Raises
+    ------
+    DcrValueError
+        If the visit does not overlap the model (`templateRegion`).
+    """
+    centre = templateRegion(model, wcs, bbox, kernel).centre
+    return _carryPsf(psf, localJacobian(model.wcs, wcs, centre), kernel)
+
+
+def modelPsfOnVisit(
+    model: Any, wcs: WCS, bbox: Box, kernel: str = TEMPLATE_WARPING_KERNEL
+) -> Psf | None:
+    """Return a model's PSF carried onto a visit's pixel grid (at the visit's centre).
+
+    Parameters
+    ----------
+    model : dcrmodel.model.core.DcrModel
+        The model; it needs a celestial WCS.
+    wcs : astropy.wcs.WCS
+        The visit's WCS.
+    bbox : Box
+        The visit's box; the Jacobian is taken at its centre.
+    kernel : str, optional
+        Kernel that samples the PSF image (`dcrmodel.warp.warpPsf`).
+
+    Returns
+    -------
+    dcrmodel.image.Psf or None
+        The model's PSF in the visit's pixels (as `visitPsfOnModel`); None if the model
+        has none.
+    """
+    if model.psf is None:
+        return None
+    try:
+        jacobian = localJacobian(wcs, model.wcs, bbox.center)
+    except DcrValueError:
+        # The model's WCS is undefined at the visit's centre: take the Jacobian where the
+        # part of the visit on the model lies.
+        region = templateRegion(model, wcs, bbox, kernel).region
+        x, y = mapPixels(model.wcs, wcs, region.center[0], region.center[1])
+        jacobian = localJacobian(wcs, model.wcs, (float(x), float(y)))
+    return _carryPsf(model.psf, jacobian, kernel)
+
+
+# ----------------------------------------------------------------------------------------
+# The template of a visit off the model's grid
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _WarpedTemplate:
+    """A template forward-modelled on the patch and warped onto the visit's grid."""
+
+    maskedImage: MaskedImage
+    target: Psf | None  # the PSF it was matched to, in the visit's pixels
+    region: TemplateRegion
+
+
+def _offGridTemplate(
+    model: Any,
+    cache: templates.TemplateCache,
+    method: str,
+    exposure: Any,
+    visit: tuple[Any, Box, WCS],
+    order: Any,
+    splitSubfilters: Any,
+    splitThreshold: Any,
+    amplifyModel: Any,
+    options: dict[str, Any],
+) -> _WarpedTemplate:
+    """Forward-model the visit on the model's grid and warp it onto the visit's.
+
+    ``options`` holds the keyword options of the template (engine, mode, psf, matchPsf,
+    psfDamping, psfMaxGain). Every argument is checked before any pixel is touched.
+    """
+    visitInfo, bbox, wcs = visit
+    *_, target = templates._checkOptions(
+        model, exposure, order, splitSubfilters, splitThreshold, amplifyModel,
+        options["engine"], options["mode"], options["psf"], options["matchPsf"],
+        options["psfDamping"], options["psfMaxGain"],
+    )
+    where = templateRegion(model, wcs, bbox)
+    patchPsf = None
+    if target is not None:
+        patchPsf = _carryPsf(target, localJacobian(model.wcs, wcs, where.centre),
+                             TEMPLATE_WARPING_KERNEL)
+    region = where.region
+    if model.mask is not None:
+        patchMask = Mask(model.mask.array[region.slices(model.bbox)].copy(), bbox=region,
+                         planes=model.mask.planes)
+    else:
+        patchMask = Mask.fromBox(region)
+    image, _ = templates._matchedTemplate(
+        model, cache, method, None, order, visitInfo, region, model.wcs, patchMask,
+        splitSubfilters, splitThreshold, amplifyModel, options["engine"], options["mode"],
+        patchPsf, options["matchPsf"], options["psfDamping"], options["psfMaxGain"],
+        dcrBox=where.footprint,
+    )
+    variance = None
+    if model.variance is not None:
+        variance = Image(model.variance.array[region.slices(model.bbox)] * len(model),
+                         bbox=region)
+    warped = warpImage(MaskedImage(image, patchMask, variance), model.wcs, wcs, bbox,
+                       kernel=TEMPLATE_WARPING_KERNEL)
+    if model.variance is None:
+        # Unit variance where there is a template, as a template on the grid has.
+        noData = warped.mask.getBadPixels("NO_DATA")
+        warped.variance.array[...] = np.where(noData, 0.0, 1.0)
+    return _WarpedTemplate(warped, target, where)
+
+
+def _templateMask(warped: Mask, mask: Mask | None, bbox: Box) -> Mask:
+    """Return the template's mask: ``mask`` (on the visit's grid) or the warped model mask.
+
+    A given mask replaces the model's mask, as on the grid; the pixels without a template
+    (``NO_DATA``) and those where the PSF matching was damped (``PSF_DAMPED``) are flagged
+    in it (in a copy).
+    """
+    if mask is None:
+        return warped
+    result = Mask(mask.array[bbox.slices(mask.bbox)].copy(), bbox=bbox, planes=mask.planes)
+    _flagFrom(result, warped, ("NO_DATA", PSF_DAMPED_PLANE))
+    return result
+
+
+def _flagFrom(target: Mask, source: Mask, planes: tuple[str, ...]) -> None:
+    """OR the ``planes`` of ``source`` into ``target`` (same box), adding them if needed."""
+    for plane in planes:
+        if plane not in source.planes:
+            continue
+        flagged = source.getBadPixels(plane)
+        if flagged.any():
+            target.array[flagged] |= np.int32(1 << target.addMaskPlane(plane))
+
+
+def _keywordOptions(
+    engine: Any, mode: Any, psf: Any, matchPsf: Any, psfDamping: Any, psfMaxGain: Any
+) -> dict[str, Any]:
+    return {"engine": engine, "mode": mode, "psf": psf, "matchPsf": matchPsf,
+            "psfDamping": psfDamping, "psfMaxGain": psfMaxGain}
+
+
+def buildMatchedTemplate(
+    model: Any,
+    cache: templates.TemplateCache,
+    exposure: Exposure | None = None,
+    order: int = 3,
+    visitInfo: Any = None,
+    bbox: Box | None = None,
+    wcs: WCS | None = None,
+    mask: Mask | None = None,
+    splitSubfilters: bool = True,
+    splitThreshold: float = 0.0,
+    amplifyModel: float = 1.0,
+    *,
+    engine: str | None = None,
+    mode: str | None = None,
+    psf: Psf | None = None,
+    matchPsf: bool = True,
+    psfDamping: float = DEFAULT_PSF_DAMPING,
+    psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
+) -> Image:
+    """`DcrModel.buildMatchedTemplate` for a visit on any grid.
+
+    A visit on the model's grid (`onModelGrid`) takes
+    `dcrmodel.model.templates.buildMatchedTemplate` unchanged. Off the grid the template is
+    forward-modelled on the model's grid and warped onto the visit's box (module notes);
+    ``mask``, if given, is on the visit's grid (covering its box) and gets the warped
+    template's ``NO_DATA`` and ``PSF_DAMPED`` pixels.
+
+    Parameters
+    ----------
+    model : dcrmodel.model.core.DcrModel
+        The model to forward-model.
+    cache : dcrmodel.model.templates.TemplateCache
+        The model's cache of transforms and transfer functions.
+    exposure, order, visitInfo, bbox, wcs, mask, splitSubfilters, splitThreshold
+        As `DcrModel.buildMatchedTemplate`.
+    amplifyModel, engine, mode, psf, matchPsf, psfDamping, psfMaxGain
+        As `DcrModel.buildMatchedTemplate`.
+
+    Returns
+    -------
+    dcrmodel.image.Image
+        The template over the visit's box; 0 where no model covers it.
+
+    Raises
+    ------
+    DcrValueError
+        Off the grid, if the visit does not overlap the model; else as
+        `DcrModel.buildMatchedTemplate`.
+    """
+    method = "buildMatchedTemplate"
+    visit = templates._resolveVisit(exposure, visitInfo, bbox, wcs, method)
+    options = _keywordOptions(engine, mode, psf, matchPsf, psfDamping, psfMaxGain)
+    if onModelGrid(model, visit[2], visit[1]):
+        return templates.buildMatchedTemplate(
+            model, cache, exposure, order, visitInfo, bbox, wcs, mask, splitSubfilters,
+            splitThreshold, amplifyModel, **options,
+        )
+    mask = templates._checkTemplateMask(mask, visit[1])
+    warped = _offGridTemplate(model, cache, method, exposure, visit, order, splitSubfilters,
+                              splitThreshold, amplifyModel, options)
+    if mask is not None:
+        _flagFrom(mask[visit[1]], warped.maskedImage.mask, ("NO_DATA", PSF_DAMPED_PLANE))
+    return warped.maskedImage.image
+
+
+def buildMatchedExposure(
+    model: Any,
+    cache: templates.TemplateCache,
+    exposure: Exposure | None = None,
+    visitInfo: Any = None,
+    bbox: Box | None = None,
+    wcs: WCS | None = None,
+    mask: Mask | None = None,
+    order: int = 3,
+    splitSubfilters: bool = True,
+    splitThreshold: float = 0.0,
+    *,
+    engine: str | None = None,
+    mode: str | None = None,
+    psf: Psf | None = None,
+    matchPsf: bool = True,
+    psfDamping: float = DEFAULT_PSF_DAMPING,
+    psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
+) -> Exposure:
+    """`DcrModel.buildMatchedExposure` for a visit on any grid.
+
+    A visit on the model's grid (`onModelGrid`) takes
+    `dcrmodel.model.templates.buildMatchedExposure` unchanged. Off the grid the template is
+    forward-modelled on the model's grid and warped onto the visit's WCS and box (module
+    notes).
+
+    Parameters
+    ----------
+    model : dcrmodel.model.core.DcrModel
+        The model to forward-model.
+    cache : dcrmodel.model.templates.TemplateCache
+        The model's cache of transforms and transfer functions.
+    exposure, visitInfo, bbox, wcs, mask, order, splitSubfilters, splitThreshold
+        As `DcrModel.buildMatchedExposure`. Off the grid, ``mask`` is on the visit's grid.
+    engine, mode, psf, matchPsf, psfDamping, psfMaxGain
+        As `DcrModel.buildMatchedExposure`.
+
+    Returns
+    -------
+    dcrmodel.image.Exposure
+        The template on the visit's box and WCS. Off the grid: the warped image and
+        variance; the warped model mask (or ``mask``) with ``NO_DATA`` where no model
+        covers a pixel; the visit's PSF when PSF-matched (the target PSF, as on the grid),
+        else the model's PSF carried onto the visit's grid (`modelPsfOnVisit`); the visit
+        info, the model's filter and photometric calibration.
+
+    Raises
+    ------
+    DcrValueError
+        Off the grid, if the visit does not overlap the model; else as
+        `DcrModel.buildMatchedExposure`.
+    """
+    method = "buildMatchedExposure"
+    visit = templates._resolveVisit(exposure, visitInfo, bbox, wcs, method)
+    options = _keywordOptions(engine, mode, psf, matchPsf, psfDamping, psfMaxGain)
+    if onModelGrid(model, visit[2], visit[1]):
+        return templates.buildMatchedExposure(
+            model, cache, exposure, visitInfo, bbox, wcs, mask, order, splitSubfilters,
+            splitThreshold, **options,
+        )
+    visitInfo, bbox, wcs = visit
+    mask = templates._checkTemplateMask(mask, bbox)
+    warped = _offGridTemplate(model, cache, method, exposure, visit, order, splitSubfilters,
+                              splitThreshold, 1.0, options)
+    maskedImage = MaskedImage(
+        warped.maskedImage.image,
+        _templateMask(warped.maskedImage.mask, mask, bbox),
+        warped.maskedImage.variance,
+    )
+    templatePsf = warped.target
+    if templatePsf is None:
+        templatePsf = modelPsfOnVisit(model, wcs, bbox)
+    return Exposure(
+        maskedImage,
+        wcs=wcs,
+        psf=templatePsf,
+        visitInfo=visitInfo,
+        filter=model.filter,
+        photoCalib=model.photoCalib,
+    )
