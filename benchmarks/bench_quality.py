@@ -17,7 +17,7 @@ subfilters), the direct model's with `DcrModel.buildMatchedExposure`'s defaults 
 model, the direct solver's default), the direct solver is also run without it
 ("direct-noPsf"). The direct solver is also run (without ``usePsf``) with each
 representation of a subfilter's light ("smear", "split", "mean";
-`dcrmodel.fourier.engine.subfilterTransfer`), each model's templates being made with the same
+`dcrmodel.fourier.transfer.subfilterTransfer`), each model's templates being made with the same
 representation (Fourier engine, ``mode=``), to show the ordering issue 6 describes.
 
 Run ``python benchmarks/bench_quality.py`` (about a minute on two cores), ``--quick`` for a

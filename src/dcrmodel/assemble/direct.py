@@ -426,7 +426,7 @@ def _transferGetter(
     if padded is None:
         raise DcrValueError(
             "transfers given as an array need padded=(ny, nx), the real-space grid they were "
-            "computed on (dcrmodel.fourier.engine.paddedShape)"
+            "computed on (dcrmodel.fourier.paddedShape)"
         )
     return (lambda j, shape: array[j]), padded
 

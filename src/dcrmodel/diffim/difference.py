@@ -87,7 +87,7 @@ _SCIENCE_DAMPING = 1e-3
 # Largest gain of the science kernel without a warning that it sharpens (deconvolves).
 _SHARPENING_GAIN = 1.5
 # Fraction of the convolution kernel's absolute sum left outside the radius by which bad
-# pixels are grown and the border flagged (dcrmodel.psf.matching.effectiveKernelSize). Bad pixels
+# pixels are grown and the border flagged (dcrmodel.psf.kernels.effectiveKernelSize). Bad pixels
 # are
 # filled with the template first, so what leaks past that radius is at most 1 % of the
 # (small) error of the fill; a tighter tail would flag far more, as the quotient of two

@@ -523,7 +523,7 @@ def _psfSize(model: DcrModel, target: Psf) -> tuple[int, int]:
     """Kernel widths (pixels) of the target PSF over the subfilters and the model PSF.
 
     Returns the width to pad by (holding all but 1 % of each kernel,
-    `dcrmodel.psf.matching.effectiveKernelSize`: light wrapped around the grid must cross both
+    `dcrmodel.psf.kernels.effectiveKernelSize`: light wrapped around the grid must cross both
     margins to reach the image) and the widest whole kernel (which the grid must hold).
     """
     centres = _subfilterCentres(model)
