@@ -2,8 +2,8 @@
 
 `applyTransfer` and `fourierShift` move one image by a transfer function
 (`dcrmodel.fourier.transfer`) on a padded grid (`dcrmodel.fourier.padding`).
-`FourierTemplateEngine` caches the ``rfft2`` of a model's subfilter images, so that a DCR-matched template, the sum over
-subfilters of each subfilter's model image moved (or smeared) by its DCR, is one inverse FFT
+`FourierTemplateEngine` caches the ``rfft2`` of a model's subfilter images, so that a
+DCR-matched template, the sum over subfilters of each subfilter's model image moved (or smeared) by its DCR, is one inverse FFT
 of the sum of the model's transforms times their transfer functions.
 
 Conventions: arrays are ``(y, x)``, shifts ``(dy, dx)`` in pixels, and a positive shift moves
