@@ -3,8 +3,9 @@
 `applyTransfer` and `fourierShift` move one image by a transfer function
 (`dcrmodel.fourier.transfer`) on a padded grid (`dcrmodel.fourier.padding`).
 `FourierTemplateEngine` caches the ``rfft2`` of a model's subfilter images, so that a
-DCR-matched template, the sum over subfilters of each subfilter's model image moved (or smeared) by its DCR, is one inverse FFT
-of the sum of the model's transforms times their transfer functions.
+DCR-matched template, the sum over subfilters of each subfilter's model image moved (or
+smeared) by its DCR, is one inverse FFT of the sum of the model's transforms times their
+transfer functions.
 
 Conventions: arrays are ``(y, x)``, shifts ``(dy, dx)`` in pixels, and a positive shift moves
 the content toward larger indices, as ``scipy.ndimage.shift`` does. Images are embedded in a
