@@ -10,7 +10,7 @@ import pytest
 
 from dcrmodel.errors import DcrTypeError, DcrValueError
 from dcrmodel.fits.exposure import readExposure
-from dcrmodel.image import Box, Exposure, Image
+from dcrmodel.image import Exposure, Image
 from dcrmodel.simulate.config import SimulationConfig
 from dcrmodel.simulate.coverage import (
     coverageMap,

@@ -36,6 +36,16 @@ of every visit, noiseless truth images, the true subfilter model, a plain invers
 coadd of the training visits and a manifest (``manifest.json``, read back with
 `loadManifest`) describing all of it.
 
+With ``SimulationConfig.detectorFrames`` every visit has its own detector grid
+(`dcrmodel.simulate.frames`: rotator angle, pointing offset, optional SIP distortion) and
+is rendered directly there, its truth in that frame; the catalogue, the true model and
+the plain coadd are on a larger *patch*. The coadd is made the way a survey makes it: each
+training visit warped onto the patch (`dcrmodel.warp.warpExposure`, Lanczos 3) and the
+warps averaged with inverse-variance weights where they are valid (``NO_DATA`` where none
+is). Rendering the coadd's truth directly instead would give a noiseless ideal, not the
+baseline a pipeline has, nor the starting point of a DCR model built from these visits.
+`dcrmodel.simulate.coverage` measures templates on such visits.
+
 References
 ----------
 R. C. Stone, 1996, PASP 108, 1051 (refraction).
@@ -439,9 +449,10 @@ class _Simulation:
 
         With detector frames each visit is rendered directly on its own grid: the
         catalogue's positions and shapes are mapped onto it (`mapSources`), its DCR is
-        measured through its own WCS and the seeing is the same circular profile in its
-        pixels (equal pixel scales; the distortion's SIP terms vanish at the detector's
-        centre, where the DCR direction is measured too). Nothing is resampled.
+        measured through its own WCS at the detector's centre, and the seeing is the same
+        circular profile in its pixels (equal pixel scales, a rotation). On a distorted
+        detector each source also gets its own DCR shifts and PSF shape through the local
+        Jacobian (`sourceDistortion`). Nothing is resampled.
         """
         config = self.config
         stars = [s for s in self.sources if s.kind == "star"]
@@ -733,6 +744,16 @@ def runSimulation(
     training seeing, readable with `dcrmodel.fits.model.readDcrModel`); ``coadd.fits`` (plain
     inverse-variance coadd of the training visits with ``DETECTED`` set). Truth files carry
     the visit's expected variance plane and an empty mask.
+
+    With detector frames, visits and their truth files are on each visit's own detector
+    (the WCS in the files, with SIP terms when distorted; ``BORE-ROTANG`` the rotator angle,
+    ``ROTTYPE = SKY``); ``coadd.fits`` and the true model on the patch. The manifest adds
+    ``detectorFrames`` (detector size, patch scale, distortion, the patch's WCS cards) and,
+    per visit, ``frame`` (rotation, offset, boresight, box and WCS cards:
+    `dcrmodel.simulate.frames.frameFromRecord`); the sources' ``x``, ``y`` are on the patch,
+    and the transients also carry ``frameX``, ``frameY`` on their visit's detector. Which
+    training visits saw which patch pixels follows from the frames and the visits' masks
+    (`dcrmodel.simulate.coverage.coverageMap`).
     """
     target = Path(os.fspath(outDir))
     checkOutputDirectory(target, bool(overwrite))

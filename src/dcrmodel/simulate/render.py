@@ -64,8 +64,9 @@ __all__ = [
     "wavelengthDisplacements",
 ]
 
-#: Largest phase error (radians) of the series that draws sources on a distorted grid.
-_SERIES_TOLERANCE = 1e-9
+#: Largest phase error (radians) of the series that draws sources on a distorted grid: a
+#: position error below 1e-7 pixel, under the single precision of the sky cube.
+_SERIES_TOLERANCE = 1e-7
 
 #: Degree of the polynomial in the DCR shift fitted to each source's extra shift.
 _SHIFT_DEGREE = 5
@@ -158,7 +159,15 @@ class _DistortionSeries:
             extent = max(extent, float(np.max(np.hypot(extra[:, 0], extra[:, 1]))))
             self.jacobians[i] = np.asarray(distortion.jacobians[owner], dtype=np.float64)
         # Phase of the extra shift: at most 2 pi |f| |e|, |f| <= 1/sqrt(2) cycle per pixel.
-        x = 2.0 * math.pi * math.sqrt(0.5) * extent
+        fMax = 2.0 * math.pi * math.sqrt(0.5)
+        x = fMax * extent
+        # Terms s^j eta_j whose phase stays below the tolerance are left out.
+        sMax = float(np.max(np.abs(self.s))) if n else 0.0
+        reach = fMax * np.max(np.hypot(self.eta[:, :, 0], self.eta[:, :, 1]), axis=0,
+                              initial=0.0) * sMax ** np.arange(1, _SHIFT_DEGREE + 1)
+        self.degrees = [j for j in range(1, _SHIFT_DEGREE + 1)
+                        if reach[j - 1] > 0.1 * _SERIES_TOLERANCE]
+        self._buffers: np.ndarray | None = None
         self.order = 0
         term = x
         while term > _SERIES_TOLERANCE and self.order < 60:
@@ -182,18 +191,34 @@ class _DistortionSeries:
         """Return the cube's rows: ``sum_m s^m W (block E_m)`` (see `SourceDistortion`)."""
         count = block.shape[0]
         flat = block.reshape(count, -1)
-        q = [(-2j * np.pi * (fy * self.eta[:, j, 0, None, None]
-                             + fx * self.eta[:, j, 1, None, None])).astype(np.complex64)
-             .reshape(count, -1) for j in range(_SHIFT_DEGREE)]
-        terms = [np.ones_like(flat)]
+        fx32, fy32 = fx.astype(np.float32), fy.astype(np.float32)
+        eta = self.eta.astype(np.float32)
+        # j q_j: the recurrence's factors, single precision like the cube.
+        q = {}
+        for j in self.degrees:
+            phase = fy32 * eta[:, j - 1, 0, None, None] + fx32 * eta[:, j - 1, 1, None, None]
+            q[j] = (phase.reshape(count, -1) * np.complex64(-2j * np.pi * j))
+        # The terms' arrays are kept between chunks (fresh memory costs page faults).
+        size = flat.size
+        if self._buffers is None or self._buffers.shape[1] < size:
+            self._buffers = np.empty((self.order + 1, size), dtype=np.complex64)
+        terms = [None] + [self._buffers[m, :size].reshape(flat.shape)
+                          for m in range(1, self.order + 1)]
+        scratch = self._buffers[0, :size].reshape(flat.shape)
         out = expand @ (modes @ flat)
         for m in range(1, self.order + 1):
-            term = np.zeros_like(flat)
-            for j in range(1, min(m, _SHIFT_DEGREE) + 1):
-                term += (j / m) * q[j - 1] * terms[m - j]
-            terms.append(term)
+            term = terms[m]
+            term[...] = 0.0
+            for j in self.degrees:
+                if j == m:
+                    term += q[j]  # times E_0 = 1
+                elif j < m:
+                    np.multiply(q[j], terms[m - j], out=scratch)
+                    term += scratch
+            term *= np.float32(1.0 / m)
             weights = (self.s**m).astype(np.complex64)[:, None]
-            out += (weights * expand) @ (modes @ (flat * term))
+            np.multiply(flat, term, out=scratch)
+            out += (weights * expand) @ (modes @ scratch)
         return out
 
 
