@@ -22,6 +22,10 @@ visit:
 frame): positions exactly through both WCSs (distortion included), and the shapes of
 extended components through the local Jacobian of that mapping at each source, so that a
 galaxy seen by a visit rotated by 37 degrees is the same galaxy rotated by 37 degrees.
+On a distorted detector the plate scale also changes across the image, so each source's
+DCR shifts and PSF differ from those at the centre: `sourceDistortion` gives them (the
+refracted positions through the distorted WCS, the local Jacobian for the seeing) for the
+renderer (`dcrmodel.simulate.render.SourceDistortion`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ change across the image, so one displacement per wavelength and one PSF no longe
 for every source: `SourceDistortion` gives, per source, the exact displacement of its light
 at every wavelength sample and the local Jacobian of the grid. The renderer then draws
 each source with its own DCR shifts and its own (affinely transformed) PSF, exactly to
-the series' truncation (1e-9 of the phase), still with one sky cube per visit (see
+the series' truncation (1e-6 of the phase), still with one sky cube per visit (see
 `SourceDistortion`).
 
 References
@@ -65,8 +65,8 @@ __all__ = [
 ]
 
 #: Largest phase error (radians) of the series that draws sources on a distorted grid: a
-#: position error below 1e-7 pixel, under the single precision of the sky cube.
-_SERIES_TOLERANCE = 1e-7
+#: position error below 3e-7 pixel.
+_SERIES_TOLERANCE = 1e-6
 
 #: Degree of the polynomial in the DCR shift fitted to each source's extra shift.
 _SHIFT_DEGREE = 5
@@ -99,7 +99,7 @@ class SourceDistortion:
     extra shift ``e(s) = shift(s) - d(s)`` is fitted as ``sum_j s^j eta_j`` (``j = 1..5``;
     the fit must hold to 1e-6 pixel), and its phase ``exp(-2 pi i f . e(s))`` expanded as
     a power series in ``s`` (the exponential of a polynomial, by the recurrence
-    ``m E_m = sum_j j q_j E_(m-j)``), truncated where the phase error is below 1e-9. The
+    ``m E_m = sum_j j q_j E_(m-j)``), truncated where the phase error is below 1e-6. The
     sky cube then holds, at each wavelength, ``sum_m s^m`` times the sources' transforms
     weighted by ``E_m``: one cube per visit, built ``M + 1`` times more slowly (``M`` the
     order, about 4 for a corner distortion of 0.4 pixel). The PSF's departure from its
