@@ -206,7 +206,7 @@ def test_galaxy_shape_turns_with_the_rotator_angle():
     assert (angle - (phi - rotation) + 90.0) % 180.0 - 90.0 == pytest.approx(0.0, abs=1.0)
 
 
-def test_rotator_angle_and_wcs_agree_and_are_written():
+def test_rotator_angle_and_wcs_agree():
     config = _frameConfig(numTraining=8, numTest=2)
     sim = _simulation(config, seed=5)
     rotations = [frame.rotation for frame in sim.frames]
