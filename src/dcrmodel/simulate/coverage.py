@@ -134,7 +134,7 @@ def coverageMap(
     >>> wcs, box = tangentPlaneGrid(150.0, -30.0, 40, 40, 0.2)
     >>> visit = Exposure.fromArrays(np.zeros((40, 40), np.float32), wcs=wcs)
     >>> count = coverageMap([visit, visit], wcs, Box(20, 0, 40, 40))
-    >>> int(count[0, 0]), int(count[0, -1])
+    >>> int(count[20, 0]), int(count[20, -1])
     (2, 0)
     """
     planes = tuple(badMaskPlanes)
