@@ -63,6 +63,10 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
          "outside the range of the refraction formula"),
         (["--chromatic-seeing", "3"], "chromaticSeeing must be in"),
         (["--visits", "5", "--test-visits", "9"], "--test-visits exceeds --visits"),
+        (["--rotations", "30", "--sip", "0.01"], "--rotations, --sip needs --detector-frames"),
+        (["--detector-frames", "--patch-scale", "0.5"], "patchScale must be in [1, 4]"),
+        (["--detector-frames", "--rotations", "10", "20"], "rotations has 2 angle(s)"),
+        (["--detector-frames", "--sip", "0.5"], "distortion must be within"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, extra, match):
@@ -94,6 +98,21 @@ def test_variable_and_chromatic_seeing_flags(tmp_path):
                for v in manifest["visits"])
     assert all(v["defects"] is None for v in manifest["visits"])
     assert len(manifest["transients"]) == 1
+
+
+def test_detector_frames(tmp_path, capsys):
+    out = tmp_path / "field"
+    assert _simulate(out, "--detector-frames", "--patch-scale", "1.25", "--rotations", "30",
+                     "--offset-fraction", "0.02", "--sip", "0.001", "--no-defects") == EXIT_OK
+    assert "of 64x64 detectors over a 80x80 g-band field (the patch)" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["bbox"]["width"] == 80 and manifest["config"]["detectorFrames"] is True
+    assert manifest["detectorFrames"]["distortion"] == 0.001
+    for visit in manifest["visits"]:
+        frame = visit["frame"]
+        assert frame["rotation"] == 30.0 and frame["bbox"]["width"] == 64
+        assert max(abs(o) for o in frame["offset"]) <= 0.02 * 64 * 0.2
+        assert frame["wcs"]["CTYPE1"] == "RA---TAN-SIP"
 
 
 def test_transmission_curve_file(tmp_path, capsys):

@@ -85,7 +85,11 @@ def _addSimulate(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "training visits and DIR/manifest.json. The defaults make the demo field: g "
             "band, 320x320 pixels, 18 visits (14 training visits over airmass 1.0-2.1 on "
             "both sides of the meridian, 4 held-out visits at airmass 1.5-2.0 with "
-            "transients)."
+            "transients). With --detector-frames every visit is rendered directly on its "
+            "own detector grid (--size pixels), rotated to its rotator angle, dithered and "
+            "optionally distorted (a SIP WCS), with its truth in that frame; the plain "
+            "coadd (the training visits warped onto it, Lanczos 3) and the true model are "
+            "on a patch --patch-scale times wider than a detector."
         ),
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -128,6 +132,25 @@ def _addSimulate(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="no bad columns, cosmic rays or saturated cores")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier simulation in DIR")
+    frames = parser.add_argument_group(
+        "detector frames", "each visit on its own detector grid (real survey geometry)")
+    frames.add_argument("--detector-frames", action="store_true",
+                        help="render every visit on its own detector of --size pixels: "
+                             "rotated, dithered, optionally distorted; coadd and true model "
+                             "on the patch")
+    frames.add_argument("--patch-scale", type=float, default=None, metavar="S",
+                        help="patch width in detector widths, 1-4 (default 1.5)")
+    frames.add_argument("--rotations", type=float, nargs="+", default=None, metavar="DEG",
+                        help="rotator angles (SKY: position angle of the detector's +y "
+                             "axis): one for every visit, or one per visit in time order "
+                             "(default: drawn uniformly in 0-360 per visit)")
+    frames.add_argument("--offset-fraction", type=float, default=None, metavar="F",
+                        help="largest pointing offset along East and North as a fraction of "
+                             "the detector's size, 0-0.25 (default 0.03)")
+    frames.add_argument("--sip", type=float, default=None, metavar="K",
+                        help="radial distortion as a SIP WCS: the detector's corners move "
+                             "outward by K of their distance from its centre (default 0: "
+                             "none)")
     parser.set_defaults(handler=_runSimulate)
 
 
@@ -158,6 +181,7 @@ def _simulationConfig(args: argparse.Namespace) -> Any:
         band = _readBandpass(args.bandpass)
     seeing = (0.7, 0.7) if args.seeing is None else tuple(args.seeing)
     return SimulationConfig(
+        **_frameOptions(args),
         size=args.size,
         band=band,
         numSubfilters=args.subfilters,
@@ -173,6 +197,33 @@ def _simulationConfig(args: argparse.Namespace) -> Any:
         transientsPerTestVisit=args.transients,
         defectFraction=0.0 if args.no_defects else 0.3,
     )
+
+
+def _frameOptions(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the detector-frame options of ``simulate`` as `SimulationConfig` arguments."""
+    import astropy.units as u
+    from astropy.coordinates import Angle
+
+    given = {
+        "--patch-scale": args.patch_scale, "--rotations": args.rotations,
+        "--offset-fraction": args.offset_fraction, "--sip": args.sip,
+    }
+    if not args.detector_frames:
+        used = [flag for flag, value in given.items() if value is not None]
+        if used:
+            raise DcrValueError(f"{', '.join(used)} needs --detector-frames")
+        return {}
+    options: dict[str, Any] = {"detectorFrames": True}
+    if args.patch_scale is not None:
+        options["patchScale"] = args.patch_scale
+    if args.offset_fraction is not None:
+        options["offsetFraction"] = args.offset_fraction
+    if args.sip is not None:
+        options["distortion"] = args.sip
+    if args.rotations is not None:
+        rotations = args.rotations
+        options["rotations"] = Angle(rotations[0] if len(rotations) == 1 else rotations, u.deg)
+    return options
 
 
 def _readBandpass(path: str) -> Any:
@@ -216,10 +267,14 @@ def _runSimulate(args: argparse.Namespace) -> int:
         test = [v for v in visits if v["role"] == "test"]
         airmass = [v["airmass"] for v in visits]
         bbox = manifest["bbox"]
+        grid = f"a {bbox['width']}x{bbox['height']} {manifest['band']['name']}-band field"
+        if "detectorFrames" in manifest:
+            detector = manifest["detectorFrames"]["detector"]
+            grid = (f"{detector['width']}x{detector['height']} detectors over {grid} (the "
+                    "patch)")
         print(
             f"simulated {len(visits)} visits ({len(training)} training, {len(test)} test; "
-            f"airmass {min(airmass):.2f}-{max(airmass):.2f}) of a {bbox['width']}x"
-            f"{bbox['height']} {manifest['band']['name']}-band field with "
+            f"airmass {min(airmass):.2f}-{max(airmass):.2f}) of {grid} with "
             f"{len(manifest['sources'])} sources and {len(manifest['transients'])} "
             f"transients in {time.monotonic() - started:.1f} s"
         )

@@ -1,7 +1,36 @@
-"""Known-truth skies: spectra, sources, seeing, rendering, visit plans and manifests."""
+"""Known-truth skies and the known-truth evaluation of templates on them.
 
-from .config import ROLES, SimulationConfig, VisitSpec
-from .field import SimulatedField, SimulatedVisit, runSimulation, simulateField
+Spectra, sources, seeing, rendering, visit plans, detector frames and manifests.
+"""
+
+from .config import DETECTOR_FRAME_OPTIONS, ROLES, SimulationConfig, VisitSpec
+from .coverage import (
+    DEFAULT_MIN_COVERAGE,
+    DetectorVisitEvaluation,
+    coverageMap,
+    evaluateDetectorVisit,
+    frameCatalogue,
+    restrictTemplate,
+    validPixelMap,
+)
+from .field import (
+    COADD_WARP_KERNEL,
+    SimulatedField,
+    SimulatedVisit,
+    runSimulation,
+    simulateField,
+)
+from .frames import (
+    VisitFrame,
+    frameFromRecord,
+    makeFrame,
+    makeVisitFrames,
+    mapSources,
+    offsetPointing,
+    radialSipWcs,
+    transformProfile,
+    wcsCards,
+)
 from .manifest import MANIFEST_NAME, SimulationManifest, loadManifest
 from .plan import makeWcs
 from .render import FourierSkyRenderer, TiledSkyRenderer, wavelengthDisplacements
@@ -42,4 +71,22 @@ __all__ = [
     "MANIFEST_NAME",
     "ROLES",
     "PSF_PROFILES",
+    "DETECTOR_FRAME_OPTIONS",
+    "COADD_WARP_KERNEL",
+    "VisitFrame",
+    "makeFrame",
+    "makeVisitFrames",
+    "offsetPointing",
+    "radialSipWcs",
+    "mapSources",
+    "transformProfile",
+    "frameFromRecord",
+    "wcsCards",
+    "DEFAULT_MIN_COVERAGE",
+    "DetectorVisitEvaluation",
+    "validPixelMap",
+    "coverageMap",
+    "frameCatalogue",
+    "restrictTemplate",
+    "evaluateDetectorVisit",
 ]

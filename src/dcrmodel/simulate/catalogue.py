@@ -10,6 +10,7 @@ empty sky, away from bright sources.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,7 @@ def placeTransients(
     bbox: Any,
     config: SimulationConfig,
     rng: np.random.Generator,
+    inside: Callable[[int, float, float], bool] | None = None,
 ) -> dict[int, list[tuple[Source, int | None]]]:
     """Draw new point sources for each visit: alternately on a galaxy and in empty sky.
 
@@ -142,6 +144,11 @@ def placeTransients(
         Edge margin (pixels) and the transients' flux range (counts).
     rng : numpy.random.Generator
         The simulation's random generator.
+    inside : callable, optional
+        ``inside(visitIndex, x, y)``: whether a position (parent pixels of ``bbox``) may
+        hold a transient of that visit, for example inside the visit's own detector;
+        candidates elsewhere are drawn again (a transient meant for a host galaxy goes to
+        empty sky when 100 candidates near galaxies fail). None: anywhere in ``bbox``.
 
     Returns
     -------
@@ -165,8 +172,11 @@ def placeTransients(
         placed: list[tuple[Source, int | None]] = []
         for j in range(visit.numTransients):
             host: Source | None = None
-            for _attempt in range(200):
-                if j % 2 == 0 and galaxies:
+            for attempt in range(200):
+                # With a region, a galaxy host none of whose galaxies lies in it gives way
+                # to empty sky after half the attempts.
+                onGalaxy = inside is None or attempt < 100
+                if j % 2 == 0 and galaxies and onGalaxy:
                     candidate = galaxies[int(rng.integers(len(galaxies)))]
                     r = rng.uniform(0.5, 1.5) * max(candidate.halfLightRadius, 1.0)
                     phi = rng.uniform(0.0, 2.0 * math.pi)
@@ -180,6 +190,8 @@ def placeTransients(
                         and bbox.minY + margin <= y <= bbox.maxY - margin):
                     continue
                 if brightest is not None and math.hypot(x - brightest.x, y - brightest.y) < 20:
+                    continue
+                if inside is not None and not inside(index, x, y):
                     continue
                 if xy.size:
                     d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)

@@ -17,17 +17,20 @@ import numpy as np
 from astropy.coordinates import Angle
 from astropy.time import Time
 
-from .._validate import asFiniteFloat, asPositiveFloat
-from ..errors import DcrTypeError, DcrValueError
+from .._validate import asFiniteFloat, asPositiveFloat, isNumber
+from ..errors import DcrConfigError, DcrTypeError, DcrValueError
 from ..image import Filter
 from ..physics import Observatory, refraction
 from .seeing import AtmosphericPsf
 from .spectra import Bandpass
 
-__all__ = ["ROLES", "VisitSpec", "SimulationConfig"]
+__all__ = ["ROLES", "DETECTOR_FRAME_OPTIONS", "VisitSpec", "SimulationConfig"]
 
 #: Roles of visits: used to build the model (training) or held out (test).
 ROLES = ("training", "test")
+
+#: Options of `SimulationConfig` that act only with ``detectorFrames``.
+DETECTOR_FRAME_OPTIONS = ("patchScale", "rotations", "offsetFraction", "offsets", "distortion")
 
 
 def asDegrees(value: Any, name: str) -> float:
@@ -114,7 +117,8 @@ class SimulationConfig:
     Parameters
     ----------
     size : int or tuple of int
-        Width and height of the field in pixels (one number: a square), >= 32.
+        Width and height of the field in pixels (one number: a square), >= 32. With
+        ``detectorFrames``: of each visit's detector.
     origin : tuple of int
         Parent coordinates ``(x0, y0)`` of the field's first pixel.
     pixelScale : float
@@ -186,6 +190,33 @@ class SimulationConfig:
         Sources are placed at least this many pixels inside the field.
     maxMemory : float
         Bytes the renderer's wavelength cube may use.
+    detectorFrames : bool
+        Render each visit on its own detector grid (`dcrmodel.simulate.frames`): a
+        detector of ``size`` pixels centred on the field's centre moved by the visit's
+        pointing offset, turned by its rotator angle, optionally distorted. The sources,
+        the plain coadd and the true model are on the *patch*: a tangent-plane grid
+        centred on the field, ``patchScale`` times the detector's width and height, at
+        ``origin`` and ``skyRotation``. False (the default): every visit on the one grid of
+        ``size`` pixels, as before; the options below then must keep their defaults.
+    patchScale : float
+        Width of the patch in detector widths (1 to 4; 1.5: a patch 1.5 times wider and
+        taller than a detector).
+    rotations : astropy.coordinates.Angle or sequence of Angle, optional
+        Rotator angles (``SKY`` convention: the position angle of the detector's +y axis,
+        North through East): one for every visit, or one per visit in the plan's order
+        (time order; explicit `VisitSpec` visits: their order). None: drawn uniformly in
+        [0, 360) deg per visit.
+    offsetFraction : float
+        Largest pointing offset along each of East and North, as a fraction of the
+        detector's width and height (0 to 0.25); offsets are drawn uniformly within it.
+    offsets : sequence of (float, float), optional
+        Pointing offsets ``(east, north)`` in arcsec, one per visit in the plan's order;
+        None: drawn (``offsetFraction``).
+    distortion : float
+        Radial distortion of every detector, expressed as SIP polynomials: the corners
+        move outward by this fraction of their distance from the centre, the plate scale
+        changing quadratically with radius (`dcrmodel.simulate.frames.radialSipWcs`;
+        -0.05 to 0.05; 0: none).
     """
 
     size: int | tuple[int, int] = 320
@@ -228,6 +259,13 @@ class SimulationConfig:
 
     maxMemory: float = 2.0e9
 
+    detectorFrames: bool = False
+    patchScale: float = 1.5
+    rotations: Any = None
+    offsetFraction: float = 0.03
+    offsets: Any = None
+    distortion: float = 0.0
+
     # ------------------------------------------------------------------ resolution
 
     def resolveSize(self) -> tuple[int, int]:
@@ -258,6 +296,86 @@ class SimulationConfig:
             raise DcrTypeError("observatory must be a dcrmodel Observatory",
                                observatory=self.observatory)
         return self.observatory
+
+    def numVisits(self) -> int:
+        """Return the number of visits: the explicit ones, or training plus test."""
+        if self.visits is not None:
+            return len(self.visits)
+        return _integer(self.numTraining, "numTraining", None) + _integer(
+            self.numTest, "numTest", 0)
+
+    def resolvePatchSize(self) -> tuple[int, int]:
+        """Return the patch's ``(width, height)`` in pixels.
+
+        With ``detectorFrames``: the detector's size times ``patchScale``, rounded to whole
+        pixels; without: the field's size (the visits' grid is the patch).
+        """
+        width, height = self.resolveSize()
+        if not self.detectorFrames:
+            return width, height
+        scale = _patchScale(self.patchScale)
+        return int(round(scale * width)), int(round(scale * height))
+
+    def resolveRotations(self) -> list[float] | None:
+        """Return the given rotator angles, one per visit (deg), or None (drawn).
+
+        Raises
+        ------
+        DcrTypeError
+            If an angle is a bare number or not an angle.
+        DcrValueError
+            If a sequence does not have one angle per visit.
+        """
+        if self.rotations is None:
+            return None
+        n = self.numVisits()
+        value = self.rotations
+        if isinstance(value, u.Quantity) and value.isscalar:
+            return [asDegrees(value, "rotations") % 360.0] * n
+        if isinstance(value, u.Quantity):
+            value = list(value.ravel())
+        if isNumber(value):
+            asDegrees(value, "rotations")  # a bare number: raises, naming the unit problem
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            raise DcrTypeError(
+                "rotations must be an astropy Angle (for every visit) or a sequence of "
+                "angles, one per visit", rotations=value,
+            )
+        if len(value) != n:
+            raise DcrValueError(
+                f"rotations has {len(value)} angle(s) for {n} visits; give one angle for "
+                "every visit or one per visit", rotations=len(value), visits=n,
+            )
+        return [asDegrees(angle, f"rotations[{i}]") % 360.0 for i, angle in enumerate(value)]
+
+    def resolveOffsets(self) -> list[tuple[float, float]] | None:
+        """Return the given pointing offsets ``(east, north)`` per visit (arcsec), or None.
+
+        Raises
+        ------
+        DcrTypeError, DcrValueError
+            If the offsets are not one finite ``(east, north)`` pair per visit.
+        """
+        if self.offsets is None:
+            return None
+        n = self.numVisits()
+        try:
+            pairs = [tuple(pair) for pair in self.offsets]
+        except TypeError:
+            raise DcrTypeError(
+                "offsets must be a sequence of (east, north) pairs in arcsec, one per visit",
+                offsets=self.offsets,
+            ) from None
+        if len(pairs) != n or any(len(pair) != 2 for pair in pairs):
+            raise DcrValueError(
+                f"offsets must hold one (east, north) pair in arcsec per visit ({n})",
+                offsets=len(pairs),
+            )
+        return [
+            (asFiniteFloat(e, f"offsets[{i}][0]", "arcsec"),
+             asFiniteFloat(v, f"offsets[{i}][1]", "arcsec"))
+            for i, (e, v) in enumerate(pairs)
+        ]
 
     def resolveDate(self) -> Time:
         """Return the first night's evening date as a UTC `Time` at 00:00."""
@@ -290,6 +408,7 @@ class SimulationConfig:
         self._validateSeeing(band)
         self._validateDetector()
         self._validateSources()
+        self._validateFrames()
 
     def _validateImaging(self) -> Bandpass:
         """Check the grid, the band and its sampling; return the band."""
@@ -388,12 +507,65 @@ class SimulationConfig:
             raise DcrValueError("edgeMargin leaves no room for sources", edgeMargin=margin)
         asPositiveFloat(self.maxMemory, "maxMemory", "bytes")
 
+    def _validateFrames(self) -> None:
+        """Check the detector-frame options (and that they are left alone without them)."""
+        if not isinstance(self.detectorFrames, (bool, np.bool_)):
+            raise DcrTypeError("detectorFrames must be True or False",
+                               detectorFrames=self.detectorFrames)
+        if not self.detectorFrames:
+            defaults = {f.name: f.default for f in fields(self)
+                        if f.name in DETECTOR_FRAME_OPTIONS}
+            for name, default in defaults.items():
+                value = getattr(self, name)
+                same = value is None if default is None else (
+                    isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and float(value) == default)
+                if not same:
+                    raise DcrConfigError(
+                        f"{name} applies to detector-frame visits only; set "
+                        "detectorFrames=True or leave it at its default",
+                        **{name: value},
+                    )
+            return
+        _patchScale(self.patchScale)
+        fraction = asFiniteFloat(self.offsetFraction, "offsetFraction", "fraction")
+        if not 0.0 <= fraction <= 0.25:
+            raise DcrValueError(
+                "offsetFraction must be in [0, 0.25] (a fraction of the detector's size)",
+                offsetFraction=fraction,
+            )
+        k = asFiniteFloat(self.distortion, "distortion", "fraction of the corner radius")
+        if abs(k) > 0.05:
+            raise DcrValueError("distortion must be within [-0.05, 0.05]", distortion=k)
+        self.resolveRotations()
+        offsets = self.resolveOffsets()
+        if offsets is not None:
+            width, height = self.resolvePatchSize()
+            scale = float(self.pixelScale)
+            limit = (0.5 * width * scale, 0.5 * height * scale)
+            for i, (east, north) in enumerate(offsets):
+                if abs(east) > limit[0] or abs(north) > limit[1]:
+                    raise DcrValueError(
+                        f"offsets[{i}] moves the detector's centre off the patch (at most "
+                        f"{limit[0]:g} arcsec East-West and {limit[1]:g} North-South)",
+                        offset=(east, north),
+                    )
+
     def toDict(self) -> dict[str, Any]:
-        """Return a JSON-ready description (angles in degrees, times in ISO UTC)."""
+        """Return a JSON-ready description (angles in degrees, times in ISO UTC).
+
+        The detector-frame options appear only with ``detectorFrames``.
+        """
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "band":
+            if f.name in DETECTOR_FRAME_OPTIONS + ("detectorFrames",) and not self.detectorFrames:
+                continue
+            if f.name == "rotations":
+                value = self.resolveRotations()
+            elif f.name == "offsets":
+                value = None if value is None else [list(p) for p in self.resolveOffsets()]
+            elif f.name == "band":
                 value = self.resolveBand().describe()
             elif f.name == "observatory":
                 obs = self.resolveObservatory()
@@ -421,6 +593,16 @@ class SimulationConfig:
                 value = list(value)
             out[f.name] = value
         return out
+
+
+def _patchScale(value: Any) -> float:
+    scale = asFiniteFloat(value, "patchScale", "detector widths")
+    if not 1.0 <= scale <= 4.0:
+        raise DcrValueError(
+            "patchScale must be in [1, 4] (the patch's width in detector widths)",
+            patchScale=scale,
+        )
+    return scale
 
 
 def _integer(value: Any, name: str, minimum: int | None) -> int:

@@ -36,6 +36,16 @@ of every visit, noiseless truth images, the true subfilter model, a plain invers
 coadd of the training visits and a manifest (``manifest.json``, read back with
 `loadManifest`) describing all of it.
 
+With ``SimulationConfig.detectorFrames`` every visit has its own detector grid
+(`dcrmodel.simulate.frames`: rotator angle, pointing offset, optional SIP distortion) and
+is rendered directly there, its truth in that frame; the catalogue, the true model and
+the plain coadd are on a larger *patch*. The coadd is made the way a survey makes it: each
+training visit warped onto the patch (`dcrmodel.warp.warpExposure`, Lanczos 3) and the
+warps averaged with inverse-variance weights where they are valid (``NO_DATA`` where none
+is). Rendering the coadd's truth directly instead would give a noiseless ideal, not the
+baseline a pipeline has, nor the starting point of a DCR model built from these visits.
+`dcrmodel.simulate.coverage` measures templates on such visits.
+
 References
 ----------
 R. C. Stone, 1996, PASP 108, 1051 (refraction).
@@ -55,6 +65,7 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
+from astropy.coordinates import Angle
 from astropy.io import fits
 
 from .._version import __version__
@@ -66,9 +77,18 @@ from ..image import Box, Exposure, Image, ImagePsf, Mask, MaskedImage, PhotoCali
 from ..model import DcrModel
 from ..physics import VisitInfo, zenithDirection
 from ..progress import ProgressCallback, reportProgress
+from ..warp import mapPixels, warpExposure
 from .catalogue import makeCatalogue, placeTransients
 from .config import SimulationConfig
 from .defects import applyDefects
+from .frames import (
+    VisitFrame,
+    makeVisitFrames,
+    mapSources,
+    sourceDistortion,
+    undistortedWcs,
+    wcsCards,
+)
 from .manifest import (
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -78,7 +98,7 @@ from .manifest import (
     loadManifest,
 )
 from .plan import drawWeather, fieldCoord, finishPlan, makeWcs, planVisits
-from .render import TiledSkyRenderer, wavelengthDisplacements
+from .render import SourceDistortion, TiledSkyRenderer, wavelengthDisplacements
 from .seeing import AtmosphericPsf
 from .sources import Source, meanWavelength
 
@@ -87,9 +107,14 @@ __all__ = [
     "SimulatedField",
     "simulateField",
     "runSimulation",
+    "COADD_WARP_KERNEL",
 ]
 
 _log = logging.getLogger(__name__)
+
+#: Kernel with which detector-frame training visits are warped onto the patch for the
+#: plain coadd (the reference pipelines' warping kernel).
+COADD_WARP_KERNEL = "lanczos3"
 
 
 # --------------------------------------------------------------------------------------
@@ -116,6 +141,9 @@ class SimulatedVisit:
         template for the visit would be.
     record : dict
         The visit's manifest entry (conditions, defects, transients).
+    frame : dcrmodel.simulate.frames.VisitFrame or None
+        The visit's own detector frame (``SimulationConfig.detectorFrames``); None when the
+        visit is on the field's grid.
     """
 
     id: int
@@ -124,6 +152,7 @@ class SimulatedVisit:
     truth: Any
     truthStatic: Any
     record: dict[str, Any]
+    frame: VisitFrame | None = None
 
 
 @dataclass
@@ -135,9 +164,11 @@ class SimulatedField:
     visits : list of SimulatedVisit
         The visits, in time order (explicit `VisitSpec` visits: in the order given).
     coadd : dcrmodel.image.Exposure
-        Plain inverse-variance coadd of the training visits, ``DETECTED`` set.
+        Plain inverse-variance coadd of the training visits, ``DETECTED`` set; on the patch
+        with detector frames (the training visits warped onto it).
     truthModel : dcrmodel.model.core.DcrModel
-        The true sky in each subfilter, through the reference (sharpest training) seeing.
+        The true sky in each subfilter, through the reference (sharpest training) seeing;
+        on the patch with detector frames.
     manifest : dict
         What `runSimulation` writes as the manifest, without file names.
     """
@@ -168,7 +199,9 @@ class _Simulation:
         self.band = config.resolveBand()
         self.filter = self.band.toFilter()
         self.observatory = config.resolveObservatory()
-        width, height = config.resolveSize()
+        # The field's grid: the visits' own without detector frames, else the patch (the
+        # coadd's, the true model's and the catalogue's grid).
+        width, height = config.resolvePatchSize()
         self.bbox = Box(int(config.origin[0]), int(config.origin[1]), width, height)
         self.coord = fieldCoord(config, self.observatory)
         self.wcs = makeWcs(self.coord, self.bbox, config.pixelScale, config.skyRotation)
@@ -179,8 +212,41 @@ class _Simulation:
         self.sources = makeCatalogue(config, self.bbox, self.rng)
         self.plan = planVisits(config, self.coord, self.observatory, self.rng)
         finishPlan(config, self.plan, self.rng)
-        self.transients = placeTransients(self.plan, self.sources, self.bbox, config, self.rng)
+        self.frames: list[VisitFrame] | None = None
+        inside = None
+        if config.detectorFrames:
+            self.frames = makeVisitFrames(config, self.coord, len(self.plan), self.seed)
+            inside = self._transientRegion
+        self.transients = placeTransients(self.plan, self.sources, self.bbox, config, self.rng,
+                                          inside)
+        self.frameTransients: dict[int, list[Source]] = {}
+        if self.frames is not None:
+            self.frameTransients = {
+                index: mapSources([t for t, _ in placed], self.wcs, self.frames[index].wcs)
+                for index, placed in self.transients.items()
+            }
         self._prepareVisits()
+
+    def _transientRegion(self, index: int, x: float, y: float) -> bool:
+        """Whether a transient of visit ``index`` may sit at patch pixel ``(x, y)``.
+
+        Inside the visit's detector, at least ``max(edgeMargin, 16)`` pixels from its edges
+        (at most an eighth of its side), and within the disc that every undithered detector
+        covers whatever its rotation (its inscribed circle about the field's centre, less
+        ``edgeMargin``): where the training visits overlap, so that the transient can be
+        told from the static sky.
+        """
+        frame = self.frames[index]
+        side = min(frame.bbox.width, frame.bbox.height)
+        margin = min(max(self.config.edgeMargin, 16), side // 8)
+        xc, yc = self.bbox.center
+        radius = 0.5 * side - self.config.edgeMargin
+        if math.hypot(x - xc, y - yc) > radius:
+            return False
+        fx, fy = mapPixels(self.wcs, frame.wcs, x, y)
+        box = frame.bbox
+        return bool(box.minX + margin <= fx <= box.maxX - margin
+                    and box.minY + margin <= fy <= box.maxY - margin)
 
     def _prepareVisits(self) -> None:
 
@@ -190,16 +256,30 @@ class _Simulation:
         self.psfs = []
         for index, visit in enumerate(self.plan):
             weather = drawWeather(self.observatory, self.rng)
-            info = VisitInfo.fromAstropy(
-                self.coord,
-                visit.time,
-                self.observatory,
-                weather=weather,
-                exposureTime=config.exposureTime,
-                id=1000 + index,
-            )
+            if self.frames is None:
+                info = VisitInfo.fromAstropy(
+                    self.coord,
+                    visit.time,
+                    self.observatory,
+                    weather=weather,
+                    exposureTime=config.exposureTime,
+                    id=1000 + index,
+                )
+                vector = zenithDirection(info, self.wcs, self.bbox)
+            else:
+                # The boresight is the detector's centre; the rotator angle (SKY) is the
+                # position angle of its +y axis, as its WCS has it.
+                frame = self.frames[index]
+                info = VisitInfo.fromAstropy(
+                    frame.boresight, visit.time, self.observatory, weather=weather,
+                    exposureTime=config.exposureTime, rotAngle=Angle(frame.rotation, u.deg),
+                    rotType="SKY", id=1000 + index,
+                )
+                # At the detector's centre, through its undistorted grid (the distortion's
+                # SIP terms vanish there to first order; a finite step through them would
+                # pick up their curvature).
+                vector = zenithDirection(info, undistortedWcs(frame.wcs), frame.bbox)
             self.visitInfos.append(info)
-            vector = zenithDirection(info, self.wcs, self.bbox)
             self.displacements.append(
                 wavelengthDisplacements(
                     self.wavelengths, self.band.effectiveWavelength, info.boresightAzAlt[1],
@@ -223,7 +303,8 @@ class _Simulation:
             max(p.kernelRadius(lo), p.kernelRadius(hi)) for p in self.psfs
         ) + 1
         # PSF images written with the exposures must fit inside them (odd, centred).
-        fieldSide = min(self.bbox.width, self.bbox.height)
+        visitBox = self.bbox if self.frames is None else self.frames[0].bbox
+        fieldSide = min(visitBox.width, visitBox.height)
         self.kernelSize = min(self.kernelSize, fieldSide if fieldSide % 2 else fieldSide - 1)
         largestShift = max(float(np.max(np.abs(d))) for d in self.displacements)
         extent = max([s.extent for s in self.sources] + [0.0])
@@ -260,7 +341,7 @@ class _Simulation:
     def transientRecords(self) -> list[dict[str, Any]]:
         out = []
         for index, placed in self.transients.items():
-            for source, host in placed:
+            for j, (source, host) in enumerate(placed):
                 sky = self.wcs.pixel_to_world(source.x, source.y)
                 out.append(
                     {
@@ -276,6 +357,10 @@ class _Simulation:
                         "host": host,
                     }
                 )
+                if self.frames is not None:
+                    # Its position in the visit's own frame (x, y are on the patch).
+                    mapped = self.frameTransients[index][j]
+                    out[-1]["frameX"], out[-1]["frameY"] = mapped.x, mapped.y
         return out
 
     def visitRecord(self, index: int, defects: dict[str, Any] | None) -> dict[str, Any]:
@@ -286,7 +371,7 @@ class _Simulation:
         weather = info.weather
         edges = self.band.subfilterEdges(self.config.numSubfilters)
         vy, vx = d[0] - d[-1]
-        return {
+        record = {
             "id": info.id,
             "role": visit.role,
             "night": visit.night,
@@ -313,27 +398,43 @@ class _Simulation:
             "defects": defects,
             "transients": [t.id for t, _ in self.transients.get(index, [])],
         }
+        if self.frames is not None:
+            record["frame"] = self.frames[index].describe()
+        return record
 
     # ------------------------------------------------------------------ rendering
 
-    def renderer(self, sources: Sequence[Source] | None = None) -> TiledSkyRenderer:
+    def renderer(
+        self, sources: Sequence[Source] | None = None, bbox: Box | None = None,
+        distortion: SourceDistortion | None = None,
+    ) -> TiledSkyRenderer:
+        """Return a renderer of ``sources`` (default: the catalogue) on ``bbox`` (the field's)."""
         return TiledSkyRenderer(
-            self.sources if sources is None else sources, self.bbox, self.wavelengths,
-            self.bandWeights, self.padding, maxMemory=self.config.maxMemory,
+            self.sources if sources is None else sources, self.bbox if bbox is None else bbox,
+            self.wavelengths, self.bandWeights, self.padding, maxMemory=self.config.maxMemory,
+            distortion=distortion,
         )
+
+    def distortion(self, index: int, sources: Sequence[Source]) -> SourceDistortion | None:
+        """Each source's own DCR and PSF on visit ``index``'s distorted detector, or None."""
+        if self.frames is None or self.frames[index].distortion == 0.0:
+            return None
+        frame = self.frames[index]
+        return sourceDistortion(sources, frame, self.displacements[index], self.psfs[index])
 
     def _exposure(
         self, image: np.ndarray, variance: np.ndarray, mask: Any, index: int | None,
-        psf: Any, metadata: Mapping[str, Any],
+        psf: Any, metadata: Mapping[str, Any], frame: VisitFrame | None = None,
     ) -> Any:
-
+        """Return an exposure on the field's grid, or on ``frame``'s."""
+        bbox = self.bbox if frame is None else frame.bbox
         return Exposure(
             MaskedImage(
-                Image(np.asarray(image, dtype=np.float32), bbox=self.bbox),
+                Image(np.asarray(image, dtype=np.float32), bbox=bbox),
                 mask,
-                Image(np.asarray(variance, dtype=np.float32), bbox=self.bbox),
+                Image(np.asarray(variance, dtype=np.float32), bbox=bbox),
             ),
-            wcs=self.wcs,
+            wcs=self.wcs if frame is None else frame.wcs,
             psf=psf,
             visitInfo=None if index is None else self.visitInfos[index],
             filter=self.filter,
@@ -344,46 +445,67 @@ class _Simulation:
     def visits(
         self, renderer: TiledSkyRenderer, progress: ProgressCallback | None = None
     ) -> Iterator[SimulatedVisit]:
+        """Render every visit in turn (on its own frame with detector frames).
 
+        With detector frames each visit is rendered directly on its own grid: the
+        catalogue's positions and shapes are mapped onto it (`mapSources`), its DCR is
+        measured through its own WCS at the detector's centre, and the seeing is the same
+        circular profile in its pixels (equal pixel scales, a rotation). On a distorted
+        detector each source also gets its own DCR shifts and PSF shape through the local
+        Jacobian (`sourceDistortion`). Nothing is resampled.
+        """
         config = self.config
         stars = [s for s in self.sources if s.kind == "star"]
         brightest = max(stars, key=lambda s: s.flux) if stars else None
         total = len(self.plan)
         for index, visit in enumerate(self.plan):
             psf = self.psfs[index]
-            static = renderer.render(self.displacements[index], psf)
-            full = static
             placed = self.transients.get(index, [])
+            frame = None if self.frames is None else self.frames[index]
+            if frame is None:
+                bbox, visitRenderer, visitBrightest = self.bbox, renderer, brightest
+                transients = [t for t, _ in placed]
+            else:
+                bbox = frame.bbox
+                mapped = mapSources(self.sources, self.wcs, frame.wcs)
+                visitRenderer = self.renderer(mapped, bbox, self.distortion(index, mapped))
+                visitBrightest = next(
+                    (s for s in mapped if brightest is not None and s.id == brightest.id), None
+                )
+                transients = self.frameTransients[index]
+            static = visitRenderer.render(self.displacements[index], psf)
+            full = static
             if placed:
-                extra = self.renderer([t for t, _ in placed])
+                extra = self.renderer(transients, bbox, self.distortion(index, transients))
                 full = static + extra.render(self.displacements[index], psf)
             variance = config.skyLevel + config.readNoise**2 + np.clip(full, 0.0, None)
             image = full + self.rng.standard_normal(full.shape) * np.sqrt(variance)
-            mask = Mask.fromBox(self.bbox)
+            mask = Mask.fromBox(bbox)
             defects = None
             if visit.defects:
                 defects = applyDefects(
-                    image, mask, full, self.bbox, config, brightest,
-                    [(t.x, t.y) for t, _ in placed], self.rng,
+                    image, mask, full, bbox, config, visitBrightest,
+                    [(t.x, t.y) for t in transients], self.rng,
                 )
             imagePsf = psf.toImagePsf(size=self.kernelSize)
             meta = {"SIMROLE": visit.role, "SIMSEED": self.seed, "SEEING": float(visit.seeing)}
-            exposure = self._exposure(image, variance, mask, index, imagePsf, meta)
+            exposure = self._exposure(image, variance, mask, index, imagePsf, meta, frame)
             truthMeta = dict(meta, SIMTRUTH="FULL")
-            truth = self._exposure(full, variance, Mask.fromBox(self.bbox), index, imagePsf,
-                                   truthMeta)
+            truth = self._exposure(full, variance, Mask.fromBox(bbox), index, imagePsf,
+                                   truthMeta, frame)
             truthStatic = truth
             if placed:
                 truthStatic = self._exposure(
-                    static, variance, Mask.fromBox(self.bbox), index, imagePsf,
-                    dict(meta, SIMTRUTH="STATIC"),
+                    static, variance, Mask.fromBox(bbox), index, imagePsf,
+                    dict(meta, SIMTRUTH="STATIC"), frame,
                 )
             record = self.visitRecord(index, defects)
             if progress is not None:
                 reportProgress(progress, f"visit {index + 1}/{total}", index + 1, total,
                                event="simulate")
             yield SimulatedVisit(
-                self.visitInfos[index].id, visit.role, exposure, truth, truthStatic, record
+                self.visitInfos[index].id, visit.role, exposure, truth, truthStatic, record,
+                frame,
             )
 
     def truthModel(self, renderer: TiledSkyRenderer) -> Any:
@@ -404,7 +526,7 @@ class _Simulation:
 
     def baseManifest(self) -> dict[str, Any]:
 
-        return {
+        manifest = {
             "format": MANIFEST_FORMAT,
             "formatVersion": MANIFEST_VERSION,
             "dcrmodelVersion": __version__,
@@ -431,6 +553,21 @@ class _Simulation:
             "transients": self.transientRecords(),
             "visits": [],
         }
+        if self.frames is not None:
+            manifest["detectorFrames"] = self.framesRecord()
+        return manifest
+
+    def framesRecord(self) -> dict[str, Any]:
+        """Return the manifest's ``detectorFrames`` entry: the detector and the patch."""
+        detector = self.frames[0].bbox
+        return {
+            "detector": {"width": detector.width, "height": detector.height},
+            "patchScale": float(self.config.patchScale),
+            "offsetFraction": float(self.config.offsetFraction),
+            "distortion": float(self.config.distortion),
+            "patchWcs": wcsCards(self.wcs),
+            "coaddWarpKernel": COADD_WARP_KERNEL,
+        }
 
 
 class _CoaddAccumulator:
@@ -449,17 +586,29 @@ class _CoaddAccumulator:
         self.weights: dict[int, float] = {}
 
     def add(self, visit: SimulatedVisit) -> None:
+        """Add a training visit: its good pixels, weighted by its inverse median variance.
 
+        A visit on its own detector frame is first warped onto the patch
+        (`dcrmodel.warp.warpExposure`, `COADD_WARP_KERNEL`, surface brightness kept); its
+        weight still comes from its own pixels' variance, its PSF is its own (circular, the
+        same on any grid of the same pixel scale), and the pixels it does not cover
+        (``NO_DATA``) or whose kernel touches a bad pixel are left out.
+        """
         exposure = visit.exposure
         bad = exposure.mask.getBadPixels()
         good = ~bad
         variance = np.asarray(exposure.variance.array, dtype=np.float64)
         weight = 1.0 / float(np.median(variance[good]))
+        if visit.frame is not None:
+            exposure = warpExposure(exposure, self._sim.wcs, self._sim.bbox,
+                                    kernel=COADD_WARP_KERNEL)
+            good = ~exposure.mask.getBadPixels()
+            variance = np.asarray(exposure.variance.array, dtype=np.float64)
         self._sum += np.where(good, weight * exposure.image.array, 0.0)
         self._weight += weight * good
         self._variance += np.where(good, weight * weight * variance, 0.0)
-        self._kernel += weight * exposure.psf.computeKernelImage()
-        self._fwhm += weight * exposure.psf.fwhm
+        self._kernel += weight * visit.exposure.psf.computeKernelImage()
+        self._fwhm += weight * visit.exposure.psf.fwhm
         self._total += weight
         self.visitIds.append(visit.id)
         self.weights[visit.id] = weight
@@ -595,6 +744,16 @@ def runSimulation(
     training seeing, readable with `dcrmodel.fits.model.readDcrModel`); ``coadd.fits`` (plain
     inverse-variance coadd of the training visits with ``DETECTED`` set). Truth files carry
     the visit's expected variance plane and an empty mask.
+
+    With detector frames, visits and their truth files are on each visit's own detector
+    (the WCS in the files, with SIP terms when distorted; ``BORE-ROTANG`` the rotator angle,
+    ``ROTTYPE = SKY``); ``coadd.fits`` and the true model on the patch. The manifest adds
+    ``detectorFrames`` (detector size, patch scale, distortion, the patch's WCS cards) and,
+    per visit, ``frame`` (rotation, offset, boresight, box and WCS cards:
+    `dcrmodel.simulate.frames.frameFromRecord`); the sources' ``x``, ``y`` are on the patch,
+    and the transients also carry ``frameX``, ``frameY`` on their visit's detector. Which
+    training visits saw which patch pixels follows from the frames and the visits' masks
+    (`dcrmodel.simulate.coverage.coverageMap`).
     """
     target = Path(os.fspath(outDir))
     checkOutputDirectory(target, bool(overwrite))
