@@ -2,6 +2,7 @@
 
 from .config import (
     ENGINES,
+    LOW_COVERAGE_PLANE,
     SOLVERS,
     DcrAssembleConfig,
 )
@@ -24,6 +25,7 @@ from .output import (
     checkOutputFolder,
     writeResults,
 )
+from .placement import GRID_SOURCES, VisitWarp, resolveGrid
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
 from .task import (
     SEEING_RANGE_LIMIT,
@@ -38,6 +40,10 @@ __all__ = [
     "DcrAssembleConfig",
     "SOLVERS",
     "ENGINES",
+    "LOW_COVERAGE_PLANE",
+    "GRID_SOURCES",
+    "VisitWarp",
+    "resolveGrid",
     "ArrayPool",
     "DEFAULT_REGULARIZATION",
     "DEFAULT_RIDGE",
