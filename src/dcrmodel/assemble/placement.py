@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import pickle
 import warnings
 from typing import Any
 
@@ -288,6 +289,18 @@ class VisitWarp:
             return None
 
 
+def _canonical(wcs: WCS) -> WCS:
+    """Return a copy of a WCS as a copy pickled to another process holds it.
+
+    astropy pickles a WCS through its FITS header, whose numbers keep 16 or 17
+    significant digits (a TAN WCS's reference point moves by about 1e-12 degree); a
+    second round trip changes nothing. The warps of a run use this copy wherever a
+    subregion is solved, so that a subregion solved in a worker process warps with the
+    very numbers of a serial run.
+    """
+    return pickle.loads(pickle.dumps(wcs))
+
+
 def _footprintOnGrid(inp: VisitInput, wcs: WCS, bbox: Box) -> Box | None:
     """Return the part of the grid's box that the visit's pixels reach (None: none)."""
     x, y = _outline(inp.bbox)
@@ -412,7 +425,7 @@ def placeVisits(
         if footprint is None:
             skipped.append(inp.name)
             continue
-        warp = VisitWarp(inp.wcs, inp.bbox, wcs, kernel, radius)
+        warp = VisitWarp(_canonical(inp.wcs), inp.bbox, _canonical(wcs), kernel, radius)
         if warp.sourceBox(footprint) is None:
             skipped.append(inp.name)
             continue

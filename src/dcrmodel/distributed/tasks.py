@@ -36,6 +36,7 @@ import sys
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..assemble import (
     AssemblyPlan,
@@ -59,7 +60,7 @@ MEMORY_OVERHEAD = 2**20
 
 
 def planPatch(
-    visits: Sequence[Path], coadd: Path | None, config: DcrAssembleConfig
+    visits: Sequence[Path], coadd: Path | None, config: DcrAssembleConfig, grid: Any = None
 ) -> AssemblyPlan:
     """Prepare a patch: checks, the visits' weights and the plain coadd.
 
@@ -71,13 +72,16 @@ def planPatch(
         A plain coadd to start from; computed from the visits when None.
     config : DcrAssembleConfig
         The patch's settings.
+    grid : str, tuple or None, optional
+        The model's grid (`dcrmodel.assemble.resolveGrid`); visits on other grids are
+        warped onto it, one subregion at a time, by the subregions' tasks.
 
     Returns
     -------
     dcrmodel.assemble.task.AssemblyPlan
         The plan its subregion tasks are cut from.
     """
-    return DcrAssembleCoadd(config).planSubregions(list(visits), coadd=coadd)
+    return DcrAssembleCoadd(config).planSubregions(list(visits), coadd=coadd, grid=grid)
 
 
 def planTiles(plan: AssemblyPlan) -> list[Box]:
