@@ -102,7 +102,10 @@ class SurveyField:
     maxOffset : float
         Largest pointing offset of a detector from the patch centre, patch pixels.
     nSources : int
-        Power-law sources, placed in the central part of the patch.
+        Power-law sources.
+    sourceMargin : int, optional
+        Pixels between the sources and the patch's edges; None: a quarter of the patch, so
+        that every source is seen by every detector.
     seed : int
         Seed of the rotations, offsets, sources and noise.
 
@@ -122,12 +125,13 @@ class SurveyField:
 
     def __init__(self, patchSize: int = 96, detectorSize: int = 72,
                  hourAngles: Sequence[float] = (-3.5, -2.6, -1.6, -0.6, 0.5, 1.5, 2.5, 3.4),
-                 maxOffset: float = 6.0, nSources: int = 10, seed: int = 3) -> None:
+                 maxOffset: float = 6.0, nSources: int = 10, sourceMargin: int | None = None,
+                 seed: int = 3) -> None:
         rng = np.random.default_rng(seed)
         n = patchSize
         self.patchWcs = makeTanWcs(crval=meridianFieldCentre(), crpix=((n - 1) / 2, (n - 1) / 2))
         self.patchBox = Box(0, 0, n, n)
-        margin = n // 4
+        margin = n // 4 if sourceMargin is None else sourceMargin
         self.sources = [
             (rng.uniform(margin, n - 1 - margin), rng.uniform(margin, n - 1 - margin),
              10 ** rng.uniform(3.0, 4.0), rng.choice([-4.0, -2.0, 0.0, 2.0, 4.0]))
