@@ -184,24 +184,47 @@ class VisitInput:
         """Return the cutout of this visit inside ``bbox`` (None if they do not overlap).
 
         A warped visit reads only the part of its pixels that the warp onto ``bbox`` needs
-        and returns it warped onto the model's grid, with ``NO_DATA`` outside its footprint.
+        (`readSource`) and returns it warped onto the model's grid (`warped`), with
+        ``NO_DATA`` outside its footprint.
+        """
+        if self.warp is None:
+            box = self.bbox.intersection(bbox)
+            if box.isEmpty():
+                return None
+            if self.exposure is not None:
+                return self.exposure[box]
+            return self.file.read(box)
+        source = self.readSource(bbox)
+        return None if source is None else self.warped(*source)
+
+    def readSource(self, bbox: Box) -> tuple[Box, Exposure] | None:
+        """Return, for a warped visit, the part of ``bbox`` it may cover and its own pixels there.
+
+        Returns
+        -------
+        box : `dcrmodel.image.Box`
+            ``bbox`` clipped to the visit's footprint on the grid.
+        cutout : `dcrmodel.image.Exposure`
+            The cutout of the visit's own pixels that a warp onto ``box`` reads.
+
+        None when the visit has no pixel there.
         """
         box = self.bbox.intersection(bbox)
         if box.isEmpty():
             return None
-        if self.warp is None:
-            if self.exposure is not None:
-                return self.exposure[box]
-            return self.file.read(box)
         source = self.warp.sourceBox(box)
         if source is None:
             return None
         cutout = self.exposure[source] if self.exposure is not None else self.file.read(source)
-        warped = self.warp.warp(cutout, box)
-        if warped is None:
+        return box, cutout
+
+    def warped(self, box: Box, cutout: Exposure) -> Exposure | None:
+        """Return a cutout of a warped visit's own pixels (`readSource`) warped onto ``box``."""
+        maskedImage = self.warp.warp(cutout, box)
+        if maskedImage is None:
             return None
         return Exposure(
-            warped,
+            maskedImage,
             wcs=self.wcs,
             psf=self.psf,
             visitInfo=self.visitInfo,

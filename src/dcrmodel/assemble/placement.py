@@ -23,14 +23,16 @@ before any warping existed; `modelGrid`).
 - a visit that does not overlap the grid on the sky is left out with a `DcrWarning` naming
   it, and named in the run summary (``skipped``).
 
-Weights of warped visits. The kernel sum lowers the variance of each warped pixel to
-``sum w^2`` times the source's (about 0.2 to 1 with Lanczos 3, depending on the pixel's
-sub-pixel phase) and correlates neighbouring pixels, while leaving the noise at low spatial
-frequencies, where the model's sources are, as it was. A visit's weight taken from its warped
-variance alone would therefore favour visits by their rotation and dither. The weight of a
-warped visit (and its pixels' weights in a computed coadd) are divided by the mean of
-``sum w^2`` over its footprint (``noiseFactor``, measured once per visit by resampling a
-unit variance plane), which gives back the source's noise level.
+Weights of warped visits. A visit's weight is the inverse of the mean variance of its own
+good pixels that map onto the grid (`sourceStatistics`): the kernel sum lowers the variance of
+each warped pixel to ``sum w^2`` times the source's (about 0.2 to 1 with Lanczos 3, depending
+on the pixel's sub-pixel phase) and correlates neighbouring pixels, while leaving the noise at
+low spatial frequencies, where the model's sources are, as it was, so a weight taken from the
+warped variance would favour visits by their rotation and dither. For the same reason a plain
+coadd computed from warped visits weights their pixels by the inverse of their variance
+divided by the mean of ``sum w^2`` over the footprint (``noiseFactor``, measured once per visit
+by resampling a unit variance plane). Measuring the weights on the visit's own pixels also
+means that a run given a coadd warps nothing before its subregions are solved.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ __all__ = [
     "resolveGrid",
     "modelGrid",
     "placeVisits",
+    "sourceStatistics",
 ]
 
 #: Where a model's grid came from (``grid`` of the run summary).
@@ -330,6 +333,40 @@ def _noiseFactor(warp: VisitWarp, footprint: Box) -> float:
     if not inside.any():
         return 1.0
     return float(np.mean(resampled.variance[inside]))
+
+
+def sourceStatistics(warp: VisitWarp, cutout: Exposure, tile: Box,
+                     good: np.ndarray) -> tuple[int, float]:
+    """Count a warped visit's own good pixels that fall in a tile of the grid, sum their variance.
+
+    Each of the visit's pixels belongs to the grid pixel its centre maps into, so that the
+    tiles of a patch count every pixel once.
+
+    Parameters
+    ----------
+    warp : VisitWarp
+        The visit's warp.
+    cutout : `dcrmodel.image.Exposure`
+        A cutout of the visit's own pixels (`dcrmodel.assemble.inputs.VisitInput.readSource`).
+    tile : Box
+        The tile of the grid.
+    good : `numpy.ndarray`
+        Boolean map of the cutout's good pixels.
+
+    Returns
+    -------
+    count : int
+        The good pixels whose centres map into ``tile``.
+    varianceSum : float
+        The sum of their variances, counts^2.
+    """
+    mapping = mapBox(warp.sourceWcs, warp.gridWcs, cutout.bbox)
+    with np.errstate(invalid="ignore"):
+        gx = np.floor(mapping.x + 0.5)
+        gy = np.floor(mapping.y + 0.5)
+        inside = (gx >= tile.minX) & (gx <= tile.maxX) & (gy >= tile.minY) & (gy <= tile.maxY)
+    selected = good & inside
+    return int(selected.sum()), float(cutout.variance.array[selected].sum(dtype=np.float64))
 
 
 @dataclasses.dataclass

@@ -103,7 +103,7 @@ from .output import (
     stackedCoadd,
     writeResults,
 )
-from .placement import modelGrid, placeVisits, resolveGrid
+from .placement import modelGrid, placeVisits, resolveGrid, sourceStatistics
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
 from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
 
@@ -680,10 +680,11 @@ class DcrAssembleCoadd:
     ) -> Exposure:
         """Read every visit once per subregion: weights, checks, and the plain coadd.
 
-        Each visit's weight is the inverse of the mean variance of its good pixels. When
-        no coadd is given it is the inverse-variance weighted mean of the good pixels. The
-        variances of a warped visit are divided by its ``noiseFactor`` for both (see
-        `dcrmodel.assemble.placement`).
+        Each visit's weight is the inverse of the mean variance of its good pixels (for a
+        warped visit: its own pixels that map onto the grid, `sourceStatistics`). When no
+        coadd is given it is the inverse-variance weighted mean of the good pixels (a warped
+        visit's variances divided by its ``noiseFactor``; see `dcrmodel.assemble.placement`);
+        only then are warped visits warped here.
         """
         config = self.config
         sumVariance = np.zeros(len(inputs))
@@ -692,29 +693,58 @@ class DcrAssembleCoadd:
             denominator = np.zeros(bbox.shape)
         for tile in subregionTiles(bbox, config.subregionSize):
             for i, inp in enumerate(inputs):
-                cutout = inp.read(tile)
-                if cutout is None:
-                    continue
-                good = goodPixels(cutout, statsCtrl)
-                checkFinite(inp, cutout, good)
-                variance = cutout.variance.array
-                inp.goodPixels += int(good.sum())
-                sumVariance[i] += float(variance[good].sum())
-                if coadd is None:
+                if inp.warp is not None:
+                    cutout = self._warpedStatistics(inp, i, tile, statsCtrl, sumVariance,
+                                                    coadd is None)
+                    factor = inp.warp.noiseFactor
+                else:
+                    cutout = inp.read(tile)
+                    if cutout is None:
+                        continue
+                    good = goodPixels(cutout, statsCtrl)
+                    checkFinite(inp, cutout, good)
+                    inp.goodPixels += int(good.sum())
+                    sumVariance[i] += float(cutout.variance.array[good].sum())
+                    factor = None
+                if coadd is None and cutout is not None:
+                    good = goodPixels(cutout, statsCtrl)
+                    variance = cutout.variance.array
                     sub = cutout.bbox.slices(bbox)
                     weight = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
-                    if inp.warp is not None:
-                        weight *= inp.warp.noiseFactor
+                    if factor is not None:
+                        weight *= factor
                     numerator[sub] += weight * np.where(good, cutout.image.array, 0.0)
                     denominator[sub] += weight
         for i, inp in enumerate(inputs):
             if inp.goodPixels > 0:
                 inp.weight = inp.goodPixels / sumVariance[i]
-                if inp.warp is not None:
-                    inp.weight *= inp.warp.noiseFactor
         if coadd is not None:
             return prepareGivenCoadd(config, coadd, statsCtrl)
         return computedCoadd(config, numerator, denominator, bbox)
+
+    @staticmethod
+    def _warpedStatistics(
+        inp: VisitInput,
+        index: int,
+        tile: Box,
+        statsCtrl: StatisticsControl,
+        sumVariance: np.ndarray,
+        warp: bool,
+    ) -> Exposure | None:
+        """Add a warped visit's own pixels in a tile to its statistics; warp it if asked.
+
+        Returns the visit warped onto the tile (None without ``warp`` or without pixels).
+        """
+        source = inp.readSource(tile)
+        if source is None:
+            return None
+        box, cutout = source
+        good = goodPixels(cutout, statsCtrl)
+        checkFinite(inp, cutout, good)
+        count, varianceSum = sourceStatistics(inp.warp, cutout, tile, good)
+        inp.goodPixels += count
+        sumVariance[index] += varianceSum
+        return inp.warped(box, cutout) if warp else None
 
     # ------------------------------------------------------------------------- solve
     def _modelWeights(self, mask: Mask) -> np.ndarray | None:
