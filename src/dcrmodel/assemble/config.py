@@ -186,11 +186,12 @@ class DcrAssembleConfig:
         are flagged ``DCR_LOW_COVERAGE`` (`LOW_COVERAGE_PLANE`) in the model's mask.
         None (the default): ``dcrNumSubfilters``. With fewer visits than subfilters the
         N subfilter images are not determined at any spatial frequency (each visit gives
-        one equation per frequency): there the direct solver's model is no better than a
-        plain coadd of the visits that saw the pixels (measured in
-        ``benchmarks/bench_coverage.py``), while from N visits on it is already markedly
-        better. Raise it for a stricter flag (the quality targets of survey geometry are
-        stated over pixels seen by at least 6 visits).
+        one equation per frequency): there the direct solver's templates are about as
+        good as a plain coadd of the visits that saw the pixels (0.6 to 2.1 times its
+        residual, ``benchmarks/bench_coverage.py``), while from N visits on they are
+        already markedly better (0.1 to 0.6 times). Raise it for a stricter flag (the
+        quality targets of survey geometry are stated over pixels seen by at least 6
+        visits).
 
     Examples
     --------

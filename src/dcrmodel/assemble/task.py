@@ -47,7 +47,9 @@ per-subfilter image counts and a JSON summary, atomically. `assembleFromFiles` d
 whole run from exposure files, for the command line.
 
 This module orchestrates a run; its steps live beside it: the checks of the inputs and the
-plain coadd in `dcrmodel.assemble.inputs`, the subregions and their joins in
+plain coadd in `dcrmodel.assemble.inputs`, the model's grid and the visits warped onto it
+(visits on their own detector grids) in `dcrmodel.assemble.placement`, the subregions and
+their joins in
 `dcrmodel.assemble.tiling`, the plan of a run in `dcrmodel.assemble.plan`, a subregion's
 cutouts in `dcrmodel.assemble.subregion`, the iterative solver (steps 3 to 5) in
 `dcrmodel.assemble.iterative`, the direct one in `dcrmodel.assemble.direct` (on a subregion:

@@ -25,9 +25,12 @@ number of subregion-sized float64 arrays held per visit. Measured on subregions 
 data, weights and current template, the residual and its shifted copies while the update
 is stacked) and 20 to 16 for the PSF-aware direct solver (data, variance, weights, and
 complex Fourier transforms and PSF transfers on the padded grid). `MEMORY_FACTORS` holds
-the bounds used by `estimateSubregionMemory` and checked by the tests (9 and 22). The
-driver holds the patch-sized coadd, starting model and solution, as a serial run does, but
-never the visits.
+the bounds used by `estimateSubregionMemory` and checked by the tests (9 and 22). A visit
+on its own detector grid is warped onto the patch inside the task
+(`dcrmodel.assemble.placement`): one visit at a time, the task also holds the cutout of its
+own pixels and the warp's temporaries (a few subregion-sized arrays, freed before the next
+visit is read). The driver holds the patch-sized coadd, starting model and solution, as a
+serial run does, but never the visits.
 """
 
 from __future__ import annotations
