@@ -34,6 +34,7 @@ from dcrmodel.errors import (
     DcrShapeError,
     DcrTypeError,
     DcrValueError,
+    DcrWarning,
 )
 from dcrmodel.image import Box, Exposure, Filter, GaussianPsf, ImagePsf, Mask, MaskedImage
 from dcrmodel.physics.dcr import zenithDirection
@@ -545,15 +546,18 @@ def test_visit_not_on_the_model_grid(smallField, noWork):
         DcrAssembleCoadd().run(exposures)
 
 
-def test_visit_outside_the_coadd(smallField, noWork):
+def test_visit_outside_the_coadd_is_left_out(smallField):
     exposures = list(smallField.exposures)
     coadd = _copy(exposures[0])
     moved = exposures[2].maskedImage.clone()
     far = MaskedImage.fromArrays(moved.image.array, mask=moved.mask.array,
                                  variance=moved.variance.array, origin=(500, 500))
     exposures[2] = _copy(exposures[2], maskedImage=far)
-    with pytest.raises(DcrShapeError, match="exposure 2 .*does not overlap the model's box"):
-        DcrAssembleCoadd().run(exposures, coadd=coadd)
+    config = _iterative(maxNumIter=1, minNumIter=1)
+    with pytest.warns(DcrWarning, match=r"exposure 2 .*does not overlap the model's grid"):
+        result = DcrAssembleCoadd(config).run(exposures, coadd=coadd)
+    assert result.summary["skipped"] == ["exposure 2 (visit 102)"]
+    assert len(result.summary["visits"]) == len(exposures) - 1
 
 
 def test_all_pixels_masked(smallField, noWork):

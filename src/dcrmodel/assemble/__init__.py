@@ -23,6 +23,7 @@ from .output import (
     checkOutputFolder,
     writeResults,
 )
+from .placement import GRID_SOURCES, VisitWarp, resolveGrid
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
 from .task import (
     SEEING_RANGE_LIMIT,
@@ -36,6 +37,9 @@ from .workspace import ArrayPool
 __all__ = [
     "DcrAssembleConfig",
     "SOLVERS",
+    "GRID_SOURCES",
+    "VisitWarp",
+    "resolveGrid",
     "ArrayPool",
     "DEFAULT_REGULARIZATION",
     "DEFAULT_RIDGE",

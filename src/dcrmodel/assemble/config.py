@@ -22,6 +22,7 @@ from ..errors import DcrConfigError
 from ..fourier import TRANSFER_MODES
 from ..model import ENGINES
 from ..psf import MODEL_PSF_POLICIES
+from ..warp import DEFAULT_WARPING_KERNEL, WARPING_KERNELS
 
 __all__ = [
     "DcrAssembleConfig",
@@ -169,6 +170,22 @@ class DcrAssembleConfig:
         together with ``bandwidth``.
     bandwidth : float or None
         Width of the band in nm, overriding the inputs' filter.
+    warpingKernel : str
+        Kernel with which visits on another pixel grid than the model's are warped onto it
+        (`dcrmodel.warp.WARPING_KERNELS`; `dcrmodel.assemble.placement`). Default
+        ``"lanczos3"``, the Rubin pipelines' kernel.
+    minCoverage : int or None
+        Least number of visits a model pixel must rest on: pixels where fewer visits'
+        good pixels cover every subfilter (the smallest of the subfilters' ``nImage``)
+        are flagged ``DCR_LOW_COVERAGE`` (`LOW_COVERAGE_PLANE`) in the model's mask.
+        None (the default): ``dcrNumSubfilters``. With fewer visits than subfilters the
+        N subfilter images are not determined at any spatial frequency (each visit gives
+        one equation per frequency): there the direct solver's templates are about as
+        good as a plain coadd of the visits that saw the pixels (0.6 to 2.1 times its
+        residual, ``benchmarks/bench_coverage.py``), while from N visits on they are
+        already markedly better (0.1 to 0.6 times). Raise it for a stricter flag (the
+        quality targets of survey geometry are stated over pixels seen by at least 6
+        visits).
 
     Examples
     --------
@@ -209,6 +226,8 @@ class DcrAssembleConfig:
     psfDamping: float = 1e-3
     effectiveWavelength: float | None = None
     bandwidth: float | None = None
+    warpingKernel: str = DEFAULT_WARPING_KERNEL
+    minCoverage: int | None = None
 
     def __post_init__(self) -> None:
         # Normalise sequences to tuples so the object stays hashable and comparable.
@@ -343,7 +362,7 @@ class DcrAssembleConfig:
         self._checkReal("detectionThreshold", minimum=0.0, strict=True)
 
     def _checkChoices(self) -> None:
-        """Check the solver, the engine, the transfer mode and the model PSF."""
+        """Check the solver, engine, transfer mode, model PSF, warping kernel, coverage."""
         if self.solver not in SOLVERS:
             raise DcrConfigError(
                 f"unknown solver; choose one of {', '.join(SOLVERS)}", solver=self.solver
@@ -371,6 +390,17 @@ class DcrAssembleConfig:
                 modelPsf=policy,
             )
         self._checkReal("psfDamping", minimum=0.0, strict=True)
+        if self.warpingKernel not in WARPING_KERNELS:
+            raise DcrConfigError(
+                f"unknown warpingKernel; choose one of {', '.join(WARPING_KERNELS)}",
+                warpingKernel=self.warpingKernel,
+            )
+        if self.minCoverage is not None and (not _isInt(self.minCoverage)
+                                             or self.minCoverage < 0):
+            raise DcrConfigError(
+                "minCoverage must be an integer >= 0 (visits), or None for dcrNumSubfilters",
+                minCoverage=self.minCoverage,
+            )
 
     def _checkBand(self) -> None:
         """Check the band override (effective wavelength and bandwidth, nm)."""
@@ -423,6 +453,13 @@ class DcrAssembleConfig:
         if self.maxNumIter is None:
             return max(3 * self.dcrNumSubfilters, self.resolveMinNumIter())
         return self.maxNumIter
+
+    def resolveMinCoverage(self) -> int:
+        """Return the least number of visits of a well-covered pixel (``minCoverage``).
+
+        ``dcrNumSubfilters`` when ``minCoverage`` is None.
+        """
+        return self.dcrNumSubfilters if self.minCoverage is None else self.minCoverage
 
     def resolveBaseGain(self) -> float:
         """Return the base gain: ``baseGain``, or ``1/(dcrNumSubfilters - 1)`` when None.

@@ -1,10 +1,11 @@
 """Reading and checking the visit inputs of an assembly, and the plain coadd made from them.
 
 A visit is an in-memory exposure or an exposure file read one region at a time
-(`VisitInput`). Before any work every visit is checked: its metadata (`checkMetadata`), its
-band (`bandOf`), its place on the model's pixel grid (`modelBoxAndWcs`, `checkPlacement`),
-its DCR (`measureDcr`), its pixels (`checkFinite`, `usableInputs`) and its PSF
-(`estimateMissingPsf` for a visit without one). The plain coadd the model starts from is a given one
+(`VisitInput`), as it is or warped onto the model's grid (`VisitInput.warpOnto`). Before any
+work every visit is checked: its metadata (`checkMetadata`), its band (`bandOf`), its place
+on the model's pixel grid (`dcrmodel.assemble.placement`), its DCR (`measureDcr`), its
+pixels (`checkFinite`, `usableInputs`) and its PSF (`estimateMissingPsf` for a visit without
+one). The plain coadd the model starts from is a given one
 (`loadCoadd`, `prepareGivenCoadd`) or the inverse-variance weighted mean of the visits'
 good pixels (`computedCoadd`), whose sources are detected (`detectSources`). What the
 preparation found is a `PreparedRun`.
@@ -12,6 +13,7 @@ preparation found is a `PreparedRun`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -30,14 +32,12 @@ from ..errors import (
     DcrError,
     DcrMetadataError,
     DcrPsfWarning,
-    DcrShapeError,
     DcrTypeError,
     DcrValueError,
     DcrWarning,
 )
 from ..fits import ExposureFile, readExposure
 from ..image import (
-    WCS_GRID_TOLERANCE,
     Box,
     Exposure,
     Filter,
@@ -46,7 +46,6 @@ from ..image import (
     MaskedImage,
     Psf,
     StatisticsControl,
-    wcsGridOffset,
 )
 from ..physics import calculateDcr, zenithDirections, zenithDirectionsOfVisits
 from ..psf import estimatePsf
@@ -61,8 +60,6 @@ __all__ = [
     "checkBadMaskPlanes",
     "checkMetadata",
     "bandOf",
-    "modelBoxAndWcs",
-    "checkPlacement",
     "measureZeniths",
     "measureDcr",
     "goodPixels",
@@ -102,7 +99,10 @@ class VisitInput:
     -----
     The preparation of a run fills in ``weight`` (1/counts^2), ``goodPixels``, ``dcr`` (the
     subfilters' edge shifts at the model's centre, pixels), ``psfEstimate`` and the zenith
-    directions (``zenith``); ``scratch`` keeps what the solvers computed for the visit.
+    directions (``zenith``); ``scratch`` keeps what the solvers computed for the visit. A
+    visit on another pixel grid than the model's is set up by `warpOnto`: ``warp`` then
+    says how it is warped (None for a visit on the grid), ``bbox`` is its footprint on the
+    grid, ``wcs`` the grid's and ``psf`` its PSF on the grid.
 
     Raises
     ------
@@ -146,6 +146,24 @@ class VisitInput:
         self.psfEstimate: dict[str, Any] | None = None
         self.zenith: dict[Box, tuple[float, float]] = {}
         self.scratch = RunScratch()
+        self.warp: Any = None
+
+    def warpOnto(self, warp: Any, footprint: Box, psf: Psf | None) -> None:
+        """Make this visit one that is warped onto the model's grid as it is read.
+
+        Parameters
+        ----------
+        warp : `dcrmodel.assemble.placement.VisitWarp`
+            How it is warped.
+        footprint : `dcrmodel.image.Box`
+            The part of the model's box its pixels reach.
+        psf : `dcrmodel.image.Psf` or None
+            Its PSF on the grid.
+        """
+        self.warp = warp
+        self.bbox = footprint
+        self.wcs = warp.gridWcs
+        self.psf = psf
 
     def zenithAt(self, bbox: Box, regions: Callable[[], list[Box]]) -> tuple[float, float]:
         """Return the zenith direction (pixels per arcsec) at the centre of ``bbox``.
@@ -163,13 +181,80 @@ class VisitInput:
         return zenith[bbox]
 
     def read(self, bbox: Box) -> Exposure | None:
-        """Return the cutout of this visit inside ``bbox`` (None if they do not overlap)."""
+        """Return the cutout of this visit inside ``bbox`` (None if they do not overlap).
+
+        A warped visit reads only the part of its pixels that the warp onto ``bbox`` needs
+        (`readSource`) and returns it warped onto the model's grid (`warped`), with
+        ``NO_DATA`` outside its footprint.
+        """
+        if self.warp is None:
+            box = self.bbox.intersection(bbox)
+            if box.isEmpty():
+                return None
+            if self.exposure is not None:
+                return self.exposure[box]
+            return self.file.read(box)
+        source = self.readSource(bbox)
+        return None if source is None else self.warped(*source)
+
+    def readSource(self, bbox: Box) -> tuple[Box, Exposure] | None:
+        """Return, for a warped visit, the part of ``bbox`` it may cover and its own pixels there.
+
+        Returns
+        -------
+        box : `dcrmodel.image.Box`
+            ``bbox`` clipped to the visit's footprint on the grid.
+        cutout : `dcrmodel.image.Exposure`
+            The cutout of the visit's own pixels that a warp onto ``box`` reads.
+
+        None when the visit has no pixel there.
+        """
         box = self.bbox.intersection(bbox)
         if box.isEmpty():
             return None
-        if self.exposure is not None:
-            return self.exposure[box]
-        return self.file.read(box)
+        source = self.warp.sourceBox(box)
+        if source is None:
+            return None
+        cutout = self.exposure[source] if self.exposure is not None else self.file.read(source)
+        return box, cutout
+
+    def warped(self, box: Box, cutout: Exposure) -> Exposure | None:
+        """Return a cutout of a warped visit's own pixels (`readSource`) warped onto ``box``."""
+        maskedImage = self.warp.warp(cutout, box)
+        if maskedImage is None:
+            return None
+        return Exposure(
+            maskedImage,
+            wcs=self.wcs,
+            psf=self.psf,
+            visitInfo=self.visitInfo,
+            filter=self.filter,
+            photoCalib=self.photoCalib,
+        )
+
+    def cutTo(self, bbox: Box) -> VisitInput:
+        """Return a copy of an in-memory visit holding only what reading ``bbox`` needs.
+
+        Files are referenced by path and read where the copy is used; this visit itself is
+        returned for them.
+        """
+        if self.exposure is None:
+            return self
+        inp = copy.copy(self)
+        inp.bbox = self.bbox.intersection(bbox)
+        if inp.bbox.isEmpty():
+            inp.exposure = None
+        elif self.warp is None:
+            inp.exposure = self.exposure[inp.bbox]
+        else:
+            source = self.warp.sourceBox(inp.bbox)
+            if source is None:
+                inp.bbox = Box(inp.bbox.minX, inp.bbox.minY, 0, 0)
+                inp.exposure = None
+            else:
+                inp.exposure = self.exposure[source]
+                inp.warp = dataclasses.replace(self.warp, sourceBBox=source)
+        return inp
 
 
 def measureZeniths(inputs: list[VisitInput], boxes: list[Box]) -> None:
@@ -228,27 +313,6 @@ def checkMetadata(inp: VisitInput, needAirmass: bool) -> None:
             "exposure a WCS and a VisitInfo (VisitInfo.fromAstropy builds one), or write the "
             "visit keys of the Rubin layout in the file's primary header",
             visit=inp.name,
-        )
-
-
-def _checkGrid(inp: VisitInput, refWcs: WCS, bbox: Box) -> None:
-    """Raise DcrShapeError unless ``inp`` maps the corners of ``bbox`` like ``refWcs``."""
-    try:
-        offset = wcsGridOffset(inp.wcs, refWcs, bbox)
-    except Exception as exc:  # astropy raises many kinds for incompatible frames
-        raise DcrShapeError(
-            f"{inp.name}: its WCS cannot be compared with the model's ({exc}); warp the "
-            "exposures onto the coadd's pixel grid first",
-            visit=inp.name,
-        ) from exc
-    if not math.isfinite(offset) or offset > WCS_GRID_TOLERANCE:
-        raise DcrShapeError(
-            f"{inp.name} is not on the model's pixel grid: its WCS puts the box corners "
-            f"{offset:.3g} pixels from where the model's WCS does (tolerance "
-            f"{WCS_GRID_TOLERANCE:g} pixel); warp every exposure onto the coadd's pixel "
-            "grid (same WCS, parent coordinates) first",
-            visit=inp.name,
-            offsetPixels=offset,
         )
 
 
@@ -330,6 +394,11 @@ class PreparedRun:
         The PSF part of the run summary.
     scratch : `RunScratch`
         Values computed once per run and reused by its subregions.
+    gridSource : str
+        Where the model's grid came from: ``"grid"``, ``"coadd"`` or ``"visits"``
+        (`dcrmodel.assemble.placement.modelGrid`).
+    skipped : list of str
+        The names of the visits left out because they do not overlap the grid.
     """
 
     inputs: list[VisitInput]
@@ -345,6 +414,8 @@ class PreparedRun:
     modelPsf: Psf | None = None
     psfSummary: dict[str, Any] = dataclasses.field(default_factory=dict)
     scratch: RunScratch = dataclasses.field(default_factory=lambda: RunScratch())
+    gridSource: str = "visits"
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------
@@ -414,40 +485,6 @@ def checkBadMaskPlanes(inputs: list[VisitInput], badMaskPlanes: Sequence[str]) -
             f"defines; known planes: {', '.join(sorted(known))}",
             badMaskPlanes=badMaskPlanes,
         )
-
-
-def modelBoxAndWcs(inputs: list[VisitInput], coadd: Exposure | None) -> tuple[Box, WCS]:
-    """Return the model's box and the WCS of its pixel grid.
-
-    The box and WCS of a given coadd (the first visit's WCS if the coadd has none), else
-    the box covering every visit and the first visit's WCS.
-    """
-    if coadd is not None:
-        bbox = coadd.bbox
-        refWcs = coadd.wcs if coadd.wcs is not None else inputs[0].wcs
-    else:
-        bbox = inputs[0].bbox
-        for inp in inputs[1:]:
-            bbox = Box.fromCorners(
-                min(bbox.minX, inp.bbox.minX),
-                min(bbox.minY, inp.bbox.minY),
-                max(bbox.maxX, inp.bbox.maxX),
-                max(bbox.maxY, inp.bbox.maxY),
-            )
-        refWcs = inputs[0].wcs
-    return bbox, refWcs
-
-
-def checkPlacement(inputs: list[VisitInput], bbox: Box, refWcs: WCS) -> None:
-    """Raise DcrShapeError for a visit outside the model's box or off its pixel grid."""
-    for inp in inputs:
-        if not inp.bbox.overlaps(bbox):
-            raise DcrShapeError(
-                f"{inp.name} does not overlap the model's box: its pixels cover "
-                f"{inp.bbox} and the model {bbox}; give exposures of the coadd's patch",
-                visit=inp.name,
-            )
-        _checkGrid(inp, refWcs, bbox)
 
 
 def measureDcr(inputs: list[VisitInput], band: Filter, bbox: Box, numSubfilters: int) -> float:

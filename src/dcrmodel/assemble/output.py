@@ -26,7 +26,8 @@ from .._version import __version__
 from ..atomic import atomicDirectory, guardOutputFolder
 from ..errors import DcrTypeError
 from ..fits import writeDcrModel, writeExposure
-from ..image import Exposure, Image, MaskedImage
+from ..image import Exposure, Image, Mask, MaskedImage
+from ..model import LOW_COVERAGE_PLANE
 from .config import DcrAssembleConfig
 from .inputs import PreparedRun
 from .tiling import featherWidth
@@ -37,6 +38,7 @@ __all__ = [
     "checkOutputFolder",
     "runSummary",
     "stackedCoadd",
+    "flagLowCoverage",
     "SUMMARY_NAME",
     "STACKED_COADD_NAME",
     "NIMAGE_NAME",
@@ -111,6 +113,32 @@ def stackedCoadd(model: Any, prepared: PreparedRun) -> Exposure:
     )
 
 
+def flagLowCoverage(nImages: list[Image], minCoverage: int, masks: list[Mask]) -> np.ndarray:
+    """Flag the pixels resting on fewer than ``minCoverage`` visits in masks.
+
+    Parameters
+    ----------
+    nImages : list of `dcrmodel.image.Image`
+        Per subfilter, the number of visits covering each pixel.
+    minCoverage : int
+        The least number of visits of a well-covered pixel.
+    masks : list of `dcrmodel.image.Mask`
+        Masks on the box of ``nImages`` that receive `LOW_COVERAGE_PLANE` there.
+
+    Returns
+    -------
+    `numpy.ndarray`
+        Boolean: the pixels flagged (the smallest count over the subfilters is below
+        ``minCoverage``).
+    """
+    coverage = np.min([image.array for image in nImages], axis=0)
+    low = coverage < minCoverage
+    for mask in masks:
+        bit = mask.addMaskPlane(LOW_COVERAGE_PLANE)
+        mask.array[low] |= np.int32(1 << bit)
+    return low
+
+
 def runSummary(
     config: DcrAssembleConfig,
     prepared: PreparedRun,
@@ -145,6 +173,8 @@ def runSummary(
                 "dcrEdgeShifts": [[list(s0), list(s1)] for s0, s1 in inp.dcr],
                 "psfFwhm": None if inp.psf is None else float(inp.psf.fwhm),
                 "psfEstimated": inp.psfEstimate is not None,
+                "warped": inp.warp is not None,
+                "noiseFactor": None if inp.warp is None else float(inp.warp.noiseFactor),
             }
         )
     bbox = prepared.bbox
@@ -160,6 +190,8 @@ def runSummary(
         },
         "bbox": [bbox.minX, bbox.minY, bbox.width, bbox.height],
         "coadd": "given" if prepared.coaddGiven else "computed",
+        "grid": prepared.gridSource,
+        "skipped": list(prepared.skipped),
         "bufferPixels": prepared.buffer,
         "featherPixels": featherWidth(prepared.buffer, config.solver),
         "visits": visits,

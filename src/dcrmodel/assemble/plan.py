@@ -9,7 +9,6 @@ stitches the results.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
@@ -36,7 +35,8 @@ class SubregionTask:
     Made by `AssemblyPlan.subregionTask` and solved by `assembleSubregion`, in this
     process or in another one: the object pickles to the size of the subregion with its
     buffer (visit files are referenced by path and read there one cutout at a time;
-    in-memory visits are carried as cutouts).
+    in-memory visits are carried as cutouts, those warped onto the grid as the cutout of
+    their own pixels that the warp needs).
 
     Attributes
     ----------
@@ -199,11 +199,7 @@ class AssemblyPlan:
             # shared by the later ones (the copies below share the dict; pickled tasks
             # carry it).
             inp.zenithAt(bbox, lambda: [self.solvedBox(i) for i in range(len(self.tiles))])
-            if inp.exposure is not None:
-                inp = copy.copy(inp)
-                inp.bbox = inp.bbox.intersection(bbox)
-                inp.exposure = None if inp.bbox.isEmpty() else inp.exposure[inp.bbox]
-            inputs.append(inp)
+            inputs.append(inp.cutTo(bbox))
         model = self.model
         cut = DcrModel(
             [Image(image.array[inner], bbox=bbox) for image in model],

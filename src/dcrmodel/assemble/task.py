@@ -47,7 +47,9 @@ per-subfilter image counts and a JSON summary, atomically. `assembleFromFiles` d
 whole run from exposure files, for the command line.
 
 This module orchestrates a run; its steps live beside it: the checks of the inputs and the
-plain coadd in `dcrmodel.assemble.inputs`, the subregions and their joins in
+plain coadd in `dcrmodel.assemble.inputs`, the model's grid and the visits warped onto it
+(visits on their own detector grids) in `dcrmodel.assemble.placement`, the subregions and
+their joins in
 `dcrmodel.assemble.tiling`, the plan of a run in `dcrmodel.assemble.plan`, a subregion's
 cutouts in `dcrmodel.assemble.subregion`, the iterative solver (steps 3 to 5) in
 `dcrmodel.assemble.iterative`, the direct one in `dcrmodel.assemble.direct` (on a subregion:
@@ -69,10 +71,11 @@ from scipy import ndimage
 
 from ..errors import DcrError, DcrPsfWarning, DcrTypeError, DcrValueError
 from ..image import Box, Exposure, Filter, Image, Mask, Psf, StatisticsControl
-from ..model import DcrModel
+from ..model import LOW_COVERAGE_PLANE, DcrModel
 from ..physics import wavelengthGenerator
 from ..progress import ProgressCallback, reportProgress
 from ..psf import modelPsfFor, validatePsf
+from ..warp import getWarpingKernel
 from .config import DcrAssembleConfig
 from .direct import solveDirectFromShifts
 from .directregion import DirectSubregion
@@ -83,20 +86,26 @@ from .inputs import (
     checkBadMaskPlanes,
     checkFinite,
     checkMetadata,
-    checkPlacement,
     computedCoadd,
     estimateMissingPsf,
     goodPixels,
     loadCoadd,
     measureDcr,
     measureZeniths,
-    modelBoxAndWcs,
     openInputs,
     prepareGivenCoadd,
     usableInputs,
 )
 from .iterative import IterativeSubregion
-from .output import AssembleResult, checkOutputFolder, runSummary, stackedCoadd, writeResults
+from .output import (
+    AssembleResult,
+    checkOutputFolder,
+    flagLowCoverage,
+    runSummary,
+    stackedCoadd,
+    writeResults,
+)
+from .placement import modelGrid, placeVisits, resolveGrid, sourceStatistics
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
 from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
 
@@ -235,6 +244,7 @@ class DcrAssembleCoadd:
         self,
         exposures: Sequence[Exposure | str | os.PathLike],
         coadd: Exposure | str | os.PathLike | None = None,
+        grid: Any = None,
         progress: ProgressCallback | None = None,
     ) -> AssembleResult:
         """Build the DCR model.
@@ -243,14 +253,25 @@ class DcrAssembleCoadd:
         ----------
         exposures : sequence of `Exposure` or path
             The visits: in-memory exposures, or paths of exposure files (Rubin layout)
-            that are read one subregion at a time. All on the model's pixel grid (same
-            WCS, parent coordinates), each with a WCS, a `VisitInfo` and (unless the
-            configuration sets the band) a filter.
+            that are read one subregion at a time, each with a celestial WCS, a
+            `VisitInfo` and (unless the configuration sets the band) a filter. A visit on
+            the model's pixel grid is used as it is; a visit on another grid (a detector
+            frame) is warped onto it one subregion at a time
+            (`dcrmodel.assemble.placement`); a visit that does not overlap the grid is left
+            out with a warning. Without a ``grid`` or ``coadd`` every visit must be on the
+            first visit's grid.
         coadd : `Exposure` or path, optional
-            A plain coadd of the same patch to start from; its box is the model's box and
-            its DETECTED pixels mark the sources. None: computed from the inputs
+            A plain coadd of the same patch to start from; its box and WCS are the model's
+            grid (unless ``grid`` is given, which it must then agree with) and its DETECTED
+            pixels mark the sources. None: computed from the (warped) inputs
             (inverse-variance weighted mean of their good pixels, sources detected at
             ``config.detectionThreshold`` sigma).
+        grid : tuple or str or path, optional
+            The model's grid: ``(astropy.wcs.WCS, Box)``, the path of an exposure file whose
+            IMAGE header gives them, or ``"RA,DEC,WIDTH,HEIGHT,SCALE"`` (degrees, degrees,
+            pixels, pixels, arcsec per pixel) for a North-up, East-left tangent-plane patch
+            (`dcrmodel.assemble.placement.resolveGrid`). None: the coadd's grid, else the
+            box covering every visit on the first visit's WCS.
         progress : callable, optional
             Called with a dict after each iteration: ``subregion`` (index) and
             ``nSubregions``, ``finished`` False, ``iteration``, ``convergence`` (None when
@@ -277,8 +298,12 @@ class DcrAssembleCoadd:
         DcrMetadataError
             For a visit without the WCS, visit info or band DCR needs (named).
         DcrShapeError
-            For a visit that does not overlap the model's box or is not on its grid, or
-            (PSF-aware solver) a PSF kernel larger than its exposure.
+            Without a ``grid`` or ``coadd``, for a visit that is not on the first visit's
+            grid; (PSF-aware solver) for a PSF kernel larger than its exposure.
+        DcrValueError
+            Also for a malformed ``grid``, a ``coadd`` and ``grid`` that disagree, a visit
+            to be warped whose WCS is not celestial, no visit overlapping the grid, or fewer
+            overlapping visits than subfilters.
         DcrConfigError
             For an unknown mask plane, or ``solver="direct"`` when `dcrmodel.assemble.direct` is
             not installed.
@@ -288,8 +313,10 @@ class DcrAssembleCoadd:
         DcrPsfWarning
             For each visit whose PSF had to be estimated (PSF-aware solver), and when a
             PSF-unaware solver gets inputs whose seeing ranges over more than 40 %.
+        DcrWarning
+            For each visit that does not overlap the model's grid (left out).
         """
-        plan = self.planSubregions(exposures, coadd)
+        plan = self.planSubregions(exposures, coadd, grid)
         tic = time.perf_counter()
         results = []
         for index in range(plan.numSubregions):
@@ -313,6 +340,7 @@ class DcrAssembleCoadd:
         self,
         exposures: Sequence[Exposure | str | os.PathLike],
         coadd: Exposure | str | os.PathLike | None = None,
+        grid: Any = None,
     ) -> AssemblyPlan:
         """Check the inputs, compute the plain coadd and split the patch into subregions.
 
@@ -323,7 +351,7 @@ class DcrAssembleCoadd:
 
         Parameters
         ----------
-        exposures, coadd
+        exposures, coadd, grid
             As in `run`.
 
         Returns
@@ -338,7 +366,7 @@ class DcrAssembleCoadd:
         """
         config = self.config
         start = time.perf_counter()
-        prepared = self._prepare(exposures, coadd)
+        prepared = self._prepare(exposures, coadd, grid)
         coaddExposure = prepared.coadd
         model = DcrModel.fromImage(
             coaddExposure.maskedImage,
@@ -416,6 +444,7 @@ class DcrAssembleCoadd:
         for k in range(n):
             model[k] = Image(total[k] / weightSum, bbox=bbox)
         stacked = stackedCoadd(model, plan.prepared)
+        lowCoverage = flagLowCoverage(nImages, self.config.resolveMinCoverage(), [model.mask])
         allTimings = dict(plan.timings)
         allTimings.update(timings or {})
         allTimings.setdefault("total", sum(allTimings.values()) + time.perf_counter() - tic)
@@ -423,6 +452,11 @@ class DcrAssembleCoadd:
             self.config, plan.prepared, [byIndex[i].summary for i in range(plan.numSubregions)],
             allTimings,
         )
+        summary["coverage"] = {
+            "minCoverage": self.config.resolveMinCoverage(),
+            "plane": LOW_COVERAGE_PLANE,
+            "lowCoverageFraction": float(lowCoverage.mean()),
+        }
         return AssembleResult(dcrModel=model, coadd=stacked, nImages=nImages, summary=summary)
 
     def _checkResults(
@@ -471,16 +505,18 @@ class DcrAssembleCoadd:
         return byIndex
 
     # ----------------------------------------------------------------------- prepare
-    def _prepare(self, exposures: Any, coadd: Any) -> PreparedRun:
+    def _prepare(self, exposures: Any, coadd: Any, grid: Any) -> PreparedRun:
         """Check the inputs, measure their DCR, PSFs and weights, make the plain coadd.
 
         The checks run in this order, before any pass over the pixels: the visits, the
-        coadd, the bad mask planes, the visits' metadata and band, their place on the
-        model's grid, their DCR, a tiny template with the run's settings and the PSFs.
+        grid, the coadd, the bad mask planes, the visits' metadata and band, their place on
+        the model's grid (`placeVisits`: on it, warped onto it, or left out), their DCR, a
+        tiny template with the run's settings and the PSFs.
         """
         config = self.config
         n = config.dcrNumSubfilters
         inputs = openInputs(exposures, n)
+        givenGrid = resolveGrid(grid)
         coaddGiven = coadd is not None
         if coaddGiven:
             coadd = loadCoadd(coadd)
@@ -489,8 +525,19 @@ class DcrAssembleCoadd:
         for inp in inputs:
             checkMetadata(inp, config.doAirmassWeight)
         band = bandOf(config, inputs, coadd)
-        bbox, refWcs = modelBoxAndWcs(inputs, coadd if coaddGiven else None)
-        checkPlacement(inputs, bbox, refWcs)
+        bbox, refWcs, gridSource = modelGrid(inputs, coadd if coaddGiven else None, givenGrid)
+        kernel = getWarpingKernel(config.warpingKernel)
+        placement = placeVisits(inputs, bbox, refWcs, kernel.name, gridSource != "visits",
+                                kernel.size // 2 + 1)
+        inputs = placement.inputs
+        if len(inputs) < n:
+            raise DcrValueError(
+                f"only {len(inputs)} visits overlap the model's grid, fewer than the {n} "
+                "subfilters",
+                nVisits=len(inputs),
+                dcrNumSubfilters=n,
+                skipped=placement.skipped[:10],
+            )
 
         # DCR of every visit at the centre of the patch: for the buffer and the summary.
         maxShift = measureDcr(inputs, band, bbox, n)
@@ -501,7 +548,11 @@ class DcrAssembleCoadd:
         self._preflight(inputs[0], band, bbox)
         psfAware, modelPsf, psfSummary = self._preparePsfs(inputs, band, bbox)
 
-        statsCtrl = StatisticsControl(badMaskPlanes=config.badMaskPlanes)
+        badPlanes = config.badMaskPlanes
+        if placement.numWarped and "NO_DATA" not in badPlanes:
+            # Outside its footprint a warped visit has no pixels: never data.
+            badPlanes = (*badPlanes, "NO_DATA")
+        statsCtrl = StatisticsControl(badMaskPlanes=badPlanes)
         coaddExposure = self._statisticsPass(inputs, bbox, statsCtrl, coadd if coaddGiven else None)
         if not coaddGiven:
             coaddExposure = Exposure(
@@ -525,6 +576,8 @@ class DcrAssembleCoadd:
             psfAware=psfAware,
             modelPsf=modelPsf,
             psfSummary=psfSummary,
+            gridSource=gridSource,
+            skipped=placement.skipped,
         )
 
     def _preparePsfs(
@@ -629,8 +682,11 @@ class DcrAssembleCoadd:
     ) -> Exposure:
         """Read every visit once per subregion: weights, checks, and the plain coadd.
 
-        Each visit's weight is the inverse of the mean variance of its good pixels. When
-        no coadd is given it is the inverse-variance weighted mean of the good pixels.
+        Each visit's weight is the inverse of the mean variance of its good pixels (for a
+        warped visit: its own pixels that map onto the grid, `sourceStatistics`). When no
+        coadd is given it is the inverse-variance weighted mean of the good pixels (a warped
+        visit's variances divided by its ``noiseFactor``; see `dcrmodel.assemble.placement`);
+        only then are warped visits warped here.
         """
         config = self.config
         sumVariance = np.zeros(len(inputs))
@@ -639,17 +695,26 @@ class DcrAssembleCoadd:
             denominator = np.zeros(bbox.shape)
         for tile in subregionTiles(bbox, config.subregionSize):
             for i, inp in enumerate(inputs):
-                cutout = inp.read(tile)
-                if cutout is None:
-                    continue
-                good = goodPixels(cutout, statsCtrl)
-                checkFinite(inp, cutout, good)
-                variance = cutout.variance.array
-                inp.goodPixels += int(good.sum())
-                sumVariance[i] += float(variance[good].sum())
-                if coadd is None:
+                if inp.warp is not None:
+                    cutout = self._warpedStatistics(inp, i, tile, statsCtrl, sumVariance,
+                                                    coadd is None)
+                    factor = inp.warp.noiseFactor
+                else:
+                    cutout = inp.read(tile)
+                    if cutout is None:
+                        continue
+                    good = goodPixels(cutout, statsCtrl)
+                    checkFinite(inp, cutout, good)
+                    inp.goodPixels += int(good.sum())
+                    sumVariance[i] += float(cutout.variance.array[good].sum())
+                    factor = None
+                if coadd is None and cutout is not None:
+                    good = goodPixels(cutout, statsCtrl)
+                    variance = cutout.variance.array
                     sub = cutout.bbox.slices(bbox)
                     weight = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
+                    if factor is not None:
+                        weight *= factor
                     numerator[sub] += weight * np.where(good, cutout.image.array, 0.0)
                     denominator[sub] += weight
         for i, inp in enumerate(inputs):
@@ -658,6 +723,30 @@ class DcrAssembleCoadd:
         if coadd is not None:
             return prepareGivenCoadd(config, coadd, statsCtrl)
         return computedCoadd(config, numerator, denominator, bbox)
+
+    @staticmethod
+    def _warpedStatistics(
+        inp: VisitInput,
+        index: int,
+        tile: Box,
+        statsCtrl: StatisticsControl,
+        sumVariance: np.ndarray,
+        warp: bool,
+    ) -> Exposure | None:
+        """Add a warped visit's own pixels in a tile to its statistics; warp it if asked.
+
+        Returns the visit warped onto the tile (None without ``warp`` or without pixels).
+        """
+        source = inp.readSource(tile)
+        if source is None:
+            return None
+        box, cutout = source
+        good = goodPixels(cutout, statsCtrl)
+        checkFinite(inp, cutout, good)
+        count, varianceSum = sourceStatistics(inp.warp, cutout, tile, good)
+        inp.goodPixels += count
+        sumVariance[index] += varianceSum
+        return inp.warped(box, cutout) if warp else None
 
     # ------------------------------------------------------------------------- solve
     def _modelWeights(self, mask: Mask) -> np.ndarray | None:
@@ -686,13 +775,15 @@ def assembleFromFiles(
     config: DcrAssembleConfig | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    grid: Any = None,
 ) -> AssembleResult:
     """Build a DCR model from exposure files and write it to a folder.
 
     Parameters
     ----------
     paths : sequence of str or os.PathLike
-        Exposure files (Rubin layout) of the visits, on the coadd's pixel grid.
+        Exposure files (Rubin layout) of the visits: on the model's grid, or on their own
+        (detector) grids, warped onto it (see `DcrAssembleCoadd.run`).
     outDir : str or os.PathLike
         Output folder (see `writeResults`); checked before any work.
     coaddPath : str or os.PathLike, optional
@@ -703,6 +794,9 @@ def assembleFromFiles(
         Replace an earlier model in ``outDir``.
     progress : callable, optional
         Called after each iteration (see `DcrAssembleCoadd.run`).
+    grid : tuple or str or os.PathLike, optional
+        The model's grid (see `DcrAssembleCoadd.run`): ``(WCS, Box)``, an exposure file or
+        ``"RA,DEC,WIDTH,HEIGHT,SCALE"``; checked before any work.
 
     Returns
     -------
@@ -710,6 +804,7 @@ def assembleFromFiles(
         The result, also written to ``outDir``.
     """
     checkOutputFolder(outDir, overwrite)
+    grid = resolveGrid(grid)
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if coaddPath is not None and not Path(coaddPath).is_file():
@@ -719,6 +814,6 @@ def assembleFromFiles(
             f"input file(s) not found: {', '.join(missing[:5])}", nMissing=len(missing)
         )
     task = DcrAssembleCoadd(config)
-    result = task.run(paths, coadd=coaddPath, progress=progress)
+    result = task.run(paths, coadd=coaddPath, grid=grid, progress=progress)
     writeResults(result, outDir, overwrite=overwrite)
     return result

@@ -1,6 +1,7 @@
 """The ``dcrmodel`` subcommands that build and use DCR models.
 
-- ``dcrmodel assemble VISIT.fits... --out MODEL_DIR``: build a DCR model (`dcrmodel.assemble.task`);
+- ``dcrmodel assemble VISIT.fits... --out MODEL_DIR``: build a DCR model (`dcrmodel.assemble.task`)
+  on the grid of ``--grid`` or ``--coadd`` (visits on other grids are warped onto it);
   ``--workers N`` or ``--scheduler ADDRESS`` solve its subregions on Dask
   (`dcrmodel.distributed.runner`).
 - ``dcrmodel assemble-patches PLAN.toml``: the models of many patches.
@@ -26,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles
+from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles, resolveGrid
 from ..atomic import atomicPath
 from ..diffim import makeDifference, templateForExposure
 from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
@@ -73,10 +74,17 @@ def _addAssemble(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "assemble", parents=[common], help="build a DCR model from exposures of one patch",
         description="Build a DCR model (one image per subfilter) from exposures of one patch "
         "taken at different airmasses and parallactic angles, and write it with the stacked "
-        "coadd, the per-subfilter image counts and a run summary.",
+        "coadd, the per-subfilter image counts and a run summary. The model's grid is "
+        "--grid's, else --coadd's, else the visits' own (then all on one grid); visits on "
+        "other grids (detector frames) are warped onto it, and a visit that does not "
+        "overlap it is left out with a warning.",
     )
     parser.add_argument("visits", nargs="+", metavar="VISIT.fits", help="exposure files")
     parser.add_argument("--coadd", metavar="COADD.fits", help="plain coadd to start from")
+    parser.add_argument("--grid", metavar="GRID",
+                        help="the model's grid: an exposure file whose WCS and box are used, "
+                        f"or {GRID_SPEC_FORMAT} (degrees, degrees, pixels, pixels, "
+                        "arcsec/pixel) for a North-up tangent-plane patch")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="output folder")
     parser.add_argument("--config", metavar="C.toml", help="configuration file (TOML)")
     parser.add_argument("--subfilters", type=int, metavar="N", help="number of subfilters")
@@ -129,25 +137,29 @@ def _runAssemble(args: argparse.Namespace) -> int:
 
     config = DcrAssembleConfig.fromToml(args.config) if args.config else DcrAssembleConfig()
     config = config.withOverrides(**_overrides(args))
+    if args.grid is not None:
+        resolveGrid(args.grid)  # a malformed grid fails here, before any work
     bar = _bar(args, "assemble")
     try:
         if args.workers is None and args.scheduler is None and not args.resume:
             result = assembleFromFiles(args.visits, args.out, coaddPath=args.coadd,
                                        config=config, overwrite=args.overwrite,
-                                       progress=bar)
+                                       progress=bar, grid=args.grid)
         else:
 
             result = assembleDistributed(args.visits, args.out, config=config,
                                          coaddPath=args.coadd, workers=args.workers,
                                          scheduler=args.scheduler, resume=args.resume,
                                          overwrite=args.overwrite,
-                                         progress=bar)
+                                         progress=bar, grid=args.grid)
     finally:
         bar.close()
     if not getattr(args, "quiet", False):
         summary = result.summary
-        print(f"DCR model of {len(summary.get('visits', []))} visits, "
-              f"{result.dcrModel.dcrNumSubfilters} subfilters ({config.solver} solver) "
+        warped = sum(1 for visit in summary.get("visits", []) if visit.get("warped"))
+        print(f"DCR model of {len(summary.get('visits', []))} visits"
+              + (f" ({warped} warped onto the grid)" if warped else "")
+              + f", {result.dcrModel.dcrNumSubfilters} subfilters ({config.solver} solver) "
               f"written to {args.out} in {summary.get('timings', {}).get('total', 0.0):.1f} s")
     return 0
 
@@ -159,8 +171,8 @@ def _addAssemblePatches(subparsers: Any, common: argparse.ArgumentParser) -> Non
     parser = subparsers.add_parser(
         "assemble-patches", parents=[common], help="build DCR models of many patches",
         description="Build the DCR model of every patch of a plan (TOML: [[patch]] entries "
-        "with name, visits, optional coadd, out and config) on a Dask cluster, or one after "
-        "another without --workers/--scheduler, and print a summary table.",
+        "with name, visits, optional coadd and grid, out and config) on a Dask cluster, or "
+        "one after another without --workers/--scheduler, and print a summary table.",
     )
     parser.add_argument("plan", metavar="PLAN.toml", help="the plan of patches")
     parser.add_argument("--overwrite", action="store_true",

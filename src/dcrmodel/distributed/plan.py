@@ -15,11 +15,15 @@ A plan is a TOML file (`loadPlan`)::
     name = "tract9813-patch42"  # optional; the output folder's name by default
     visits = "visits/p42/*.fits"   # a glob, or a list of files and globs
     coadd = "coadds/p42.fits"   # optional plain coadd
+    grid = "150.1,-30.2,4000,4000,0.2"  # optional model grid: RA,DEC,WIDTH,HEIGHT,SCALE
+                                # or an exposure file whose IMAGE header gives it
     out = "models/p42"          # output folder (see dcrmodel.assemble.task.writeResults)
     config = { maxNumIter = 6 }  # optional overrides for this patch
 
 Relative paths are taken from the plan file's folder. ``config`` (top level or per
-patch) may also be the path of a configuration file (`DcrAssembleConfig.fromToml`).
+patch) may also be the path of a configuration file (`DcrAssembleConfig.fromToml`). With a
+``grid`` (or a ``coadd``) visits on other pixel grids (detector frames) are warped onto the
+model's grid as the patch is assembled (`dcrmodel.assemble.placement`).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..assemble import DcrAssembleConfig, checkOutputFolder
-from ..errors import DcrConfigError, DcrOutputError, DcrTypeError, DcrValueError
+from ..assemble import DcrAssembleConfig, checkOutputFolder, resolveGrid
+from ..errors import DcrConfigError, DcrError, DcrOutputError, DcrTypeError, DcrValueError
 
 __all__ = ["Patch", "PatchPlan", "loadPlan"]
 
@@ -56,6 +60,10 @@ class Patch:
         A plain coadd to start from; computed from the visits when None.
     config : DcrAssembleConfig
         The settings of this patch.
+    grid : str, tuple or None
+        The model's grid (`dcrmodel.assemble.resolveGrid`): the path of an exposure file,
+        the text ``"RA,DEC,WIDTH,HEIGHT,SCALE"`` or ``(astropy.wcs.WCS, Box)``; None: the
+        coadd's, else the visits'.
     """
 
     name: str
@@ -63,6 +71,7 @@ class Patch:
     out: Path
     coadd: Path | None = None
     config: DcrAssembleConfig = dataclasses.field(default_factory=DcrAssembleConfig)
+    grid: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +98,8 @@ class PatchPlan:
         Parameters
         ----------
         data : mapping
-            ``{"config": {...}, "patch": [{"name", "visits", "coadd", "out", "config"},
-            ...]}``.
+            ``{"config": {...}, "patch": [{"name", "visits", "coadd", "grid", "out",
+            "config"}, ...]}``.
         base : str or os.PathLike, optional
             Folder that relative paths are taken from (the current one when None).
 
@@ -132,9 +141,9 @@ class PatchPlan:
         """Check every patch before any work; raise on the first kind of problem.
 
         Checked: at least one patch; unique names; every visit file and coadd exists and
-        no visit is listed twice in a patch; at least as many visits as subfilters; output
-        folders neither shared nor nested in one another, and each new, empty, or (with
-        ``overwrite``) holding an earlier model.
+        no visit is listed twice in a patch; every grid reads or parses; at least as many
+        visits as subfilters; output folders neither shared nor nested in one another, and
+        each new, empty, or (with ``overwrite``) holding an earlier model.
 
         Parameters
         ----------
@@ -146,7 +155,8 @@ class PatchPlan:
         DcrConfigError
             For no patch or duplicate names.
         DcrValueError
-            For missing files (all of them are listed), duplicate visits or too few visits.
+            For missing files (all of them are listed), duplicate visits, a grid that
+            cannot be read or parsed, or too few visits.
         DcrOutputError
             For shared or nested output folders, or one holding other files.
         """
@@ -186,6 +196,12 @@ class PatchPlan:
                 nMissing=len(missing),
             )
         for patch in self.patches:
+            try:
+                resolveGrid(patch.grid)
+            except (DcrError, FileNotFoundError) as exc:
+                raise DcrValueError(f"patch {patch.name!r}: grid {_gridText(patch.grid)}: "
+                                    f"{getattr(exc, 'message', exc)}", patch=patch.name) from None
+        for patch in self.patches:
             n = patch.config.dcrNumSubfilters
             if len(patch.visits) < n:
                 raise DcrValueError(
@@ -211,6 +227,26 @@ class PatchPlan:
                 raise DcrOutputError(
                     f"patch {patch.name!r}: {exc.message}", **exc.values
                 ) from None
+
+
+def _gridText(grid: Any) -> str:
+    """Return how a patch's grid is named in messages."""
+    if isinstance(grid, tuple | list) and len(grid) == 2:
+        return f"(WCS, {grid[1]})"
+    return repr(os.fspath(grid)) if isinstance(grid, str | os.PathLike) else repr(grid)
+
+
+def _gridFrom(value: Any, root: Path, where: str) -> str | None:
+    """Return a plan entry's grid: a file's absolute path, or the text as it is."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise DcrConfigError(
+            f"{where}: grid must be the name of an exposure file or the text "
+            "RA,DEC,WIDTH,HEIGHT,SCALE", grid=value,
+        )
+    path = _resolve(value, root)
+    return str(path) if path.is_file() or "," not in value else value
 
 
 def _configFrom(
@@ -274,11 +310,11 @@ def _patchFrom(entry: Mapping[str, Any], index: int, baseConfig: DcrAssembleConf
                root: Path) -> Patch:
     label = entry.get("name", None)
     where = f"patch {label!r}" if isinstance(label, str) else f"patch #{index + 1}"
-    unknown = sorted(set(entry) - {"name", "visits", "coadd", "out", "config"})
+    unknown = sorted(set(entry) - {"name", "visits", "coadd", "grid", "out", "config"})
     if unknown:
         raise DcrConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)}; a patch has name, visits, coadd, "
-            "out and config"
+            "grid, out and config"
         )
     for key in ("visits", "out"):
         if key not in entry:
@@ -299,6 +335,7 @@ def _patchFrom(entry: Mapping[str, Any], index: int, baseConfig: DcrAssembleConf
         out=outPath,
         coadd=None if coadd is None else _resolve(coadd, root),
         config=_configFrom(entry.get("config"), baseConfig, root, where),
+        grid=_gridFrom(entry.get("grid"), root, where),
     )
 
 

@@ -59,6 +59,7 @@ from ..assemble import (
     DcrAssembleConfig,
     SubregionResult,
     assembleFromFiles,
+    resolveGrid,
     subregionTiles,
     writeResults,
 )
@@ -118,7 +119,9 @@ class _Job:
     def _estimateTiles(self) -> int:
         """Return the number of subregions from the files' headers (the plan has the list)."""
         patch = self.patch
-        if patch.coadd is not None:
+        if patch.grid is not None:
+            bbox = resolveGrid(patch.grid)[1]
+        elif patch.coadd is not None:
             bbox = readExposureBBox(patch.coadd)
         else:
             boxes = [readExposureBBox(p) for p in patch.visits]
@@ -273,7 +276,8 @@ def _runLocal(jobs: list[_Job], progress: _Progress, traceMemory: bool,
         job.start = time.perf_counter()
         try:
             job.openScratch()
-            plan = planPatch(job.patch.visits, job.patch.coadd, job.patch.config)
+            plan = planPatch(job.patch.visits, job.patch.coadd, job.patch.config,
+                             job.patch.grid)
             todo = job.setTiles(plan.tiles)
             for index in sorted(job.resumed):
                 progress.subregion(job, job.results[index], resumed=True)
@@ -329,8 +333,8 @@ class _ClusterRun:
         job.openScratch()
         patch = job.patch
         job.planFuture = self.submit(planPatch, patch.visits, patch.coadd, patch.config,
-                                     key=f"dcrmodel-plan-{job.position}", job=job,
-                                     kind="plan")
+                                     patch.grid, key=f"dcrmodel-plan-{job.position}",
+                                     job=job, kind="plan")
         self.submit(planTiles, job.planFuture, key=f"dcrmodel-tiles-{job.position}", job=job,
                     kind="tiles", watch=True)
 
@@ -436,14 +440,16 @@ def assembleDistributed(
     timeout: float = SCHEDULER_TIMEOUT,
     retries: int = 1,
     traceMemory: bool = False,
+    grid: Any = None,
 ) -> AssembleResult:
     """Build a DCR model from exposure files with its subregions solved on a Dask cluster.
 
     Parameters
     ----------
     paths : sequence of str or os.PathLike
-        Exposure files (Rubin layout) of the visits, on the coadd's pixel grid, readable
-        by the workers under the same names.
+        Exposure files (Rubin layout) of the visits, readable by the workers under the
+        same names: on the model's grid, or on their own (detector) grids, warped onto it
+        by each subregion's task as in a serial run.
     outDir : str or os.PathLike
         Output folder (`dcrmodel.assemble.task.writeResults`); checked before any work.
     config : DcrAssembleConfig, optional
@@ -476,6 +482,9 @@ def assembleDistributed(
         Also measure each task's own peak memory with `tracemalloc` (``peakMemoryBytes``
         in the subregion summaries; about doubles the time of a task). The workers' peak
         resident memory (``workerPeakRssBytes``) is always recorded.
+    grid : tuple or str or os.PathLike, optional
+        The model's grid (`dcrmodel.assemble.resolveGrid`): ``(WCS, Box)``, an exposure
+        file or ``"RA,DEC,WIDTH,HEIGHT,SCALE"``.
 
     Returns
     -------
@@ -508,7 +517,7 @@ def assembleDistributed(
         paths = [paths]
     if workers is None and scheduler is None and client is None and not resume:
         return assembleFromFiles(paths, outDir, coaddPath=coaddPath, config=config,
-                                 overwrite=overwrite, progress=progress)
+                                 overwrite=overwrite, progress=progress, grid=grid)
     out = Path(os.fspath(outDir)).absolute()
     patch = Patch(
         name=out.name,
@@ -516,6 +525,7 @@ def assembleDistributed(
         out=out,
         coadd=None if coaddPath is None else Path(os.fspath(coaddPath)).absolute(),
         config=config,
+        grid=_absoluteGrid(grid),
     )
     plan = PatchPlan(patches=(patch,))
     plan.validate(overwrite=overwrite)
@@ -525,6 +535,13 @@ def assembleDistributed(
     if job.result is None:  # pragma: no cover - errors are raised above
         raise DcrValueError(f"the assembly of {out} did not finish", error=str(job.error))
     return job.result
+
+
+def _absoluteGrid(grid: Any) -> Any:
+    """Return a grid with a file named by its absolute path (workers may run elsewhere)."""
+    if isinstance(grid, str | os.PathLike) and Path(os.fspath(grid)).is_file():
+        return str(Path(os.fspath(grid)).absolute())
+    return grid
 
 
 def assemblePatches(

@@ -58,15 +58,29 @@ def scratchManifest(patch: Patch) -> dict[str, Any]:
     -------
     dict
         The scratch kind, the dcrmodel version, each input file's path, size (bytes) and
-        modification time (ns), and the settings.
+        modification time (ns), the grid (a file's stamp, its text, or a given WCS and box)
+        and the settings.
     """
     return {
         "kind": _SCRATCH_KIND,
         "dcrmodelVersion": _version.__version__,
         "visits": [_fileStamp(p) for p in patch.visits],
         "coadd": None if patch.coadd is None else _fileStamp(patch.coadd),
+        "grid": _gridStamp(patch.grid),
         "config": patch.config.toDict(),
     }
+
+
+def _gridStamp(grid: Any) -> Any:
+    """Return what a manifest records of a patch's grid (None, a file's stamp or its text)."""
+    if grid is None:
+        return None
+    if isinstance(grid, tuple | list):
+        wcs, bbox = grid
+        return {"wcs": wcs.to_header_string(relax=True),
+                "bbox": [bbox.minX, bbox.minY, bbox.width, bbox.height]}
+    path = Path(os.fspath(grid))
+    return _fileStamp(path) if path.is_file() else os.fspath(grid)
 
 
 def _resultFile(scratch: Path, index: int) -> Path:

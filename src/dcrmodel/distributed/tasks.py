@@ -25,9 +25,12 @@ number of subregion-sized float64 arrays held per visit. Measured on subregions 
 data, weights and current template, the residual and its shifted copies while the update
 is stacked) and 20 to 16 for the PSF-aware direct solver (data, variance, weights, and
 complex Fourier transforms and PSF transfers on the padded grid). `MEMORY_FACTORS` holds
-the bounds used by `estimateSubregionMemory` and checked by the tests (9 and 22). The
-driver holds the patch-sized coadd, starting model and solution, as a serial run does, but
-never the visits.
+the bounds used by `estimateSubregionMemory` and checked by the tests (9 and 22). A visit
+on its own detector grid is warped onto the patch inside the task
+(`dcrmodel.assemble.placement`): one visit at a time, the task also holds the cutout of its
+own pixels and the warp's temporaries (a few subregion-sized arrays, freed before the next
+visit is read). The driver holds the patch-sized coadd, starting model and solution, as a
+serial run does, but never the visits.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import sys
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..assemble import (
     AssemblyPlan,
@@ -59,7 +63,7 @@ MEMORY_OVERHEAD = 2**20
 
 
 def planPatch(
-    visits: Sequence[Path], coadd: Path | None, config: DcrAssembleConfig
+    visits: Sequence[Path], coadd: Path | None, config: DcrAssembleConfig, grid: Any = None
 ) -> AssemblyPlan:
     """Prepare a patch: checks, the visits' weights and the plain coadd.
 
@@ -71,13 +75,16 @@ def planPatch(
         A plain coadd to start from; computed from the visits when None.
     config : DcrAssembleConfig
         The patch's settings.
+    grid : str, tuple or None, optional
+        The model's grid (`dcrmodel.assemble.resolveGrid`); visits on other grids are
+        warped onto it, one subregion at a time, by the subregions' tasks.
 
     Returns
     -------
     dcrmodel.assemble.task.AssemblyPlan
         The plan its subregion tasks are cut from.
     """
-    return DcrAssembleCoadd(config).planSubregions(list(visits), coadd=coadd)
+    return DcrAssembleCoadd(config).planSubregions(list(visits), coadd=coadd, grid=grid)
 
 
 def planTiles(plan: AssemblyPlan) -> list[Box]:
