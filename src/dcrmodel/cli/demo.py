@@ -4,8 +4,9 @@
 its training visits with each requested solver (`dcrmodel.assemble.task`), makes DCR-matched
 templates for the held-out visits, measures them against the truth and in difference
 images beside the plain coadd (`dcrmodel.diffim.metrics`), and writes a report: PNG figures and
-a markdown summary. Fields are listed in `DEMO_FIELDS`: a constant-seeing field and a
-variable-seeing one.
+a markdown summary. Fields are listed in `DEMO_FIELDS`: a constant-seeing field, a
+variable-seeing one, and a detector-frame field (visits on their own rotated, dithered
+detector grids; the model on a patch; templates warped back onto each visit).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ..diffim import evaluateVisit, improvement
 from ..errors import DcrValueError
 from ..fits import readExposure
 from ..progress import ProgressCallback
-from ..simulate import SimulationConfig, runSimulation
+from ..simulate import SimulationConfig, evaluateDetectorVisit, runSimulation
+from ..warp import warpExposure
 from .report import (
     formatMarkdownTable,
     formatTextTable,
@@ -48,7 +50,16 @@ _MARKER = "demo-summary.json"
 DEMO_FIELDS: dict[str, dict[str, Any]] = {
     "constant-seeing": {},
     "variable-seeing": {"seeing": (0.6, 1.2), "chromaticSeeing": -0.2},
+    # Real survey geometry: every visit on its own detector grid (any rotator angle, a
+    # pointing offset), the model on a patch 1.5 times wider, templates warped back.
+    "detector-frames": {
+        "detectorFrames": True, "size": 256, "numTraining": 12, "numTest": 3,
+        "trainingAirmass": (1.0, 2.0), "testAirmass": (1.15, 1.87),
+    },
 }
+
+#: On detector-frame fields, pixels seen by fewer training visits are not measured.
+DETECTOR_MIN_COVERAGE = 6
 
 _SOLVER_LABELS = {"iterative": "DCR iterative", "direct": "DCR direct"}
 
@@ -129,11 +140,7 @@ def _runField(
     started = time.monotonic()
     for visit in tests:
         science = readExposure(manifest.path(visit["file"]))
-        templates = {
-            _SOLVER_LABELS[s]: models[s].buildMatchedExposure(exposure=science[models[s].bbox])
-            for s in solvers
-        }
-        evaluations = evaluateVisit(manifest, visit["id"], templates)
+        templates, evaluations, coaddOnVisit, keep = _evaluate(manifest, visit, science, models)
         coadd = evaluations.pop("coadd")
         byTemplate["plain coadd"].append(coadd)
         rows.append(_row(name, visit, "plain coadd", coadd, None))
@@ -141,12 +148,12 @@ def _runField(
             byTemplate.setdefault(label, []).append(evaluation)
             rows.append(_row(name, visit, label, evaluation, improvement(evaluation, coadd)))
         best = templates[_SOLVER_LABELS[solvers[-1]]]
-        coaddExposure = readExposure(manifest.coaddPath)
         box = best.bbox
+        scienceArray = np.where(keep, science[box].image.array, 0.0)
         figures.append(plotDifferenceComparison(
-            science[box].image.array,
-            science[box].image.array - coaddExposure[box].image.array,
-            science[box].image.array - best.image.array,
+            scienceArray,
+            np.where(keep, scienceArray - coaddOnVisit[box].image.array, 0.0),
+            np.where(keep, scienceArray - best.image.array, 0.0),
             fieldDir / f"difference-visit{visit['id']}.png",
             noiseSigma=float(np.sqrt(np.median(science.variance.array))),
             title=f"{name} field, visit {visit['id']}, airmass {visit['airmass']:.2f} "
@@ -261,6 +268,31 @@ def runDemo(
     return DemoResult(out, rows, summary, figures, seconds)
 
 
+def _evaluate(
+    manifest: Any, visit: dict[str, Any], science: Any, models: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], Any, Any]:
+    """Templates of one held-out visit, their evaluations, the coadd on the visit, kept pixels.
+
+    On a field simulated on the model's grid the templates are cut to the model's box and
+    measured everywhere; on a detector-frame field they are made on the visit's own grid
+    (warped back from the patch) and measured where at least `DETECTOR_MIN_COVERAGE`
+    training visits saw the sky, against the plain coadd warped onto the visit.
+    """
+    if manifest.get("detectorFrames"):
+        templates = {_SOLVER_LABELS[s]: model.buildMatchedExposure(exposure=science)
+                     for s, model in models.items()}
+        result = evaluateDetectorVisit(manifest, visit["id"], templates,
+                                       minCoverage=DETECTOR_MIN_COVERAGE)
+        coaddOnVisit = warpExposure(readExposure(manifest.coaddPath), science.wcs, science.bbox)
+        return (templates, dict(result.evaluations), coaddOnVisit,
+                result.coverage >= DETECTOR_MIN_COVERAGE)
+    templates = {_SOLVER_LABELS[s]: model.buildMatchedExposure(exposure=science[model.bbox])
+                 for s, model in models.items()}
+    evaluations = evaluateVisit(manifest, visit["id"], templates)
+    box = next(iter(templates.values())).bbox
+    return templates, evaluations, readExposure(manifest.coaddPath), np.ones(box.shape, bool)
+
+
 def _writeMarkdown(path: Path, rows: list[dict[str, Any]], figures: list[Path],
                    seconds: dict[str, float], root: Path) -> Path:
 
@@ -277,6 +309,13 @@ def _writeMarkdown(path: Path, rows: list[dict[str, Any]], figures: list[Path],
         "chromatic seeing) and its templates are made at the held-out visit's own PSF; the",
         "iterative solver assumes every visit has the same PSF (it warns on the",
         "variable-seeing field, whose seeing ranges over more than 40 %).",
+        "",
+        "On the detector-frame field every visit is on its own detector grid (any rotator",
+        "angle, a pointing offset); the models are solved on a patch 1.5 times wider from the",
+        "visits warped onto it, and each template is made on the patch and warped back onto",
+        "the held-out visit's grid. Its figures are over the pixels at least "
+        f"{DETECTOR_MIN_COVERAGE} training",
+        "visits saw, against the plain coadd warped onto the visit.",
         "",
         formatMarkdownTable(rows, _COLUMNS),
         "## Figures",
