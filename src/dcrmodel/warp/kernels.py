@@ -4,8 +4,8 @@ A warping kernel is a one-dimensional function ``K(d)`` of the offset ``d`` (pix
 between a source pixel centre and the position being sampled; the two-dimensional kernel
 is the separable product ``K(dx) K(dy)``. `WarpingKernel.taps` gives, for many positions
 at once, the first source pixel and the weights of the ``size`` pixels it touches; for the
-Lanczos kernels it takes the weights of all taps of a position from one sine and one
-cosine (the angle-addition formula, `_lanczosWeights`) rather than two ``sinc`` per tap.
+Lanczos kernels it takes the weights of all taps of a position from one sine (the
+angle-addition formula, `_lanczosWeights`) rather than two ``sinc`` per tap.
 
 The kernels (``name``: support radius, number of taps):
 
@@ -44,6 +44,10 @@ WARPING_KERNELS = ("lanczos3", "lanczos2", "lanczos4", "bilinear", "nearest")
 
 #: The kernel used when none is named (as in the Rubin pipelines).
 DEFAULT_WARPING_KERNEL = "lanczos3"
+
+# Lanczos weights of positions within this of the far end of their taps' range
+# (``x - first`` from ``order - _LANCZOS_GUARD`` to ``order``) are evaluated tap by tap.
+_LANCZOS_GUARD = 1e-8
 
 
 @dataclass(frozen=True)
@@ -127,13 +131,17 @@ class WarpingKernel:
         first = np.floor(x + 1.0 - self.size / 2.0).astype(np.int64)
         if not self.name.startswith("lanczos"):
             return first, self._normalisedWeights(x, first)
-        weights = _lanczosWeights(x - first, int(self.radius))
-        # Near 0 the offsets x - (first + k) round to a coarser grid than x (1.9999999999999998
-        # - 4 is -2.0): there the kernel is evaluated tap by tap, so that which taps are
-        # exactly zero is decided as `__call__` decides it, on the rounded offsets.
-        near = np.abs(x) < 2 * self.size
-        if near.any():
-            weights[:, near] = self._normalisedWeights(x[near], first[near])
+        firstOffset = x - first
+        weights = _lanczosWeights(firstOffset, int(self.radius))
+        # Tap by tap with `__call__` where rounding could decide differently which weights
+        # are exactly zero: within `size` of 0, where x - (first + k) may round to a coarser
+        # grid than x (1.9999999999999998 - 4 is -2.0; further out x and first + k have
+        # one sign and are within a factor 2, so the difference is exact), and next to the
+        # zero crossings of taps 0 and `order` at firstOffset = order (where the formula of
+        # `_lanczosWeights` cancels).
+        slow = (np.abs(x) < self.size) | (firstOffset > self.radius - _LANCZOS_GUARD)
+        if slow.any():
+            weights[:, slow] = self._normalisedWeights(x[slow], first[slow])
         return first, weights
 
     def _normalisedWeights(self, x: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -166,46 +174,54 @@ def _lanczosCoefficients(order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _lanczosWeights(firstOffset: np.ndarray, order: int) -> np.ndarray:
-    """Normalised Lanczos weights of the ``2 order`` taps of every position, from two sines.
+    """Normalised Lanczos weights of the ``2 order`` taps of every position, from one sine.
 
-    ``firstOffset`` is the offset ``d_0 = x - first`` of the first tap (in
-    ``[order - 1, order)`` up to the rounding of ``first``); tap ``k`` has
-    ``d_k = d_0 - k``. With ``sin(pi d_k) = (-1)^k sin(pi d_0)`` common to all taps (it
-    cancels in the normalisation, as does ``order / pi^2``), the weight of tap ``k`` is
-    proportional to ``(-1)^k sin(pi d_k / order) / d_k^2``, and
+    ``firstOffset`` is the offset ``d_0 = x - first`` of the first tap, in
+    ``[order - 1, order - _LANCZOS_GUARD]`` (`WarpingKernel.taps` evaluates the others tap
+    by tap); tap ``k`` has ``d_k = d_0 - k``. With ``sin(pi d_k) = (-1)^k sin(pi d_0)``
+    common to all taps (it cancels in the normalisation, as does ``order / pi^2``), the
+    weight of tap ``k`` is proportional to ``(-1)^k sin(pi d_k / order) / d_k^2``, and
     ``sin(pi d_k / order) = sin(t + phi_k)`` with ``t = pi g / order``,
     ``g = d_0 - (order - 1)`` and ``phi_k = pi (order - 1 - k) / order`` comes from
-    ``sin t`` and ``cos t`` by the angle-addition formula: two trigonometric evaluations
-    per position instead of two ``sinc`` per tap.
+    ``sin t`` and ``cos t`` by the angle-addition formula: one sine per position (and
+    ``cos t = sqrt(1 - sin^2 t)``, without loss as ``t < pi / 3``; a cosine for Lanczos 2)
+    instead of two ``sinc`` per tap.
 
-    Accuracy: ``g`` is taken in ``[0, 1/2]`` (a position with ``g > 1/2`` is the mirror
-    image of one with ``1 - g``: its weights are those of ``1 - g`` in reverse order), so
-    the tap nearest the position has ``sin(t + 0) = sin t`` exactly and every other tap's
-    ``|t + phi_k|`` is at least ``pi / (2 order)``: no sum of the formula cancels, and the
-    weights agree with ``sinc(d) sinc(d / order)`` normalised to a few 1e-16. Positions on
-    a pixel centre get exactly one weight 1 and zeros, and a tap at ``|d| >= order`` (the
-    rounding of ``first`` may leave one) exactly 0, as `WarpingKernel.__call__` gives.
+    Accuracy: the sums of the formula cancel only where ``sin(t + phi_k)`` crosses 0,
+    at ``g = 0`` for taps ``order - 1`` and ``2 order - 1`` (whose ``sin phi_k`` is exactly
+    0, so no sum is made) and at ``g = 1`` for taps 0 and ``order``. There the absolute
+    error of about 1e-16 is a large relative error of a small weight, but in the
+    normalised weights it stays about 1e-16 (the other weights scale with it), as long as
+    the sign is right: ``g`` stays ``_LANCZOS_GUARD`` below 1 for that. The weights agree
+    with ``sinc(d) sinc(d / order)`` normalised to a few 1e-16; positions on a pixel
+    centre (``g = 0``) get exactly one weight 1 and zeros, and a tap at ``|d| >= order``
+    (``g < 0`` when the rounding of ``first`` leaves one) exactly 0, as
+    `WarpingKernel.__call__` gives.
     """
     cosine, sine, shift = _lanczosCoefficients(order)
     g = np.ravel(firstOffset) - (order - 1)
-    upper = g > 0.5
-    g = np.where(upper, 1.0 - g, g)
     whole = g == 0.0
-    t = (np.pi / order) * np.where(whole, 0.5, g)[np.newaxis]
-    weights = np.sin(t) * cosine
-    weights += np.cos(t) * sine
-    offsets = np.where(whole, 0.5, g)[np.newaxis] + shift
+    anyWhole = bool(whole.any())
+    angle = np.where(whole, 0.5, g) if anyWhole else g.copy()
+    angle *= np.pi / order
+    sinT = np.sin(angle)
+    if order == 2:  # t up to pi / 2, where sqrt(1 - sin^2) would lose cos t
+        cosT = np.cos(angle)
+    else:
+        cosT = np.sqrt(1.0 - sinT * sinT)
+    weights = sinT * cosine
+    weights += cosT * sine
+    offsets = (np.where(whole, 0.5, g) if anyWhole else g) + shift
     offsets *= offsets
-    weights /= offsets
-    # g < 0 (first rounded to one more or one less than it should): the last tap (mirrored,
-    # the first) is at |d| > order, outside the support
-    weights[-1] = np.where(g < 0.0, 0.0, weights[-1])
-    weights /= weights.sum(axis=0)
-    weights = np.where(upper, weights[::-1], weights)
-    if whole.any():
+    with np.errstate(invalid="ignore", divide="ignore"):  # g = 1: replaced by `taps`
+        weights /= offsets
+    # g < 0 (first rounded one too high): the last tap is at d < -order, beyond the support
+    weights[-1][g < 0.0] = 0.0
+    total = np.add.reduce(weights, axis=0)
+    weights *= np.divide(1.0, total, out=total)
+    if anyWhole:
         weights[:, whole] = 0.0
-        weights[order - 1, whole & ~upper] = 1.0
-        weights[order, whole & upper] = 1.0
+        weights[order - 1, whole] = 1.0
     return weights.reshape((2 * order,) + np.shape(firstOffset))
 
 
