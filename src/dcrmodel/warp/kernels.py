@@ -45,6 +45,9 @@ WARPING_KERNELS = ("lanczos3", "lanczos2", "lanczos4", "bilinear", "nearest")
 #: The kernel used when none is named (as in the Rubin pipelines).
 DEFAULT_WARPING_KERNEL = "lanczos3"
 
+# Positions whose Lanczos weights are computed at once (the temporaries stay in cache).
+_TAPS_BLOCK = 1 << 13
+
 # Lanczos weights of positions within this of the far end of their taps' range
 # (``x - first`` from ``order - _LANCZOS_GUARD`` to ``order``) are evaluated tap by tap.
 _LANCZOS_GUARD = 1e-8
@@ -132,7 +135,11 @@ class WarpingKernel:
         if not self.name.startswith("lanczos"):
             return first, self._normalisedWeights(x, first)
         firstOffset = x - first
-        weights = _lanczosWeights(firstOffset, int(self.radius))
+        weights = np.empty((self.size,) + x.shape)
+        flatOffsets, flatWeights = firstOffset.reshape(-1), weights.reshape(self.size, -1)
+        for start in range(0, flatOffsets.size, _TAPS_BLOCK):  # blocks that stay in cache
+            block = slice(start, start + _TAPS_BLOCK)
+            flatWeights[:, block] = _lanczosWeights(flatOffsets[block], int(self.radius))
         # Tap by tap with `__call__` where rounding could decide differently which weights
         # are exactly zero: within `size` of 0, where x - (first + k) may round to a coarser
         # grid than x (1.9999999999999998 - 4 is -2.0; further out x and first + k have
