@@ -139,7 +139,7 @@ class WarpingKernel:
         flatOffsets, flatWeights = firstOffset.reshape(-1), weights.reshape(self.size, -1)
         for start in range(0, flatOffsets.size, _TAPS_BLOCK):  # blocks that stay in cache
             block = slice(start, start + _TAPS_BLOCK)
-            flatWeights[:, block] = _lanczosWeights(flatOffsets[block], int(self.radius))
+            _lanczosWeights(flatOffsets[block], int(self.radius), out=flatWeights[:, block])
         # Tap by tap with `__call__` where rounding could decide differently which weights
         # are exactly zero: within `size` of 0, where x - (first + k) may round to a coarser
         # grid than x (1.9999999999999998 - 4 is -2.0; further out x and first + k have
@@ -180,10 +180,13 @@ def _lanczosCoefficients(order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return tuple(constant.reshape(2 * order, 1) for constant in constants)
 
 
-def _lanczosWeights(firstOffset: np.ndarray, order: int) -> np.ndarray:
+def _lanczosWeights(
+    firstOffset: np.ndarray, order: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Normalised Lanczos weights of the ``2 order`` taps of every position, from one sine.
 
-    ``firstOffset`` is the offset ``d_0 = x - first`` of the first tap, in
+    Returns (or writes to ``out``, shape ``(2 order, n)``) the weights of the ``n``
+    positions of the flat ``firstOffset``, the offset ``d_0 = x - first`` of the first tap, in
     ``[order - 1, order - _LANCZOS_GUARD]`` (`WarpingKernel.taps` evaluates the others tap
     by tap); tap ``k`` has ``d_k = d_0 - k``. With ``sin(pi d_k) = (-1)^k sin(pi d_0)``
     common to all taps (it cancels in the normalisation, as does ``order / pi^2``), the
@@ -206,7 +209,7 @@ def _lanczosWeights(firstOffset: np.ndarray, order: int) -> np.ndarray:
     `WarpingKernel.__call__` gives.
     """
     cosine, sine, shift = _lanczosCoefficients(order)
-    g = np.ravel(firstOffset) - (order - 1)
+    g = firstOffset - (order - 1)
     whole = g == 0.0
     anyWhole = bool(whole.any())
     angle = np.where(whole, 0.5, g) if anyWhole else g.copy()
@@ -216,7 +219,7 @@ def _lanczosWeights(firstOffset: np.ndarray, order: int) -> np.ndarray:
         cosT = np.cos(angle)
     else:
         cosT = np.sqrt(1.0 - sinT * sinT)
-    weights = sinT * cosine
+    weights = np.multiply(sinT, cosine, out=out)
     weights += cosT * sine
     offsets = (np.where(whole, 0.5, g) if anyWhole else g) + shift
     offsets *= offsets
@@ -229,7 +232,7 @@ def _lanczosWeights(firstOffset: np.ndarray, order: int) -> np.ndarray:
     if anyWhole:
         weights[:, whole] = 0.0
         weights[order - 1, whole] = 1.0
-    return weights.reshape((2 * order,) + np.shape(firstOffset))
+    return weights
 
 
 _KERNELS = {

@@ -268,10 +268,11 @@ class _SourcePlanes:
         single = image.dtype == np.float32 and (variance is None or variance.dtype == np.float32)
         dtype = np.dtype(np.float32 if single else np.float64)
         margin = 3 * kernelSize
-        values = np.asarray(image, dtype=np.float64)
+        work = dtype if coverage is None else np.float64  # divide in float64
+        values = np.asarray(image, dtype=work)
         bad = ~np.isfinite(values)
         if variance is not None:
-            variance = np.asarray(variance, dtype=np.float64)
+            variance = np.asarray(variance, dtype=work)
             bad |= ~np.isfinite(variance)
         if coverage is not None:
             cover = np.asarray(coverage, dtype=np.float64)
@@ -287,10 +288,13 @@ class _SourcePlanes:
             if variance is not None:
                 variance = np.where(bad, 0.0, variance)
         if variance is None:
-            pixels = _padded(values.astype(dtype), margin).ravel()
+            pixels = _padded(values.astype(dtype, copy=False), margin).ravel()
         else:
-            pairs = np.stack([values, variance], axis=-1).astype(dtype)
-            pixels = np.pad(pairs, ((margin, margin), (margin, margin), (0, 0)))
+            pixels = np.zeros((values.shape[0] + 2 * margin, values.shape[1] + 2 * margin, 2),
+                              dtype=dtype)
+            inner = (slice(margin, -margin), slice(margin, -margin))
+            pixels[inner + (0,)] = values
+            pixels[inner + (1,)] = variance
             pixels = pixels.view(np.int64 if single else np.complex128).ravel()
         bits = None
         if mask is not None and np.any(mask):
@@ -344,12 +348,11 @@ def _axisFootprint(kernel: WarpingKernel, positions: np.ndarray, length: int) ->
     size = kernel.size
     # (half-way between pixels, so that the clipped positions' taps all carry weight)
     first, weights = kernel.taps(np.clip(positions, -2 * size - 0.5, length - 0.5 + 2 * size))
-    touched = weights != 0.0
     start = first.copy()
     count = np.full(first.shape, size)
-    partial = ~np.logical_and.reduce(touched, axis=0)
+    partial = ~np.logical_and.reduce(weights, axis=0)  # some weight is 0
     if partial.any():
-        some = touched[:, partial]
+        some = weights[:, partial] != 0.0
         start[partial] += some.argmax(axis=0)
         count[partial] = np.count_nonzero(some, axis=0)
     inside = (start >= 0) & (start + count <= length)
