@@ -16,6 +16,13 @@ against the exact mapping of every pixel (``mapPixels``); the kernel sum alone
 Each figure is the best of ``--repeats`` runs. Timings are wall-clock on whatever machine
 runs this: compare the ratios. Nothing is asserted.
 
+With ``--against REV`` (a git revision of this repository, e.g. ``HEAD~3``), the
+``dcrmodel.warp`` of that revision is imported beside the current one (its files read with
+``git show`` into a temporary folder and imported as ``dcrmodel._warpAgainst``; the layers
+below ``warp`` are the current ones) and ``warpExposure`` (both modes) and the kernel sum
+of both are timed alternately on the same data, with the largest differences of their
+outputs (image and variance relative to the largest value, masks compared exactly).
+
 Run ``python benchmarks/bench_warp.py`` (about a minute at 1024^2); ``--size 512`` for a
 quick look, ``--json PATH`` to keep the figures.
 """
@@ -23,11 +30,15 @@ quick look, ``--json PATH`` to keep the figures.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -130,6 +141,95 @@ def run(size: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+def loadRevision(revision: str) -> ModuleType:
+    """Import ``dcrmodel.warp`` as of a git revision of this repository, beside the current one."""
+    import dcrmodel
+
+    repository = Path(__file__).resolve().parent.parent
+    folder = Path(tempfile.mkdtemp(prefix="warp-against-"))
+    listing = subprocess.run(
+        ["git", "-C", str(repository), "ls-tree", "--name-only", revision, "src/dcrmodel/warp/"],
+        capture_output=True, text=True, check=True).stdout.split()
+    for path in listing:
+        text = subprocess.run(["git", "-C", str(repository), "show", f"{revision}:{path}"],
+                              capture_output=True, text=True, check=True).stdout
+        (folder / Path(path).name).write_text(text)
+    name = f"{dcrmodel.__name__}._warpAgainst"
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def largestDifferences(new: Any, old: Any) -> dict[str, Any]:
+    """Largest differences of two masked images: image and variance relative to the largest
+    value, and whether the masks are identical."""
+    image, oldImage = new.image.array.astype(np.float64), old.image.array.astype(np.float64)
+    variance = new.variance.array.astype(np.float64)
+    oldVariance = old.variance.array.astype(np.float64)
+    return {
+        "image": float(np.abs(image - oldImage).max() / np.abs(oldImage).max()),
+        "variance": float(np.abs(variance - oldVariance).max() / np.abs(oldVariance).max()),
+        "maskIdentical": bool(np.array_equal(new.mask.array, old.mask.array)),
+    }
+
+
+def runAgainst(size: int, repeats: int, revision: str) -> list[dict[str, Any]]:
+    """Time the current warp and that of ``revision`` alternately on the same data."""
+    import dcrmodel.warp as current
+
+    other = loadRevision(revision)
+    rng = np.random.default_rng(0)
+    exposure = makeExposure(size, rng)
+    box = Box(0, 0, size, size)
+    destWcs = tanWcs(37.0, 0.2, ((size - 1) / 2.0 + 5.3, (size - 1) / 2.0 - 3.1))
+    mapping = mapBox(destWcs, exposure.wcs, box)
+    planes = (exposure.image.array, mapping.x, mapping.y)
+    extra = {"variance": exposure.variance.array, "mask": exposure.mask.array}
+    steps = {
+        "warpExposure (lanczos3)": lambda module: module.warpExposure(exposure, destWcs, box),
+        "warpExposure (lanczos3, exactFlux)":
+            lambda module: module.warpExposure(exposure, destWcs, box, conserve="exactFlux"),
+        "kernel sum, lanczos3 (image, variance, mask)":
+            lambda module: module.resampleArrays(*planes, **extra),
+    }
+    rows = []
+    for step, function in steps.items():
+        times = {"current": [], revision: []}
+        for _ in range(repeats):
+            for label, module in (("current", current), (revision, other)):
+                start = time.perf_counter()
+                function(module)
+                times[label].append(time.perf_counter() - start)
+        row = {"step": step, "current": min(times["current"]), revision: min(times[revision])}
+        if step.startswith("warpExposure"):
+            row.update(largestDifferences(function(current).maskedImage,
+                                          function(other).maskedImage))
+        rows.append(row)
+        print(f"  {step}: current {row['current']:.3f} s, {revision} {row[revision]:.3f} s",
+              file=sys.stderr)
+    return rows
+
+
+def reportAgainst(rows: list[dict[str, Any]], size: int, revision: str) -> None:
+    """Print the current warp's timings against those of ``revision``."""
+    print(f"\nWarp of a {size}^2 exposure: the current dcrmodel.warp against {revision} "
+          "(best times, alternated in one run)\n")
+    print(f"| step | current (s) | {revision} (s) | speed-up | image / variance difference "
+          "| masks |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        differences = "-"
+        masks = "-"
+        if "image" in row:
+            differences = f"{row['image']:.1e} / {row['variance']:.1e}"
+            masks = "identical" if row["maskIdentical"] else "DIFFER"
+        print(f"| {row['step']} | {row['current']:.4f} | {row[revision]:.4f} | "
+              f"{row[revision] / row['current']:.2f}x | {differences} | {masks} |")
+
+
 def report(rows: list[dict[str, Any]], size: int) -> None:
     """Print the timings as ratios to the two baselines."""
     seconds = {row["step"]: row["seconds"] for row in rows}
@@ -155,6 +255,8 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=1024, help="image side in pixels (1024)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per timing, best kept (3)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--against", metavar="REV",
+                        help="also time the dcrmodel.warp of this git revision, side by side")
     return parser.parse_args(argv)
 
 
@@ -162,8 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parseArguments(argv)
     rows = run(args.size, args.repeats)
     report(rows, args.size)
+    figures: dict[str, Any] = {"size": args.size, "rows": rows}
+    if args.against is not None:
+        against = runAgainst(args.size, args.repeats, args.against)
+        reportAgainst(against, args.size, args.against)
+        figures.update(against=args.against, againstRows=against)
     if args.json is not None:
-        args.json.write_text(json.dumps({"size": args.size, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps(figures, indent=1))
     return 0
 
 

@@ -66,3 +66,29 @@ def test_names():
 def test_unknown_kernel(name):
     with pytest.raises(DcrConfigError, match="unknown warping kernel .*choose one of lanczos3"):
         getWarpingKernel(name)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_lanczos_taps_match_the_kernel_tap_by_tap(order):
+    # The taps' weights come from two sines per position (angle addition); they must be
+    # the normalised sinc(d) sinc(d / a) of every tap, with the same exact zeros: at pixel
+    # centres, one ulp either side of them (near 0 too, where x - (first + k) rounds) and
+    # half-way between pixels.
+    kernel = getWarpingKernel(f"lanczos{order}")
+    rng = np.random.default_rng(order)
+    whole = np.concatenate([np.arange(-12.0, 13.0), rng.integers(-3000, 3000, 200) + 0.0])
+    positions = np.concatenate([
+        rng.uniform(-40.0, 2100.0, 3000), whole, whole + 0.5,
+        np.nextafter(whole, np.inf), np.nextafter(whole, -np.inf),
+        np.nextafter(whole + 0.5, np.inf), np.nextafter(whole + 0.5, -np.inf),
+    ])
+    first, weights = kernel.taps(positions)
+    np.testing.assert_array_equal(first, np.floor(positions + 1.0 - order).astype(np.int64))
+    offsets = positions[None] - (first[None] + np.arange(2 * order)[:, None])
+    expected = kernel(offsets)
+    expected /= expected.sum(axis=0)
+    np.testing.assert_allclose(weights, expected, rtol=0, atol=2e-15)
+    np.testing.assert_array_equal(weights == 0.0, expected == 0.0)
+    atCentre = positions == np.round(positions)
+    assert np.all(np.count_nonzero(weights[:, atCentre], axis=0) == 1)
+    assert np.all(weights[:, atCentre].max(axis=0) == 1.0)

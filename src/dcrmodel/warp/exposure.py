@@ -36,7 +36,7 @@ Surface brightness or flux
   kernel sum (its variance by the square), so that the output sums to the input's flux
   exactly for every source that both grids cover, at any rotation. The price is a scatter
   of the weights of a destination box grown by twice the kernel's radius (the warp takes
-  about 2.5 times as long, `benchmarks/bench_warp.py`) and pixel values that carry the
+  about 2.8 times as long, `benchmarks/bench_warp.py`) and pixel values that carry the
   moire: against an analytic field the largest pixel error
   about doubles (1.3e-2 of the peak instead of 7e-3, Lanczos 3 at 37 degrees). The weights
   a source pixel gives out are only well behaved when the destination pixels are not
@@ -52,8 +52,10 @@ Gaussian kernel and ``reproject_exact`` by polygon overlap: none offers a Lanczo
 and all resample a single array with a footprint, with no variance propagated through the
 kernel weights and no mask bits carried to the pixels a flagged input touches. Neither
 does ``map_coordinates`` (spline interpolation, whose prefilter spreads a bad pixel over
-the whole image). The kernel sum here is vectorised numpy (one gather per kernel tap over
-all output pixels), with no dependency beyond numpy, scipy and astropy.
+the whole image). The kernel sum here is vectorised numpy (separable: one gather per row of
+kernel taps over a chunk of output pixels, `dcrmodel.warp.resample`), with no dependency
+beyond numpy, scipy and astropy; at 1024^2 a Lanczos 3 warp of image, variance and mask
+takes about 2.3 times as long as ``map_coordinates`` of the image alone.
 """
 
 from __future__ import annotations
