@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..atomic import holdsOutputLock
 from ..errors import DcrError, DcrPsfWarning, DcrTypeError, DcrValueError
 from ..image import Box, Exposure, Filter, Image, Mask, Psf, StatisticsControl
 from ..model import DcrModel
@@ -679,6 +680,7 @@ class DcrAssembleCoadd:
         return footprint / peak if peak > 0 else footprint
 
 
+@holdsOutputLock("outDir")
 def assembleFromFiles(
     paths: Sequence[str | os.PathLike],
     outDir: str | os.PathLike,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ..atomic import atomicDirectory, guardOutputFolder
+from ..atomic import atomicDirectory, guardOutputFolder, holdsOutputLock
 from ..errors import (
     DcrError,
     DcrFitsError,
@@ -86,6 +86,7 @@ def _isModelDirectory(path: Path) -> bool:
     return "DCR-NSUB" in header and "DCR-SUBF" in header
 
 
+@holdsOutputLock("path")
 def writeDcrModel(
     model: DcrModel, path: str | os.PathLike, datasetType: str = _DEFAULT_DATASET
 ) -> None:

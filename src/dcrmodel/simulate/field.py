@@ -58,7 +58,7 @@ import numpy as np
 from astropy.io import fits
 
 from .._version import __version__
-from ..atomic import atomicDirectory
+from ..atomic import atomicDirectory, holdsOutputLock
 from ..diffim import detectSources, footprintMask
 from ..errors import DcrTypeError, DcrValueError
 from ..fits import writeDcrModel, writeExposure
@@ -538,6 +538,7 @@ def simulateField(
 # --------------------------------------------------------------------------------------
 
 
+@holdsOutputLock("outDir")
 def runSimulation(
     outDir: str | os.PathLike,
     config: SimulationConfig | None = None,
