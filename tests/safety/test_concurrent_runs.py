@@ -8,12 +8,12 @@ import json
 import warnings
 
 import pytest
-from helpers.safety import MODEL_FILES, hidden, runChild, snapshot, tinyField, waitAtGate
 
 from dcrmodel.assemble import DcrAssembleConfig, assembleFromFiles
 from dcrmodel.atomic import outputLock
 from dcrmodel.cli.main import main
 from dcrmodel.errors import DcrOutputError
+from helpers.safety import MODEL_FILES, hidden, runChild, snapshot, tinyField, waitAtGate
 
 
 @pytest.fixture(scope="module")
