@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .._validate import refuseFolders
 from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles
 from ..atomic import atomicPath
 from ..diffim import cropToModel, makeDifference
@@ -305,6 +306,7 @@ def _warpOutputs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     for name in args.exposures:
         source = Path(name)
         if not source.is_file():
+            refuseFolders([source])
             raise FileNotFoundError(f"no such exposure file: {source}")
         target = outDir / source.name
         if source.name in seen:

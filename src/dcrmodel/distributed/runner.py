@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import refuseFolders
 from ..assemble import (
     AssembleResult,
     AssemblyPlan,
@@ -495,9 +496,9 @@ def assembleDistributed(
     Raises
     ------
     DcrValueError
-        For missing files, an unreachable scheduler, workers without this dcrmodel
-        version, a scratch folder of another run with ``resume``, and the bad inputs of
-        `dcrmodel.assemble.task.DcrAssembleCoadd.run`.
+        For missing files, folders given as files, an unreachable scheduler, workers
+        without this dcrmodel version, a scratch folder of another run with ``resume``,
+        and the bad inputs of `dcrmodel.assemble.task.DcrAssembleCoadd.run`.
     DcrOutputError
         If ``outDir`` holds another run's files (and ``overwrite`` is False).
     ImportError
@@ -515,6 +516,7 @@ def assembleDistributed(
         raise DcrTypeError("config must be a DcrAssembleConfig", config=type(config).__name__)
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
+    refuseFolders([*paths, coaddPath])
     if workers is None and scheduler is None and client is None and not resume:
         return assembleFromFiles(paths, outDir, coaddPath=coaddPath, config=config,
                                  overwrite=overwrite, progress=progress)

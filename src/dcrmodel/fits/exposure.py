@@ -142,7 +142,8 @@ def openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
     if not path.exists():
         raise FileNotFoundError(f"no such FITS file: {path}")
     if path.is_dir():
-        raise DcrFitsError("the path is a directory, not a FITS file", path=str(path))
+        raise DcrFitsError(f"{path} is a folder, not a FITS file; give the file itself",
+                           path=str(path))
     indices: dict[str, int] = {}
     hduList = None
     with warnings.catch_warnings(record=True) as caught:

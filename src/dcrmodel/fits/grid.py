@@ -16,6 +16,7 @@ from pathlib import Path
 
 from astropy.wcs import WCS
 
+from .._validate import refuseFolders
 from ..errors import DcrFitsError, DcrTypeError, DcrValueError
 from ..image import Box
 from ..warp import GRID_SPEC_FORMAT, parseGridSpec
@@ -111,7 +112,7 @@ def gridFromSpec(spec: str | os.PathLike) -> tuple[WCS, Box]:
     DcrFitsError
         As `readGrid`, for a file.
     DcrValueError
-        If ``spec`` is neither an existing file nor a valid grid text.
+        If ``spec`` is neither an existing file nor a valid grid text, or is a folder.
 
     Examples
     --------
@@ -123,6 +124,7 @@ def gridFromSpec(spec: str | os.PathLike) -> tuple[WCS, Box]:
         raise DcrTypeError(f"a grid is a file path or the text {GRID_SPEC_FORMAT}",
                            grid=type(spec).__name__)
     text = os.fspath(spec)
+    refuseFolders([text], "a grid file (an exposure file or " + GRID_SPEC_FORMAT + ")")
     if Path(text).is_file():
         return readGrid(text)
     if text.lower().endswith(_FITS_SUFFIXES):
