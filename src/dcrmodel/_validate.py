@@ -3,22 +3,24 @@
 The one home for argument validation shared across the package: each function turns a
 value into a Python number of the kind wanted, or raises a `dcrmodel.errors` exception
 that names the argument, its unit and what to do. A `bool` is never accepted as a number.
-Lists of paths (`asPathList`, `refuseFolders`) are checked here too.
+Lists of paths (`asPathList`) and TOML files (`readTomlFile`) are checked here too.
 """
 
 from __future__ import annotations
 
+import codecs
 import math
 import numbers
 import operator
 import os
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DcrTypeError, DcrValueError
+from .errors import DcrConfigError, DcrTypeError, DcrValueError
 
 __all__ = [
     "asFiniteFloat",
@@ -27,7 +29,16 @@ __all__ = [
     "isNumber",
     "asPathList",
     "refuseFolders",
+    "readTomlFile",
 ]
+
+#: Byte-order marks of the encodings that TOML files must not use (TOML is UTF-8).
+_OTHER_BOMS = {
+    codecs.BOM_UTF32_LE: "UTF-32",
+    codecs.BOM_UTF32_BE: "UTF-32",
+    codecs.BOM_UTF16_LE: "UTF-16",
+    codecs.BOM_UTF16_BE: "UTF-16",
+}
 
 
 def isNumber(value: Any) -> bool:
@@ -188,3 +199,55 @@ def refuseFolders(
             folders=folders[:5],
         )
 
+
+def readTomlFile(path: str | os.PathLike, what: str = "configuration file") -> dict[str, Any]:
+    """Read a TOML file, with a one-line error naming the file for every way it can fail.
+
+    TOML files are UTF-8. A UTF-8 byte-order mark, which some editors write at the start,
+    is skipped; a file in another encoding (UTF-16, Latin-1, ...) is refused with the fix.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    what : str, optional
+        What the file is, used in the messages (``"configuration file"``, ``"plan"``).
+
+    Returns
+    -------
+    dict
+        The file's tables and keys.
+
+    Raises
+    ------
+    DcrConfigError
+        If the file cannot be read (missing, a folder, permissions), is not UTF-8 text, or
+        is not valid TOML; the message names the file and, for the last two, the line.
+    """
+    source = os.fspath(path)
+    try:
+        raw = Path(source).read_bytes()
+    except OSError as exc:
+        raise DcrConfigError(f"cannot read the {what}: {exc.strerror or exc}",
+                             path=source) from None
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    for bom, encoding in _OTHER_BOMS.items():
+        if raw.startswith(bom):
+            raise DcrConfigError(
+                f"the {what} is {encoding} text, but TOML files are UTF-8; save it as UTF-8",
+                path=source,
+            )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DcrConfigError(
+            f"the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}), but "
+            "TOML files are UTF-8; save it as UTF-8",
+            path=source,
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DcrConfigError(f"the {what} is not valid TOML: {exc}", path=source) from None
