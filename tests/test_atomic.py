@@ -248,3 +248,20 @@ def test_a_short_write_without_errno_is_a_one_line_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fits"]
     with pytest.raises(FileNotFoundError), atomicPath(target):  # not an error of writing
         raise FileNotFoundError(2, "No such file or directory", "input.fits")
+
+
+def test_an_error_of_a_nested_writer_names_the_output_not_its_temporary_path(tmp_path):
+    import errno
+    import re
+
+    from dcrmodel.errors import DcrOutputError
+
+    final = tmp_path / "model"
+    with pytest.raises(DcrOutputError, match=re.escape(
+            f"cannot write {final}: File too large [path='{final}']")):
+        with atomicDirectory(final) as tmp, atomicPath(tmp / "a.fits"):
+            raise OSError(errno.EFBIG, "File too large")
+    with pytest.raises(DcrOutputError, match="another dcrmodel run|holds other"):  # as it is
+        with atomicDirectory(final):
+            raise DcrOutputError("the output folder x already holds other files", path="x")
+    assert list(tmp_path.iterdir()) == []

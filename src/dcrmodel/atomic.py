@@ -59,6 +59,9 @@ _WRITE_ERRNOS = frozenset(
     if code is not None
 )
 
+#: The "[Errno 27] " of an error's text.
+_ERRNO_PREFIX = re.compile(r"\[Errno \d+\]\s*")
+
 #: A short write as numpy reports it ("8649 requested and 1830 written").
 _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
@@ -74,25 +77,41 @@ def _umask() -> int:
 
 
 def _writeError(path: Path, error: OSError) -> DcrOutputError:
-    cause = error.strerror or " ".join(str(error).split()) or type(error).__name__
+    # astropy re-raises a failed write as a bare OSError holding the original's text
+    text = _ERRNO_PREFIX.sub("", " ".join(str(error).split()))
+    cause = error.strerror or text or type(error).__name__
     if error.errno in (errno.ENOTDIR, errno.EEXIST) and not path.parent.is_dir():
         cause = f"{_firstFileAbove(path)} is a file, not a folder"
     elif error.errno is None and _SHORT_WRITE.search(cause):
         # numpy's tofile (through astropy, which drops the errno) on a full disk or at a
         # file-size limit
         cause = f"the disk is full or a file-size limit was reached ({cause})"
-    return DcrOutputError(f"cannot write {path}: {cause}", path=str(path))
+    return _causedError(path, cause)
 
 
-def _isWriteError(error: OSError) -> bool:
-    """Whether an error raised while writing an output is one of writing it.
+def _causedError(path: Path, cause: str) -> DcrOutputError:
+    """Return ``cannot write <path>: <cause>``, keeping the cause for an outer writer."""
+    outputError = DcrOutputError(f"cannot write {path}: {cause}", path=str(path))
+    outputError.writeCause = cause  # type: ignore[attr-defined]
+    return outputError
 
-    Errors with a write errno count, and so do errors without one: astropy re-raises a
-    failed write (disk full, file-size limit) as a bare `OSError`.
+
+def _outputError(final: Path, tmp: Path, error: OSError) -> DcrOutputError | None:
+    """Return the error to raise for ``error`` while ``final`` was written at ``tmp``.
+
+    Errors of writing become a `DcrOutputError` naming ``final`` (not the hidden temporary
+    path, also when a nested writer named it); errors with a write errno count, and so do
+    errors without one: astropy re-raises a failed write (disk full, file-size limit) as a
+    bare `OSError`. None: raise ``error`` as it is.
     """
     if isinstance(error, DcrOutputError):
-        return False
-    return error.errno is None or error.errno in _WRITE_ERRNOS
+        inner = Path(error.values.get("path", ""))
+        if hasattr(error, "writeCause") and (inner == tmp or tmp in inner.parents):
+            return _causedError(final, error.writeCause)
+        return None
+    if error.errno is None or error.errno in _WRITE_ERRNOS:
+        return _writeError(final, error)
+    return None
 
 
 def _firstFileAbove(path: Path) -> Path:
@@ -369,9 +388,10 @@ def atomicPath(path: str | os.PathLike, suffix: str | None = None) -> Iterator[P
             yield tmp
             os.replace(tmp, final)
         except OSError as error:
-            if not _isWriteError(error):
+            replacement = _outputError(final, tmp, error)
+            if replacement is None:
                 raise
-            raise _writeError(final, error) from error
+            raise replacement from error
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -416,9 +436,10 @@ def atomicDirectory(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             _swapIntoPlace(tmp, final)
         except OSError as error:
-            if not _isWriteError(error):
+            replacement = _outputError(final, tmp, error)
+            if replacement is None:
                 raise
-            raise _writeError(final, error) from error
+            raise replacement from error
         finally:
             # After a swap ``tmp`` holds the old folder; an interrupt while removing it
             # leaves a leftover that the next run removes, never a partial output.
