@@ -20,7 +20,7 @@ from .._validate import refuseFolders
 from ..errors import DcrFitsError, DcrTypeError, DcrValueError
 from ..image import Box
 from ..warp import GRID_SPEC_FORMAT, parseGridSpec
-from .exposure import checkPlaneHdu, openFits
+from .exposure import _damageIsAnError, checkPlaneHdu, openFits
 from .layout import wcsFromHeader
 
 __all__ = ["readGrid", "gridFromSpec"]
@@ -70,7 +70,7 @@ def readGrid(path: str | os.PathLike) -> tuple[WCS, Box]:
     """
     source = Path(os.fspath(path))
     hduList, indices = openFits(source)
-    with hduList:
+    with hduList, _damageIsAnError(source):
         if "IMAGE" not in indices:
             raise DcrFitsError(
                 f"{source.name} has no IMAGE HDU (EXTNAME); a grid file is an exposure "

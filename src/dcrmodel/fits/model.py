@@ -278,11 +278,16 @@ class DcrModelDataRef:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyUserWarning)
-                return fits.getheader(file, 0)
+                header = fits.getheader(file, 0)
         except (OSError, ValueError, TypeError, IndexError) as error:
             raise DcrFitsError(
                 f"{file.name} is not a readable FITS file ({error})", path=str(file)
             ) from None
+        damage = reader._damagedCard([header], values=True)
+        if damage is not None:
+            raise DcrFitsError(f"{file.name} is damaged: {damage}; write or copy the file "
+                               "again", path=str(file))
+        return header
 
     def get(
         self,
