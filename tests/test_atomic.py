@@ -190,3 +190,78 @@ def test_a_full_disk_is_a_one_line_error_and_the_old_output_stays(tmp_path):
     assert f"cannot write {target}" in result.stdout and "too large" in result.stdout
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_holds_output_lock_for_the_whole_call(tmp_path):
+    from dcrmodel.atomic import _HELD, holdsOutputLock
+
+    seen = []
+
+    @holdsOutputLock("out")
+    def write(data, out="default-out", overwrite=False):
+        """Write things."""
+        seen.append(dict(_HELD))
+        return data
+
+    assert write.__name__ == "write" and write.__doc__ == "Write things."
+    assert write(1, tmp_path / "a") == 1
+    assert list(seen[-1]) == [str((tmp_path / "a").absolute())]
+    assert write(2, out=str(tmp_path / "b")) == 2
+    assert list(seen[-1]) == [str((tmp_path / "b").absolute())]
+    assert _HELD == {} and sorted(p.name for p in tmp_path.iterdir()) == []
+    write(3, None)  # not a path: passed on unlocked, for the function's own checks
+    assert seen[-1] == {}
+    with pytest.raises(TypeError):
+        write()
+    with pytest.raises(TypeError, match="has no parameter 'output'"):
+        holdsOutputLock("output")(write)
+
+
+def test_a_failed_run_leaves_no_folders_made_for_its_lock(tmp_path):
+    from dcrmodel.atomic import outputLock
+
+    target = tmp_path / "a" / "b" / "out"
+    with pytest.raises(RuntimeError), outputLock(target):
+        assert (tmp_path / "a" / "b").is_dir()
+        raise RuntimeError("bad input")
+    assert list(tmp_path.iterdir()) == []
+    with atomicDirectory(target) as tmp:
+        (tmp / "x").write_text("1")
+    assert (target / "x").read_text() == "1"  # kept when the output was written
+
+
+def test_a_short_write_without_errno_is_a_one_line_error(tmp_path):
+    from dcrmodel.errors import DcrOutputError
+
+    target = tmp_path / "out.fits"
+    target.write_bytes(b"old")
+    # what astropy raises when numpy's tofile hits a full disk or a file-size limit
+    with pytest.raises(DcrOutputError, match=r"cannot write .*out.fits: the disk is full or "
+                       r"a file-size limit was reached \(8649 requested and 1830 written\)"):
+        with atomicPath(target):
+            raise OSError("8649 requested and 1830 written")
+    with pytest.raises(DcrOutputError, match="cannot write .*model: the disk is full"):
+        with atomicDirectory(tmp_path / "model"):
+            raise OSError("Not enough space on disk: requested 9, available 1. "
+                          "9 requested and 1 written")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fits"]
+    with pytest.raises(FileNotFoundError), atomicPath(target):  # not an error of writing
+        raise FileNotFoundError(2, "No such file or directory", "input.fits")
+
+
+def test_an_error_of_a_nested_writer_names_the_output_not_its_temporary_path(tmp_path):
+    import errno
+    import re
+
+    from dcrmodel.errors import DcrOutputError
+
+    final = tmp_path / "model"
+    with pytest.raises(DcrOutputError, match=re.escape(
+            f"cannot write {final}: File too large [path='{final}']")):
+        with atomicDirectory(final) as tmp, atomicPath(tmp / "a.fits"):
+            raise OSError(errno.EFBIG, "File too large")
+    with pytest.raises(DcrOutputError, match="another dcrmodel run|holds other"):  # as it is
+        with atomicDirectory(final):
+            raise DcrOutputError("the output folder x already holds other files", path="x")
+    assert list(tmp_path.iterdir()) == []

@@ -3,20 +3,42 @@
 The one home for argument validation shared across the package: each function turns a
 value into a Python number of the kind wanted, or raises a `dcrmodel.errors` exception
 that names the argument, its unit and what to do. A `bool` is never accepted as a number.
+Lists of paths (`asPathList`) and TOML files (`readTomlFile`) are checked here too.
 """
 
 from __future__ import annotations
 
+import codecs
 import math
 import numbers
 import operator
+import os
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DcrTypeError, DcrValueError
+from .errors import DcrConfigError, DcrTypeError, DcrValueError
 
-__all__ = ["asFiniteFloat", "asPositiveFloat", "asInt", "isNumber"]
+__all__ = [
+    "asFiniteFloat",
+    "asPositiveFloat",
+    "asInt",
+    "isNumber",
+    "asPathList",
+    "refuseFolders",
+    "readTomlFile",
+]
+
+#: Byte-order marks of the encodings that TOML files must not use (TOML is UTF-8).
+_OTHER_BOMS = {
+    codecs.BOM_UTF32_LE: "UTF-32",
+    codecs.BOM_UTF32_BE: "UTF-32",
+    codecs.BOM_UTF16_LE: "UTF-16",
+    codecs.BOM_UTF16_BE: "UTF-16",
+}
 
 
 def isNumber(value: Any) -> bool:
@@ -95,3 +117,137 @@ def asInt(value: Any, name: str) -> int:
         f"{name} must be a whole number of pixels; round it explicitly",
         **{name: value},
     )
+
+
+def asPathList(value: Any, name: str, what: str = "exposure files") -> list[Path]:
+    """Return a list of paths, refusing one path where a list of them is wanted.
+
+    A `str` is a sequence of characters: iterated, ``"visit.fits"`` would become the
+    paths ``v``, ``i``, ``s``, ... Refused, the message names the fix.
+
+    Parameters
+    ----------
+    value : sequence of str or os.PathLike
+        The paths.
+    name : str
+        The argument's name, used in the message.
+    what : str, optional
+        What the paths are, used in the message.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The paths.
+
+    Raises
+    ------
+    DcrTypeError
+        If ``value`` is one path (a `str`, `bytes` or `os.PathLike`), is not iterable, or
+        holds something that is not a path.
+
+    Examples
+    --------
+    >>> [str(p) for p in asPathList(["a.fits", "b.fits"], "paths")]
+    ['a.fits', 'b.fits']
+    >>> asPathList("a.fits", "paths")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dcrmodel.errors.DcrTypeError: paths must be a list of exposure files, not one path; ...
+    """
+    if isinstance(value, str | bytes | os.PathLike):
+        raise DcrTypeError(
+            f"{name} must be a list of {what}, not one path; for one file pass [{name}]",
+            **{name: os.fsdecode(value)},
+        )
+    try:
+        items = list(value)
+    except TypeError:
+        raise DcrTypeError(f"{name} must be a list of {what}",
+                           **{name: type(value).__name__}) from None
+    bad = [type(item).__name__ for item in items if not isinstance(item, str | os.PathLike)]
+    if bad:
+        raise DcrTypeError(f"{name} must be a list of {what} (paths), not of {bad[0]}",
+                           **{name: bad[0]})
+    return [Path(item) for item in items]
+
+
+def refuseFolders(
+    paths: Iterable[str | os.PathLike | None], what: str = "an exposure file"
+) -> None:
+    """Refuse folders given where files are wanted, before any work.
+
+    Said as it is: a folder given as a visit exists, and calling it "not found" would send
+    the user looking for a missing file.
+
+    Parameters
+    ----------
+    paths : iterable of str, os.PathLike or None
+        The paths given (None entries are skipped).
+    what : str, optional
+        What each path should be, used in the message.
+
+    Raises
+    ------
+    DcrValueError
+        If a path is a folder; the message names the first (and counts the others).
+    """
+    folders = [os.fspath(p) for p in paths if p is not None and Path(p).is_dir()]
+    if folders:
+        more = f" (and {len(folders) - 1} more folder(s))" if len(folders) > 1 else ""
+        raise DcrValueError(
+            f"{folders[0]} is a folder, not {what}{more}; give the file itself",
+            folders=folders[:5],
+        )
+
+
+def readTomlFile(path: str | os.PathLike, what: str = "configuration file") -> dict[str, Any]:
+    """Read a TOML file, with a one-line error naming the file for every way it can fail.
+
+    TOML files are UTF-8. A UTF-8 byte-order mark, which some editors write at the start,
+    is skipped; a file in another encoding (UTF-16, Latin-1, ...) is refused with the fix.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    what : str, optional
+        What the file is, used in the messages (``"configuration file"``, ``"plan"``).
+
+    Returns
+    -------
+    dict
+        The file's tables and keys.
+
+    Raises
+    ------
+    DcrConfigError
+        If the file cannot be read (missing, a folder, permissions), is not UTF-8 text, or
+        is not valid TOML; the message names the file and, for the last two, the line.
+    """
+    source = os.fspath(path)
+    try:
+        raw = Path(source).read_bytes()
+    except OSError as exc:
+        raise DcrConfigError(f"cannot read the {what}: {exc.strerror or exc}",
+                             path=source) from None
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    for bom, encoding in _OTHER_BOMS.items():
+        if raw.startswith(bom):
+            raise DcrConfigError(
+                f"the {what} is {encoding} text, but TOML files are UTF-8; save it as UTF-8",
+                path=source,
+            )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DcrConfigError(
+            f"the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}), but "
+            "TOML files are UTF-8; save it as UTF-8",
+            path=source,
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DcrConfigError(f"the {what} is not valid TOML: {exc}", path=source) from None

@@ -8,7 +8,8 @@
   died in between (the window is two renames).
 - `outputLock` lets one run write an output at a time: a second concurrent run fails at once
   with a clear message. The lock is an ``fcntl`` lock on a hidden file beside the output,
-  removed when the writer is done.
+  removed when the writer is done. A function that writes one output for the whole of its
+  run holds that output's lock from its first line with the decorator `holdsOutputLock`.
 - The next run on an output removes what a killed run left (hidden temporary files and
   folders), under that lock.
 - Every `OSError` while writing (disk full, quota, file size, permissions, a path under a
@@ -23,12 +24,15 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
+import inspect
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import DcrOutputError
 
@@ -36,6 +40,7 @@ __all__ = [
     "atomicPath",
     "atomicDirectory",
     "outputLock",
+    "holdsOutputLock",
     "removeLeftovers",
     "exchangePaths",
     "guardOutputFolder",
@@ -44,6 +49,8 @@ __all__ = [
 #: Outputs whose lock this process holds, with how many nested holders.
 _HELD: dict[str, int] = {}
 
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
 #: Errors of writing (not of reading an input) that become a `DcrOutputError`.
 _WRITE_ERRNOS = frozenset(
     code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG, errno.EACCES,
@@ -51,6 +58,12 @@ _WRITE_ERRNOS = frozenset(
                       errno.EIO, errno.ENAMETOOLONG)
     if code is not None
 )
+
+#: The "[Errno 27] " of an error's text.
+_ERRNO_PREFIX = re.compile(r"\[Errno \d+\]\s*")
+
+#: A short write as numpy reports it ("8649 requested and 1830 written").
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 # renameat2(2) constants (linux/fs.h, fcntl.h)
 _AT_FDCWD = -100
@@ -64,10 +77,41 @@ def _umask() -> int:
 
 
 def _writeError(path: Path, error: OSError) -> DcrOutputError:
-    cause = error.strerror or str(error)
+    # astropy re-raises a failed write as a bare OSError holding the original's text
+    text = _ERRNO_PREFIX.sub("", " ".join(str(error).split()))
+    cause = error.strerror or text or type(error).__name__
     if error.errno in (errno.ENOTDIR, errno.EEXIST) and not path.parent.is_dir():
         cause = f"{_firstFileAbove(path)} is a file, not a folder"
-    return DcrOutputError(f"cannot write {path}: {cause}", path=str(path))
+    elif error.errno is None and _SHORT_WRITE.search(cause):
+        # numpy's tofile (through astropy, which drops the errno) on a full disk or at a
+        # file-size limit
+        cause = f"the disk is full or a file-size limit was reached ({cause})"
+    return _causedError(path, cause)
+
+
+def _causedError(path: Path, cause: str) -> DcrOutputError:
+    """Return ``cannot write <path>: <cause>``, keeping the cause for an outer writer."""
+    outputError = DcrOutputError(f"cannot write {path}: {cause}", path=str(path))
+    outputError.writeCause = cause  # type: ignore[attr-defined]
+    return outputError
+
+
+def _outputError(final: Path, tmp: Path, error: OSError) -> DcrOutputError | None:
+    """Return the error to raise for ``error`` while ``final`` was written at ``tmp``.
+
+    Errors of writing become a `DcrOutputError` naming ``final`` (not the hidden temporary
+    path, also when a nested writer named it); errors with a write errno count, and so do
+    errors without one: astropy re-raises a failed write (disk full, file-size limit) as a
+    bare `OSError`. None: raise ``error`` as it is.
+    """
+    if isinstance(error, DcrOutputError):
+        inner = Path(error.values.get("path", ""))
+        if hasattr(error, "writeCause") and (inner == tmp or tmp in inner.parents):
+            return _causedError(final, error.writeCause)
+        return None
+    if error.errno is None or error.errno in _WRITE_ERRNOS:
+        return _writeError(final, error)
+    return None
 
 
 def _firstFileAbove(path: Path) -> Path:
@@ -77,11 +121,14 @@ def _firstFileAbove(path: Path) -> Path:
     return path.parent
 
 
-def _makeParent(path: Path) -> None:
+def _makeParent(path: Path) -> list[Path]:
+    """Make the folders above ``path``; return those made, deepest first."""
+    made = [parent for parent in path.parents if not parent.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise _writeError(path, error) from None
+    return made
 
 
 def exchangePaths(first: str | os.PathLike, second: str | os.PathLike) -> bool:
@@ -168,7 +215,9 @@ def outputLock(path: str | os.PathLike) -> Iterator[Path]:
     """Hold the one-writer lock of an output for the duration of a ``with`` block.
 
     A second run (another process) asking for the same output's lock fails at once; the
-    same process may nest holders. Leftovers of killed runs are removed on entry.
+    same process may nest holders. Leftovers of killed runs are removed on entry. Folders
+    made above the output to hold the lock file are removed on exit if they are still
+    empty (a run that failed leaves no trace).
 
     Parameters
     ----------
@@ -194,9 +243,13 @@ def outputLock(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             _HELD[key] -= 1
         return
-    _makeParent(final)
+    made = _makeParent(final)
     lockPath = final.parent / f".{final.name}.lock"
-    fd = _acquire(final, lockPath)
+    try:
+        fd = _acquire(final, lockPath)
+    except BaseException:
+        _removeEmpty(made)
+        raise
     _HELD[key] = 1
     try:
         removeLeftovers(final)
@@ -206,6 +259,66 @@ def outputLock(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(lockPath)
         os.close(fd)
+        _removeEmpty(made)
+
+
+def _removeEmpty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that are empty; stop at the first that is not."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def holdsOutputLock(parameter: str) -> Callable[[_Function], _Function]:
+    """Decorate a function that writes one output: each call holds the output's lock.
+
+    The output is the value of the function's argument ``parameter`` (a path). The lock
+    (`outputLock`) is taken before the function's first line and released when it
+    returns or raises, so a second concurrent run on the same output fails at once, not
+    after its work; and the checks of the output the function makes cannot be outdated
+    by another run before it writes. A value that is not a path (None, a wrong type) is
+    passed on unlocked, for the function's own checks to refuse.
+
+    Parameters
+    ----------
+    parameter : str
+        The name of the function's parameter that holds the output's path.
+
+    Returns
+    -------
+    callable
+        The decorator.
+
+    Examples
+    --------
+    >>> @holdsOutputLock("outDir")
+    ... def writeThings(outDir, overwrite=False):
+    ...     ...
+    """
+
+    def decorate(function: _Function) -> _Function:
+        signature = inspect.signature(function)
+        if parameter not in signature.parameters:
+            raise TypeError(f"{function.__qualname__} has no parameter {parameter!r}")
+
+        @functools.wraps(function)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                return function(*args, **kwargs)  # which raises the TypeError
+            bound.apply_defaults()
+            value = bound.arguments.get(parameter)
+            if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+                return function(*args, **kwargs)
+            with outputLock(value):
+                return function(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return decorate
 
 
 def _acquire(final: Path, lockPath: Path) -> int:
@@ -275,9 +388,10 @@ def atomicPath(path: str | os.PathLike, suffix: str | None = None) -> Iterator[P
             yield tmp
             os.replace(tmp, final)
         except OSError as error:
-            if isinstance(error, DcrOutputError) or error.errno not in _WRITE_ERRNOS:
+            replacement = _outputError(final, tmp, error)
+            if replacement is None:
                 raise
-            raise _writeError(final, error) from error
+            raise replacement from error
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -322,9 +436,10 @@ def atomicDirectory(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             _swapIntoPlace(tmp, final)
         except OSError as error:
-            if isinstance(error, DcrOutputError) or error.errno not in _WRITE_ERRNOS:
+            replacement = _outputError(final, tmp, error)
+            if replacement is None:
                 raise
-            raise _writeError(final, error) from error
+            raise replacement from error
         finally:
             # After a swap ``tmp`` holds the old folder; an interrupt while removing it
             # leaves a leftover that the next run removes, never a partial output.

@@ -12,12 +12,13 @@ value fails before any work is done.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
-import tomllib
 from collections.abc import Iterable
 from typing import Any
 
+from .._validate import readTomlFile
 from ..errors import DcrConfigError
 from ..fourier import TRANSFER_MODES
 from ..model import ENGINES
@@ -514,9 +515,12 @@ class DcrAssembleConfig:
     def fromToml(cls, path: str | os.PathLike) -> DcrAssembleConfig:
         """Load a configuration from a TOML file.
 
-        The settings are top-level keys of the file, or keys of an ``[assemble]`` table
-        (then other tables are ignored). Settings absent from the file keep their
-        defaults.
+        The settings are top-level keys of the file, or keys of an ``[assemble]`` table.
+        Settings absent from the file keep their defaults. Every key is used or refused:
+        next to an ``[assemble]`` table, other tables (for other tools) are not read, so a
+        key outside every table, a setting's name in another table, or a table named like
+        a misspelt ``[assemble]`` is refused. The file must be UTF-8 (a byte-order mark is
+        skipped).
 
         Parameters
         ----------
@@ -526,8 +530,9 @@ class DcrAssembleConfig:
         Raises
         ------
         DcrConfigError
-            If the file cannot be read or parsed, names an unknown setting, or holds an
-            out-of-range value.
+            If the file cannot be read, is not UTF-8 or not TOML, names an unknown
+            setting, places a key where it would not be read, or holds an out-of-range
+            value.
 
         Examples
         --------
@@ -538,21 +543,9 @@ class DcrAssembleConfig:
 
         gives ``DcrAssembleConfig(dcrNumSubfilters=4, badMaskPlanes=("BAD", "SAT"))``.
         """
+        data = readTomlFile(path, "configuration file")
         try:
-            with open(path, "rb") as stream:
-                data = tomllib.load(stream)
-        except OSError as exc:
-            raise DcrConfigError(
-                f"cannot read the configuration file: {exc.strerror}", path=str(path)
-            ) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise DcrConfigError(
-                f"the configuration file is not valid TOML: {exc}", path=str(path)
-            ) from exc
-        if "assemble" in data and isinstance(data["assemble"], dict):
-            data = data["assemble"]
-        try:
-            return cls.fromDict(data)
+            return cls.fromDict(_tomlSettings(data, cls.fieldNames()))
         except DcrConfigError as exc:
             raise DcrConfigError(f"{exc.message} (in {os.fspath(path)})", **exc.values) from None
 
@@ -591,3 +584,52 @@ class DcrAssembleConfig:
         if jsonSafe:
             values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
         return values
+
+
+def _tomlSettings(data: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+    """Return the settings of a configuration file's tables: every key used or refused.
+
+    The settings are the top-level keys, or those of the ``[assemble]`` table; next to
+    that table a key outside every table, a setting's name in another table (TOML puts a
+    key under the table header above it) or a table named like a misspelt ``assemble``
+    would be silently ignored, and is refused.
+    """
+    if not isinstance(data.get("assemble"), dict):
+        return data  # top-level settings: fromDict refuses unknown ones
+    loose = [key for key, value in data.items() if key != "assemble"
+             and not isinstance(value, dict)]
+    if loose:
+        raise DcrConfigError(
+            f"{', '.join(loose)}: key(s) outside the [assemble] table, where they would be "
+            "ignored; move them below [assemble] (a key belongs to the table header above "
+            "it), or give every setting at the top level without [assemble]",
+            keys=loose,
+        )
+    for table, value in data.items():
+        if table == "assemble":
+            continue
+        misplaced = sorted(_settingKeys(value, known, table))
+        if misplaced:
+            raise DcrConfigError(
+                f"{', '.join(misplaced)}: setting(s) in the table [{table}], where they "
+                "would be ignored; settings are read from [assemble] only, move them there",
+                keys=misplaced,
+            )
+        if difflib.get_close_matches(table, ["assemble"], n=1, cutoff=0.75):
+            raise DcrConfigError(
+                f"the table [{table}] looks like a misspelt [assemble], and would be ignored; "
+                "put its settings in [assemble]",
+                table=table,
+            )
+    return data["assemble"]
+
+
+def _settingKeys(table: dict[str, Any], known: tuple[str, ...], where: str) -> list[str]:
+    """Return the dotted names of the keys of ``table`` (and its sub-tables) that are settings."""
+    found = []
+    for key, value in table.items():
+        if key in known:
+            found.append(f"{where}.{key}")
+        if isinstance(value, dict):
+            found += _settingKeys(value, known, f"{where}.{key}")
+    return found

@@ -23,7 +23,7 @@ from astropy.io import fits as pyfits
 from astropy.wcs import WCS
 
 from .._version import __version__
-from ..atomic import atomicDirectory, guardOutputFolder
+from ..atomic import atomicDirectory, guardOutputFolder, holdsOutputLock
 from ..errors import DcrTypeError
 from ..fits import writeDcrModel, writeExposure
 from ..image import Exposure, Image, Mask, MaskedImage
@@ -258,6 +258,7 @@ def _writeNImages(nImages: list[Image], wcs: WCS | None, path: Path) -> None:
     pyfits.HDUList(hdus).writeto(path)
 
 
+@holdsOutputLock("outDir")
 def writeResults(
     result: AssembleResult, outDir: str | os.PathLike, overwrite: bool = False
 ) -> Path:

@@ -69,6 +69,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .._validate import asPathList, refuseFolders
+from ..atomic import holdsOutputLock
 from ..errors import DcrError, DcrPsfWarning, DcrTypeError, DcrValueError
 from ..image import Box, Exposure, Filter, Image, Mask, Psf, StatisticsControl
 from ..model import LOW_COVERAGE_PLANE, DcrModel
@@ -768,6 +770,7 @@ class DcrAssembleCoadd:
         return footprint / peak if peak > 0 else footprint
 
 
+@holdsOutputLock("outDir")
 def assembleFromFiles(
     paths: Sequence[str | os.PathLike],
     outDir: str | os.PathLike,
@@ -802,10 +805,22 @@ def assembleFromFiles(
     -------
     AssembleResult
         The result, also written to ``outDir``.
+
+    Raises
+    ------
+    DcrOutputError
+        If another run is writing ``outDir`` (at once: the output's lock is held for the
+        whole run), or ``outDir`` holds other files or, without ``overwrite``, a model.
+    DcrTypeError
+        If ``paths`` is one path rather than a list of them.
+    DcrValueError
+        For missing files, folders given as files, and the bad inputs of
+        `DcrAssembleCoadd.run`.
     """
     checkOutputFolder(outDir, overwrite)
     grid = resolveGrid(grid)
-    paths = [Path(p) for p in paths]
+    paths = asPathList(paths, "paths")
+    refuseFolders([*paths, coaddPath])
     missing = [str(p) for p in paths if not p.is_file()]
     if coaddPath is not None and not Path(coaddPath).is_file():
         missing.append(str(coaddPath))

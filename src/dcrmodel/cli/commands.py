@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .._validate import refuseFolders
 from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles, resolveGrid
 from ..atomic import atomicPath
 from ..diffim import makeDifference, templateForExposure
@@ -341,6 +342,7 @@ def _warpOutputs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     for name in args.exposures:
         source = Path(name)
         if not source.is_file():
+            refuseFolders([source])
             raise FileNotFoundError(f"no such exposure file: {source}")
         target = outDir / source.name
         if source.name in seen:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..assemble import DcrAssembleCoadd, DcrAssembleConfig, writeResults
-from ..atomic import atomicPath, guardOutputFolder
+from ..atomic import atomicPath, guardOutputFolder, holdsOutputLock
 from ..diffim import evaluateVisit, improvement
 from ..errors import DcrValueError
 from ..fits import readExposure
@@ -188,6 +188,7 @@ def _row(name: str, visit: dict[str, Any], label: str, evaluation: Any,
     }
 
 
+@holdsOutputLock("outDir")
 def runDemo(
     outDir: str | os.PathLike = "demo-output",
     seed: int = 0,

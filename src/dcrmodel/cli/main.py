@@ -11,8 +11,10 @@ arguments and sets its handler, ``_run<Name>(args) -> int`` does the work. Regis
 subcommand by adding its ``_add`` function to `_SUBCOMMANDS`.
 
 Exit codes (scripts can rely on them): 0 success; 2 bad input or usage (a one-line
-message on standard error; every `dcrmodel.errors.DcrError`, missing file or missing optional
-dependency lands here); 130 interrupted.
+message on standard error; every `dcrmodel.errors.DcrError`, file that cannot be read or
+written (`OSError`) or missing optional dependency lands here); 130 interrupted (Ctrl-C,
+also while the command starts: the ``dcrmodel`` console script enters through
+``dcrmodel_command``, which catches an interrupt while the package is imported).
 Anything else is a bug and shows its traceback (exit 1).
 
 Options common to every subcommand: ``-q/--quiet`` (errors only, no progress bar) and
@@ -356,8 +358,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 success, 2 bad input or usage, 130 interrupted.
+        Exit status: 0 success, 2 bad input or usage, 130 interrupted (also before the
+        subcommand starts).
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("dcrmodel: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _errorText(error: BaseException) -> str:
+    """One line for an error: ours as they are, a system error with its file and cause."""
+    if isinstance(error, OSError) and not isinstance(error, DcrError) and error.strerror:
+        where = error.filename if error.filename is not None else ""
+        text = f"{where}: {error.strerror}" if where else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = buildParser()
     try:
         args = parser.parse_args(argv)
@@ -373,10 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with logToBar(_log):
             return args.handler(args)
-    except (DcrError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-            ImportError) as error:
-        text = " ".join(str(error).split())
-        print(f"dcrmodel {args.command}: error: {text}", file=sys.stderr)
+    except (DcrError, OSError, ImportError) as error:
+        # OSError: files that cannot be read or written (permissions, a full disk, ...)
+        print(f"dcrmodel {args.command}: error: {_errorText(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"dcrmodel {args.command}: interrupted", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Scale-out with Dask: plan files, clusters, scratch and resume, the driver."""
 
-from .cluster import SCHEDULER_TIMEOUT, checkWorkers, clusterClient
+from .cluster import SCHEDULER_TIMEOUT, checkSchedulerAddress, checkWorkers, clusterClient
 from .plan import Patch, PatchPlan, loadPlan
 from .runner import assembleDistributed, assemblePatches, formatSummaryTable
 from .scratch import scratchFolder
@@ -17,6 +17,7 @@ __all__ = [
     "assemblePatches",
     "clusterClient",
     "checkWorkers",
+    "checkSchedulerAddress",
     "scratchFolder",
     "estimateSubregionMemory",
     "formatSummaryTable",

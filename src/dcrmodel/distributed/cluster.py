@@ -2,7 +2,8 @@
 
 Scheduler address and timeout
 -----------------------------
-``scheduler`` is a Dask scheduler address (``tcp://host:8786``). Connecting gives up
+``scheduler`` is a Dask scheduler address (``tcp://host:8786``), checked for its form
+before any connection (`checkSchedulerAddress`). Connecting gives up
 after ``timeout`` seconds (`SCHEDULER_TIMEOUT`, 10 s), and so does waiting for the first
 worker; both raise `dcrmodel.errors.DcrValueError` naming the address. Every worker must
 import the same dcrmodel version as the driver: this is checked before any work
@@ -23,12 +24,15 @@ from .. import _version
 from ..errors import DcrValueError
 from ..physics import offlineIers
 
-__all__ = ["SCHEDULER_TIMEOUT", "clusterClient", "checkWorkers"]
+__all__ = ["SCHEDULER_TIMEOUT", "clusterClient", "checkWorkers", "checkSchedulerAddress"]
 
 #: Seconds to wait for a scheduler to answer, and for its first worker, before giving up.
 SCHEDULER_TIMEOUT = 10.0
 
 _EXTRA_HINT = "install the optional extra: pip install 'dcrmodel[distributed]'"
+
+#: Address schemes of Dask's communication back ends (`distributed.comm`).
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
 
 def importDistributed() -> Any:
@@ -143,6 +147,71 @@ def _warmUp() -> bool:
     return True
 
 
+def checkSchedulerAddress(scheduler: Any) -> str:
+    """Refuse a scheduler address that no Dask scheduler can have, before connecting.
+
+    A malformed address makes ``distributed.Client`` fail half-built; the client's
+    destructor then waits 20 s to close a connection that never was, and prints a
+    traceback. Checked here, the address gets a one-line error at once.
+
+    Parameters
+    ----------
+    scheduler : str
+        ``[scheme://]host:port``; the schemes are Dask's (``tcp``, ``tls``, ``ws``,
+        ``wss``, ``ucx``, ``inproc``), ``tcp`` when none is given.
+
+    Returns
+    -------
+    str
+        The address, unchanged.
+
+    Raises
+    ------
+    DcrValueError
+        If it is not a string, is empty, has an unknown scheme, or (for the network
+        schemes) lacks a host or a port in 1-65535, or holds spaces.
+
+    Examples
+    --------
+    >>> checkSchedulerAddress("tcp://127.0.0.1:8786")
+    'tcp://127.0.0.1:8786'
+    """
+    example = "e.g. tcp://host:8786"
+    if not isinstance(scheduler, str) or not scheduler.strip():
+        raise DcrValueError(f"the scheduler must be a Dask scheduler address, {example}",
+                            scheduler=scheduler)
+    scheme, _, location = scheduler.rpartition("://")
+    scheme = scheme or "tcp"
+    if scheme not in _SCHEMES:
+        raise DcrValueError(
+            f"{scheduler!r} is not a Dask scheduler address: unknown scheme {scheme!r} "
+            f"(Dask's are {', '.join(_SCHEMES)}), {example}",
+            scheduler=scheduler,
+        )
+    if scheme in ("ucx", "inproc"):
+        return scheduler
+    host, colon, port = location.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    problem = None
+    if any(c.isspace() for c in location):
+        problem = "it holds a space"
+    elif "/" in location:
+        problem = "it holds a slash after the scheme"
+    elif not colon:
+        problem = "it has no port number"
+    elif not host:
+        problem = "it has no host"
+    elif not port.isdigit() or not 1 <= int(port) <= 65535:
+        problem = "it has no port number in 1-65535"
+    if problem:
+        raise DcrValueError(
+            f"{scheduler!r} is not a Dask scheduler address ({problem}); give "
+            f"[scheme://]host:port, {example}",
+            scheduler=scheduler,
+        )
+    return scheduler
+
+
 def schedulerAddress(client: Any) -> str | None:
     """Return the address of a client's scheduler (None if it cannot be told).
 
@@ -219,12 +288,7 @@ def clusterClient(
         return
     with contextlib.ExitStack() as stack:
         if scheduler is not None:
-            if not isinstance(scheduler, str) or not scheduler:
-                raise DcrValueError(
-                    "scheduler must be the address of a Dask scheduler, e.g. "
-                    "tcp://host:8786",
-                    scheduler=scheduler,
-                )
+            checkSchedulerAddress(scheduler)
             tic = time.monotonic()
             try:
                 client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)

@@ -31,11 +31,11 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._validate import readTomlFile
 from ..assemble import DcrAssembleConfig, checkOutputFolder, resolveGrid
 from ..errors import DcrConfigError, DcrError, DcrOutputError, DcrTypeError, DcrValueError
 
@@ -364,13 +364,7 @@ def loadPlan(path: str | os.PathLike, overwrite: bool = False) -> PatchPlan:
         For overlapping output folders or folders holding other files.
     """
     source = Path(os.fspath(path))
-    try:
-        with open(source, "rb") as stream:
-            data = tomllib.load(stream)
-    except OSError as exc:
-        raise DcrConfigError(f"cannot read the plan: {exc.strerror}", path=str(source)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise DcrConfigError(f"the plan is not valid TOML: {exc}", path=str(source)) from exc
+    data = readTomlFile(source, "plan")
     plan = PatchPlan.fromDict(data, base=source.absolute().parent)
     plan = dataclasses.replace(plan, source=source)
     plan.validate(overwrite=overwrite)

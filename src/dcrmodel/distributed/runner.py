@@ -33,6 +33,9 @@ Faults
   matches the new run (same files, same sizes and modification times, same settings and
   dcrmodel version) and refuses otherwise. The scratch folder is removed once the
   outputs are written. Without ``resume`` an old scratch folder is discarded.
+- One driver per output: a run holds the lock of every output folder of its plan
+  (`dcrmodel.atomic.outputLock`) from before its first task to the end, so a second run
+  on any of them fails at once.
 
 The pieces live beside this driver: plan files (`dcrmodel.distributed.plan`), clusters and
 their workers (`dcrmodel.distributed.cluster`), the tasks and their memory
@@ -41,6 +44,7 @@ their workers (`dcrmodel.distributed.cluster`), the tasks and their memory
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -52,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import refuseFolders
 from ..assemble import (
     AssembleResult,
     AssemblyPlan,
@@ -63,6 +68,7 @@ from ..assemble import (
     subregionTiles,
     writeResults,
 )
+from ..atomic import outputLock
 from ..errors import DcrError, DcrTypeError, DcrValueError
 from ..fits import readExposureBBox
 from ..image import Box
@@ -413,13 +419,17 @@ def _run(plan: PatchPlan, clientArgs: dict[str, Any], progress: ProgressCallback
          raiseErrors: bool) -> list[_Job]:
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise DcrValueError("retries must be an integer >= 0", retries=retries)
-    jobs = [_Job(patch, i, resume, overwrite) for i, patch in enumerate(plan.patches)]
-    with clusterClient(**clientArgs) as client:
-        tracker = _Progress(jobs, progress)
-        if client is None:
-            _runLocal(jobs, tracker, traceMemory, raiseErrors)
-        else:
-            _runCluster(jobs, client, tracker, traceMemory, retries, raiseErrors)
+    with contextlib.ExitStack() as locks:
+        # One writer per output: a second run on any of these folders fails here, at once.
+        for patch in plan.patches:
+            locks.enter_context(outputLock(patch.out))
+        jobs = [_Job(patch, i, resume, overwrite) for i, patch in enumerate(plan.patches)]
+        with clusterClient(**clientArgs) as client:
+            tracker = _Progress(jobs, progress)
+            if client is None:
+                _runLocal(jobs, tracker, traceMemory, raiseErrors)
+            else:
+                _runCluster(jobs, client, tracker, traceMemory, retries, raiseErrors)
     return jobs
 
 
@@ -495,9 +505,9 @@ def assembleDistributed(
     Raises
     ------
     DcrValueError
-        For missing files, an unreachable scheduler, workers without this dcrmodel
-        version, a scratch folder of another run with ``resume``, and the bad inputs of
-        `dcrmodel.assemble.task.DcrAssembleCoadd.run`.
+        For missing files, folders given as files, an unreachable scheduler, workers
+        without this dcrmodel version, a scratch folder of another run with ``resume``,
+        and the bad inputs of `dcrmodel.assemble.task.DcrAssembleCoadd.run`.
     DcrOutputError
         If ``outDir`` holds another run's files (and ``overwrite`` is False).
     ImportError
@@ -515,6 +525,7 @@ def assembleDistributed(
         raise DcrTypeError("config must be a DcrAssembleConfig", config=type(config).__name__)
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
+    refuseFolders([*paths, coaddPath])
     if workers is None and scheduler is None and client is None and not resume:
         return assembleFromFiles(paths, outDir, coaddPath=coaddPath, config=config,
                                  overwrite=overwrite, progress=progress, grid=grid)

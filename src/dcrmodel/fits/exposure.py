@@ -46,18 +46,21 @@ in the layout's units (an air temperature in kelvin, a pressure in hPa) are reje
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
-from ..errors import DcrFitsError, DcrTypeError, DcrWarning, externalStacklevel
+from ..errors import DcrError, DcrFitsError, DcrTypeError, DcrWarning, externalStacklevel
 from ..image import DEFAULT_MASK_PLANES, Box, Exposure, Filter, Image, Mask, MaskedImage, Psf
 from .headers import (
     CALIB_KEYS,
@@ -142,7 +145,8 @@ def openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
     if not path.exists():
         raise FileNotFoundError(f"no such FITS file: {path}")
     if path.is_dir():
-        raise DcrFitsError("the path is a directory, not a FITS file", path=str(path))
+        raise DcrFitsError(f"{path} is a folder, not a FITS file; give the file itself",
+                           path=str(path))
     indices: dict[str, int] = {}
     hduList = None
     with warnings.catch_warnings(record=True) as caught:
@@ -154,7 +158,7 @@ def openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
                 name = str(hdu.header.get("EXTNAME", "")).strip().upper()
                 if name and name not in indices:
                     indices[name] = index
-        except (OSError, ValueError, TypeError, IndexError, KeyError) as error:
+        except (OSError, ValueError, TypeError, IndexError, KeyError, VerifyError) as error:
             if hduList is not None:
                 hduList.close()
             raise DcrFitsError(
@@ -169,8 +173,17 @@ def openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
             warning.message
         )
     ]
+    damage = _damagedCard(hdu.header for hdu in hduList)
+    if damage is not None:
+        hduList.close()
+        raise DcrFitsError(
+            f"{path.name} is damaged: {damage}; write or copy the file again", path=str(path)
+        )
     if problems:
-        where = _truncationPlace(hduList, path)
+        try:
+            where = _truncationPlace(hduList, path)
+        except (VerifyError, ValueError, TypeError, KeyError):  # a damaged size key
+            where = "its data or a header run past the end of the file"
         hduList.close()
         raise DcrFitsError(
             f"{path.name} is truncated: {where}; the file was cut short, write or copy it "
@@ -184,6 +197,47 @@ def openFits(path: Path) -> tuple[fits.HDUList, dict[str, int]]:
                 warning.message, warning.category, warning.filename, warning.lineno
             )
     return hduList, indices
+
+
+def _damagedCard(headers: Iterable[fits.Header], values: bool = False) -> str | None:
+    """Say where a header holds a card that cannot be read (None if every card can).
+
+    FITS headers are printable ASCII (standard 4.0, section 4.1.2.1): a card with another
+    byte is damage (a flipped bit, a bad copy) that would otherwise surface as an error deep
+    inside astropy wherever the key is read. With ``values``, every value is parsed too
+    (slower: for the few keys of a model file's HDU 0); otherwise a value that does not
+    parse is found where it is read (`_damageIsAnError`).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for index, header in enumerate(headers):
+            for number, card in enumerate(header.cards, start=1):
+                where = f"card {number} of the header of HDU {index}"
+                # the card as read from the file (astropy's own attribute; None if made here)
+                image = getattr(card, "_image", None) or ""
+                if not (image.isascii() and image.isprintable()):
+                    return f"{where} holds bytes that are not printable ASCII"
+                if values:
+                    try:
+                        card.value  # noqa: B018 - parses the value
+                    except (VerifyError, ValueError) as error:
+                        return f"{where} cannot be read ({' '.join(str(error).split())})"
+    return None
+
+
+@contextlib.contextmanager
+def _damageIsAnError(path: Path) -> Iterator[None]:
+    """Turn astropy's errors on a damaged header card (read in the block) into ours."""
+    try:
+        yield
+    except DcrError:
+        raise
+    except (VerifyError, ValueError) as error:
+        raise DcrFitsError(
+            f"{path.name} is damaged: {' '.join(str(error).split())}; write or copy the file "
+            "again",
+            path=str(path),
+        ) from None
 
 
 def _hduLabel(hduList: fits.HDUList, index: int) -> str:
@@ -381,7 +435,7 @@ def readExposureBBox(path: str | os.PathLike) -> Box:
     """
     source = Path(os.fspath(path))
     hduList, indices = openFits(source)
-    with hduList:
+    with hduList, _damageIsAnError(source):
         return _planesBox(hduList, indices, source)
 
 
@@ -458,7 +512,7 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
         )
     source = Path(os.fspath(path))
     hduList, indices = openFits(source)
-    with hduList:
+    with hduList, _damageIsAnError(source):
         return _readOpenExposure(
             hduList, indices, source, bbox, _planesBox(hduList, indices, source)
         )
@@ -615,7 +669,7 @@ class ExposureFile:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(os.fspath(path))
         hduList, indices = openFits(self.path)
-        with hduList:
+        with hduList, _damageIsAnError(self.path):
             self.bbox = _planesBox(hduList, indices, self.path)
             self._layouts: dict[str, tuple[int, np.dtype, tuple[int, int]]] | None = {}
             maskHeader = hduList[indices["MASK"]].header

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from astropy.wcs import WCS
 
+from .._validate import refuseFolders
 from ..errors import DcrFitsError, DcrTypeError, DcrValueError
 from ..image import Box
 from ..warp import GRID_SPEC_FORMAT, parseGridSpec
-from .exposure import checkPlaneHdu, openFits
+from .exposure import _damageIsAnError, checkPlaneHdu, openFits
 from .layout import wcsFromHeader
 
 __all__ = ["readGrid", "gridFromSpec"]
@@ -69,7 +70,7 @@ def readGrid(path: str | os.PathLike) -> tuple[WCS, Box]:
     """
     source = Path(os.fspath(path))
     hduList, indices = openFits(source)
-    with hduList:
+    with hduList, _damageIsAnError(source):
         if "IMAGE" not in indices:
             raise DcrFitsError(
                 f"{source.name} has no IMAGE HDU (EXTNAME); a grid file is an exposure "
@@ -111,7 +112,7 @@ def gridFromSpec(spec: str | os.PathLike) -> tuple[WCS, Box]:
     DcrFitsError
         As `readGrid`, for a file.
     DcrValueError
-        If ``spec`` is neither an existing file nor a valid grid text.
+        If ``spec`` is neither an existing file nor a valid grid text, or is a folder.
 
     Examples
     --------
@@ -123,6 +124,7 @@ def gridFromSpec(spec: str | os.PathLike) -> tuple[WCS, Box]:
         raise DcrTypeError(f"a grid is a file path or the text {GRID_SPEC_FORMAT}",
                            grid=type(spec).__name__)
     text = os.fspath(spec)
+    refuseFolders([text], "a grid file (an exposure file or " + GRID_SPEC_FORMAT + ")")
     if Path(text).is_file():
         return readGrid(text)
     if text.lower().endswith(_FITS_SUFFIXES):

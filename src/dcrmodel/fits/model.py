@@ -11,6 +11,7 @@ raises `DcrFitsError` naming the file and key at fault.
 
 from __future__ import annotations
 
+import glob
 import logging
 import math
 import numbers
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ..atomic import atomicDirectory, guardOutputFolder
+from ..atomic import atomicDirectory, guardOutputFolder, holdsOutputLock
 from ..errors import (
     DcrError,
     DcrFitsError,
@@ -86,6 +87,7 @@ def _isModelDirectory(path: Path) -> bool:
     return "DCR-NSUB" in header and "DCR-SUBF" in header
 
 
+@holdsOutputLock("path")
 def writeDcrModel(
     model: DcrModel, path: str | os.PathLike, datasetType: str = _DEFAULT_DATASET
 ) -> None:
@@ -184,7 +186,8 @@ class DcrModelDataRef:
     Raises
     ------
     DcrFitsError
-        If ``path`` is not a directory.
+        If ``path`` is not a directory (the message tells a file from a missing folder,
+        and names the previous model a run killed while replacing it left hidden beside).
 
     Examples
     --------
@@ -207,11 +210,7 @@ class DcrModelDataRef:
         self.path = Path(os.fspath(path))
         self.datasetType = _checkDatasetType(datasetType)
         if not self.path.is_dir():
-            raise DcrFitsError(
-                "a DCR model is a directory of <datasetType>_<k>.fits files; this path is "
-                "not a directory",
-                path=str(self.path),
-            )
+            raise DcrFitsError(_notAModelFolder(self.path), path=str(self.path))
 
     def __repr__(self) -> str:
         return f"DcrModelDataRef({str(self.path)!r})"
@@ -279,11 +278,16 @@ class DcrModelDataRef:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyUserWarning)
-                return fits.getheader(file, 0)
+                header = fits.getheader(file, 0)
         except (OSError, ValueError, TypeError, IndexError) as error:
             raise DcrFitsError(
                 f"{file.name} is not a readable FITS file ({error})", path=str(file)
             ) from None
+        damage = reader._damagedCard([header], values=True)
+        if damage is not None:
+            raise DcrFitsError(f"{file.name} is damaged: {damage}; write or copy the file "
+                               "again", path=str(file))
+        return header
 
     def get(
         self,
@@ -477,7 +481,8 @@ def readDcrModel(
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist.
+        If ``path`` does not exist (the message names the previous model that a run
+        killed while replacing it left hidden beside the path).
     DcrFitsError
         If a subfilter file is missing, unreadable or inconsistent (``DCR-SUBF``,
         ``DCR-NSUB``, or ``DCR-WMIN``/``DCR-WMAX`` that disagree with the filter), or the
@@ -485,7 +490,8 @@ def readDcrModel(
     """
     directory = Path(os.fspath(path))
     if not directory.exists():
-        raise FileNotFoundError(f"no such DCR model directory: {directory}")
+        raise FileNotFoundError(f"no such DCR model directory: {directory}"
+                                f"{_midSwapNote(directory)}")
     datasetType = _checkDatasetType(datasetType)
     dataRef = DcrModelDataRef(directory, datasetType)
     numSubfilters = dataRef.numSubfilters
@@ -535,3 +541,29 @@ def _checkSubfilterRanges(
                     f"belong together",
                     key=key,
                 )
+
+
+
+def _notAModelFolder(path: Path) -> str:
+    """Say why ``path`` is not a model folder: a file, or missing (perhaps mid-swap)."""
+    if path.exists():
+        return (f"{path} is not a directory: a DCR model is a directory of "
+                "<datasetType>_<k>.fits files")
+    return f"no DCR model at {path}: the folder does not exist{_midSwapNote(path)}"
+
+
+def _midSwapNote(path: Path) -> str:
+    """Name the old model that a run killed mid-swap left hidden beside ``path`` ("" if none).
+
+    Only where the file system cannot exchange two folders in one step
+    (`dcrmodel.atomic.exchangePaths`) is a folder replaced by two renames; a run killed
+    between them leaves the old folder at ``.<name>.<random>.old``.
+    """
+    if not path.parent.is_dir():
+        return ""
+    old = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.old"))
+    if not old:
+        return ""
+    return (f"; a run was killed while replacing it, and the previous model waits beside it "
+            f"in {old[-1].name}: run the command that writes {path.name} again (it puts the "
+            "previous model back first)")

@@ -42,6 +42,7 @@ __all__ = [
     "checkMetadata",
     "zeroFlaggedNonFinite",
     "checkNewImage",
+    "ownPixels",
     "assignedRegion",
 ]
 
@@ -662,6 +663,34 @@ def checkNewImage(maskedImage: Any, bbox: Box, mask: Mask | None, subfilter: Any
         )
     if nonFinite.any():
         image.array[nonFinite] = 0.0
+    return image
+
+
+def ownPixels(image: Image, others: Iterable[Image | None]) -> Image:
+    """Return ``image``, or a copy of it if its pixels are those of one of ``others``.
+
+    A model keeps the images it is given, but each subfilter (and the variance) must own
+    its pixels: given the same image or array twice (``DcrModel([a] * 3)``), a change to
+    one subfilter, by the conditioning methods, `DcrModel.assign` or ``model[k].array``,
+    would change the others too.
+
+    Parameters
+    ----------
+    image : dcrmodel.image.Image
+        The image to be kept.
+    others : iterable of dcrmodel.image.Image or None
+        The images already kept (None entries are skipped).
+
+    Returns
+    -------
+    image : dcrmodel.image.Image
+        ``image`` itself, or a copy of it if its array overlaps one of theirs.
+    """
+    for other in others:
+        if other is not None and np.may_share_memory(image.array, other.array) and (
+            np.shares_memory(image.array, other.array)
+        ):
+            return image.clone()
     return image
 
 

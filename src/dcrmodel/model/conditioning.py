@@ -171,6 +171,19 @@ def _thresholdArray(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray
         ) from error
 
 
+def _checkThresholdOrder(high: np.ndarray, low: np.ndarray) -> None:
+    """Refuse a low threshold above the high one (NaN thresholds do not count)."""
+    crossed = low > high
+    count = int(np.count_nonzero(crossed))
+    if count:
+        y, x = (int(i) for i in np.argwhere(crossed)[0])
+        raise DcrValueError(
+            f"lowThreshold exceeds highThreshold in {count} pixel(s) (first at y={y}, x={x}: "
+            f"{low[y, x]:g} > {high[y, x]:g}); give lowThreshold <= highThreshold",
+            pixels=count,
+        )
+
+
 def _subfilterArrays(
     model: DcrModel, modelImages: Any, bbox: Box, method: str
 ) -> list[np.ndarray]:
@@ -552,7 +565,7 @@ def applyImageThresholds(
 
     Raises
     ------
-    DcrShapeError, DcrTypeError, DcrConfigError
+    DcrShapeError, DcrTypeError, DcrConfigError, DcrValueError
         As `DcrModel.applyImageThresholds`.
 
     Examples
@@ -575,6 +588,8 @@ def applyImageThresholds(
     width = _checkWidth(regularizationWidth)
     high = _thresholdArray(highThreshold, array.shape, "highThreshold")
     low = _thresholdArray(lowThreshold, array.shape, "lowThreshold")
+    if high is not None and low is not None:
+        _checkThresholdOrder(high, low)
     if high is not None:
         flags = _openFlags(array > high, width)
         array[flags] = high[flags]

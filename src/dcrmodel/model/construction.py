@@ -32,6 +32,7 @@ from .checks import (
     checkNumSubfilters,
     countUnmaskedNonFinite,
     isInteger,
+    ownPixels,
     resolveFilter,
     zeroFlaggedNonFinite,
 )
@@ -86,10 +87,14 @@ def modelParts(
     Notes
     -----
     The checks run in this order: images, mask and variance, band, metadata; then the
-    non-finite values in pixels a bad plane flags are set to 0 in place.
+    non-finite values in pixels a bad plane flags are set to 0 in place. An image (or the
+    variance) whose pixels are those of an earlier subfilter is copied (`ownPixels`).
     """
     images = checkModelImages(modelImages)
+    images = [ownPixels(image, images[:k]) for k, image in enumerate(images)]
     variance = checkMaskAndVariance(mask, variance, images[0].bbox)
+    if variance is not None:
+        variance = ownPixels(variance, images)
     band = resolveFilter(filterInfo, effectiveWavelength, bandwidth)
     checkMetadata(psf, photoCalib, wcs)
     zeroFlaggedNonFinite(images, variance, mask)

@@ -51,6 +51,7 @@ from .checks import (
     assignedRegion,
     checkNewImage,
     checkRegion,
+    ownPixels,
     requireFilter,
     subfilterIndex,
 )
@@ -92,7 +93,10 @@ class DcrModel:
     ----------
     modelImages : list of dcrmodel.image.Image
         One image per subfilter, bluest first, all with the same box. The images are
-        kept, not copied: the conditioning methods and ``model[k] = ...`` work on them.
+        kept, not copied (the model owns them, as the reference's does): the conditioning
+        methods and ``model[k] = ...`` work on them. An image whose pixels are those of an
+        earlier subfilter (the same image or array given twice, as in ``[a] * 3``) is
+        copied, so that every subfilter, and the variance, owns its pixels.
         2-D numpy arrays are accepted and placed on the box of the first image (at the
         origin ``(0, 0)`` if the first is an array too).
     filterInfo : dcrmodel.image.Filter or str, optional
@@ -356,7 +360,8 @@ class DcrModel:
             Index of the subfilter, ``-N .. N-1``.
         maskedImage : dcrmodel.image.Image or numpy.ndarray
             The new image, with the model's box (an array must have its shape). Kept, not
-            copied.
+            copied, unless its pixels are another subfilter's or the variance's (then a
+            copy is kept: ``model[1] = model[0]`` gives subfilter 1 the values of 0).
 
         Raises
         ------
@@ -366,7 +371,9 @@ class DcrModel:
             If it holds NaN or infinite values in pixels no bad mask plane flags.
         """
         index = subfilterIndex(subfilter, len(self._modelImages))
-        self._modelImages[index] = checkNewImage(maskedImage, self.bbox, self._mask, subfilter)
+        image = checkNewImage(maskedImage, self.bbox, self._mask, subfilter)
+        others = [im for k, im in enumerate(self._modelImages) if k != index]
+        self._modelImages[index] = ownPixels(image, [*others, self._variance])
         self._templateCache.modelReplaced()
 
     def __iter__(self) -> Iterator[Image]:
@@ -944,6 +951,9 @@ class DcrModel:
             If the image is not a floating-point 2-D array or Image.
         DcrConfigError
             If ``regularizationWidth`` is not an integer >= 0.
+        DcrValueError
+            If ``lowThreshold`` exceeds ``highThreshold`` in any pixel (the image is then
+            left as it was).
 
         Notes
         -----

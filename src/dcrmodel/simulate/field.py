@@ -69,7 +69,7 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 
 from .._version import __version__
-from ..atomic import atomicDirectory
+from ..atomic import atomicDirectory, holdsOutputLock
 from ..diffim import detectSources, footprintMask
 from ..errors import DcrTypeError, DcrValueError
 from ..fits import writeDcrModel, writeExposure
@@ -687,6 +687,7 @@ def simulateField(
 # --------------------------------------------------------------------------------------
 
 
+@holdsOutputLock("outDir")
 def runSimulation(
     outDir: str | os.PathLike,
     config: SimulationConfig | None = None,
