@@ -198,7 +198,7 @@ class _WindowOr:
         return self._tables[(ly, lx)]
 
     def gather(self, index: np.ndarray, ly: np.ndarray, lx: np.ndarray) -> np.ndarray:
-        """ORs over the windows of ``ly x lx`` pixels whose first pixel is at flat ``index``."""
+        """Return the ORs over the ``ly x lx`` windows whose first pixel is at flat ``index``."""
         key = ly * 256 + lx
         if key.min() == key.max():
             return np.take(self.table(int(ly[0]), int(lx[0])), index)
