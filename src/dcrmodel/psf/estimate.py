@@ -33,6 +33,7 @@ from ..errors import (
     DcrValueError,
 )
 from ..image import (
+    BAD_MASK_PLANES,
     DEFAULT_MASK_PLANES,
     FWHM_PER_SIGMA,
     Exposure,
@@ -55,8 +56,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-#: Mask planes whose pixels disqualify a star from PSF estimation.
-DEFAULT_BAD_MASK_PLANES = ("BAD", "SAT", "NO_DATA", "EDGE", "CR", "SUSPECT", "INTRP")
+#: Mask planes whose pixels disqualify a star from PSF estimation: the default bad planes,
+#: and pixels that are suspect or interpolated (they would distort a star's profile).
+DEFAULT_BAD_MASK_PLANES = (*BAD_MASK_PLANES, "SUSPECT", "INTRP")
 
 #: Largest Moffat-like index ``eta = 1 / beta`` fitted by `estimatePsf` (beta >= 1.25, so the
 #: profile's cross-section, ``(1 + ...) ** -(beta - 1/2)``, has a finite integral).
