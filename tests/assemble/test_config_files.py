@@ -4,7 +4,6 @@ import codecs
 
 import pytest
 
-from dcrmodel._validate import readTomlFile
 from dcrmodel.assemble import DcrAssembleConfig
 from dcrmodel.distributed import loadPlan
 from dcrmodel.errors import DcrConfigError
@@ -68,6 +67,8 @@ def test_encodings(tmp_path):
 
 
 def test_plan_files_are_read_alike(tmp_path):
+    from dcrmodel._validate import readTomlFile
+
     plan = tmp_path / "plan.toml"
     plan.write_bytes("# r\xe9glages\n[[patch]]\n".encode("latin-1"))
     with pytest.raises(DcrConfigError, match=r"the plan is not UTF-8 text \(byte 0xe9 on line 1"):
