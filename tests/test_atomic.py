@@ -265,3 +265,14 @@ def test_an_error_of_a_nested_writer_names_the_output_not_its_temporary_path(tmp
         with atomicDirectory(final):
             raise DcrOutputError("the output folder x already holds other files", path="x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lock_is_one_for_every_spelling_of_the_output(tmp_path, monkeypatch):
+    from dcrmodel.atomic import outputLock
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    with outputLock(tmp_path / "real" / "m"), outputLock("link/m"), outputLock("real/m"):
+        pass  # nested in one process: no wait for itself
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == []

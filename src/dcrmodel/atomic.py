@@ -235,7 +235,9 @@ def outputLock(path: str | os.PathLike) -> Iterator[Path]:
         If another run is writing the same output, or the lock cannot be made.
     """
     final = Path(path).absolute()
-    key = str(final)
+    # one key for every spelling of the output (relative, through a symbolic link), so
+    # that this process never waits for its own lock
+    key = os.path.join(os.path.realpath(final.parent), final.name)
     if key in _HELD:
         _HELD[key] += 1
         try:

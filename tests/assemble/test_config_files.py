@@ -4,7 +4,6 @@ import codecs
 
 import pytest
 
-from dcrmodel._validate import readTomlFile
 from dcrmodel.assemble import DcrAssembleConfig
 from dcrmodel.distributed import loadPlan
 from dcrmodel.errors import DcrConfigError
@@ -20,17 +19,17 @@ def _load(tmp_path, content: bytes, name="c.toml"):
     "content, match",
     [
         # TOML puts a key above the first table header at the top level: it was dropped
-        (b"dcrNumSubfilters = 5\n[assemble]\nmaxNumIter = 3\n",
+        (b"dcrNumSubfilters = 5\n[assemble]\nmaxNumIter = 7\n",
          r"dcrNumSubfilters: key\(s\) outside the \[assemble\] table, where they would be "
          r"ignored; move them below \[assemble\]"),
-        (b"[assemble]\nmaxNumIter = 3\n[other]\ndcrNumSubfilters = 5\n",
+        (b"[assemble]\nmaxNumIter = 7\n[other]\ndcrNumSubfilters = 5\n",
          r"other.dcrNumSubfilters: setting\(s\) in the table \[other\], where they would be "
          r"ignored; settings are read from \[assemble\] only"),
-        (b"[assemble]\nmaxNumIter = 3\n[other.deeper]\nbaseGain = 0.5\n",
+        (b"[assemble]\nmaxNumIter = 7\n[other.deeper]\nbaseGain = 0.5\n",
          r"other.deeper.baseGain: setting\(s\) in the table \[other\]"),
-        (b"[assemble]\nmaxNumIter = 3\n[assmble]\nx = 5\n",
+        (b"[assemble]\nmaxNumIter = 7\n[assmble]\nx = 5\n",
          r"the table \[assmble\] looks like a misspelt \[assemble\]"),
-        (b"[assemble]\nmaxNumIter = 3\n[assemble.extra]\nx = 1\n", r"unknown setting\(s\) extra"),
+        (b"[assemble]\nmaxNumIter = 7\n[assemble.extra]\nx = 1\n", r"unknown setting\(s\) extra"),
         (b"assemble = 3\n", r"unknown setting\(s\) assemble"),
         (b"[assmble]\ndcrNumSubfilters = 5\n", r"unknown setting\(s\) assmble"),
     ],
@@ -68,21 +67,23 @@ def test_encodings(tmp_path):
 
 
 def test_plan_files_are_read_alike(tmp_path):
+    from dcrmodel._validate import readTomlFile
+
     plan = tmp_path / "plan.toml"
     plan.write_bytes("# r\xe9glages\n[[patch]]\n".encode("latin-1"))
     with pytest.raises(DcrConfigError, match=r"the plan is not UTF-8 text \(byte 0xe9 on line 1"):
         loadPlan(plan)
-    plan.write_bytes(codecs.BOM_UTF8 + b"[config]\nmaxNumIter = 3\n")
+    plan.write_bytes(codecs.BOM_UTF8 + b"[config]\nmaxNumIter = 7\n")
     with pytest.raises(DcrConfigError, match="lists no patch"):  # read past the mark
         loadPlan(plan)
-    assert readTomlFile(plan, "plan") == {"config": {"maxNumIter": 3}}
+    assert readTomlFile(plan, "plan") == {"config": {"maxNumIter": 7}}
 
 
 def test_the_command_refuses_a_dropped_key(tmp_path, capsys):
     from dcrmodel.cli.main import main
 
     config = tmp_path / "c.toml"
-    config.write_text("dcrNumSubfilters = 5\n[assemble]\nmaxNumIter = 3\n")
+    config.write_text("dcrNumSubfilters = 5\n[assemble]\nmaxNumIter = 7\n")
     assert main(["assemble", "a.fits", "b.fits", "--out", str(tmp_path / "m"),
                  "--config", str(config)]) == 2
     err = capsys.readouterr().err

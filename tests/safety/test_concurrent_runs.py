@@ -177,3 +177,45 @@ def test_assemble_patches_refuses_a_plan_whose_output_is_being_written(field, tm
     assert code == 2 and "another dcrmodel run is writing" in err, err
     assert not out.exists()
     assert hidden(tmp_path) == []  # refused before its scratch folder was made
+
+
+def test_every_command_refuses_an_output_another_run_writes(field, tmp_path):
+    # before: two template (or diff, warp) runs on one new --out both passed the check for
+    # an existing output, and the later silently replaced the earlier without --overwrite
+    commands = {
+        "template": lambda out: ["template", field.model, field.test, "--out", out],
+        "diff": lambda out: ["diff", field.model, field.test, "--out", out],
+        "warp": lambda out: ["warp", field.test, "--grid", field.test, "--out", out],
+        "simulate": lambda out: ["simulate", "--out", out, "--size", "32", "--visits", "4"],
+    }
+    # the first step of each command's work, which must not be reached
+    work = {"template": ("dcrmodel.cli.commands", "readDcrModel"),
+            "diff": ("dcrmodel.cli.commands", "readDcrModel"),
+            "warp": ("dcrmodel.cli.commands", "readExposure"),
+            "simulate": ("dcrmodel.simulate.field", "_Simulation")}
+
+    def refused(name, argv):
+        def child(gate):
+            import importlib
+
+            def started(*args, **kwargs):
+                raise AssertionError(f"{name} started its work")
+
+            setattr(importlib.import_module(work[name][0]), work[name][1], started)
+            return main(argv)
+
+        return runChild(child).wait()
+
+    for name, argv in commands.items():
+        out = tmp_path / f"{name}.out"
+        holder = _holdLock(out)
+        try:
+            code, err = refused(name, [*map(str, argv(out)), "-q"])
+        finally:
+            holder.open()
+        assert holder.wait()[0] == 0
+        assert code == 2, (name, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and f"dcrmodel {name}: error: another dcrmodel run is writing " \
+            f"{out}" in lines[0], (name, err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], name

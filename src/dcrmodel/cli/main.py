@@ -10,6 +10,9 @@ Each subcommand is one small pair of functions: ``_add<Name>(subparsers)`` decla
 arguments and sets its handler, ``_run<Name>(args) -> int`` does the work. Register a new
 subcommand by adding its ``_add`` function to `_SUBCOMMANDS`.
 
+A command holds the lock of its ``--out`` for its whole run (`dcrmodel.atomic.outputLock`):
+a second command writing the same output fails at once.
+
 Exit codes (scripts can rely on them): 0 success; 2 bad input or usage (a one-line
 message on standard error; every `dcrmodel.errors.DcrError`, file that cannot be read or
 written (`OSError`) or missing optional dependency lands here); 130 interrupted (Ctrl-C,
@@ -25,6 +28,7 @@ error when it is a terminal; ``--no-progress`` switches them off.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -33,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._version import __version__
+from ..atomic import outputLock
 from ..errors import DcrError, DcrOfflineWarning, DcrValueError
 from ..simulate import Bandpass, SimulationConfig, runSimulation
 from .butler import SUBCOMMANDS as _BUTLER_SUBCOMMANDS
@@ -378,6 +383,18 @@ def _errorText(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _outputLockOf(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """Hold the lock of the command's ``--out`` for its whole run: one writer per output.
+
+    A second command writing the same output fails at once (`dcrmodel.atomic.outputLock`),
+    whatever the command; the functions it calls take the same lock again (nested).
+    """
+    out = getattr(args, "out", None)
+    if isinstance(out, str) and out:
+        return outputLock(out)
+    return contextlib.nullcontext()
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = buildParser()
     try:
@@ -392,7 +409,7 @@ def _main(argv: Sequence[str] | None) -> int:
     previous = warnings.showwarning
     warnings.showwarning = _showWarning
     try:
-        with logToBar(_log):
+        with logToBar(_log), _outputLockOf(args):
             return args.handler(args)
     except (DcrError, OSError, ImportError) as error:
         # OSError: files that cannot be read or written (permissions, a full disk, ...)
