@@ -109,13 +109,14 @@ def runChild(function: Callable[[Path], int | None], fileSizeLimit: int | None =
     folder = Path(tempfile.mkdtemp(prefix="child-"))
     stderrPath = folder / "stderr"
     gate = folder / "gate"
+    stderrPath.touch()  # exists even if the child is killed before it opens it
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
-            stream = open(stderrPath, "w")  # noqa: SIM115 - lives until os._exit
+            stream = open(stderrPath, "a")  # noqa: SIM115 - lives until os._exit
             os.dup2(stream.fileno(), 2)
             sys.stderr = stream
             devnull = os.open(os.devnull, os.O_WRONLY)
