@@ -37,7 +37,7 @@ from typing import Any
 import astropy.units as u
 from astropy.time import Time
 from astropy.wcs import WCS
-from lsst.daf.butler import Butler, DatasetRef, FileDataset, Timespan
+from lsst.daf.butler import Butler, DatasetRef, FileDataset, MissingCollectionError, Timespan
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 from ..errors import DcrMetadataError, DcrValueError
@@ -282,21 +282,24 @@ def _onGrid(visit: _File, grid: PatchGrid) -> bool:
     return offset <= WCS_GRID_TOLERANCE and visit.bbox.overlaps(grid.bbox)
 
 
-def _putGrid(butler: Butler, grid: PatchGrid, run: str, patchId: dict[str, Any]) -> list[Any]:
-    """Write the patch's ``dcrPatchGrid`` into the run, unless the same grid is there."""
-    existing = butler.find_dataset("dcrPatchGrid", collections=run, **patchId)
-    if existing is not None:
-        stored = butler.get(existing)
-        if stored.bbox != grid.bbox or not wcsGridOffset(stored.wcs, grid.wcs, grid.bbox) <= (
-            WCS_GRID_TOLERANCE
-        ):
-            raise DcrValueError(
-                f"run {run} already holds another grid of patch {patchId['patch']} of tract "
-                f"{patchId['tract']} (box {stored.bbox}); ingest into another run or patch",
-                run=run, bbox=grid.bbox,
-            )
-        return []
-    return [butler.put(grid, "dcrPatchGrid", run=run, **patchId)]
+def _storedGrid(butler: Butler, grid: PatchGrid, run: str, patchId: dict[str, Any]) -> bool:
+    """Return whether the run holds the patch's grid already; refuse another grid there."""
+    try:
+        existing = butler.find_dataset("dcrPatchGrid", collections=run, **patchId)
+    except MissingCollectionError:
+        return False
+    if existing is None:
+        return False
+    stored = butler.get(existing)
+    if stored.bbox != grid.bbox or not wcsGridOffset(stored.wcs, grid.wcs, grid.bbox) <= (
+        WCS_GRID_TOLERANCE
+    ):
+        raise DcrValueError(
+            f"run {run} already holds another grid of patch {patchId['patch']} of tract "
+            f"{patchId['tract']} (box {stored.bbox}); ingest into another run or patch",
+            run=run, bbox=grid.bbox,
+        )
+    return True
 
 
 def _checkTransfer(transfer: str) -> str | None:
@@ -379,9 +382,10 @@ def ingestFiles(
     patchGrid = _patchGrid(grid, coaddFile, models, visits)
     for visit in visits:
         visit.requireWcs()
+    patchId = {"skymap": skymap, "tract": tract, "patch": patch}
+    gridStored = _storedGrid(butler, patchGrid, run, patchId)
     _gridRecords(butler, patchGrid, skymap, tract, patch)
     butler.registry.registerRun(run)
-    patchId = {"skymap": skymap, "tract": tract, "patch": patch}
     datasets: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     if coaddFile is not None:
         insertInstrument(butler, instrument, [coaddFile.band])
@@ -405,9 +409,8 @@ def ingestFiles(
             (visit.path, {"instrument": instrument, "visit": visitId, "detector": 0})
         )
     result = IngestResult(refs={}, grid=dict(patchId))
-    gridRefs = _putGrid(butler, patchGrid, run, patchId)
-    if gridRefs:
-        result.refs["dcrPatchGrid"] = gridRefs
+    if not gridStored:
+        result.refs["dcrPatchGrid"] = [butler.put(patchGrid, "dcrPatchGrid", run=run, **patchId)]
     for name, entries in datasets.items():
         datasetType = butler.get_dataset_type(name)
         fileDatasets = []

@@ -36,7 +36,8 @@ import warnings
 from typing import Any
 
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS, WCSHDO_P17, FITSFixedWarning, WCSHDO_all
+from astropy.wcs.wcs import WCSHDO_SIP
 from lsst.daf.butler import Config, FormatterV2, StorageClassFactory
 from lsst.resources import ResourcePath
 
@@ -320,8 +321,12 @@ class PatchGrid:
         return self.wcs, self.bbox
 
     def header(self) -> fits.Header:
-        """Return the FITS header that `PatchGridFormatter` writes: the WCS and the box."""
-        header = self.wcs.to_header(relax=True)
+        """Return the FITS header that `PatchGridFormatter` writes: the WCS and the box.
+
+        The WCS's numbers are written with 17 significant digits (``WCSHDO_P17``), so that
+        the grid read back is the very grid written (astropy's default keeps 14).
+        """
+        header = self.wcs.to_header(relax=WCSHDO_all | WCSHDO_P17 | WCSHDO_SIP)
         comments = ("first column of the patch (parent pixels)",
                     "first row of the patch (parent pixels)",
                     "patch width (pixels)", "patch height (pixels)")
