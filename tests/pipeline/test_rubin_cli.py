@@ -94,3 +94,18 @@ def test_bps_with_parsl_on_this_machine(field, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     butler = Butler.from_config(str(repo), collections="u/test/dcrModel")
     assert len(butler.query_datasets("dcrCoadd", explain=False)) == 3
+
+
+def test_ingest_grid_is_checked_before_any_work(field, tmp_path, capsys):
+    repo = tmp_path / "repo"
+    assert main(["butler", "init", str(repo), "--bands", "g", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["butler", "ingest", str(repo), str(field.training[0]), "--grid", "1,2,3",
+                 "--run", "in"]) == 2
+    assert "RA,DEC,WIDTH,HEIGHT,SCALE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["butler", "ingest", str(repo), str(field.training[0]), "--grid",
+              str(field.coadd), "--coadd", str(field.coadd), "--run", "in"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    butler = Butler.from_config(str(repo))
+    assert not butler.query_datasets("dcrVisitImage", collections="*", explain=False)

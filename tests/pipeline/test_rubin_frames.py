@@ -15,7 +15,7 @@ from lsst.pipe.base.simple_pipeline_executor import SimplePipelineExecutor  # no
 
 from dcrmodel import DcrAssembleCoadd, DcrAssembleConfig  # noqa: E402
 from dcrmodel.cli.main import main  # noqa: E402
-from dcrmodel.errors import DcrFitsError, DcrValueError  # noqa: E402
+from dcrmodel.errors import DcrConfigError, DcrFitsError, DcrValueError  # noqa: E402
 from dcrmodel.fits import readExposure, readGrid, writeExposure  # noqa: E402
 from dcrmodel.image import Box  # noqa: E402
 from dcrmodel.pipeline import (  # noqa: E402
@@ -209,3 +209,15 @@ def test_patch_grid_keeps_a_distorted_wcs_exactly():
         bad = again.header()
         del bad["DCRGNX"]
         PatchGrid.fromHeader(bad)
+
+
+def test_band_without_subfilters_is_named_before_any_warp(frames, tmp_path):
+    field = frames[0]
+    repo = tmp_path / "repo"
+    butler = initRepository(repo, bands=["r"])
+    registerPipelineDatasetTypes(butler)
+    ingestFiles(butler, field.training, "in", grid=field.coadd, transfer="direct")
+    with pytest.raises(DcrConfigError, match="band g has no subfilter records"):
+        execute(repo, "dcrModel", ["in"], "out")
+    assert not Butler.from_config(str(repo)).query_datasets("dcrWarp", collections="*",
+                                                            explain=False)

@@ -132,6 +132,9 @@ def _checkBandSubfilters(
              for dataId in adjuster.iter_data_ids()}
     if not bands:
         bands = _inputBands(butler, inputType)
+    if not bands and inputType == "dcrWarp":
+        # detector-frame visits have no warps before dcrMakeWarp runs: their visit images
+        bands = _inputBands(butler, "dcrVisitImage")
     for band in sorted(bands):
         checkSubfilters(butler, band, numSubfilters, what)
 
