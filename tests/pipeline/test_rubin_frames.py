@@ -219,5 +219,5 @@ def test_band_without_subfilters_is_named_before_any_warp(frames, tmp_path):
     ingestFiles(butler, field.training, "in", grid=field.coadd, transfer="direct")
     with pytest.raises(DcrConfigError, match="band g has no subfilter records"):
         execute(repo, "dcrModel", ["in"], "out")
-    assert not Butler.from_config(str(repo)).query_datasets("dcrWarp", collections="*",
-                                                            explain=False)
+    assert not Butler.from_config(str(repo)).query_datasets(
+        "dcrWarp", collections="*", find_first=False, explain=False)
