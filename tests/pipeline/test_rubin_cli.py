@@ -78,7 +78,7 @@ def test_bps_with_parsl_on_this_machine(field, tmp_path):
     submit = tmp_path / "submit.yaml"
     submit.write_text(
         f"includeConfigs:\n  - {BPS_SITE_PATH}\n"
-        f"pipelineYaml: \"{PIPELINE_PATH}#dcrAssembleCoadd\"\n"
+        f"pipelineYaml: \"{PIPELINE_PATH}#dcrModel\"\n"
         f"operator: test\npayload:\n  payloadName: dcrModel\n  butlerConfig: {repo}\n"
         f"  inCollection: in\n  dataQuery: \"\"\n"
     )

@@ -10,7 +10,7 @@ pytest.importorskip("lsst.pipe.base")
 from astropy.io import fits  # noqa: E402
 from astropy.wcs import WCS  # noqa: E402
 from lsst.daf.butler import Butler  # noqa: E402
-from lsst.pipe.base import Pipeline  # noqa: E402
+from lsst.pipe.base import NoWorkFound, Pipeline  # noqa: E402
 from lsst.pipe.base.simple_pipeline_executor import SimplePipelineExecutor  # noqa: E402
 
 from dcrmodel import DcrAssembleCoadd, DcrAssembleConfig  # noqa: E402
@@ -27,6 +27,8 @@ from dcrmodel.pipeline import (  # noqa: E402
     initRepository,
     registerPipelineDatasetTypes,
     subfilterExposures,
+    visitBox,
+    warpForPatch,
 )
 from helpers.rubin import PATCH, simulateField  # noqa: E402
 
@@ -221,3 +223,29 @@ def test_band_without_subfilters_is_named_before_any_warp(frames, tmp_path):
         execute(repo, "dcrModel", ["in"], "out")
     assert not Butler.from_config(str(repo)).query_datasets(
         "dcrWarp", collections="*", find_first=False, explain=False)
+
+
+def test_warp_for_a_patch_on_and_off_its_grid(frames):
+    field = frames[0]
+    wcs, bbox = readGrid(field.coadd)
+    grid = PatchGrid(wcs, bbox)
+    visit = readExposure(field.training[0])
+    cut = warpForPatch(visit, grid, "visit 1000")
+    # off the grid: the visit's own pixels (not resampled) and its whole box in the header
+    assert visitBox(cut) == visit.bbox and visit.bbox.contains(cut.bbox)
+    np.testing.assert_array_equal(cut.image.array, visit[cut.bbox].image.array)
+    assert cut.wcs is visit.wcs
+    # on the grid: the part inside the patch's box, as it is
+    coadd = readExposure(field.coadd)
+    inner = Box(bbox.minX + 10, bbox.minY + 20, 30, 40)
+    small = PatchGrid(wcs, inner)
+    onGrid = warpForPatch(coadd, small)
+    assert onGrid.bbox == inner and visitBox(onGrid) == inner
+    np.testing.assert_array_equal(onGrid.image.array, coadd[inner].image.array)
+    # a patch elsewhere on the sky: no work, so no warp
+    far = wcs.deepcopy()
+    far.wcs.crval[1] += 0.2
+    with pytest.raises(NoWorkFound, match="does not overlap the patch"):
+        warpForPatch(visit, PatchGrid(far, bbox), "visit 1000")
+    with pytest.raises(NoWorkFound, match="does not overlap the patch's box"):
+        warpForPatch(coadd, PatchGrid(wcs, Box(bbox.maxX + 5, bbox.minY, 10, 10)))
