@@ -28,10 +28,16 @@ class Field:
     coadd: Path
 
 
-def simulateField(root: Path, size: int = 64, visits: int = 8) -> Field:
-    """Simulate a small g-band field (``dcrmodel simulate``) under ``root / 'sim'``."""
+def simulateField(root: Path, size: int = 64, visits: int = 8,
+                  detectorFrames: bool = False) -> Field:
+    """Simulate a small g-band field (``dcrmodel simulate``) under ``root / 'sim'``.
+
+    With ``detectorFrames`` every visit is on its own detector grid of ``size`` pixels and
+    the coadd on the patch's grid (1.5 times wider).
+    """
+    extra = ["--detector-frames"] if detectorFrames else []
     assert main(["simulate", "--out", str(root / "sim"), "--size", str(size), "--visits",
-                 str(visits), "--no-progress", "-q"]) == 0
+                 str(visits), "--no-progress", "-q", *extra]) == 0
     manifest = loadManifest(root / "sim")
     training = sorted(manifest.path(v["file"]) for v in manifest.visits()
                       if v["role"] == "training")

@@ -78,7 +78,7 @@ def test_bps_with_parsl_on_this_machine(field, tmp_path):
     submit = tmp_path / "submit.yaml"
     submit.write_text(
         f"includeConfigs:\n  - {BPS_SITE_PATH}\n"
-        f"pipelineYaml: \"{PIPELINE_PATH}#dcrAssembleCoadd\"\n"
+        f"pipelineYaml: \"{PIPELINE_PATH}#dcrModel\"\n"
         f"operator: test\npayload:\n  payloadName: dcrModel\n  butlerConfig: {repo}\n"
         f"  inCollection: in\n  dataQuery: \"\"\n"
     )
@@ -94,3 +94,18 @@ def test_bps_with_parsl_on_this_machine(field, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     butler = Butler.from_config(str(repo), collections="u/test/dcrModel")
     assert len(butler.query_datasets("dcrCoadd", explain=False)) == 3
+
+
+def test_ingest_grid_is_checked_before_any_work(field, tmp_path, capsys):
+    repo = tmp_path / "repo"
+    assert main(["butler", "init", str(repo), "--bands", "g", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["butler", "ingest", str(repo), str(field.training[0]), "--grid", "1,2,3",
+                 "--run", "in"]) == 2
+    assert "RA,DEC,WIDTH,HEIGHT,SCALE" in capsys.readouterr().err
+    assert main(["butler", "ingest", str(repo), str(field.training[0]), "--grid",
+                 str(field.coadd), "--coadd", str(field.coadd), "--run", "in"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    butler = Butler.from_config(str(repo))
+    assert not butler.query_datasets("dcrVisitImage", collections="*", find_first=False,
+                                     explain=False)

@@ -22,6 +22,7 @@ from dcrmodel import (  # noqa: E402
     writeResults,
 )
 from dcrmodel.cli.main import main  # noqa: E402
+from dcrmodel.diffim import templateForExposure  # noqa: E402
 from dcrmodel.errors import DcrConfigError, DcrValueError  # noqa: E402
 from dcrmodel.fits import readExposure, writeExposure  # noqa: E402
 from dcrmodel.pipeline import (  # noqa: E402
@@ -194,6 +195,10 @@ def test_template_of_a_visit_over_two_patches(built):
     task = DcrTemplateTask(config=DcrTemplateConfig())
     mosaic = task.run(exposure, patches).template
     assert mosaic.bbox == exposure.bbox.intersection(box)
+    # the template of dcrmodel template with both models (multipatch)
+    pieces = [DcrModel.fromQuantum(handles) for handles in patches]
+    _, expected = templateForExposure(pieces, exposure)
+    np.testing.assert_array_equal(mosaic.image.array, expected.image.array)
     for handles, part in zip(patches, boxes, strict=True):
         alone = task.run(exposure, [handles]).template
         assert alone.bbox == part

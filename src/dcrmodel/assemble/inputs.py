@@ -90,8 +90,10 @@ class VisitInput:
 
     Parameters
     ----------
-    source : `dcrmodel.image.Exposure` or path
-        The exposure, or the path of its file (Rubin layout; its headers are read now).
+    source : `dcrmodel.image.Exposure`, path or region reader
+        The exposure, or the path of its file (Rubin layout; its headers are read now), or
+        an object read one region at a time like `dcrmodel.fits.ExposureFile` (``bbox``,
+        ``info`` and ``read(bbox)``, and optionally ``name``).
     index : int
         The visit's position among the inputs (for its name).
 
@@ -128,6 +130,14 @@ class VisitInput:
             self.name = str(self.path)
             self.file = _openFile(self.path)
             self.bbox, info = self.file.bbox, self.file.info
+        elif _isRegionReader(source):
+            # An object read one region at a time like an exposure file (an
+            # `dcrmodel.fits.ExposureFile`, or a data butler handle's reader).
+            self.exposure = None
+            self.path = None
+            self.name = str(getattr(source, "name", f"exposure {index}"))
+            self.file = source
+            self.bbox, info = source.bbox, source.info
         else:
             raise DcrTypeError(
                 "inputs must be dcrmodel Exposures or paths of exposure files",
@@ -255,6 +265,15 @@ class VisitInput:
                 inp.exposure = self.exposure[source]
                 inp.warp = dataclasses.replace(self.warp, sourceBBox=source)
         return inp
+
+
+def _isRegionReader(source: Any) -> bool:
+    """Whether ``source`` reads like an exposure file: ``bbox``, ``info`` and ``read(bbox)``."""
+    return (
+        callable(getattr(source, "read", None))
+        and isinstance(getattr(source, "bbox", None), Box)
+        and isinstance(getattr(source, "info", None), Exposure)
+    )
 
 
 def measureZeniths(inputs: list[VisitInput], boxes: list[Box]) -> None:

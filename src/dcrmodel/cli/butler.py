@@ -2,10 +2,12 @@
 
 - ``dcrmodel butler init REPO [--bands u g r i z y] [--subfilters N]``: a new repository
   that knows dcrmodel's storage classes, dataset types and the bands' subfilter records.
-- ``dcrmodel butler ingest REPO FILE... [--coadd COADD.fits] --run RUN``: visits (as warps
-  on the coadd's grid and as visit images), the coadd and DCR model folders.
+- ``dcrmodel butler ingest REPO FILE... [--coadd COADD.fits | --grid GRID] --run RUN``:
+  visits (as visit images on any WCS, and as warps of the patch when on its grid), the
+  coadd, the patch's grid and DCR model folders.
 - ``dcrmodel butler pipeline``: print the path of the shipped pipeline YAML (task labels
-  ``dcrAssembleCoadd`` and ``dcrTemplate``), for ``pipetask run -p``.
+  ``dcrMakeWarp``, ``dcrAssembleCoadd`` and ``dcrTemplate``; subset ``dcrModel``), for
+  ``pipetask run -p``.
 
 They need the optional extra ``dcrmodel[rubin]``; `dcrmodel.pipeline` is imported only
 when one of them runs (an optional dependency), so the rest of the command line works
@@ -18,6 +20,7 @@ import argparse
 import importlib
 from typing import Any
 
+from ..fits import gridFromSpec
 from ..image import RUBIN_BANDS
 
 __all__ = ["SUBCOMMANDS"]
@@ -60,14 +63,22 @@ def _addButler(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     ingest = actions.add_parser(
         "ingest", parents=[common], help="ingest visits, a coadd and DCR models",
-        description="Ingest visit files (as dcrWarp on the coadd's patch and dcrVisitImage "
-        "on detector 0), a plain coadd (dcrInputCoadd; its grid becomes the patch) and DCR "
-        "model folders (dcrCoadd), with the dimension records they need.",
+        description="Ingest visit files on any WCS (as dcrVisitImage on detector 0, with "
+        "their sky regions; a visit on the patch's pixel grid also as its dcrWarp, the "
+        "others get theirs from the pipeline's dcrMakeWarp), a plain coadd (dcrInputCoadd) "
+        "and DCR model folders (dcrCoadd), with the dimension records they need. The "
+        "patch's grid (dcrPatchGrid) is --grid's, else the coadd's, else the first model's "
+        "or visit's.",
     )
     ingest.add_argument("repo", metavar="REPO", help="repository (dcrmodel butler init)")
     ingest.add_argument("files", nargs="*", metavar="FILE",
                         help="visit files and DCR model folders")
-    ingest.add_argument("--coadd", metavar="COADD.fits", help="plain coadd: the patch's grid")
+    where = ingest.add_mutually_exclusive_group()
+    where.add_argument("--coadd", metavar="COADD.fits", help="plain coadd: the patch's grid")
+    where.add_argument("--grid", metavar="GRID",
+                       help="the patch's grid: an exposure file whose WCS and box are used, "
+                       "or RA,DEC,WIDTH,HEIGHT,SCALE (deg, deg, pixels, pixels, "
+                       "arcsec/pixel) for a North-up tangent-plane patch")
     ingest.add_argument("--run", required=True, metavar="RUN", help="RUN collection to ingest into")
     ingest.add_argument("--transfer", choices=_TRANSFERS, default="copy",
                         help="copy the files (default) or use them in place (direct)")
@@ -79,9 +90,10 @@ def _addButler(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     pipeline = actions.add_parser(
         "pipeline", parents=[common], help="print the path of the pipeline YAML",
-        description="Print the path of the shipped pipeline YAML (labels dcrAssembleCoadd "
-        "and dcrTemplate), e.g. pipetask run -b REPO -i RUN -o OUT "
-        "-p \"$(dcrmodel butler pipeline)#dcrAssembleCoadd\".",
+        description="Print the path of the shipped pipeline YAML (labels dcrMakeWarp, "
+        "dcrAssembleCoadd and dcrTemplate; subset dcrModel = dcrMakeWarp and "
+        "dcrAssembleCoadd), e.g. pipetask run -b REPO -i RUN -o OUT "
+        "-p \"$(dcrmodel butler pipeline)#dcrModel\".",
     )
     pipeline.set_defaults(handler=_runPipeline)
 
@@ -103,6 +115,8 @@ def _runIngest(args: argparse.Namespace) -> int:
         options["instrument"] = args.instrument
     if args.skymap is not None:
         options["skymap"] = args.skymap
+    if args.grid is not None:
+        options["grid"] = _gridSpec(args.grid)
     butler = pipeline.openRepository(args.repo, writeable=True)
     result = pipeline.ingestFiles(butler, args.files, args.run, coadd=args.coadd,
                                   transfer=args.transfer, **options)
@@ -112,6 +126,11 @@ def _runIngest(args: argparse.Namespace) -> int:
         print(f"ingested {counts} into {args.run} (skymap {grid['skymap']}, tract "
               f"{grid['tract']}, patch {grid['patch']})")
     return 0
+
+
+def _gridSpec(spec: str) -> Any:
+    """Read ``--grid`` (a file or RA,DEC,WIDTH,HEIGHT,SCALE) before any work."""
+    return gridFromSpec(spec)
 
 
 def _runPipeline(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ Needs the optional extra ``dcrmodel[rubin]`` (``lsst-daf-butler``, ``lsst-pipe-b
 - `dcrmodel.pipeline.ingest`: visits, coadds and models into a repository with their
   dimension records (``dcrmodel butler ingest``).
 - `dcrmodel.pipeline.configfields`: the ``pex_config`` fields of `dcrmodel.DcrAssembleConfig`.
+- `dcrmodel.pipeline.handles`: `HandleReader`, a dataset read one region at a time
+  through its butler handle.
+- `dcrmodel.pipeline.warptask`: `DcrMakeWarpTask`, each visit's pixels for each patch it
+  overlaps.
 - `dcrmodel.pipeline.tasks`: `DcrAssembleCoaddTask`, `DcrTemplateTask` and the pipeline
   YAML (`PIPELINE_PATH`, ``dcrmodel butler pipeline``).
 - `dcrmodel.pipeline.bps`: a thread-pool Parsl site for BPS on this machine
@@ -19,6 +23,11 @@ Needs the optional extra ``dcrmodel[rubin]`` (``lsst-daf-butler``, ``lsst-pipe-b
 from .configfields import (
     assembleFields,
     toAssembleConfig,
+)
+from .handles import (
+    VISIT_BOX_KEYS,
+    HandleReader,
+    visitBox,
 )
 from .ingest import (
     DEFAULT_SKYMAP,
@@ -43,8 +52,12 @@ from .storage import (
     BUTLER_CONFIG,
     DCR_KEYS,
     EXPOSURE_STORAGE_CLASS,
+    GRID_STORAGE_CLASS,
+    STORAGE_CLASSES,
     SUBFILTER_STORAGE_CLASS,
     ExposureFormatter,
+    PatchGrid,
+    PatchGridFormatter,
     SubfilterExposureFormatter,
     butlerConfig,
     registerStorageClasses,
@@ -61,10 +74,19 @@ from .tasks import (
     DcrTemplateTask,
     registerPipelineDatasetTypes,
 )
+from .warptask import (
+    SOURCE_MARGIN,
+    DcrMakeWarpConfig,
+    DcrMakeWarpConnections,
+    DcrMakeWarpTask,
+    warpForPatch,
+)
 
 __all__ = [
     "EXPOSURE_STORAGE_CLASS",
     "SUBFILTER_STORAGE_CLASS",
+    "GRID_STORAGE_CLASS",
+    "STORAGE_CLASSES",
     "DCR_KEYS",
     "BUTLER_CONFIG",
     "butlerConfig",
@@ -73,6 +95,11 @@ __all__ = [
     "subfilterExposures",
     "ExposureFormatter",
     "SubfilterExposureFormatter",
+    "PatchGrid",
+    "PatchGridFormatter",
+    "VISIT_BOX_KEYS",
+    "HandleReader",
+    "visitBox",
     "DATASET_TYPES",
     "DEFAULT_NUM_SUBFILTERS",
     "DEFAULT_INSTRUMENT",
@@ -98,4 +125,9 @@ __all__ = [
     "DcrTemplateConfig",
     "DcrTemplateTask",
     "registerPipelineDatasetTypes",
+    "SOURCE_MARGIN",
+    "DcrMakeWarpConnections",
+    "DcrMakeWarpConfig",
+    "DcrMakeWarpTask",
+    "warpForPatch",
 ]

@@ -3,19 +3,24 @@
 `ingestFiles` registers each file as a dataset of `dcrmodel.pipeline.repository`'s dataset
 types, with the dimension records it needs:
 
-- a *visit* (an exposure file with visit metadata) becomes ``dcrWarp`` on the grid's
-  patch and ``dcrVisitImage`` on detector 0, with the instrument's physical filter of its
-  band, its ``day_obs``, and its ``visit`` and ``visit_detector_region`` records, whose
-  sky region is the footprint of its WCS;
+- a *visit* (an exposure file with visit metadata) becomes ``dcrVisitImage`` on detector 0,
+  with the instrument's physical filter of its band, its ``day_obs``, and its ``visit`` and
+  ``visit_detector_region`` records, whose sky region is the footprint of its WCS. A visit
+  on the patch's pixel grid also becomes that patch's ``dcrWarp`` (the same file), so that
+  ``dcrAssembleCoadd`` alone can build the model; a visit on its own detector grid (any
+  pointing, rotation, distortion) is not refused: its ``dcrWarp`` of every patch it
+  overlaps is made by the pipeline's ``dcrMakeWarp`` (`dcrmodel.pipeline.warptask`), whose
+  quanta the graph makes from the visit's and the patches' sky regions;
 - the *coadd* (``coadd=``) becomes ``dcrInputCoadd`` of its band;
 - a *DCR model* (a folder written by ``dcrmodel assemble`` or `dcrmodel.writeDcrModel`, or
   one of its ``dcrCoadd_<k>.fits`` files) becomes ``dcrCoadd`` datasets, one per
   subfilter, and its band gets the subfilter records it needs.
 
-The *grid* is the pixel grid of the coadd (or, without one, of the first model file or the
-first visit): it becomes patch ``patch`` of tract ``tract`` of skymap ``skymap``, whose
-region is the grid's footprint (a tract's region grows to hold all its patches). Visits
-are warps of that patch: they must be on its grid, as ``dcrmodel assemble`` requires.
+The *grid* is ``grid=`` (a grid file or ``RA,DEC,WIDTH,HEIGHT,SCALE``, as ``dcrmodel
+assemble --grid`` takes it), else the pixel grid of the coadd (or, without one, of the first
+model file or the first visit): it becomes patch ``patch`` of tract ``tract`` of skymap
+``skymap``, whose region is the grid's footprint (a tract's region grows to hold all its
+patches), and the patch's ``dcrPatchGrid`` dataset (its WCS and box).
 """
 
 from __future__ import annotations
@@ -32,18 +37,20 @@ from typing import Any
 import astropy.units as u
 from astropy.time import Time
 from astropy.wcs import WCS
-from lsst.daf.butler import Butler, DatasetRef, FileDataset, Timespan
+from lsst.daf.butler import Butler, DatasetRef, FileDataset, MissingCollectionError, Timespan
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 from ..errors import DcrMetadataError, DcrValueError
-from ..fits import ExposureFile
-from ..image import Box, Exposure
+from ..fits import ExposureFile, gridFromSpec
+from ..image import WCS_GRID_TOLERANCE, Box, Exposure, wcsGridOffset
+from ..warp import checkCelestialWcs
 from .repository import (
     DEFAULT_INSTRUMENT,
     checkRepository,
     insertInstrument,
     insertSubfilters,
 )
+from .storage import PatchGrid
 
 __all__ = [
     "DEFAULT_SKYMAP",
@@ -179,7 +186,7 @@ def _dayObs(date: Time) -> tuple[int, Timespan]:
 
 
 def _gridRecords(
-    butler: Butler, grid: _File, skymap: str, tract: int, patch: int
+    butler: Butler, grid: PatchGrid, skymap: str, tract: int, patch: int
 ) -> None:
     """Insert (or extend) the skymap, tract and patch records of the grid."""
     registry = butler.registry
@@ -189,7 +196,7 @@ def _gridRecords(
         {"name": skymap, "hash": digest, "tract_max": _TRACT_MAX,
          "patch_nx_max": PATCH_GRID, "patch_ny_max": PATCH_GRID},
     )
-    region = footprintRegion(grid.requireWcs(), grid.bbox)
+    region = footprintRegion(grid.wcs, grid.bbox)
     existing = butler.query_dimension_records(
         "tract", skymap=skymap, tract=tract, explain=False
     )
@@ -242,6 +249,59 @@ def _visitRecords(butler: Butler, visit: _File, instrument: str) -> int:
     return int(visitInfo.id)
 
 
+def _patchGrid(
+    grid: Any, coaddFile: _File | None, models: list[_File], visits: list[_File]
+) -> PatchGrid:
+    """Return the patch's grid: ``grid``, else the coadd's, first model's or first visit's."""
+    if grid is not None:
+        if coaddFile is not None:
+            raise DcrValueError("give the patch's grid by --coadd or by --grid, not both",
+                                coadd=str(coaddFile.path), grid=str(grid))
+        if isinstance(grid, PatchGrid):
+            return grid
+        if isinstance(grid, tuple):
+            wcs, bbox = grid
+        else:
+            wcs, bbox = gridFromSpec(grid)
+        checkCelestialWcs(wcs, "the grid")
+        return PatchGrid(wcs, bbox)
+    source = coaddFile or (models[0] if models else visits[0])
+    wcs = source.requireWcs()
+    checkCelestialWcs(wcs, source.path.name)
+    return PatchGrid(wcs, source.bbox)
+
+
+def _onGrid(visit: _File, grid: PatchGrid) -> bool:
+    """Whether a visit is on the patch's pixel grid and shares pixels with its box."""
+    try:
+        offset = wcsGridOffset(visit.requireWcs(), grid.wcs, visit.bbox)
+    except DcrMetadataError:
+        raise
+    except Exception:  # astropy raises many kinds for WCSs that cannot be compared
+        return False
+    return offset <= WCS_GRID_TOLERANCE and visit.bbox.overlaps(grid.bbox)
+
+
+def _storedGrid(butler: Butler, grid: PatchGrid, run: str, patchId: dict[str, Any]) -> bool:
+    """Return whether the run holds the patch's grid already; refuse another grid there."""
+    try:
+        existing = butler.find_dataset("dcrPatchGrid", collections=run, **patchId)
+    except MissingCollectionError:
+        return False
+    if existing is None:
+        return False
+    stored = butler.get(existing)
+    if stored.bbox != grid.bbox or not wcsGridOffset(stored.wcs, grid.wcs, grid.bbox) <= (
+        WCS_GRID_TOLERANCE
+    ):
+        raise DcrValueError(
+            f"run {run} already holds another grid of patch {patchId['patch']} of tract "
+            f"{patchId['tract']} (box {stored.bbox}); ingest into another run or patch",
+            run=run, bbox=grid.bbox,
+        )
+    return True
+
+
 def _checkTransfer(transfer: str) -> str | None:
     if transfer not in TRANSFER_MODES:
         raise DcrValueError(
@@ -256,6 +316,7 @@ def ingestFiles(
     paths: Sequence[str | os.PathLike],
     run: str,
     coadd: str | os.PathLike | None = None,
+    grid: Any = None,
     transfer: str = "copy",
     instrument: str = DEFAULT_INSTRUMENT,
     skymap: str = DEFAULT_SKYMAP,
@@ -274,6 +335,10 @@ def ingestFiles(
         RUN collection that receives the datasets (created if needed).
     coadd : str or os.PathLike, optional
         A plain coadd: the grid of the patch, ingested as ``dcrInputCoadd``.
+    grid : str, os.PathLike, tuple or PatchGrid, optional
+        The grid of the patch instead of a coadd's: an exposure file whose IMAGE header
+        gives the WCS and box, the text ``"RA,DEC,WIDTH,HEIGHT,SCALE"``
+        (`dcrmodel.fits.gridFromSpec`), a pair ``(astropy.wcs.WCS, Box)`` or a `PatchGrid`.
     transfer : str, optional
         ``"copy"`` (default) copies the files into the repository; ``"direct"`` uses them
         in place (the repository records their absolute paths: do not move them);
@@ -298,22 +363,29 @@ def ingestFiles(
     DcrMetadataError
         If a visit lacks visit metadata, or a file its band or WCS.
     DcrValueError
-        For an unknown transfer mode, nothing to ingest, or a folder without model files.
+        For an unknown transfer mode, nothing to ingest, a folder without model files, a
+        coadd and a grid given together, a malformed grid, or a run that holds another grid
+        of the patch.
     FileNotFoundError
         If a file does not exist.
     """
     transferMode = _checkTransfer(transfer)
-    checkRepository(butler, ["dcrWarp", "dcrVisitImage", "dcrInputCoadd", "dcrCoadd"])
+    checkRepository(
+        butler, ["dcrWarp", "dcrVisitImage", "dcrInputCoadd", "dcrCoadd", "dcrPatchGrid"]
+    )
     files = [_File(path) for path in _expandPaths(paths)]
     coaddFile = _File(Path(coadd)) if coadd is not None else None
     if not files and coaddFile is None:
         raise DcrValueError("nothing to ingest: give visit files, model folders or --coadd")
     models = [f for f in files if f.isModel]
     visits = [f for f in files if not f.isModel]
-    grid = coaddFile or (models[0] if models else visits[0])
-    _gridRecords(butler, grid, skymap, tract, patch)
-    butler.registry.registerRun(run)
+    patchGrid = _patchGrid(grid, coaddFile, models, visits)
+    for visit in visits:
+        visit.requireWcs()
     patchId = {"skymap": skymap, "tract": tract, "patch": patch}
+    gridStored = _storedGrid(butler, patchGrid, run, patchId)
+    _gridRecords(butler, patchGrid, skymap, tract, patch)
+    butler.registry.registerRun(run)
     datasets: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     if coaddFile is not None:
         insertInstrument(butler, instrument, [coaddFile.band])
@@ -329,13 +401,16 @@ def ingestFiles(
         )
     for visit in visits:
         visitId = _visitRecords(butler, visit, instrument)
-        datasets.setdefault("dcrWarp", []).append(
-            (visit.path, {**patchId, "instrument": instrument, "visit": visitId})
-        )
+        if _onGrid(visit, patchGrid):
+            datasets.setdefault("dcrWarp", []).append(
+                (visit.path, {**patchId, "instrument": instrument, "visit": visitId})
+            )
         datasets.setdefault("dcrVisitImage", []).append(
             (visit.path, {"instrument": instrument, "visit": visitId, "detector": 0})
         )
     result = IngestResult(refs={}, grid=dict(patchId))
+    if not gridStored:
+        result.refs["dcrPatchGrid"] = [butler.put(patchGrid, "dcrPatchGrid", run=run, **patchId)]
     for name, entries in datasets.items():
         datasetType = butler.get_dataset_type(name)
         fileDatasets = []

@@ -11,13 +11,18 @@ Dataset types (the names a pipeline's connections use):
 ========================  ==============================================  ======================
 name                      dimensions                                      holds
 ========================  ==============================================  ======================
-``dcrWarp``               instrument, visit, skymap, tract, patch         a visit on a patch's grid
+``dcrWarp``               instrument, visit, skymap, tract, patch         a visit for a patch
+``dcrPatchGrid``          skymap, tract, patch                            a patch's grid (WCS, box)
 ``dcrInputCoadd``         skymap, tract, patch, band                      a plain coadd (optional)
 ``dcrCoadd``              skymap, tract, patch, band, subfilter           the DCR model
 ``dcrStackedCoadd``       skymap, tract, patch, band                      sum of the subfilters
 ``dcrVisitImage``         instrument, visit, detector                     a science exposure
 ``dcrTemplate``           instrument, visit, detector                     its DCR-matched template
 ========================  ==============================================  ======================
+
+A ``dcrWarp`` is a visit on the patch's pixel grid, or, for a visit on its own detector
+grid, the part of the visit the patch needs, on the visit's grid: the assembly warps it
+onto the patch one subregion at a time (`dcrmodel.pipeline.warptask`).
 """
 
 from __future__ import annotations
@@ -26,11 +31,17 @@ import logging
 import os
 from collections.abc import Iterable
 
-from lsst.daf.butler import Butler, DatasetType, MissingDatasetTypeError
+from lsst.daf.butler import Butler, ButlerConfig, DatasetType, MissingDatasetTypeError
 
 from ..errors import DcrConfigError
 from ..image import RUBIN_BANDS
-from .storage import EXPOSURE_STORAGE_CLASS, SUBFILTER_STORAGE_CLASS, butlerConfig
+from .storage import (
+    EXPOSURE_STORAGE_CLASS,
+    GRID_STORAGE_CLASS,
+    STORAGE_CLASSES,
+    SUBFILTER_STORAGE_CLASS,
+    butlerConfig,
+)
 
 __all__ = [
     "DATASET_TYPES",
@@ -60,6 +71,7 @@ VISIT_MAX = 2**31 - 1
 #: dcrmodel's dataset types: name -> (dimensions, storage class).
 DATASET_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
     "dcrWarp": (("instrument", "visit", "skymap", "tract", "patch"), EXPOSURE_STORAGE_CLASS),
+    "dcrPatchGrid": (("skymap", "tract", "patch"), GRID_STORAGE_CLASS),
     "dcrInputCoadd": (("skymap", "tract", "patch", "band"), EXPOSURE_STORAGE_CLASS),
     "dcrCoadd": (("skymap", "tract", "patch", "band", "subfilter"), SUBFILTER_STORAGE_CLASS),
     "dcrStackedCoadd": (("skymap", "tract", "patch", "band"), EXPOSURE_STORAGE_CLASS),
@@ -221,18 +233,33 @@ def initRepository(
 
 
 def _knowsStorageClasses(butler: Butler) -> list[str]:
-    """Return the names of dcrmodel's storage classes the repository has no formatter for."""
-    config = getattr(butler, "_config", None)
-    if config is None:  # another kind of butler (client/server): nothing to check here
-        return []
+    """Return the names of dcrmodel's storage classes the repository has no formatter for.
+
+    The formatters are those of the repository's configuration, read with the public
+    `lsst.daf.butler.ButlerConfig` from the folder of each of the butler's datastores
+    (`lsst.daf.butler.Butler.get_datastore_roots`); where no configuration is found there
+    (a datastore elsewhere than its repository, a client/server butler) nothing is checked.
+    """
+    missing: set[str] = set()
+    found = False
     try:
-        formatters = config["datastore", "formatters"]
-    except KeyError:
-        return [EXPOSURE_STORAGE_CLASS, SUBFILTER_STORAGE_CLASS]
-    return [
-        name for name in (EXPOSURE_STORAGE_CLASS, SUBFILTER_STORAGE_CLASS)
-        if name not in formatters
-    ]
+        roots = butler.get_datastore_roots()
+    except (NotImplementedError, AttributeError):
+        return []
+    for root in roots.values():
+        if root is None:
+            continue
+        try:
+            config = ButlerConfig(str(root))
+        except Exception:  # no butler.yaml there, or not readable: nothing to check
+            continue
+        found = True
+        try:
+            formatters = config["datastore", "formatters"]
+        except KeyError:
+            formatters = {}
+        missing.update(name for name in STORAGE_CLASSES if name not in formatters)
+    return sorted(missing, key=STORAGE_CLASSES.index) if found else []
 
 
 def checkRepository(butler: Butler, names: Iterable[str] | None = None) -> None:

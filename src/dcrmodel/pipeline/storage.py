@@ -12,7 +12,14 @@ Rubin stack's own (``ExposureF`` and friends), hold a `dcrmodel.image.Exposure`:
   directory and the other way round.
 
 Both take the read parameter ``bbox`` (a `dcrmodel.image.Box` in parent pixel
-coordinates): only that region's pixels are read, so subregion reads stay cutouts.
+coordinates): only that region's pixels are read, so subregion reads stay cutouts. Their
+derived component ``bbox`` (storage class ``DcrmodelBox``) is the parent box of the stored
+pixels, read from the headers alone: with it a reader knows where a dataset lies before it
+reads any pixel (`dcrmodel.pipeline.handles.HandleReader`).
+
+A third storage class, ``DcrmodelPatchGrid`` (`GRID_STORAGE_CLASS`), holds the pixel grid
+of a patch (`PatchGrid`: celestial WCS and parent box), written by `PatchGridFormatter` as
+a FITS file whose primary header holds the WCS and the box (no pixels).
 
 The shipped butler configuration (`BUTLER_CONFIG`, ``resources/butler.yaml``) declares
 both storage classes and their formatters; `dcrmodel.pipeline.repository.initRepository`
@@ -21,17 +28,21 @@ writes it into a new repository.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import logging
 import math
+import warnings
 from typing import Any
 
 from astropy.io import fits
+from astropy.wcs import WCS, WCSHDO_P17, FITSFixedWarning, WCSHDO_all
+from astropy.wcs.wcs import WCSHDO_SIP
 from lsst.daf.butler import Config, FormatterV2, StorageClassFactory
 from lsst.resources import ResourcePath
 
 from ..errors import DcrFitsError, DcrTypeError, DcrValueError
-from ..fits import readExposure, writeExposure
+from ..fits import ExposureFile, readExposure, writeExposure
 from ..image import Box, Exposure, Filter, MaskedImage
 from ..model import DcrModel
 from ..physics import wavelengthGenerator
@@ -39,6 +50,8 @@ from ..physics import wavelengthGenerator
 __all__ = [
     "EXPOSURE_STORAGE_CLASS",
     "SUBFILTER_STORAGE_CLASS",
+    "GRID_STORAGE_CLASS",
+    "STORAGE_CLASSES",
     "DCR_KEYS",
     "BUTLER_CONFIG",
     "butlerConfig",
@@ -47,6 +60,8 @@ __all__ = [
     "subfilterExposures",
     "ExposureFormatter",
     "SubfilterExposureFormatter",
+    "PatchGrid",
+    "PatchGridFormatter",
 ]
 
 _log = logging.getLogger(__name__)
@@ -56,6 +71,12 @@ EXPOSURE_STORAGE_CLASS = "DcrmodelExposure"
 
 #: Storage class of one subfilter image of a DCR model (the ``dcrCoadd`` dataset).
 SUBFILTER_STORAGE_CLASS = "DcrmodelSubfilterExposure"
+
+#: Storage class of a patch's pixel grid (`PatchGrid`, the ``dcrPatchGrid`` dataset).
+GRID_STORAGE_CLASS = "DcrmodelPatchGrid"
+
+#: dcrmodel's storage classes that have a formatter (a repository must know them all).
+STORAGE_CLASSES = (EXPOSURE_STORAGE_CLASS, SUBFILTER_STORAGE_CLASS, GRID_STORAGE_CLASS)
 
 #: The HDU 0 keys that tie a subfilter file to its model, in the order they are written.
 DCR_KEYS = ("DCR-SUBF", "DCR-NSUB", "DCR-WMIN", "DCR-WMAX")
@@ -186,7 +207,9 @@ class ExposureFormatter(FormatterV2):
     def read_from_local_file(
         self, path: str, component: str | None = None, expected_size: int = -1
     ) -> Any:
-        """Read the exposure, or its ``bbox`` cutout, from a local file."""
+        """Read the exposure, its ``bbox`` cutout, or (component ``bbox``) its box."""
+        if component == "bbox":
+            return ExposureFile(path).bbox
         return readExposure(path, bbox=_readBox(self.file_descriptor.parameters))
 
     def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
@@ -261,3 +284,94 @@ class SubfilterExposureFormatter(ExposureFormatter):
             visitInfo=exposure.visitInfo, filter=exposure.filter,
             photoCalib=exposure.photoCalib, metadata=ordered,
         )
+
+
+# ------------------------------------------------------------------------------------------
+# A patch's pixel grid
+# ------------------------------------------------------------------------------------------
+#: Header keys of a patch grid's box: x and y of its first pixel, its width and height.
+_GRID_KEYS = ("DCRGX0", "DCRGY0", "DCRGNX", "DCRGNY")
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchGrid:
+    """The pixel grid of a patch: the grid a DCR model of the patch is built on.
+
+    Attributes
+    ----------
+    wcs : astropy.wcs.WCS
+        Celestial WCS of 0-based parent pixel coordinates.
+    bbox : dcrmodel.image.Box
+        The patch's parent box.
+    """
+
+    wcs: WCS
+    bbox: Box
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.wcs, WCS) or not self.wcs.has_celestial:
+            raise DcrTypeError("a patch grid needs a celestial astropy WCS",
+                               wcs=type(self.wcs).__name__)
+        if not isinstance(self.bbox, Box) or self.bbox.isEmpty():
+            raise DcrTypeError("a patch grid needs a non-empty dcrmodel Box",
+                               bbox=repr(self.bbox))
+
+    def asTuple(self) -> tuple[WCS, Box]:
+        """Return ``(wcs, bbox)``, the form of the ``grid`` argument of the assembly."""
+        return self.wcs, self.bbox
+
+    def header(self) -> fits.Header:
+        """Return the FITS header that `PatchGridFormatter` writes: the WCS and the box.
+
+        The WCS's numbers are written with 17 significant digits (``WCSHDO_P17``), so that
+        the grid read back is the very grid written (astropy's default keeps 14).
+        """
+        header = self.wcs.to_header(relax=WCSHDO_all | WCSHDO_P17 | WCSHDO_SIP)
+        comments = ("first column of the patch (parent pixels)",
+                    "first row of the patch (parent pixels)",
+                    "patch width (pixels)", "patch height (pixels)")
+        values = (self.bbox.minX, self.bbox.minY, self.bbox.width, self.bbox.height)
+        for key, value, comment in zip(_GRID_KEYS, values, comments, strict=True):
+            header[key] = (int(value), comment)
+        return header
+
+    @classmethod
+    def fromHeader(cls, header: fits.Header, where: str = "the patch grid") -> PatchGrid:
+        """Return the grid of a header written by `header`.
+
+        Raises
+        ------
+        DcrFitsError
+            If a box key is missing or the WCS is not celestial.
+        """
+        missing = [key for key in _GRID_KEYS if key not in header]
+        if missing:
+            raise DcrFitsError(f"{where} lacks the keys {', '.join(missing)}", missing=missing)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header, naxis=2)
+        if not wcs.has_celestial:
+            raise DcrFitsError(f"{where} has no celestial WCS", ctype=list(wcs.wcs.ctype))
+        x0, y0, nx, ny = (int(header[key]) for key in _GRID_KEYS)
+        return cls(wcs, Box(x0, y0, nx, ny))
+
+
+class PatchGridFormatter(FormatterV2):
+    """Read and write a `PatchGrid` as a FITS file of one header (no pixels)."""
+
+    default_extension = ".fits"
+    supported_extensions = frozenset({".fits"})
+    can_read_from_local_file = True
+
+    def read_from_local_file(
+        self, path: str, component: str | None = None, expected_size: int = -1
+    ) -> Any:
+        """Read the grid from the primary header."""
+        return PatchGrid.fromHeader(fits.getheader(path, 0), where=path)
+
+    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
+        """Write the grid's WCS and box as the primary header."""
+        if not isinstance(in_memory_dataset, PatchGrid):
+            raise DcrTypeError("a dcrPatchGrid dataset is a dcrmodel.pipeline.PatchGrid",
+                               dataset=type(in_memory_dataset).__name__)
+        fits.PrimaryHDU(header=in_memory_dataset.header()).writeto(uri.ospath)
