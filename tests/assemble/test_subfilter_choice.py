@@ -12,7 +12,6 @@ from dcrmodel.assemble import (
     MAX_AUTO_SUBFILTERS,
     DcrAssembleCoadd,
     DcrAssembleConfig,
-    assembleFromFiles,
     chooseSubfilters,
     distinctConfigurations,
 )
@@ -32,7 +31,7 @@ def _visits(hourAngles=HOUR_ANGLES, scale=5.0):
     for i, hourAngle in enumerate(hourAngles):
         angle = np.radians(10.0 * hourAngle)
         visits.append(types.SimpleNamespace(
-            name=f"visit {i}", visitInfo=meridianVisitInfo(hourAngle, i),
+            name=f"visit {i}", visitInfo=meridianVisitInfo(hourAngle, i), psf=None,
             zenith={BOX: (scale * np.cos(angle), scale * np.sin(angle))}))
     return visits
 
@@ -51,6 +50,26 @@ def test_bluer_bands_get_more_subfilters_and_r_keeps_three():
     # a sharper model PSF needs more subfilters, a blurrier one fewer (never below 3)
     assert _choose("g", fwhm=2.5).number > g.number
     assert _choose("u", fwhm=20.0).number == 3
+
+
+def test_each_visit_is_judged_through_the_broader_of_its_psf_and_the_models():
+    sharp = _choose("g", fwhm=2.5)
+    visits = _visits()
+    for visit in visits:
+        visit.psf = types.SimpleNamespace(fwhm=4.0)  # seeing broader than the model's PSF
+    broad = _choose("g", fwhm=2.5, visits=visits)
+    assert broad.number < sharp.number and broad.psfFwhm == 4.0
+    assert broad.limitPixels == pytest.approx(1.2 * 4.0) and broad.modelPsfFwhm == 2.5
+    # without a model PSF the visits' own decide; without any PSF "auto" keeps 3
+    assert _choose("g", fwhm=None, visits=visits).number == broad.number
+    none = _choose("u", fwhm=None)
+    assert none.number == 3 and "no PSF is known" in none.reason
+
+
+def test_a_visit_at_the_zenith_has_no_dcr():
+    visits = _visits()
+    visits[4].zenith[BOX] = (0.0, 0.0)
+    assert _choose("u", visits=visits).number == _choose("u").number
 
 
 def test_larger_airmass_needs_more_subfilters():

@@ -5,16 +5,22 @@ between a subfilter's two edge wavelengths (its *spread*) must stay small next t
 model's PSF, or the light of a subfilter is smeared along the zenith direction in a way
 the model cannot hold (dipoles and false detections in the difference images of visits at
 high airmass). The spread grows steeply toward the blue: with the reference's 3
-subfilters it is about 0.4 of the PSF's FWHM in r at airmass 2 (0.7 arcsec seeing), 1.05
-in g and 1.27 in u.
+subfilters it is 0.40 of the PSF's FWHM in r at airmass 2 (0.7 arcsec seeing), 1.07 in g
+and 1.30 in u.
 
 ``dcrNumSubfilters="auto"`` (`AUTO_SUBFILTERS`, the default) takes the least number ``N``
 of subfilters for which the spread of every subfilter, in every training visit (its own
 elevation, observatory and weather, in pixels of the model's grid along the visit's zenith
-direction), stays within `AUTO_SUBFILTER_FRACTION` times the FWHM of the model's PSF. The
-fraction was chosen by measurement (``benchmarks/bench_subfilters.py``, the g, u and r
-fields of ``benchmarks/README.md``): on them 3 subfilters leave false detections in u
-(spread 1.27 FWHM) but none in g (1.05), and 4 leave none in u (0.99).
+direction), stays within `AUTO_SUBFILTER_FRACTION` times the FWHM of the PSF it is seen
+through: the broader of the visit's PSF and the model's (with constant seeing both are the
+model PSF). The fraction was chosen by measurement (``benchmarks/bench_subfilters.py``, the
+g, u and r fields of ``benchmarks/README.md``): on four fields per band, a spread of 1.07
+FWHM (g, 3 subfilters) left no more false detections than 5 subfilters, 1.30 (u, 3) left 2
+to 9 per field where 4 subfilters (1.01) left 0 to 2, as many as 5. The visit's own PSF,
+rather than the model's alone, enters because the PSF-aware model's PSF is the sharpest
+input's: on g fields of 0.6-1.2 arcsec seeing, comparing the spread with it alone asked for
+4 subfilters, and their templates had more false detections than those of 3 (24 -> 52 and
+3 -> 6 over 4 held-out visits).
 
 ``N`` is never below `MIN_AUTO_SUBFILTERS` (3, the reference's number) and never above
 the number of distinct DCR configurations of the visits (airmass to 0.01 and zenith
@@ -38,7 +44,7 @@ from typing import Any
 
 from ..errors import DcrError, DcrWarning
 from ..image import Filter
-from ..physics import numSubfiltersFor, subfilterDcrSpread
+from ..physics import numSubfiltersFor, subfilterDcrSpread, zenithDirection
 
 __all__ = [
     "AUTO_SUBFILTERS",
@@ -53,7 +59,7 @@ __all__ = [
 #: The value of ``dcrNumSubfilters`` that chooses the number from the data.
 AUTO_SUBFILTERS = "auto"
 
-#: Largest DCR across one subfilter, as a fraction of the model PSF's FWHM (measured).
+#: Largest DCR across one subfilter, as a fraction of the PSF's FWHM (measured).
 AUTO_SUBFILTER_FRACTION = 1.2
 
 #: Fewest subfilters "auto" chooses (the reference pipelines' number).
@@ -88,14 +94,18 @@ class SubfilterChoice:
         `AUTO_SUBFILTER_FRACTION`.
     modelPsfFwhm : float or None
         FWHM of the model's PSF, pixels (None when no PSF is known).
+    psfFwhm : float or None
+        The FWHM the deciding visit's spread is compared with: the broader of its PSF and
+        the model's, pixels.
     limitPixels : float or None
-        ``fraction * modelPsfFwhm``, pixels.
+        ``fraction * psfFwhm``, pixels.
     spreadPixels : float
-        Largest DCR across one subfilter over the visits with ``number`` subfilters, pixels.
+        The deciding visit's largest DCR across one of ``number`` subfilters, pixels.
     maxAirmass : float or None
         Largest airmass among the visits.
     decidingVisit : str or None
-        The visit with the largest spread.
+        The visit whose spread is largest relative to its limit (with ``number``
+        subfilters).
     reason : str
         One sentence saying why.
     """
@@ -107,6 +117,7 @@ class SubfilterChoice:
     distinctConfigurations: int
     fraction: float
     modelPsfFwhm: float | None
+    psfFwhm: float | None
     limitPixels: float | None
     spreadPixels: float
     maxAirmass: float | None
@@ -147,10 +158,21 @@ def distinctConfigurations(visits: Sequence[Any], box: Any) -> int:
     return len(keys)
 
 
+def _pixelsPerArcsec(inp: Any, box: Any) -> float:
+    """Return a visit's grid pixels per arcsec of altitude along its zenith direction."""
+    zenith = inp.zenith.get(box)
+    if zenith is None:
+        zenith = zenithDirection(inp.visitInfo, inp.wcs, box)
+        inp.zenith[box] = zenith
+    return math.hypot(*zenith)
+
+
 def _visitSpread(inp: Any, band: Filter, box: Any, n: int) -> float:
     """Return a visit's largest DCR across one of ``n`` subfilters, pixels on the grid."""
     vi = inp.visitInfo
-    scale = math.hypot(*inp.zenith[box])  # pixels per arcsec along the zenith direction
+    scale = _pixelsPerArcsec(inp, box)
+    if scale == 0.0:  # at the zenith: no DCR
+        return 0.0
     try:
         spread = subfilterDcrSpread(band.effectiveWavelength, band.bandwidth, n,
                                     vi.boresightAzAlt[1], vi.observatory, vi.weather)
@@ -159,10 +181,23 @@ def _visitSpread(inp: Any, band: Filter, box: Any, n: int) -> float:
     return spread * scale
 
 
+def _visitFwhm(inp: Any, modelPsfFwhm: float | None) -> float | None:
+    """Return the FWHM (pixels) a visit's spread is compared with.
+
+    The broader of the visit's PSF (on the model's grid) and the model's: the light of a
+    subfilter, smeared by its spread, is seen through both.
+    """
+    known = [float(f) for f in (None if inp.psf is None else inp.psf.fwhm, modelPsfFwhm)
+             if f is not None]
+    return max(known) if known else None
+
+
 def _visitNeeds(inp: Any, band: Filter, box: Any, limitPixels: float, cap: int) -> int:
     """Return the subfilters a visit needs for its spread to stay within the limit."""
     vi = inp.visitInfo
-    scale = math.hypot(*inp.zenith[box])
+    scale = _pixelsPerArcsec(inp, box)
+    if scale == 0.0:  # at the zenith: no DCR
+        return MIN_AUTO_SUBFILTERS
     return numSubfiltersFor(band.effectiveWavelength, band.bandwidth, limitPixels / scale,
                             vi.boresightAzAlt[1], vi.observatory, vi.weather,
                             minimum=MIN_AUTO_SUBFILTERS, maximum=cap + 1)
@@ -183,8 +218,8 @@ def chooseSubfilters(
     requested : int or str
         ``dcrNumSubfilters``: a number (kept; warned about when too small) or ``"auto"``.
     visits : sequence of `dcrmodel.assemble.inputs.VisitInput`
-        The training visits on the model's grid, with their visit info and their zenith
-        directions measured at the centre of ``box``.
+        The training visits on the model's grid, with their visit info, WCS and zenith
+        directions (``zenith``: measured at the centre of ``box`` here when missing).
     band : `dcrmodel.image.Filter`
         The band (effective wavelength and bandwidth, nm).
     box : `dcrmodel.image.Box`
@@ -209,60 +244,60 @@ def chooseSubfilters(
     cap = max(MIN_AUTO_SUBFILTERS, min(MAX_AUTO_SUBFILTERS, distinct))
     airmasses = [float(inp.visitInfo.boresightAirmass) for inp in visits
                  if inp.visitInfo.boresightAirmass is not None]
-    maxAirmass = max(airmasses) if airmasses else None
-    limit = None if modelPsfFwhm is None else fraction * float(modelPsfFwhm)
+    fwhms = [_visitFwhm(inp, modelPsfFwhm) for inp in visits]
+    limits = [None if f is None else fraction * f for f in fwhms]
+    known = [j for j, limit in enumerate(limits) if limit is not None]
     needed = None
-    deciding = None
-    if limit is not None:
-        needs = [_visitNeeds(inp, band, box, limit, cap) for inp in visits]
-        needed = max(needs)
+    if known:
+        needed = max(_visitNeeds(visits[j], band, box, limits[j], cap) for j in known)
         if needed > cap:
             needed = None  # more than the cap: not determined beyond it
     auto = requested == AUTO_SUBFILTERS
-    if limit is None:
-        number = MIN_AUTO_SUBFILTERS if auto else int(requested)
-    elif auto:
-        number = cap if needed is None else min(needed, cap)
+    if auto:
+        number = MIN_AUTO_SUBFILTERS if not known else (cap if needed is None else needed)
     else:
         number = int(requested)
     spreads = [_visitSpread(inp, band, box, number) for inp in visits]
-    worst = max(range(len(visits)), key=lambda i: spreads[i])
+    if known:
+        worst = max(known, key=lambda j: spreads[j] / limits[j])
+    else:
+        worst = max(range(len(visits)), key=lambda j: spreads[j])
     deciding = visits[worst].name
-    spread = spreads[worst]
-    airmassText = ("" if visits[worst].visitInfo.boresightAirmass is None
-                   else f" at airmass {float(visits[worst].visitInfo.boresightAirmass):.2f}")
+    spread, limit, fwhm = spreads[worst], limits[worst], fwhms[worst]
+    airmass = visits[worst].visitInfo.boresightAirmass
+    airmassText = "" if airmass is None else f" at airmass {float(airmass):.2f}"
     autoNumber = cap if needed is None else needed
-    if limit is None:
-        reason = (f"{number} subfilters: no PSF is known, so the DCR across a subfilter "
-                  f"({spread:.2f} px{airmassText}) cannot be compared with one")
+    within = (f"{fraction:g} x the PSF FWHM {fwhm:.2f} px = {limit:.2f} px" if known else "")
+    if not known:
+        reason = (f"{number} subfilters{' (auto)' if auto else ''}: no PSF is known, so the "
+                  f"DCR across a subfilter ({spread:.2f} px{airmassText}) cannot be compared "
+                  "with one")
     elif not auto:
         reason = (f"{number} subfilters as configured: the DCR across one subfilter reaches "
-                  f"{spread:.2f} px{airmassText} ({deciding}), the limit is {fraction:g} x the "
-                  f"model PSF FWHM {modelPsfFwhm:.2f} px = {limit:.2f} px")
+                  f"{spread:.2f} px{airmassText} ({deciding}), against a limit of {within}")
     elif needed is None:
         reason = (f"{number} subfilters (auto): the most the visits can constrain "
                   f"({distinct} distinct airmass and zenith-direction configurations, at most "
                   f"{MAX_AUTO_SUBFILTERS}); the DCR across one subfilter still reaches "
-                  f"{spread:.2f} px{airmassText} ({deciding}), above {fraction:g} x the model "
-                  f"PSF FWHM {modelPsfFwhm:.2f} px = {limit:.2f} px")
+                  f"{spread:.2f} px{airmassText} ({deciding}), above {within}")
     else:
         reason = (f"{number} subfilters (auto): the fewest (at least {MIN_AUTO_SUBFILTERS}) for "
-                  f"which the DCR across one subfilter, {spread:.2f} px{airmassText} "
-                  f"({deciding}), stays within {fraction:g} x the model PSF FWHM "
-                  f"{modelPsfFwhm:.2f} px = {limit:.2f} px")
+                  f"which the DCR across one subfilter stays within {fraction:g} x the PSF "
+                  f"FWHM in every visit; closest: {spread:.2f} px{airmassText} ({deciding}), "
+                  f"limit {within}")
     choice = SubfilterChoice(
         requested=requested, number=number, needed=needed, cap=cap,
         distinctConfigurations=distinct, fraction=float(fraction),
         modelPsfFwhm=None if modelPsfFwhm is None else float(modelPsfFwhm),
-        limitPixels=limit, spreadPixels=float(spread), maxAirmass=maxAirmass,
-        decidingVisit=deciding, reason=reason,
+        psfFwhm=fwhm, limitPixels=limit, spreadPixels=float(spread),
+        maxAirmass=max(airmasses) if airmasses else None, decidingVisit=deciding,
+        reason=reason,
     )
-    if not auto and limit is not None and number < min(autoNumber, cap) and spread > limit:
+    if not auto and known and number < autoNumber and spread > limit:
         warnings.warn(
             f"dcrNumSubfilters={number} is too few for these visits: the DCR across one "
             f"subfilter reaches {spread:.2f} pixels{airmassText} ({deciding}), more than "
-            f"{fraction:g} x the model PSF FWHM ({modelPsfFwhm:.2f} px) = {limit:.2f} px; "
-            f"dcrNumSubfilters=\"auto\" would choose {min(autoNumber, cap)}",
+            f"{within}; dcrNumSubfilters=\"auto\" would choose {autoNumber}",
             DcrWarning,
             stacklevel=5,
         )

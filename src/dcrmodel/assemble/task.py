@@ -655,15 +655,18 @@ class DcrAssembleCoadd:
         return maxShift, modelPsf, psfSummary
 
     def _preparePsfs(
-        self, inputs: list[VisitInput], band: Filter, bbox: Box, numSubfilters: int
+        self, inputs: list[VisitInput], band: Filter, bbox: Box,
+        numSubfilters: int | None = None,
     ) -> tuple[bool, Psf | None, dict[str, Any]]:
         """Check the inputs' PSFs, estimate missing ones, choose the model PSF.
 
         Returns whether the forward model is PSF-aware, the model PSF (None if not; chosen
-        over the centres of ``numSubfilters`` subfilters) and the PSF part of the run
-        summary.
+        over the centres of ``numSubfilters`` subfilters, by default the configuration's
+        or, for ``"auto"``, 3) and the PSF part of the run summary.
         """
         config = self.config
+        if numSubfilters is None:
+            numSubfilters = config.leastNumSubfilters()
         aware = config.solver == "direct" and config.usePsf
         centres = [
             0.5 * (lo + hi)

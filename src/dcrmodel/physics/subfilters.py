@@ -125,8 +125,8 @@ def numSubfiltersFor(
     Examples
     --------
     >>> import astropy.units as u
-    >>> numSubfiltersFor(367.07, 100.6, 0.2, 30 * u.deg, Observatory.rubin())
-    5
+    >>> numSubfiltersFor(367.07, 100.6, 0.7, 30 * u.deg, Observatory.rubin())
+    4
     """
     limit = asPositiveFloat(limit, "limit", "arcsec")
     minimum = asInt(minimum, "minimum")
