@@ -10,8 +10,9 @@ against the plain coadd's:
 
 - the relative residual against the true static sky, as a ratio to the coadd's;
 - false 5 sigma detections in the difference image (matched filter, dipoles merged);
-- the build time (the fastest of ``--repeats`` builds), as a ratio to the 3-subfilter
-  build of the same field.
+- the build time (the fastest of ``--repeats`` rounds, the builds alternated within each and
+  their order reversed every other round, after one warm-up build), as a ratio to the
+  3-subfilter build of the same field.
 
 It also prints, per band and number of subfilters, the largest DCR across one subfilter over
 the training visits in units of the FWHM of the PSF it is seen through (constant seeing: the
@@ -55,7 +56,7 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to write the simulations (default: a temporary folder)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="builds per model; the fastest is timed (3)")
+                        help="timed rounds of builds; the fastest of each is kept (3)")
     parser.add_argument("--json", type=Path, default=None, help="write all rows to this file")
     args = parser.parse_args(argv)
     for spec in args.subfilters:
@@ -75,16 +76,29 @@ def simulate(args: argparse.Namespace, band: str, root: Path) -> Any:
     return loadManifest(root / f"field-{band}")
 
 
-def buildAndEvaluate(manifest: Any, spec: str, repeats: int = 1) -> dict[str, Any]:
+def _task(spec: str) -> DcrAssembleCoadd:
+    number: int | str = spec if spec == AUTO_SUBFILTERS else int(spec)
+    return DcrAssembleCoadd(DcrAssembleConfig(dcrNumSubfilters=number))
+
+
+def buildTimes(manifest: Any, specs: list[str], repeats: int) -> dict[str, float]:
+    """Time every build, the specs alternated; the fastest of ``repeats`` rounds each."""
+    training = [manifest.path(v["file"]) for v in manifest.visits("training")]
+    seconds = dict.fromkeys(specs, math.inf)
+    _task(specs[0]).run(training, coadd=manifest.coaddPath)  # warm-up, not timed
+    for index in range(repeats):
+        # Alternate the order too: the build that follows another runs measurably slower.
+        for spec in specs if index % 2 == 0 else specs[::-1]:
+            started = time.perf_counter()
+            _task(spec).run(training, coadd=manifest.coaddPath)
+            seconds[spec] = min(seconds[spec], time.perf_counter() - started)
+    return seconds
+
+
+def buildAndEvaluate(manifest: Any, spec: str, seconds: float) -> dict[str, Any]:
     """Build one model (``spec``: a number or auto) and measure its held-out templates."""
     training = [manifest.path(v["file"]) for v in manifest.visits("training")]
-    number: int | str = spec if spec == AUTO_SUBFILTERS else int(spec)
-    task = DcrAssembleCoadd(DcrAssembleConfig(dcrNumSubfilters=number))
-    seconds = math.inf
-    for _ in range(repeats):  # the fastest of a few builds: the machine may be shared
-        started = time.perf_counter()
-        result = task.run(training, coadd=manifest.coaddPath)
-        seconds = min(seconds, time.perf_counter() - started)
+    result = _task(spec).run(training, coadd=manifest.coaddPath)
     model = result.dcrModel
     visits = []
     for visit in manifest.visits("test"):
@@ -159,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         for band in args.bands:
             manifest = simulate(args, band, Path(tmp))
             runs = []
+            seconds = buildTimes(manifest, args.subfilters, args.repeats)
             for spec in args.subfilters:
-                run = buildAndEvaluate(manifest, spec, args.repeats)
+                run = buildAndEvaluate(manifest, spec, seconds[spec])
                 choice = run["choice"]
                 if choice.get("psfFwhm"):
                     run["spreadFwhm"] = choice["spreadPixels"] / choice["psfFwhm"]

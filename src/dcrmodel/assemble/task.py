@@ -520,7 +520,8 @@ class DcrAssembleCoadd:
         the model's grid (`placeVisits`: on it, warped onto it, or left out), their DCR, a
         tiny template with the run's settings and the PSFs. Then the number of subfilters
         is chosen (``"auto"``) or checked (`chooseSubfilters`), and the run's configuration
-        (with that number) is returned beside the preparation and the choice.
+        (with that number) is returned beside the preparation and the choice. (One long
+        function: its steps must run in this order, each using the last one's results.)
         """
         config = self.config
         n = config.leastNumSubfilters()
