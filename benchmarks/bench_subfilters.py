@@ -15,8 +15,8 @@ against the plain coadd's:
   3-subfilter build of the same field.
 
 It also prints, per band and number of subfilters, the largest DCR across one subfilter over
-the training visits in units of the FWHM of the PSF it is seen through (constant seeing: the
-model PSF's): the quantity the automatic choice bounds
+the training visits in units of the PSF FWHM the choice uses (`dcrmodel.assemble.psfFwhmFor`;
+here the model PSF's): the quantity the automatic choice bounds
 (`dcrmodel.assemble.AUTO_SUBFILTER_FRACTION`).
 
 Run ``python benchmarks/bench_subfilters.py`` (a few minutes on two cores);

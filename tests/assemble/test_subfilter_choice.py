@@ -52,15 +52,16 @@ def test_bluer_bands_get_more_subfilters_and_r_keeps_three():
     assert _choose("u", fwhm=20.0).number == 3
 
 
-def test_each_visit_is_judged_through_the_broader_of_its_psf_and_the_models():
+def test_the_scale_is_the_visits_median_fwhm_or_the_models_when_broader():
     sharp = _choose("g", fwhm=2.5)
     visits = _visits()
-    for visit in visits:
-        visit.psf = types.SimpleNamespace(fwhm=4.0)  # seeing broader than the model's PSF
+    for visit, fwhm in zip(visits, (2.5, 3.0, 4.0, 4.0, 4.0, 4.0, 4.5, 5.0, 6.0), strict=True):
+        visit.psf = types.SimpleNamespace(fwhm=fwhm)  # variable seeing, median 4 px
     broad = _choose("g", fwhm=2.5, visits=visits)
     assert broad.number < sharp.number and broad.psfFwhm == 4.0
     assert broad.limitPixels == pytest.approx(1.2 * 4.0) and broad.modelPsfFwhm == 2.5
-    # without a model PSF the visits' own decide; without any PSF "auto" keeps 3
+    assert _choose("g", fwhm=5.0, visits=visits).psfFwhm == 5.0  # the model's, broader
+    # without a model PSF the visits' decide; without any PSF "auto" keeps 3
     assert _choose("g", fwhm=None, visits=visits).number == broad.number
     none = _choose("u", fwhm=None)
     assert none.number == 3 and "no PSF is known" in none.reason

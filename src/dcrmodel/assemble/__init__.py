@@ -33,6 +33,7 @@ from .subfilters import (
     SubfilterChoice,
     chooseSubfilters,
     distinctConfigurations,
+    psfFwhmFor,
 )
 from .task import (
     SEEING_RANGE_LIMIT,
@@ -83,4 +84,5 @@ __all__ = [
     "SubfilterChoice",
     "chooseSubfilters",
     "distinctConfigurations",
+    "psfFwhmFor",
 ]

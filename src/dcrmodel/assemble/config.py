@@ -61,9 +61,9 @@ class DcrAssembleConfig:
         Number of subfilters (equal-width wavelength slices of the band) in the model, or
         ``"auto"`` (the default; the reference's default is 3): the fewest, at least 3, for
         which the DCR across one subfilter (the refraction between its two edge
-        wavelengths) stays within 1.2 times the PSF's FWHM (the broader of the visit's and
-        the model's) in every training visit, at most the number of distinct airmass and
-        zenith-direction configurations of the visits and 8
+        wavelengths) stays within 1.2 times the PSF's FWHM (the median of the visits', or
+        the model PSF's when broader) in every training visit; at most the number of
+        distinct airmass and zenith-direction configurations of the visits, and 8
         (`dcrmodel.assemble.subfilters`). The choice and its reason are logged and recorded
         in the summary (``subfilters``). An explicit number is used as given, with a
         `DcrWarning` when it is smaller than the automatic choice.

@@ -11,16 +11,18 @@ and 1.30 in u.
 ``dcrNumSubfilters="auto"`` (`AUTO_SUBFILTERS`, the default) takes the least number ``N``
 of subfilters for which the spread of every subfilter, in every training visit (its own
 elevation, observatory and weather, in pixels of the model's grid along the visit's zenith
-direction), stays within `AUTO_SUBFILTER_FRACTION` times the FWHM of the PSF it is seen
-through: the broader of the visit's PSF and the model's (with constant seeing both are the
-model PSF). The fraction was chosen by measurement (``benchmarks/bench_subfilters.py``, the
-g, u and r fields of ``benchmarks/README.md``): on four fields per band, a spread of 1.07
-FWHM (g, 3 subfilters) left no more false detections than 5 subfilters, 1.30 (u, 3) left 2
-to 9 per field where 4 subfilters (1.01) left 0 to 2, as many as 5. The visit's own PSF,
-rather than the model's alone, enters because the PSF-aware model's PSF is the sharpest
-input's: on g fields of 0.6-1.2 arcsec seeing, comparing the spread with it alone asked for
-4 subfilters, and their templates had more false detections than those of 3 (24 -> 52 and
-3 -> 6 over 4 held-out visits).
+direction), stays within `AUTO_SUBFILTER_FRACTION` times the PSF's FWHM: the median of the
+visits' PSF FWHMs, or the model PSF's when that is broader (`psfFwhmFor`; with constant
+seeing both are the model PSF's). The fraction was chosen by measurement
+(``benchmarks/bench_subfilters.py``, the g, u and r fields of ``benchmarks/README.md``): on
+four fields per band, a spread of 1.07 FWHM (g, 3 subfilters) left no more false detections
+than 5 subfilters, 1.30 (u, 3) left 2 to 9 per field where 4 subfilters (1.01) left 0 to 2,
+as many as 5. The visits' median FWHM, rather than the model PSF's alone, is the scale
+because the PSF-aware model's PSF is the sharpest input's: on g fields of 0.6-1.2 arcsec
+seeing, comparing the spread with it (or with a sharp visit's own PSF at high airmass)
+asked for 4 subfilters, whose templates had more false detections than those of 3 (24 -> 52
+and 3 -> 6 over 4 held-out visits; the demo's variable-seeing field 17 -> 37); with seeing
+that variable more subfilters did not help in u either.
 
 ``N`` is never below `MIN_AUTO_SUBFILTERS` (3, the reference's number) and never above
 the number of distinct DCR configurations of the visits (airmass to 0.01 and zenith
@@ -37,6 +39,7 @@ would choose.
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ __all__ = [
     "SubfilterChoice",
     "chooseSubfilters",
     "distinctConfigurations",
+    "psfFwhmFor",
 ]
 
 #: The value of ``dcrNumSubfilters`` that chooses the number from the data.
@@ -95,17 +99,15 @@ class SubfilterChoice:
     modelPsfFwhm : float or None
         FWHM of the model's PSF, pixels (None when no PSF is known).
     psfFwhm : float or None
-        The FWHM the deciding visit's spread is compared with: the broader of its PSF and
-        the model's, pixels.
+        The FWHM the spreads are compared with (`psfFwhmFor`), pixels.
     limitPixels : float or None
         ``fraction * psfFwhm``, pixels.
     spreadPixels : float
-        The deciding visit's largest DCR across one of ``number`` subfilters, pixels.
+        Largest DCR across one of ``number`` subfilters over the visits, pixels.
     maxAirmass : float or None
         Largest airmass among the visits.
     decidingVisit : str or None
-        The visit whose spread is largest relative to its limit (with ``number``
-        subfilters).
+        The visit with the largest spread.
     reason : str
         One sentence saying why.
     """
@@ -181,15 +183,17 @@ def _visitSpread(inp: Any, band: Filter, box: Any, n: int) -> float:
     return spread * scale
 
 
-def _visitFwhm(inp: Any, modelPsfFwhm: float | None) -> float | None:
-    """Return the FWHM (pixels) a visit's spread is compared with.
+def psfFwhmFor(visits: Sequence[Any], modelPsfFwhm: float | None) -> float | None:
+    """Return the FWHM (pixels) the DCR across a subfilter is compared with.
 
-    The broader of the visit's PSF (on the model's grid) and the model's: the light of a
-    subfilter, smeared by its spread, is seen through both.
+    The median of the visits' PSF FWHMs (on the model's grid), or the model PSF's when that
+    is broader or no visit has a PSF; None when no PSF is known at all.
     """
-    known = [float(f) for f in (None if inp.psf is None else inp.psf.fwhm, modelPsfFwhm)
-             if f is not None]
-    return max(known) if known else None
+    known = [float(inp.psf.fwhm) for inp in visits if inp.psf is not None]
+    values = [float(statistics.median(known))] if known else []
+    if modelPsfFwhm is not None:
+        values.append(float(modelPsfFwhm))
+    return max(values) if values else None
 
 
 def _visitNeeds(inp: Any, band: Filter, box: Any, limitPixels: float, cap: int) -> int:
@@ -244,30 +248,27 @@ def chooseSubfilters(
     cap = max(MIN_AUTO_SUBFILTERS, min(MAX_AUTO_SUBFILTERS, distinct))
     airmasses = [float(inp.visitInfo.boresightAirmass) for inp in visits
                  if inp.visitInfo.boresightAirmass is not None]
-    fwhms = [_visitFwhm(inp, modelPsfFwhm) for inp in visits]
-    limits = [None if f is None else fraction * f for f in fwhms]
-    known = [j for j, limit in enumerate(limits) if limit is not None]
+    fwhm = psfFwhmFor(visits, modelPsfFwhm)
+    limit = None if fwhm is None else fraction * fwhm
     needed = None
-    if known:
-        needed = max(_visitNeeds(visits[j], band, box, limits[j], cap) for j in known)
+    if limit is not None:
+        needed = max(_visitNeeds(inp, band, box, limit, cap) for inp in visits)
         if needed > cap:
             needed = None  # more than the cap: not determined beyond it
     auto = requested == AUTO_SUBFILTERS
     if auto:
-        number = MIN_AUTO_SUBFILTERS if not known else (cap if needed is None else needed)
+        number = MIN_AUTO_SUBFILTERS if limit is None else (cap if needed is None else needed)
     else:
         number = int(requested)
     spreads = [_visitSpread(inp, band, box, number) for inp in visits]
-    if known:
-        worst = max(known, key=lambda j: spreads[j] / limits[j])
-    else:
-        worst = max(range(len(visits)), key=lambda j: spreads[j])
+    worst = max(range(len(visits)), key=lambda j: spreads[j])
     deciding = visits[worst].name
-    spread, limit, fwhm = spreads[worst], limits[worst], fwhms[worst]
+    spread = spreads[worst]
     airmass = visits[worst].visitInfo.boresightAirmass
     airmassText = "" if airmass is None else f" at airmass {float(airmass):.2f}"
     autoNumber = cap if needed is None else needed
-    within = (f"{fraction:g} x the PSF FWHM {fwhm:.2f} px = {limit:.2f} px" if known else "")
+    known = limit is not None
+    within = f"{fraction:g} x the PSF FWHM {fwhm:.2f} px = {limit:.2f} px" if known else ""
     if not known:
         reason = (f"{number} subfilters{' (auto)' if auto else ''}: no PSF is known, so the "
                   f"DCR across a subfilter ({spread:.2f} px{airmassText}) cannot be compared "
@@ -282,9 +283,8 @@ def chooseSubfilters(
                   f"{spread:.2f} px{airmassText} ({deciding}), above {within}")
     else:
         reason = (f"{number} subfilters (auto): the fewest (at least {MIN_AUTO_SUBFILTERS}) for "
-                  f"which the DCR across one subfilter stays within {fraction:g} x the PSF "
-                  f"FWHM in every visit; closest: {spread:.2f} px{airmassText} ({deciding}), "
-                  f"limit {within}")
+                  f"which the DCR across one subfilter, at most {spread:.2f} px{airmassText} "
+                  f"({deciding}), stays within {within}")
     choice = SubfilterChoice(
         requested=requested, number=number, needed=needed, cap=cap,
         distinctConfigurations=distinct, fraction=float(fraction),

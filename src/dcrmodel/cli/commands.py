@@ -97,7 +97,7 @@ def _addAssemble(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--subfilters", type=_subfilterCount, metavar="N|auto",
                         help="number of subfilters, or auto (the default): the fewest, at "
                         "least 3, for which the DCR across one subfilter stays within 1.2 "
-                        "times the PSF's FWHM in every visit")
+                        "times the visits' median PSF FWHM in every visit")
     parser.add_argument("--solver", choices=SOLVERS, help="model solver")
     parser.add_argument("--effective-wavelength", type=float, metavar="NM",
                         help="band effective wavelength in nm (with --bandwidth)")
