@@ -45,7 +45,7 @@ def test_keys_that_are_used(tmp_path):
     assert config.dcrNumSubfilters == 5
     # other tools' tables beside [assemble] are not read (and hold no setting's name)
     config = _load(tmp_path, b"[assemble]\nmaxNumIter = 7\n[other]\nx = 1\n")
-    assert config.maxNumIter == 7 and config.dcrNumSubfilters == 3
+    assert config.maxNumIter == 7 and config.dcrNumSubfilters == "auto"
     assert _load(tmp_path, b"") == DcrAssembleConfig()
 
 

@@ -133,7 +133,8 @@ def test_model_and_templates_carry_their_psfs(variableRuns, variableField):
     assert model.psf.fwhm > 0.9 * min(fwhms)
     sharpest = min((v.exposure for v in variableField.visits if v.role == "training"),
                    key=lambda e: e.psf.fwhm)
-    reddest = model.filter.lambdaMax - model.filter.bandwidth / 6.0  # centre of subfilter 2
+    # the centre of the reddest subfilter
+    reddest = model.filter.lambdaMax - model.filter.bandwidth / (2 * model.dcrNumSubfilters)
     np.testing.assert_allclose(model.psf.array, psfAtWavelength(sharpest.psf, reddest),
                                atol=1e-12)
     assert aware.coadd.psf is model.psf

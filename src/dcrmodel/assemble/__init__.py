@@ -25,6 +25,16 @@ from .output import (
 )
 from .placement import GRID_SOURCES, VisitWarp, resolveGrid
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
+from .subfilters import (
+    AUTO_SUBFILTER_FRACTION,
+    AUTO_SUBFILTERS,
+    MAX_AUTO_SUBFILTERS,
+    MIN_AUTO_SUBFILTERS,
+    SubfilterChoice,
+    chooseSubfilters,
+    distinctConfigurations,
+    psfFwhmFor,
+)
 from .task import (
     SEEING_RANGE_LIMIT,
     DcrAssembleCoadd,
@@ -67,4 +77,12 @@ __all__ = [
     "SUMMARY_NAME",
     "STACKED_COADD_NAME",
     "NIMAGE_NAME",
+    "AUTO_SUBFILTERS",
+    "AUTO_SUBFILTER_FRACTION",
+    "MIN_AUTO_SUBFILTERS",
+    "MAX_AUTO_SUBFILTERS",
+    "SubfilterChoice",
+    "chooseSubfilters",
+    "distinctConfigurations",
+    "psfFwhmFor",
 ]

@@ -24,6 +24,7 @@ from ..fourier import TRANSFER_MODES
 from ..model import ENGINES
 from ..psf import MODEL_PSF_POLICIES
 from ..warp import DEFAULT_WARPING_KERNEL, WARPING_KERNELS
+from .subfilters import AUTO_SUBFILTERS, MIN_AUTO_SUBFILTERS
 
 __all__ = [
     "DcrAssembleConfig",
@@ -56,9 +57,16 @@ class DcrAssembleConfig:
 
     Attributes
     ----------
-    dcrNumSubfilters : int
-        Number of subfilters (equal-width wavelength slices of the band) in the model.
-        Default 3.
+    dcrNumSubfilters : int or str
+        Number of subfilters (equal-width wavelength slices of the band) in the model, or
+        ``"auto"`` (the default; the reference's default is 3): the fewest, at least 3, for
+        which the DCR across one subfilter (the refraction between its two edge
+        wavelengths) stays within 1.2 times the PSF's FWHM (the median of the visits', or
+        the model PSF's when broader) in every training visit; at most the number of
+        distinct airmass and zenith-direction configurations of the visits, and 8
+        (`dcrmodel.assemble.subfilters`). The choice and its reason are logged and recorded
+        in the summary (``subfilters``). An explicit number is used as given, with a
+        `DcrWarning` when it is smaller than the automatic choice.
     minNumIter : int or None
         Minimum number of forward-modelling iterations. None: ``dcrNumSubfilters``.
     maxNumIter : int or None
@@ -197,7 +205,7 @@ class DcrAssembleConfig:
     0.5
     """
 
-    dcrNumSubfilters: int = 3
+    dcrNumSubfilters: int | str = AUTO_SUBFILTERS
     minNumIter: int | None = None
     maxNumIter: int | None = None
     convergenceThreshold: float = 0.001
@@ -274,9 +282,10 @@ class DcrAssembleConfig:
     def _checkIterations(self) -> None:
         """Check the number of subfilters and of iterations."""
         n = self.dcrNumSubfilters
-        if not _isInt(n) or n < 1:
+        if n != AUTO_SUBFILTERS and (not _isInt(n) or n < 1):
             raise DcrConfigError(
-                "dcrNumSubfilters must be an integer >= 1", dcrNumSubfilters=n
+                f'dcrNumSubfilters must be an integer >= 1 or "{AUTO_SUBFILTERS}"',
+                dcrNumSubfilters=n,
             )
         for name in ("minNumIter", "maxNumIter"):
             value = getattr(self, name)
@@ -445,14 +454,46 @@ class DcrAssembleConfig:
             )
 
     # ------------------------------------------------------------ resolved values
+    @property
+    def autoSubfilters(self) -> bool:
+        """Whether the number of subfilters is chosen from the data (``"auto"``)."""
+        return self.dcrNumSubfilters == AUTO_SUBFILTERS
+
+    def leastNumSubfilters(self) -> int:
+        """Return the number of subfilters, or the least "auto" chooses (3) for ``"auto"``.
+
+        The settings that default to a multiple of ``dcrNumSubfilters`` (iterations,
+        coverage, gain) use this number until a run has chosen (`withSubfilters`).
+        """
+        return MIN_AUTO_SUBFILTERS if self.autoSubfilters else self.dcrNumSubfilters
+
+    def withSubfilters(self, number: int) -> DcrAssembleConfig:
+        """Return the configuration of a run that uses ``number`` subfilters.
+
+        The same settings with ``dcrNumSubfilters=number``. For a configuration with
+        ``"auto"`` whose ``maxNumIter`` is set below the chosen number while ``minNumIter``
+        is None (the default minimum being the number of subfilters), ``minNumIter``
+        becomes ``maxNumIter``.
+
+        Parameters
+        ----------
+        number : int
+            The number of subfilters (>= 1).
+        """
+        overrides: dict[str, Any] = {"dcrNumSubfilters": number}
+        if (self.autoSubfilters and self.minNumIter is None and self.maxNumIter is not None
+                and _isInt(number) and number > self.maxNumIter):
+            overrides["minNumIter"] = self.maxNumIter
+        return self.withOverrides(**overrides)
+
     def resolveMinNumIter(self) -> int:
         """Return the minimum number of iterations (``dcrNumSubfilters`` when None)."""
-        return self.dcrNumSubfilters if self.minNumIter is None else self.minNumIter
+        return self.leastNumSubfilters() if self.minNumIter is None else self.minNumIter
 
     def resolveMaxNumIter(self) -> int:
         """Return the maximum number of iterations (``3 * dcrNumSubfilters`` when None)."""
         if self.maxNumIter is None:
-            return max(3 * self.dcrNumSubfilters, self.resolveMinNumIter())
+            return max(3 * self.leastNumSubfilters(), self.resolveMinNumIter())
         return self.maxNumIter
 
     def resolveMinCoverage(self) -> int:
@@ -460,7 +501,7 @@ class DcrAssembleConfig:
 
         ``dcrNumSubfilters`` when ``minCoverage`` is None.
         """
-        return self.dcrNumSubfilters if self.minCoverage is None else self.minCoverage
+        return self.leastNumSubfilters() if self.minCoverage is None else self.minCoverage
 
     def resolveBaseGain(self) -> float:
         """Return the base gain: ``baseGain``, or ``1/(dcrNumSubfilters - 1)`` when None.
@@ -470,9 +511,9 @@ class DcrAssembleConfig:
         """
         if self.baseGain is not None:
             return float(self.baseGain)
-        if self.dcrNumSubfilters == 1:
+        if self.leastNumSubfilters() == 1:
             return math.inf
-        return 1.0 / (self.dcrNumSubfilters - 1)
+        return 1.0 / (self.leastNumSubfilters() - 1)
 
     # --------------------------------------------------------- construction/IO
     @classmethod

@@ -49,7 +49,8 @@ class SubregionTask:
     bbox : `dcrmodel.image.Box`
         The box solved: ``tile`` grown by the DCR buffer and clipped to the patch.
     config : `DcrAssembleConfig`
-        The settings.
+        The settings of the run, with the number of subfilters it uses (``"auto"``
+        resolved, `dcrmodel.assemble.subfilters`).
     prepared : `dcrmodel.assemble.inputs.PreparedRun`
         The run's preparation (visits with their weights, band, coadd) cut to ``bbox``.
     model : `dcrmodel.model.core.DcrModel`
@@ -118,7 +119,8 @@ class AssemblyPlan:
     Attributes
     ----------
     config : `DcrAssembleConfig`
-        The settings.
+        The settings of the run, with the number of subfilters it uses (``"auto"``
+        resolved, `dcrmodel.assemble.subfilters`).
     prepared : `dcrmodel.assemble.inputs.PreparedRun`
         The run's preparation (visits, band, box, WCS, buffer, coadd).
     model : `dcrmodel.model.core.DcrModel`
@@ -129,6 +131,8 @@ class AssemblyPlan:
         The subregions, in the order they are numbered.
     timings : dict
         Seconds spent so far (``"prepare"``).
+    subfilters : dict
+        The number of subfilters and why (`SubfilterChoice.toDict`), for the summary.
     """
 
     config: DcrAssembleConfig
@@ -137,6 +141,7 @@ class AssemblyPlan:
     modelWeights: np.ndarray | None
     tiles: list[Box]
     timings: dict[str, float]
+    subfilters: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def bbox(self) -> Box:

@@ -109,6 +109,7 @@ from .output import (
 )
 from .placement import modelGrid, placeVisits, resolveGrid, sourceStatistics
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
+from .subfilters import MIN_AUTO_SUBFILTERS, SubfilterChoice, chooseSubfilters
 from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
 
 __all__ = [
@@ -366,9 +367,8 @@ class DcrAssembleCoadd:
         DcrError
             For the bad inputs listed in `run`, before any subregion is solved.
         """
-        config = self.config
         start = time.perf_counter()
-        prepared = self._prepare(exposures, coadd, grid)
+        prepared, config, choice = self._prepare(exposures, coadd, grid)
         coaddExposure = prepared.coadd
         model = DcrModel.fromImage(
             coaddExposure.maskedImage,
@@ -385,6 +385,7 @@ class DcrAssembleCoadd:
             modelWeights=self._modelWeights(coaddExposure.mask),
             tiles=subregionTiles(prepared.bbox, config.subregionSize),
             timings={},
+            subfilters=choice.toDict(),
         )
         # The zenith directions of every visit at every subregion, in one transform.
         measureZeniths(prepared.inputs, [plan.solvedBox(i) for i in range(plan.numSubregions)])
@@ -423,7 +424,8 @@ class DcrAssembleCoadd:
         tic = time.perf_counter()
         byIndex = self._checkResults(plan, results)
         model = plan.model
-        n = self.config.dcrNumSubfilters
+        config = plan.config
+        n = config.dcrNumSubfilters
         bbox = plan.prepared.bbox
         feather = plan.feather
         # Every subregion started from the evenly split coadd, also in its buffer: the
@@ -446,16 +448,17 @@ class DcrAssembleCoadd:
         for k in range(n):
             model[k] = Image(total[k] / weightSum, bbox=bbox)
         stacked = stackedCoadd(model, plan.prepared)
-        lowCoverage = flagLowCoverage(nImages, self.config.resolveMinCoverage(), [model.mask])
+        lowCoverage = flagLowCoverage(nImages, config.resolveMinCoverage(), [model.mask])
         allTimings = dict(plan.timings)
         allTimings.update(timings or {})
         allTimings.setdefault("total", sum(allTimings.values()) + time.perf_counter() - tic)
         summary = runSummary(
-            self.config, plan.prepared, [byIndex[i].summary for i in range(plan.numSubregions)],
+            config, plan.prepared, [byIndex[i].summary for i in range(plan.numSubregions)],
             allTimings,
         )
+        summary["subfilters"] = dict(plan.subfilters)
         summary["coverage"] = {
-            "minCoverage": self.config.resolveMinCoverage(),
+            "minCoverage": config.resolveMinCoverage(),
             "plane": LOW_COVERAGE_PLANE,
             "lowCoverageFraction": float(lowCoverage.mean()),
         }
@@ -488,7 +491,7 @@ class DcrAssembleCoadd:
             raise DcrValueError(
                 f"{len(missing)} subregion(s) of the plan have no result", missing=missing[:10]
             )
-        n = self.config.dcrNumSubfilters
+        n = plan.config.dcrNumSubfilters
         bbox = plan.prepared.bbox
         for result in byIndex.values():
             box = result.modelBox
@@ -507,16 +510,21 @@ class DcrAssembleCoadd:
         return byIndex
 
     # ----------------------------------------------------------------------- prepare
-    def _prepare(self, exposures: Any, coadd: Any, grid: Any) -> PreparedRun:
+    def _prepare(
+        self, exposures: Any, coadd: Any, grid: Any
+    ) -> tuple[PreparedRun, DcrAssembleConfig, SubfilterChoice]:
         """Check the inputs, measure their DCR, PSFs and weights, make the plain coadd.
 
         The checks run in this order, before any pass over the pixels: the visits, the
         grid, the coadd, the bad mask planes, the visits' metadata and band, their place on
         the model's grid (`placeVisits`: on it, warped onto it, or left out), their DCR, a
-        tiny template with the run's settings and the PSFs.
+        tiny template with the run's settings and the PSFs. Then the number of subfilters
+        is chosen (``"auto"``) or checked (`chooseSubfilters`), and the run's configuration
+        (with that number) is returned beside the preparation and the choice. (One long
+        function: its steps must run in this order, each using the last one's results.)
         """
         config = self.config
-        n = config.dcrNumSubfilters
+        n = config.leastNumSubfilters()
         inputs = openInputs(exposures, n)
         givenGrid = resolveGrid(grid)
         coaddGiven = coadd is not None
@@ -543,12 +551,15 @@ class DcrAssembleCoadd:
 
         # DCR of every visit at the centre of the patch: for the buffer and the summary.
         maxShift = measureDcr(inputs, band, bbox, n)
-        if config.subregionBuffer is None:
-            buffer = automaticBuffer(maxShift, config.solver)
-        else:
-            buffer = config.subregionBuffer
-        self._preflight(inputs[0], band, bbox)
-        psfAware, modelPsf, psfSummary = self._preparePsfs(inputs, band, bbox)
+        self._preflight(inputs[0], band, bbox, n)
+        psfAware, modelPsf, psfSummary = self._preparePsfs(inputs, band, bbox, n)
+        choice = self._chooseSubfilters(inputs, band, bbox, psfAware, modelPsf, coadd)
+        if config.autoSubfilters:
+            config = config.withSubfilters(choice.number)
+        if choice.number != n:
+            n = choice.number
+            maxShift, modelPsf, psfSummary = self._useSubfilters(
+                inputs, band, bbox, n, psfAware, modelPsf, psfSummary)
 
         badPlanes = config.badMaskPlanes
         if placement.numWarped and "NO_DATA" not in badPlanes:
@@ -564,8 +575,20 @@ class DcrAssembleCoadd:
                 filter=band,
                 photoCalib=inputs[0].photoCalib,
             )
-        usable = usableInputs(inputs, config, bbox)
-        return PreparedRun(
+        if self.config.autoSubfilters:
+            usable = usableInputs(inputs, config.withSubfilters(MIN_AUTO_SUBFILTERS), bbox)
+            if len(usable) < n:
+                # Visits without usable pixels left too few for the number chosen.
+                choice = self._chooseSubfilters(usable, band, bbox, psfAware, modelPsf, coadd)
+                config = self.config.withSubfilters(choice.number)
+                n = choice.number
+                maxShift, modelPsf, psfSummary = self._useSubfilters(
+                    usable, band, bbox, n, psfAware, modelPsf, psfSummary)
+        else:
+            usable = usableInputs(inputs, config, bbox)
+        buffer = (automaticBuffer(maxShift, config.solver) if config.subregionBuffer is None
+                  else config.subregionBuffer)
+        prepared = PreparedRun(
             inputs=usable,
             band=band,
             bbox=bbox,
@@ -581,21 +604,75 @@ class DcrAssembleCoadd:
             gridSource=gridSource,
             skipped=placement.skipped,
         )
+        return prepared, config, choice
+
+    def _chooseSubfilters(
+        self,
+        inputs: list[VisitInput],
+        band: Filter,
+        bbox: Box,
+        psfAware: bool,
+        modelPsf: Psf | None,
+        coadd: Exposure | None,
+    ) -> SubfilterChoice:
+        """Choose (``"auto"``) or check the number of subfilters; log the reason.
+
+        The model PSF is the PSF-aware model's (as chosen for the least number of
+        subfilters); otherwise the model's PSF is the given coadd's, else the first
+        visit's, else the sharpest input PSF.
+        """
+        if psfAware and modelPsf is not None:
+            psf = modelPsf
+        elif coadd is not None and coadd.psf is not None:
+            psf = coadd.psf
+        else:
+            known = [inp.psf for inp in inputs if inp.psf is not None]
+            psf = inputs[0].psf if inputs[0].psf is not None else (
+                min(known, key=lambda p: float(p.fwhm)) if known else None)
+        fwhm = None if psf is None else float(psf.fwhm)
+        choice = chooseSubfilters(self.config.dcrNumSubfilters, inputs, band, bbox, fwhm)
+        _log.info("%s", choice.reason)
+        return choice
+
+    def _useSubfilters(
+        self,
+        inputs: list[VisitInput],
+        band: Filter,
+        bbox: Box,
+        n: int,
+        psfAware: bool,
+        modelPsf: Psf | None,
+        psfSummary: dict[str, Any],
+    ) -> tuple[float, Psf | None, dict[str, Any]]:
+        """Redo the steps that depend on the number of subfilters for ``n`` of them.
+
+        The visits' DCR, the preflight template and (PSF-aware) the model PSF; returns the
+        largest DCR shift (pixels), the model PSF and the PSF summary.
+        """
+        maxShift = measureDcr(inputs, band, bbox, n)
+        self._preflight(inputs[0], band, bbox, n)
+        if psfAware:
+            _, modelPsf, psfSummary = self._preparePsfs(inputs, band, bbox, n)
+        return maxShift, modelPsf, psfSummary
 
     def _preparePsfs(
-        self, inputs: list[VisitInput], band: Filter, bbox: Box
+        self, inputs: list[VisitInput], band: Filter, bbox: Box,
+        numSubfilters: int | None = None,
     ) -> tuple[bool, Psf | None, dict[str, Any]]:
         """Check the inputs' PSFs, estimate missing ones, choose the model PSF.
 
-        Returns whether the forward model is PSF-aware, the model PSF (None if not) and the
-        PSF part of the run summary.
+        Returns whether the forward model is PSF-aware, the model PSF (None if not; chosen
+        over the centres of ``numSubfilters`` subfilters, by default the configuration's
+        or, for ``"auto"``, 3) and the PSF part of the run summary.
         """
         config = self.config
+        if numSubfilters is None:
+            numSubfilters = config.leastNumSubfilters()
         aware = config.solver == "direct" and config.usePsf
         centres = [
             0.5 * (lo + hi)
             for lo, hi in wavelengthGenerator(
-                band.effectiveWavelength, band.bandwidth, config.dcrNumSubfilters
+                band.effectiveWavelength, band.bandwidth, numSubfilters
             )
         ]
         for inp in inputs:
@@ -656,12 +733,12 @@ class DcrAssembleCoadd:
         )
         return True, modelPsf, summary
 
-    def _preflight(self, inp: VisitInput, band: Filter, bbox: Box) -> None:
+    def _preflight(self, inp: VisitInput, band: Filter, bbox: Box, numSubfilters: int) -> None:
         """Build one tiny template with the run's settings, so that they fail before work."""
         config = self.config
         box = Box(int(round(bbox.center[0])) - 1, int(round(bbox.center[1])) - 1, 3, 3)
         tiny = DcrModel(
-            [Image(np.zeros(box.shape), bbox=box) for _ in range(config.dcrNumSubfilters)],
+            [Image(np.zeros(box.shape), bbox=box) for _ in range(numSubfilters)],
             filterInfo=band,
         )
         tiny.buildMatchedTemplate(

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from .._validate import refuseFolders
-from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles, resolveGrid
+from ..assemble import (
+    AUTO_SUBFILTERS,
+    SOLVERS,
+    DcrAssembleConfig,
+    assembleFromFiles,
+    resolveGrid,
+)
 from ..atomic import atomicPath
 from ..diffim import makeDifference, templateForExposure
 from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
@@ -88,7 +94,10 @@ def _addAssemble(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         "arcsec/pixel) for a North-up tangent-plane patch")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="output folder")
     parser.add_argument("--config", metavar="C.toml", help="configuration file (TOML)")
-    parser.add_argument("--subfilters", type=int, metavar="N", help="number of subfilters")
+    parser.add_argument("--subfilters", type=_subfilterCount, metavar="N|auto",
+                        help="number of subfilters, or auto (the default): the fewest, at "
+                        "least 3, for which the DCR across one subfilter stays within 1.2 "
+                        "times the visits' median PSF FWHM in every visit")
     parser.add_argument("--solver", choices=SOLVERS, help="model solver")
     parser.add_argument("--effective-wavelength", type=float, metavar="NM",
                         help="band effective wavelength in nm (with --bandwidth)")
@@ -109,6 +118,17 @@ def _addClusterOptions(parser: argparse.ArgumentParser) -> None:
                          help="solve subregions on a running Dask cluster (e.g. tcp://host:8786)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the subregions an interrupted run finished")
+
+
+def _subfilterCount(text: str) -> int | str:
+    """Parse ``--subfilters``: a whole number, or ``auto``."""
+    if text.strip().lower() == AUTO_SUBFILTERS:
+        return AUTO_SUBFILTERS
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of subfilters or {AUTO_SUBFILTERS}, got {text!r}") from None
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -202,7 +202,7 @@ class PatchPlan:
                 raise DcrValueError(f"patch {patch.name!r}: grid {_gridText(patch.grid)}: "
                                     f"{getattr(exc, 'message', exc)}", patch=patch.name) from None
         for patch in self.patches:
-            n = patch.config.dcrNumSubfilters
+            n = patch.config.leastNumSubfilters()
             if len(patch.visits) < n:
                 raise DcrValueError(
                     f"patch {patch.name!r} has {len(patch.visits)} visits, fewer than its {n} "

@@ -29,6 +29,7 @@ from .site import (
     defaultWeather,
     offlineIers,
 )
+from .subfilters import numSubfiltersFor, subfilterDcrSpread
 
 __all__ = [
     "wavelengthGenerator",
@@ -52,4 +53,6 @@ __all__ = [
     "RUBIN_LONGITUDE",
     "RUBIN_LATITUDE",
     "RUBIN_ELEVATION",
+    "subfilterDcrSpread",
+    "numSubfiltersFor",
 ]

@@ -4,7 +4,8 @@
 turns each of its dataclass fields into a ``pex_config`` field with the same name, default
 and documentation (taken from the class's numpydoc ``Attributes`` section), so the
 pipeline task's configuration can never drift from it; `toAssembleConfig` turns such a
-configuration back into a checked `DcrAssembleConfig`. A setting of a type this module does
+configuration back into a checked `DcrAssembleConfig`. ``dcrNumSubfilters`` (a number or
+``"auto"``) is an integer field in which 0 means ``"auto"``. A setting of a type this module does
 not know how to express is an error at import time, not a silent omission.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from lsst.pex.config import Field, ListField
 
-from ..assemble import DcrAssembleConfig
+from ..assemble import AUTO_SUBFILTERS, DcrAssembleConfig
 
 __all__ = ["assembleFields", "attributeDocs", "toAssembleConfig", "fromAssembleConfig"]
 
@@ -33,7 +34,12 @@ _KINDS: dict[str, tuple[type, type, bool]] = {
     "tuple[int, int]": (ListField, int, False),
     # A policy name or a FWHM in pixels: kept as text, numbers parsed back.
     "str | float": (Field, str, False),
+    # A number of subfilters or "auto": an integer, 0 meaning "auto" (`_AUTO_CODE`).
+    "int | str": (Field, int, False),
 }
+
+# How "auto" (dcrNumSubfilters) is written in an integer pex_config field.
+_AUTO_CODE = 0
 
 
 def attributeDocs(cls: type = DcrAssembleConfig) -> dict[str, str]:
@@ -98,6 +104,9 @@ def assembleFields() -> dict[str, Field]:
         else:
             if dtype is str and not isinstance(default, str):
                 default = str(default)
+            if annotation == "int | str":
+                default = _AUTO_CODE if default == AUTO_SUBFILTERS else default
+                doc += f" In this configuration {_AUTO_CODE} means {AUTO_SUBFILTERS!r}."
             fields[spec.name] = Field(dtype=dtype, default=default, doc=doc, optional=optional)
     return fields
 
@@ -136,6 +145,8 @@ def toAssembleConfig(config: Any) -> DcrAssembleConfig:
             value = tuple(value)
         elif annotation == "str | float":
             value = _fromText(value)
+        elif annotation == "int | str" and value == _AUTO_CODE:
+            value = AUTO_SUBFILTERS
         values[spec.name] = value
     return DcrAssembleConfig.fromDict(values)
 
@@ -151,4 +162,6 @@ def fromAssembleConfig(config: Any, settings: DcrAssembleConfig) -> None:
         The values.
     """
     for name, value in settings.toDict(jsonSafe=True).items():
+        if value == AUTO_SUBFILTERS and name == "dcrNumSubfilters":
+            value = _AUTO_CODE
         setattr(config, name, str(value) if name == "modelPsf" else value)

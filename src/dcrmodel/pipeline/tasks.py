@@ -190,8 +190,9 @@ class DcrAssembleCoaddConnections(
 
     def adjust_all_quanta(self, adjuster: QuantaAdjuster) -> None:
         """Check the repository and that each band has ``dcrNumSubfilters`` subfilters."""
+        n = self.config.dcrNumSubfilters or None  # 0 ("auto"): the band's records
         _checkBandSubfilters(
-            adjuster, self.config.dcrNumSubfilters,
+            adjuster, n,
             f"dcrAssembleCoadd builds models of dcrNumSubfilters={self.config.dcrNumSubfilters}",
             "dcrWarp",
         )
@@ -202,7 +203,12 @@ class DcrAssembleCoaddConfig(PipelineTaskConfig, pipelineConnections=DcrAssemble
 
     The assembly's settings are generated from `dcrmodel.DcrAssembleConfig` (same names,
     defaults and documentation); ``modelPsf`` is text (a policy name, or a FWHM in pixels
-    written as a number). ``useInputCoadd`` is this task's own.
+    written as a number); ``dcrNumSubfilters`` is an integer, 0 (the default) meaning
+    ``"auto"``, which here is the number of the band's subfilter records in the repository
+    (a quantum's outputs are those records, fixed when the graph is built; `dcrmodel
+    butler init --subfilters`, default 3): the data cannot change it, and the assembly
+    warns (`DcrWarning`) when it is too small for the visits. ``useInputCoadd`` is this
+    task's own.
     """
 
     useInputCoadd = Field(
@@ -238,8 +244,9 @@ class DcrAssembleCoaddTask(PipelineTask):
     def runQuantum(self, butlerQC: Any, inputRefs: Any, outputRefs: Any) -> None:
         """Read the inputs, check them, run the assembly and write the subfilters."""
         band = butlerQC.quantum.dataId["band"]
-        n = self.config.dcrNumSubfilters
         bySubfilter = {int(ref.dataId["subfilter"]): ref for ref in outputRefs.dcrCoadd}
+        # 0 ("auto"): the model has as many subfilters as the band has records.
+        n = self.config.dcrNumSubfilters or len(bySubfilter)
         if sorted(bySubfilter) != list(range(n)):
             raise DcrConfigError(
                 f"band {band} has subfilters {sorted(bySubfilter)} in the repository but "
@@ -256,13 +263,14 @@ class DcrAssembleCoaddTask(PipelineTask):
             grid = butlerQC.get(gridRef)
         readers = [HandleReader(h, name=f"visit {h.dataId['visit']}") for h in handles]
         _checkBands([r.info for r in readers], [h.dataId for h in handles], band)
-        result = self.run(readers, coadd, grid)
+        result = self.run(readers, coadd, grid, numSubfilters=n)
         for k, exposure in enumerate(result.dcrCoadds):
             butlerQC.put(exposure, bySubfilter[k])
         butlerQC.put(result.stackedCoadd, outputRefs.stackedCoadd)
 
     def run(
-        self, warps: Sequence[Any], coadd: Exposure | None = None, grid: PatchGrid | None = None
+        self, warps: Sequence[Any], coadd: Exposure | None = None,
+        grid: PatchGrid | None = None, *, numSubfilters: int | None = None,
     ) -> Struct:
         """Build the model.
 
@@ -275,6 +283,10 @@ class DcrAssembleCoaddTask(PipelineTask):
             A plain coadd to start from; its grid is the model's.
         grid : PatchGrid, optional
             The patch's grid, the model's grid when there is no coadd.
+        numSubfilters : int, optional
+            The number of subfilters when ``dcrNumSubfilters`` is 0 (``"auto"``):
+            `runQuantum` gives the band's number of subfilter records. None: the
+            configuration's (0: chosen from the data, `dcrmodel.assemble.subfilters`).
 
         Returns
         -------
@@ -282,9 +294,11 @@ class DcrAssembleCoaddTask(PipelineTask):
             ``dcrModel`` (`dcrmodel.DcrModel`), ``dcrCoadds`` (one Exposure per subfilter,
             `dcrmodel.pipeline.subfilterExposures`), ``stackedCoadd`` and ``summary``.
         """
-        task = DcrAssembleCoadd(toAssembleConfig(self.config))
-        result = task.run(list(warps), coadd=coadd,
-                          grid=None if grid is None else grid.asTuple())
+        settings = toAssembleConfig(self.config)
+        if numSubfilters is not None and settings.autoSubfilters:
+            settings = settings.withSubfilters(numSubfilters)
+        result = DcrAssembleCoadd(settings).run(
+            list(warps), coadd=coadd, grid=None if grid is None else grid.asTuple())
         return Struct(
             dcrModel=result.dcrModel,
             dcrCoadds=subfilterExposures(result.dcrModel),
