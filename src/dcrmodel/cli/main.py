@@ -142,9 +142,10 @@ def _outputLockOf(args: argparse.Namespace) -> contextlib.AbstractContextManager
     """Hold the lock of the command's ``--out`` for its whole run: one writer per output.
 
     A second command writing the same output fails at once (`dcrmodel.atomic.outputLock`),
-    whatever the command; the functions it calls take the same lock again (nested).
+    whatever the command; the functions it calls take the same lock again (nested). A
+    batch of ``template`` or ``diff`` holds the lock of its ``--out-dir``.
     """
-    out = getattr(args, "out", None)
+    out = getattr(args, "out", None) or getattr(args, "out_dir", None)
     if isinstance(out, str) and out:
         return outputLock(out)
     return contextlib.nullcontext()

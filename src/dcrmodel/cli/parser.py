@@ -238,10 +238,22 @@ def _addModelAndExposure(parser: argparse.ArgumentParser) -> None:
                         help="DCR model folder (dcrmodel assemble); several for a visit that "
                         "spans several patches (one band and subfilter count)")
     parser.add_argument("exposure", metavar="EXPOSURE.fits",
-                        help="science exposure, on any WCS")
+                        help="science exposure, on any WCS; with --out-dir, one or more "
+                        "(the paths that are folders are the models, the files after "
+                        "them the exposures)")
     parser.add_argument("--engine", choices=ENGINES,
                         help="template engine (default: the model's default)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def _addOutputs(parser: argparse.ArgumentParser, metavar: str, what: str) -> None:
+    """``--out FILE`` for one exposure, or ``--out-dir DIR`` for a batch (one of the two)."""
+    outputs = parser.add_mutually_exclusive_group(required=True)
+    outputs.add_argument("--out", metavar=metavar, help="output file")
+    outputs.add_argument("--out-dir", metavar="DIR",
+                         help=f"output folder for a batch: MODEL_DIR... EXPOSURE.fits... in one "
+                         f"process (the models read and transformed once), {what} of each "
+                         "exposure written to DIR under the exposure's file name")
 
 
 def _addTemplate(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -255,7 +267,7 @@ def _addTemplate(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "covers it.",
     )
     _addModelAndExposure(parser)
-    parser.add_argument("--out", required=True, metavar="TEMPLATE.fits", help="output file")
+    _addOutputs(parser, "TEMPLATE.fits", "the template")
     parser.set_defaults(handler="template")
 
 
@@ -270,7 +282,7 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "on too few visits are not searched.",
     )
     _addModelAndExposure(parser)
-    parser.add_argument("--out", required=True, metavar="DIFF.fits", help="output file")
+    _addOutputs(parser, "DIFF.fits", "the difference (and its detections, NAME.json)")
     parser.add_argument("--threshold", type=float, default=5.0, metavar="SIGMA",
                         help="detection threshold in sigma (default 5)")
     parser.add_argument("--match-to", choices=("auto", "template", "science"), default="auto",
@@ -281,7 +293,6 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         "(science when the exposure is sharper than the model can follow; "
                         "the default)")
     parser.set_defaults(handler="diff")
-
 
 
 # ------------------------------------------------------------------------------------------
