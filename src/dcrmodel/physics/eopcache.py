@@ -33,6 +33,8 @@ from ..errors import DcrOutputError
 
 __all__ = ["CACHE_ENV", "earthOrientationCachePath", "loadCachedTable", "saveCachedTable"]
 
+# loadCachedTable and saveCachedTable are used by `dcrmodel.physics.site.offlineIers` only.
+
 _log = logging.getLogger(__name__)
 
 #: Environment variable naming dcrmodel's cache folder (empty: no cache).
