@@ -12,11 +12,10 @@ from typing import Any
 
 from ..errors import DcrValueError
 from ..simulate import Bandpass, SimulationConfig, runSimulation
+from .main import EXIT_OK
 from .progress import ProgressBar
 
 __all__: list[str] = []
-
-EXIT_OK = 0
 
 
 def _simulationConfig(args: argparse.Namespace) -> Any:
