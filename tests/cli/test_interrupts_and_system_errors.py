@@ -66,6 +66,8 @@ def test_ctrl_c_at_any_time_of_the_start_up(field, tmp_path, delay):
     out, err = process.communicate(timeout=120)
     if process.returncode == 0:  # a fast machine: the run was over
         return
+    if "init_import_site" in err:  # a loaded machine: Python itself was still starting
+        return
     assert process.returncode == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].endswith("interrupted"), err
