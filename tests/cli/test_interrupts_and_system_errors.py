@@ -39,7 +39,8 @@ def _command(*args, prelude="", **kwargs):
 
 
 def test_ctrl_c_while_the_package_is_imported(tmp_path):
-    # The interrupt arrives while scipy (imported by dcrmodel) is being imported.
+    # The interrupt arrives while scipy is being imported: the parser imports nothing heavy,
+    # so that is when the subcommand's work is imported, and the subcommand is named.
     prelude = ("import builtins, os, signal\n"
                "_import = builtins.__import__\n"
                "def _interrupting(name, *args, **kwargs):\n"
@@ -51,7 +52,7 @@ def test_ctrl_c_while_the_package_is_imported(tmp_path):
     process = _command("assemble", "a.fits", "--out", tmp_path / "m", prelude=prelude)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert err == "dcrmodel: interrupted\n"
+    assert err == "dcrmodel assemble: interrupted\n"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -72,6 +73,8 @@ def test_ctrl_c_at_any_time_of_the_start_up(field, tmp_path, tmp_path_factory, d
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     if process.returncode == 0:  # a fast machine: the run was over
+        return
+    if "init_import_site" in err:  # a loaded machine: Python itself was still starting
         return
     assert process.returncode == 130, err
     lines = err.strip().splitlines()

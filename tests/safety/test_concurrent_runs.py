@@ -189,8 +189,8 @@ def test_every_command_refuses_an_output_another_run_writes(field, tmp_path):
         "simulate": lambda out: ["simulate", "--out", out, "--size", "32", "--visits", "4"],
     }
     # the first step of each command's work, which must not be reached
-    work = {"template": ("dcrmodel.cli.commands", "readDcrModel"),
-            "diff": ("dcrmodel.cli.commands", "readDcrModel"),
+    work = {"template": ("dcrmodel.cli.templates", "readDcrModel"),
+            "diff": ("dcrmodel.cli.templates", "readDcrModel"),
             "warp": ("dcrmodel.cli.commands", "readExposure"),
             "simulate": ("dcrmodel.simulate.field", "_Simulation")}
 

@@ -11,7 +11,7 @@
 
 They need the optional extra ``dcrmodel[rubin]``; `dcrmodel.pipeline` is imported only
 when one of them runs (an optional dependency), so the rest of the command line works
-without it. The subcommand is declared like those of `dcrmodel.cli.commands`.
+without it. Their arguments are declared in `dcrmodel.cli.parser` (``_addButler``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ import importlib
 from typing import Any
 
 from ..fits import gridFromSpec
-from ..image import RUBIN_BANDS
 
-__all__ = ["SUBCOMMANDS"]
-
-_TRANSFERS = ("copy", "direct", "symlink", "hardlink", "auto")
+__all__: list[str] = []
 
 
 def _pipeline() -> Any:
@@ -37,65 +34,6 @@ def _pipeline() -> Any:
             f"'dcrmodel butler' needs the Rubin middleware ({error}); install it with "
             "pip install 'dcrmodel[rubin]'"
         ) from None
-
-
-def _addButler(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "butler", parents=[common], help="use dcrmodel in a Rubin data butler repository",
-        description="Create a data butler repository that knows dcrmodel, ingest files into "
-        "it, and find the pipeline to run with pipetask (needs dcrmodel[rubin]).",
-    )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    init = actions.add_parser(
-        "init", parents=[common], help="create a repository that knows dcrmodel",
-        description="Create a repository with dcrmodel's storage classes and formatters, "
-        "its dataset types (dcrWarp, dcrInputCoadd, dcrCoadd, dcrStackedCoadd, "
-        "dcrVisitImage, dcrTemplate), an instrument with one physical filter per band, and "
-        "the bands' subfilter records.",
-    )
-    init.add_argument("repo", metavar="REPO", help="folder of the new repository")
-    init.add_argument("--bands", nargs="+", default=list(RUBIN_BANDS), metavar="BAND",
-                      help="bands to insert subfilter records for (default: u g r i z y)")
-    init.add_argument("--subfilters", type=int, default=3, metavar="N",
-                      help="subfilter records per band (default 3)")
-    init.set_defaults(handler=_runInit)
-
-    ingest = actions.add_parser(
-        "ingest", parents=[common], help="ingest visits, a coadd and DCR models",
-        description="Ingest visit files on any WCS (as dcrVisitImage on detector 0, with "
-        "their sky regions; a visit on the patch's pixel grid also as its dcrWarp, the "
-        "others get theirs from the pipeline's dcrMakeWarp), a plain coadd (dcrInputCoadd) "
-        "and DCR model folders (dcrCoadd), with the dimension records they need. The "
-        "patch's grid (dcrPatchGrid) is --grid's, else the coadd's, else the first model's "
-        "or visit's.",
-    )
-    ingest.add_argument("repo", metavar="REPO", help="repository (dcrmodel butler init)")
-    ingest.add_argument("files", nargs="*", metavar="FILE",
-                        help="visit files and DCR model folders")
-    where = ingest.add_mutually_exclusive_group()
-    where.add_argument("--coadd", metavar="COADD.fits", help="plain coadd: the patch's grid")
-    where.add_argument("--grid", metavar="GRID",
-                       help="the patch's grid: an exposure file whose WCS and box are used, "
-                       "or RA,DEC,WIDTH,HEIGHT,SCALE (deg, deg, pixels, pixels, "
-                       "arcsec/pixel) for a North-up tangent-plane patch")
-    ingest.add_argument("--run", required=True, metavar="RUN", help="RUN collection to ingest into")
-    ingest.add_argument("--transfer", choices=_TRANSFERS, default="copy",
-                        help="copy the files (default) or use them in place (direct)")
-    ingest.add_argument("--instrument", default=None, help="instrument name of the visits")
-    ingest.add_argument("--skymap", default=None, help="skymap name of the grid")
-    ingest.add_argument("--tract", type=int, default=0, help="tract ID (default 0)")
-    ingest.add_argument("--patch", type=int, default=0, help="patch ID (default 0)")
-    ingest.set_defaults(handler=_runIngest)
-
-    pipeline = actions.add_parser(
-        "pipeline", parents=[common], help="print the path of the pipeline YAML",
-        description="Print the path of the shipped pipeline YAML (labels dcrMakeWarp, "
-        "dcrAssembleCoadd and dcrTemplate; subset dcrModel = dcrMakeWarp and "
-        "dcrAssembleCoadd), e.g. pipetask run -b REPO -i RUN -o OUT "
-        "-p \"$(dcrmodel butler pipeline)#dcrModel\".",
-    )
-    pipeline.set_defaults(handler=_runPipeline)
 
 
 def _runInit(args: argparse.Namespace) -> int:
@@ -136,7 +74,3 @@ def _gridSpec(spec: str) -> Any:
 def _runPipeline(args: argparse.Namespace) -> int:
     print(_pipeline().PIPELINE_PATH)
     return 0
-
-
-#: The subcommands of this module, for `dcrmodel.cli.main`.
-SUBCOMMANDS = [_addButler]

@@ -11,10 +11,12 @@ detector grids; the model on a patch; templates warped back onto each visit).
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from ..fits import readExposure
 from ..progress import ProgressCallback
 from ..simulate import SimulationConfig, evaluateDetectorVisit, runSimulation
 from ..warp import warpExposure
+from .progress import ProgressBar
 from .report import (
     formatMarkdownTable,
     formatTextTable,
@@ -333,3 +336,21 @@ def _writeMarkdown(path: Path, rows: list[dict[str, Any]], figures: list[Path],
 def summaryTable(result: DemoResult) -> str:
     """Return the demo's summary as an aligned text table for a terminal."""
     return formatTextTable(result.rows, _COLUMNS)
+
+
+def _runDemo(args: argparse.Namespace) -> int:
+    """Run ``dcrmodel demo`` (arguments: `dcrmodel.cli.parser`'s ``_addDemo``)."""
+    if not getattr(args, "quiet", False):
+        print(f"dcrmodel demo: fields {', '.join(args.fields)}; solvers "
+              f"{', '.join(args.solvers)}; output in {args.out}", file=sys.stderr)
+    quiet = getattr(args, "quiet", False) or getattr(args, "no_progress", False)
+    bar = ProgressBar("demo", enabled=False if quiet else None)
+    try:
+        result = runDemo(args.out, seed=args.seed, fields=args.fields, solvers=args.solvers,
+                         overwrite=args.overwrite, progress=bar)
+    finally:
+        bar.close()
+    if not getattr(args, "quiet", False):
+        print(summaryTable(result))
+        print(f"report: {result.summaryMarkdown}")
+    return 0

@@ -14,9 +14,6 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from ..progress import ProgressEvent
 
 __all__ = ["ProgressBar", "logToBar"]
@@ -65,6 +62,8 @@ class ProgressBar:
             self.close()
             # an unsized terminal (0 x 0) would make tqdm hide the bar
             size = shutil.get_terminal_size(fallback=(100, 24))
+            from tqdm import tqdm  # imported when a bar is first drawn (not for --help)
+
             self._bar = tqdm(
                 total=total, desc=self._label, file=self._stream, leave=True,
                 unit=str(event.get("message", "")),
@@ -88,5 +87,7 @@ class ProgressBar:
 @contextlib.contextmanager
 def logToBar(logger: logging.Logger) -> Iterator[None]:
     """Route ``logger``'s console messages through tqdm so they print above the bar."""
+    from tqdm.contrib.logging import logging_redirect_tqdm  # imported when a command runs
+
     with logging_redirect_tqdm(loggers=[logger]):
         yield

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-from scipy.signal import fftconvolve
 
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
 from ..fits import readExposure
@@ -155,6 +154,10 @@ def significanceImage(
         good &= ~bad
     data = np.where(good, data, 0.0)
     var = np.where(good, var, 0.0)
+    # imported here: scipy.signal (with scipy.stats) costs a second of start-up to every
+    # command that only makes templates
+    from scipy.signal import fftconvolve
+
     flipped = k[::-1, ::-1]
     signal = fftconvolve(data, flipped, mode="same")
     noise2 = fftconvolve(var, flipped * flipped, mode="same")

@@ -38,7 +38,6 @@ from ..errors import (
 from ..fourier import (
     TRANSFER_MODES,
     FourierTemplateEngine,
-    allowedShift,
     applyTransfer,
     cropFromPadded,
     paddedShape,
@@ -110,19 +109,15 @@ class TemplateCache:
 
     Parameters
     ----------
-    psfHeadroom : int, optional
-        PSF padding (pixels) of the largest Fourier engine built so far.
     warnedDamping : bool, optional
         Whether the model has already warned that a PSF matching was damped.
 
     Attributes
     ----------
     fourier : dcrmodel.fourier.engine.FourierTemplateEngine or None
-        The Fourier transforms of the model's subfilter images, built by the first template
-        of the Fourier engine and kept until the images are replaced.
-    psfHeadroom : int
-        PSF padding (pixels) kept for the next engine, so that a visit with a smaller PSF
-        does not shrink the grid and force a rebuild for the next larger one.
+        The Fourier transforms of the model's subfilter images on the padded grid of the
+        last Fourier template, kept until the images are replaced or a template needs
+        another grid.
     otf : tuple or None
         The model PSF's optical transfer function on the last grid used, with its key
         (PSF, grid shape, dtype).
@@ -130,9 +125,8 @@ class TemplateCache:
         Whether the model has warned that a PSF matching was damped (once per model).
     """
 
-    def __init__(self, psfHeadroom: int = 0, warnedDamping: bool = False) -> None:
+    def __init__(self, warnedDamping: bool = False) -> None:
         self.fourier: FourierTemplateEngine | None = None
-        self.psfHeadroom = psfHeadroom
         self.otf: tuple[Any, np.ndarray] | None = None
         self.warnedDamping = warnedDamping
 
@@ -151,9 +145,9 @@ class TemplateCache:
         Returns
         -------
         cache : TemplateCache
-            A new cache with the same ``psfHeadroom`` and ``warnedDamping``.
+            A new cache with the same ``warnedDamping``.
         """
-        return TemplateCache(self.psfHeadroom, self.warnedDamping)
+        return TemplateCache(self.warnedDamping)
 
 
 # ----------------------------------------------------------------------------------------
@@ -705,26 +699,25 @@ def _splineTemplate(
 def _fourierEngine(
     model: DcrModel, cache: TemplateCache, maxShift: float, psfSize: int = 0, fullSize: int = 0
 ) -> FourierTemplateEngine:
-    """Return the cached Fourier engine, rebuilt if it cannot hold the shifts and PSF.
+    """Return the Fourier engine for one template: the cached one if it is on the right grid.
 
-    The grid is padded by ``psfSize`` (pixels) and holds a whole kernel of ``fullSize``.
+    The grid is padded by ``psfSize`` (pixels) and holds a whole kernel of ``fullSize``, with
+    room for 1.5 times the largest shift (the larger shifts of other visits usually land on
+    the same FFT-friendly grid). A template's values depend on its grid at the level of float
+    rounding, so the cached engine is reused only when its grid is the one this template
+    would get from a new engine: a template never depends on which templates were made
+    before it (many visits in one process give the templates of one visit per process, bit
+    for bit), and visits of one field, which share the grid, share the model's transforms.
     """
-    engine = cache.fourier
-    if engine is not None:
-        allowed = allowedShift(engine.shape, engine.paddedShape, psfSize)
-        if min(allowed) < maxShift or min(engine.paddedShape) < fullSize:
-            engine = None
-    if engine is None and min(model.bbox.shape) + psfSize < fullSize:
+    if min(model.bbox.shape) + psfSize < fullSize:
         psfSize = fullSize
-    if engine is None:
-        # Leave room for the larger shifts of other visits, so that the transforms of
-        # the model are computed once for a whole set of templates.
-        room = max(1.5 * maxShift, maxShift + 2.0)
-        size = max(psfSize, cache.psfHeadroom)
+    room = max(1.5 * maxShift, maxShift + 2.0)
+    padded = paddedShape(model.bbox.shape, room, psfSize)
+    engine = cache.fourier
+    if engine is None or engine.paddedShape != padded:
         engine = FourierTemplateEngine(
-            [image.array for image in model.modelImages], room, psfSize=size
+            [image.array for image in model.modelImages], room, psfSize=psfSize
         )
-        cache.psfHeadroom = size
         cache.fourier = engine
         _log.debug("Fourier engine %r for shifts up to %.2f px", engine, room)
     return engine

@@ -11,6 +11,7 @@ from .dcr import (
     zenithDirections,
     zenithDirectionsOfVisits,
 )
+from .eopcache import CACHE_ENV, earthOrientationCachePath
 from .observation import ROT_TYPES, VisitInfo
 from .refraction import (
     MAX_WAVELENGTH,
@@ -44,6 +45,8 @@ __all__ = [
     "Weather",
     "defaultWeather",
     "offlineIers",
+    "CACHE_ENV",
+    "earthOrientationCachePath",
     "refraction",
     "differentialRefraction",
     "refractivity",

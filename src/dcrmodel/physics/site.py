@@ -8,7 +8,9 @@ inputs of the refraction model in `dcrmodel.physics.refraction`.
 `offlineIers` is the context manager inside which every Earth-orientation dependent
 calculation of dcrmodel runs (sidereal and Earth rotation angles, AltAz transforms): it
 makes astropy use the Earth-orientation (IERS) tables bundled with it instead of
-downloading fresh ones, so the package works on clusters and CI machines without internet.
+downloading fresh ones, so the package works on clusters and CI machines without internet;
+the table astropy parses from those files is kept between processes
+(`dcrmodel.physics.eopcache`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from astropy.coordinates import Angle, EarthLocation
 from astropy.utils import iers
 
 from ..errors import DcrOfflineWarning, DcrTypeError, DcrValueError
+from .eopcache import loadCachedTable, saveCachedTable
 
 __all__ = [
     "Observatory",
@@ -507,23 +510,30 @@ _OFFLINE_SETTINGS = (
 )
 _offlineDepth = 0
 _offlineSaved: dict[str, Any] = {}
+#: Whether astropy reads its bundled Earth-orientation files in this offline span (no
+#: usable cache, `dcrmodel.physics.eopcache`), so that the table is cached at its end.
+_tableToCache = False
 
 
 def _enterOffline() -> None:
-    global _offlineDepth
+    global _offlineDepth, _tableToCache
     with _offlineLock:
         if _offlineDepth == 0:
             for name, value in _OFFLINE_SETTINGS:
                 _offlineSaved[name] = getattr(iers.conf, name)
                 setattr(iers.conf, name, value)
+            _tableToCache = _tableToCache or loadCachedTable()
         _offlineDepth += 1
 
 
 def _exitOffline() -> None:
-    global _offlineDepth
+    global _offlineDepth, _tableToCache
     with _offlineLock:
         _offlineDepth -= 1
         if _offlineDepth == 0:
+            if _tableToCache and iers.IERS_Auto.iers_table is not None:
+                saveCachedTable()
+                _tableToCache = False
             for name, _ in _OFFLINE_SETTINGS:
                 setattr(iers.conf, name, _offlineSaved.pop(name))
 

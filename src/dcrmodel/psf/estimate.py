@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import ndimage
 
 from ..errors import (
     DcrMetadataError,
@@ -287,6 +287,8 @@ def _fitStar(
         return (_marginalModel(t, params) - marginal) / sigma
 
     try:
+        from scipy import optimize  # imported when a PSF is fitted, not at start-up
+
         result = optimize.least_squares(residuals, start, bounds=(lower, upper), x_scale="jac")
     except (ValueError, np.linalg.LinAlgError):
         return None

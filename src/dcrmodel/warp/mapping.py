@@ -26,16 +26,18 @@ takes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 from astropy.wcs.utils import wcs_to_celestial_frame
-from scipy.interpolate import RectBivariateSpline
 
 from ..errors import DcrMetadataError, DcrTypeError, DcrValueError
 from ..image import Box
+
+if TYPE_CHECKING:
+    from scipy.interpolate import RectBivariateSpline
 
 __all__ = [
     "MAPPING_TOLERANCE",
@@ -257,6 +259,9 @@ def mapBox(
     gx, gy = mapPixels(destWcs, srcWcs, xNodes[np.newaxis, :], yNodes[:, np.newaxis])
     if not (np.all(np.isfinite(gx)) and np.all(np.isfinite(gy))):
         return _exactBox(destWcs, srcWcs, destBBox)
+    # imported here: scipy.interpolate (with scipy.optimize) is half a second of start-up
+    from scipy.interpolate import RectBivariateSpline
+
     splines = [RectBivariateSpline(yNodes, xNodes, g, kx=3, ky=3, s=0) for g in (gx, gy)]
     xAll = np.arange(destBBox.minX, destBBox.maxX + 1, dtype=np.float64)
     yAll = np.arange(destBBox.minY, destBBox.maxY + 1, dtype=np.float64)

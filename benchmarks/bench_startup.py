@@ -1,0 +1,235 @@
+"""Start-up and fixed cost of the ``dcrmodel`` command, and batches of templates (issue 17).
+
+Every figure is the fastest of ``--repeats`` runs of a whole command in a new process
+(``--quick`` runs per repeat of the commands under a second; the batches in the first
+``--batch-repeats``), printed as a ratio against ``python -c "import numpy"`` timed in the
+same run (the machine's speed and load cancel out). Measured:
+
+- the floor: ``python -c "import numpy, astropy.io.fits, astropy.wcs, astropy.coordinates,
+  scipy.fft, scipy.ndimage"`` (what every template and assembly imports);
+- ``dcrmodel --help``, ``dcrmodel --version``, ``dcrmodel template --help`` and
+  ``python -c "import dcrmodel"``;
+- a whole ``dcrmodel assemble`` (12 visits of 512^2, direct solver) and a whole
+  ``dcrmodel template`` (one visit), with their own work subtracted to give the fixed cost:
+  for ``assemble`` the run's total from its ``summary.json`` (reading, coadd, zenith
+  directions, solving, writing), for ``template`` the time spent in reading the model and
+  the exposure, making the template and writing it (the command's functions timed in the
+  process);
+- ``dcrmodel template MODEL VISIT... --out-dir DIR`` on ``--visits`` visits against as many
+  one-visit commands: the per-visit cost of a batch.
+
+``--against SRC`` (a ``src`` folder of another checkout, for example of the commit before
+this work, ``git archive BASE src | tar -x -C /tmp/base``) runs the same commands with that
+code beside the current one, alternately, so the two can be compared in one run (a batch
+is timed against that code's one-visit command if it has no batch form).
+
+    python benchmarks/bench_startup.py --workdir /tmp/bench-startup [--against /tmp/base/src]
+
+The field (``dcrmodel simulate --size 512 --visits 16 --test-visits 4``) and the model are
+made in ``--workdir`` on the first run and kept. The current code's Earth-orientation cache
+(`dcrmodel.physics.eopcache`) is put in ``WORKDIR/cache`` and filled by a first, untimed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+#: The console script, as pip writes it, with the functions of a template's work timed:
+#: the seconds spent in them are printed to standard error as ``WORK <seconds>``.
+TIMED_COMMAND = """
+import atexit, importlib, sys, time
+spent = [0.0]
+def timed(module, name):
+    function = getattr(module, name)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+    setattr(module, name, wrapper)
+if sys.argv[1] in ("template", "diff") and "--help" not in sys.argv:
+    try:
+        module = importlib.import_module("dcrmodel.cli.templates")
+    except ImportError:  # the code before the command line was split
+        module = importlib.import_module("dcrmodel.cli.commands")
+    for name in ("readDcrModel", "readExposure", "templateForExposure", "makeDifference",
+                 "writeExposure"):
+        timed(module, name)
+    atexit.register(lambda: print(f"WORK {spent[0]:.6f}", file=sys.stderr))
+from dcrmodel_command import main
+sys.exit(main())
+"""
+
+
+#: The third-party modules that every template and assembly needs (FITS, WCS, AltAz
+#: transforms, FFTs, image filters): the floor of their start-up.
+FLOOR = "import numpy, astropy.io.fits, astropy.wcs, astropy.coordinates, scipy.fft, scipy.ndimage"
+
+
+def _run(src: Path, argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run one command in a new process; return its wall time (s) and standard error."""
+    code = ["-c", TIMED_COMMAND, *argv] if argv and argv[0] != "-c" else argv
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, *code], capture_output=True, text=True,
+                            env=dict(env, PYTHONPATH=str(src)))
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{result.stderr}")
+    return wall, result.stderr
+
+
+def _work(stderr: str) -> float:
+    lines = [line for line in stderr.splitlines() if line.startswith("WORK ")]
+    return float(lines[-1].split()[1]) if lines else 0.0
+
+
+def _hasBatch(src: Path, env: dict[str, str]) -> bool:
+    """Whether that code's ``template`` has the batch form (``--out-dir``)."""
+    result = subprocess.run([sys.executable, "-c", TIMED_COMMAND, "template", "--help"],
+                            capture_output=True, text=True, env=dict(env, PYTHONPATH=str(src)))
+    return "--out-dir" in result.stdout
+
+
+def _prepare(workdir: Path, env: dict[str, str]) -> tuple[Path, list[Path], list[Path]]:
+    """The 512^2 field and its model (made once, kept in ``workdir``)."""
+    field = workdir / "field"
+    if not (field / "manifest.json").exists():
+        print("simulating the field (512^2, 16 visits)...", flush=True)
+        _run(SRC, ["simulate", "--out", str(field), "--size", "512", "--visits", "16",
+                   "--test-visits", "4", "-q", "--overwrite"], env)
+    manifest = json.loads((field / "manifest.json").read_text())
+    training = [field / v["file"] for v in manifest["visits"] if v["role"] == "training"]
+    test = [field / v["file"] for v in manifest["visits"] if v["role"] == "test"]
+    model = workdir / "model"
+    if not (model / "summary.json").exists():
+        print("assembling the model...", flush=True)
+        _run(SRC, ["assemble", *map(str, training), "--out", str(model), "-q", "--overwrite"],
+             env)
+    return model, training, test
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--against", type=Path, help="src folder of the code to compare with")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", type=int, default=3,
+                        help="runs per repeat of the commands that take under a second")
+    parser.add_argument("--batch-repeats", type=int, default=2,
+                        help="repeats that time the batch and the one-visit commands")
+    parser.add_argument("--visits", type=int, default=8,
+                        help="visits of the batch (default 8: the 4 held-out and 4 training)")
+    parser.add_argument("--json", type=Path, help="keep the figures")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DCRMODEL_CACHE_DIR=str(args.workdir / "cache"))
+    model, training, test = _prepare(args.workdir, env)
+    visits = (test + training)[: args.visits]
+    codes = {"current": SRC} | ({"against": args.against} if args.against else {})
+    scratch = Path(tempfile.mkdtemp(prefix="bench-startup-", dir=args.workdir))
+    hasBatch = {name: _hasBatch(src, env) for name, src in codes.items()}
+
+    def commands(name: str) -> dict[str, list[str]]:
+        out = scratch / name
+        return {
+            "numpy": ["-c", "import numpy"],
+            "floor": ["-c", FLOOR],
+            "import dcrmodel": ["-c", "import dcrmodel"],
+            "--help": ["--help"],
+            "--version": ["--version"],
+            "template --help": ["template", "--help"],
+            "assemble": ["assemble", *map(str, training), "--out", str(out / "model"), "-q",
+                         "--overwrite"],
+            "template": ["template", str(model), str(visits[0]), "--out",
+                         str(out / "template.fits"), "-q", "--overwrite"],
+        }
+
+    best: dict[str, dict[str, float]] = {name: {} for name in codes}
+    work: dict[str, dict[str, float]] = {name: {} for name in codes}
+    for name, src in codes.items():  # warm the file cache and the Earth-orientation cache
+        for argv in commands(name).values():
+            _run(src, argv, env)
+    quick = {"numpy", "floor", "import dcrmodel", "--help", "--version", "template --help"}
+    for repeat in range(args.repeats):
+        print(f"repeat {repeat + 1} of {args.repeats}", flush=True)
+        for name, src in codes.items():
+            for label, argv in commands(name).items():
+                for _ in range(args.quick if label in quick else 1):
+                    wall, stderr = _run(src, argv, env)
+                    if label == "assemble":
+                        summary = json.loads(
+                            (scratch / name / "model" / "summary.json").read_text())
+                        spent = summary["timings"]["total"]
+                    else:
+                        spent = _work(stderr)
+                    if wall < best[name].get(label, float("inf")):
+                        best[name][label], work[name][label] = wall, spent
+            if repeat >= args.batch_repeats:
+                continue
+            # the batch against one command per visit
+            out = scratch / name / "batch"
+            singles = 0.0
+            for visit in visits:
+                singles += _run(src, ["template", str(model), str(visit), "--out",
+                                      str(out / visit.name), "-q", "--overwrite"], env)[0]
+            best[name]["singles"] = min(best[name].get("singles", float("inf")), singles)
+            if hasBatch[name]:
+                wall, _ = _run(src, ["template", str(model), *map(str, visits), "--out-dir",
+                                     str(out), "-q", "--overwrite"], env)
+                best[name]["batch"] = min(best[name].get("batch", float("inf")), wall)
+    shutil.rmtree(scratch, ignore_errors=True)
+    _report(best, work, codes, len(visits), args)
+
+
+def _report(best, work, codes, numVisits, args) -> None:
+    print(f"\nfastest of {args.repeats} ({args.repeats * args.quick} for the commands under a "
+          f"second, {min(args.batch_repeats, args.repeats)} for the batches); ratio = time / "
+          "(python -c 'import numpy') of the same code's column\n")
+    header = "| command | " + " | ".join(
+        f"{name} (s) | {name} / numpy" for name in codes) + " |"
+    print(header)
+    print("|" + "---|" * (1 + 2 * len(codes)))
+    labels = ["numpy", "floor", "import dcrmodel", "--help", "--version", "template --help",
+              "assemble", "template"]
+    for label in labels:
+        cells = []
+        for name in codes:
+            wall = best[name][label]
+            cells += [f"{wall:.3f}", f"{wall / best[name]['numpy']:.2f}"]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+        if label in ("assemble", "template"):
+            cells = []
+            for name in codes:
+                fixed = best[name][label] - work[name][label]
+                cells += [f"{fixed:.3f}", f"{fixed / best[name]['numpy']:.2f}"]
+            print(f"| {label}: fixed (whole - own work) | " + " | ".join(cells) + " |")
+    print()
+    reference = best["against" if "against" in codes else "current"]["singles"] / numVisits
+    for name in codes:
+        single = best[name]["singles"] / numVisits
+        line = (f"{name}: {numVisits} one-visit template commands {best[name]['singles']:.2f} s "
+                f"({single:.3f} s per visit)")
+        if "batch" in best[name]:
+            batch = best[name]["batch"] / numVisits
+            line += (f"; one batch {best[name]['batch']:.2f} s ({batch:.3f} s per visit): "
+                     f"per visit {batch / single:.3f} of this code's one-visit command, "
+                     f"{batch / reference:.3f} of the reference's")
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps({"best": best, "work": work,
+                                         "visits": numVisits}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
