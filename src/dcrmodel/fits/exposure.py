@@ -61,7 +61,17 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ..errors import DcrError, DcrFitsError, DcrTypeError, DcrWarning, externalStacklevel
-from ..image import DEFAULT_MASK_PLANES, Box, Exposure, Filter, Image, Mask, MaskedImage, Psf
+from ..image import (
+    DEFAULT_MASK_PLANES,
+    Box,
+    Exposure,
+    Filter,
+    Image,
+    Mask,
+    MaskedImage,
+    Psf,
+    pixelDigest,
+)
 from .headers import (
     CALIB_KEYS,
     FILTER_KEYS,
@@ -758,6 +768,25 @@ class ExposureFile:
             photoCalib=info.photoCalib,
             metadata=metadata,
         )
+
+    def imageDigest(self) -> str:
+        """Return `dcrmodel.image.pixelDigest` of the file's IMAGE plane.
+
+        Reads the IMAGE plane only (memory-mapped where the file allows), to tell a copy
+        of a visit from another visit.
+        """
+        if self._layouts is None or not self._unchanged():
+            return pixelDigest(self.read().image.array)
+        offset, dtype, shape = self._layouts["IMAGE"]
+        try:
+            mapped = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+            return pixelDigest(mapped)
+        except (OSError, ValueError) as error:
+            raise DcrFitsError(
+                f"{self.path.name}: the pixels cannot be read ({error}); the file is "
+                f"truncated or corrupt",
+                path=str(self.path),
+            ) from None
 
     def _unchanged(self) -> bool:
         try:
