@@ -478,7 +478,7 @@ def _sameFileKey(path: Path) -> tuple[int, int] | str:
 
 
 def _contentKey(inp: VisitInput) -> tuple[Any, ...] | None:
-    """The cheap part of a visit's identity: date, exposure time and box (None: no date)."""
+    """Return the cheap part of a visit's identity: date, exposure time, box (None: no date)."""
     info = inp.visitInfo
     date = getattr(info, "date", None)
     if date is None:

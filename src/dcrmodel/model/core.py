@@ -49,6 +49,7 @@ from ..image import (
 from . import conditioning, visitgrid
 from .checks import (
     assignedRegion,
+    checkExposureBand,
     checkNewImage,
     checkRegion,
     ownPixels,
@@ -608,7 +609,7 @@ class DcrModel:
         DcrValueError, DcrConfigError, DcrTypeError
             For an impossible ``order``, ``splitThreshold``, ``amplifyModel``, ``engine``,
             ``mode``, ``psf`` or ``psfDamping``; a target PSF whose ``alpha`` is outside
-            [-1, 1].
+            [-1, 1]; an exposure of another band than the model's (both named).
 
         Warns
         -----
@@ -648,6 +649,7 @@ class DcrModel:
         visit, and the template is 0 there. A visit on the model's grid takes the path
         described above, unchanged.
         """
+        checkExposureBand(self.filter, exposure, "buildMatchedTemplate")
         return visitgrid.buildMatchedTemplate(
             self, self._templateCache, exposure, order, visitInfo, bbox, wcs, mask,
             splitSubfilters, splitThreshold, amplifyModel, engine=engine, mode=mode, psf=psf,
@@ -717,6 +719,7 @@ class DcrModel:
           the model's carried onto the visit's grid. For several models (patches), see
           `dcrmodel.model.buildMatchedExposureFromModels`.
         """
+        checkExposureBand(self.filter, exposure, "buildMatchedExposure")
         return visitgrid.buildMatchedExposure(
             self, self._templateCache, exposure, visitInfo, bbox, wcs, mask, order,
             splitSubfilters, splitThreshold, engine=engine, mode=mode, psf=psf,
