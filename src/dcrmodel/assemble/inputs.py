@@ -486,6 +486,15 @@ def _contentKey(inp: VisitInput) -> tuple[Any, ...] | None:
     return (str(getattr(date, "isot", date)), getattr(info, "exposureTime", None), inp.bbox)
 
 
+def _sameDate(first: VisitInput, second: VisitInput) -> bool:
+    """Whether two visits were taken at one time (or either has no date)."""
+    one = getattr(first.visitInfo, "date", None)
+    other = getattr(second.visitInfo, "date", None)
+    if one is None or other is None:
+        return True
+    return str(getattr(one, "isot", one)) == str(getattr(other, "isot", other))
+
+
 def _sameSky(first: VisitInput, second: VisitInput) -> bool:
     """Whether two visits' boxes see a common part of the sky (without WCSs: one box)."""
     if first.wcs is None or second.wcs is None:
@@ -506,8 +515,9 @@ def refuseDuplicateVisits(inputs: list[VisitInput]) -> None:
     """Refuse a visit given twice, before any work: it would count as two visits.
 
     Two inputs are one visit when they are one file (under any name: relative, through a
-    link) or one in-memory exposure, when they carry one visit id and see a common part
-    of the sky (the detectors of one visit share its id but never the sky), or when they share
+    link) or one in-memory exposure, when they carry one visit id and date and see a
+    common part of the sky (two processings of one visit; the detectors of one visit
+    share its id but never the sky), or when they share
     their date, exposure time, box and sky and their IMAGE planes are identical (a copy of
     a file; only such pairs are read, and only their IMAGE planes).
 
@@ -537,9 +547,8 @@ def refuseDuplicateVisits(inputs: list[VisitInput]) -> None:
         if visitId is not None:
             # the detectors of one visit share its id, but never see the same sky
             for other in byVisitId.get(int(visitId), []):
-                if _sameSky(other, inp):
-                    _duplicate(other, inp, f"have the same visit id {visitId} and see the same "
-                               "sky")
+                if _sameDate(other, inp) and _sameSky(other, inp):
+                    _duplicate(other, inp, f"have the same visit id {visitId}, date and sky")
             byVisitId.setdefault(int(visitId), []).append(inp)
         contentKey = _contentKey(inp)
         if contentKey is not None:
