@@ -21,7 +21,6 @@ arguments, ``_run<Name>`` does the work and returns the exit status.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -29,8 +28,12 @@ from typing import Any
 
 from .._validate import refuseFolders
 from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles, resolveGrid
-from ..atomic import atomicPath
-from ..diffim import makeDifference, templateForExposure
+from ..diffim import (
+    checkDifferenceOutput,
+    makeDifference,
+    templateForExposure,
+    writeDifference,
+)
 from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
 from ..errors import (
     DcrConfigError,
@@ -284,19 +287,14 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def _runDiff(args: argparse.Namespace) -> int:
 
-    out = Path(args.out)
-    catalogue = out.with_suffix(".json")
-    _refuseExisting(out, args.overwrite)
-    _refuseExisting(catalogue, args.overwrite)
+    out, catalogue = checkDifferenceOutput(args.out, args.overwrite)
     model = _readModels(args)
     exposure = readExposure(args.exposure)
     result = makeDifference(model, exposure, threshold=args.threshold, matchTo=args.matchTo,
                             **_templateOptions(args))
-    writeExposure(result.difference, out)
     paths = [str(path) for path in args.models]
-    with atomicPath(catalogue) as tmp:
-        tmp.write_text(json.dumps({"exposure": str(args.exposure), "model": paths[0],
-                                   "models": paths, **result.toDict()}, indent=1))
+    writeDifference(result.difference, {"exposure": str(args.exposure), "model": paths[0],
+                                        "models": paths, **result.toDict()}, out)
     if not getattr(args, "quiet", False):
         print(f"{len(result.detections)} detections at {args.threshold:g} sigma "
               f"({result.matchTo} convolved); difference written to {out}, detections to "

@@ -102,7 +102,7 @@ def writeDcrModel(
         ``0..N-1``: subfilter ``k``'s image with the model's shared mask and variance, WCS,
         PSF, filter and photometric calibration, and in HDU 0 ``DCR-SUBF`` (``k``),
         ``DCR-NSUB`` (``N``) and, when the model has a filter, ``DCR-WMIN``/``DCR-WMAX``
-        (the subfilter's wavelength range, nm), and ``DCR-RUNID``: the model's identity
+        (the subfilter's wavelength range, nm), and ``DCR-RUN``: the model's identity
         (`dcrmodel.model.modelIdentity`, a digest of its planes), the same in all its
         subfilter files, which readers check, so that a subfilter file of another run is
         never taken for one of this model. The
@@ -170,7 +170,7 @@ def writeDcrModel(
         if ranges is not None:
             setKey(extra, "DCR-WMIN", ranges[k][0], "[nm] subfilter start wavelength")
             setKey(extra, "DCR-WMAX", ranges[k][1], "[nm] subfilter end wavelength")
-        setKey(extra, RUN_ID_KEY, runId, "identity of the model (digest of its planes)")
+        setKey(extra, RUN_ID_KEY, runId, "model identity (digest)")
         hduLists.append(exposureToHduList(exposure, extra))
     with atomicDirectory(target) as tmp:
         for k, hduList in enumerate(hduLists):
@@ -492,7 +492,7 @@ def readDcrModel(
     DcrFitsError
         If a subfilter file is missing, unreadable or inconsistent (``DCR-SUBF``,
         ``DCR-NSUB``, or ``DCR-WMIN``/``DCR-WMAX`` that disagree with the filter), is of
-        another run than the others (``DCR-RUNID``; a model none of whose files has one,
+        another run than the others (``DCR-RUN``; a model none of whose files has one,
         written before run identities, is read), or the directory holds subfilters beyond
         ``DCR-NSUB``.
     """

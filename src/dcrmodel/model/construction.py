@@ -49,13 +49,14 @@ __all__ = [
     "checkSubfilterExposures",
     "bandArgument",
     "RUN_ID_KEY",
+    "checkRunIdentities",
     "modelIdentity",
     "oddRunIdentity",
 ]
 
 #: The header key of a model file that holds the identity of the model it is a subfilter
 #: of (`modelIdentity`: 32 hex digits, the same in every subfilter file of one model).
-RUN_ID_KEY = "DCR-RUNID"
+RUN_ID_KEY = "DCR-RUN"
 
 
 def modelParts(
@@ -509,7 +510,7 @@ def checkSubfilterExposures(
     Raises
     ------
     DcrMetadataError
-        If the exposures' run identities (``DCR-RUNID``, `oddRunIdentity`) differ, or an
+        If the exposures' run identities (``DCR-RUN``, `oddRunIdentity`) differ, or an
         exposure's ``DCR-NSUB`` is not N, its ``DCR-SUBF`` is not its position, or
         its wavelength range is not its subfilter's of the band: the exposures come from
         different models (for example from two runs of a collection chain).
@@ -551,6 +552,17 @@ def checkSubfilterExposures(
                     subfilter=k,
                     key=key,
                 )
+    checkRunIdentities(exposures, source)
+
+
+def checkRunIdentities(exposures: Sequence[Exposure], source: str) -> None:
+    """Refuse subfilter exposures whose model identities (``DCR-RUN``) differ.
+
+    Raises
+    ------
+    DcrMetadataError
+        Naming the odd subfilter (`oddRunIdentity`).
+    """
     odd = oddRunIdentity([exposure.metadata.get(RUN_ID_KEY) for exposure in exposures])
     if odd is not None:
         raise DcrMetadataError(
@@ -590,7 +602,7 @@ def modelIdentity(model: Any) -> str:
 
 
 def oddRunIdentity(identities: Sequence[Any]) -> tuple[int, str] | None:
-    """Find the subfilter whose run identity (``DCR-RUNID``) is not the model's.
+    """Find the subfilter whose run identity (``DCR-RUN``) is not the model's.
 
     Every subfilter file of one model carries the identity of the run that wrote it.
     Files written before identities existed carry none: a model none of whose files has

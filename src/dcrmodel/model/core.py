@@ -59,6 +59,7 @@ from .checks import (
 from .construction import (
     bandArgument,
     checkHandleIds,
+    checkRunIdentities,
     checkSubfilterExposures,
     coaddArguments,
     dataRefGetter,
@@ -269,7 +270,8 @@ class DcrModel:
         DcrShapeError
             If the subfilter exposures do not share one box.
         DcrMetadataError
-            (From a butler) if the exposures do not form one model: see `fromQuantum`.
+            If the exposures carry different model identities (``DCR-RUN``); (from a
+            butler) if they do not form one model: see `fromQuantum`.
         """
         get, n = dataRefGetter(dataRef, datasetType, numSubfilters)
         exposures, fromButler = readSubfilters(get, datasetType, n, kwargs)
@@ -277,6 +279,7 @@ class DcrModel:
         arguments = exposureArguments(exposures, source)
         if fromButler:
             checkSubfilterExposures(exposures, arguments["filterInfo"], source)
+        checkRunIdentities(exposures, source)
         return cls(**arguments)
 
     @classmethod

@@ -138,7 +138,7 @@ def subfilterExposures(model: DcrModel) -> list[Exposure]:
     exposures : list of dcrmodel.image.Exposure
         Subfilter ``k``'s image with the model's mask, variance, WCS, PSF, filter and
         photometric calibration, and `subfilterHeader` and the model's identity
-        (``DCR-RUNID``, `dcrmodel.model.modelIdentity`) as its metadata: what
+        (``DCR-RUN``, `dcrmodel.model.modelIdentity`) as its metadata: what
         `dcrmodel.fits.writeDcrModel` writes to ``dcrCoadd_<k>.fits``.
 
     Raises
@@ -153,7 +153,7 @@ def subfilterExposures(model: DcrModel) -> list[Exposure]:
     exposures = []
     for k, image in enumerate(model.modelImages):
         metadata = subfilterHeader(k, n, model.filter)
-        metadata[RUN_ID_KEY] = (identity, "identity of the model (digest of its planes)")
+        metadata[RUN_ID_KEY] = (identity, "model identity (digest)")
         exposures.append(Exposure(
             MaskedImage(image, model.mask, model.variance),
             wcs=model.wcs,
