@@ -520,6 +520,9 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
             "bbox must be a dcrmodel Box in parent pixel coordinates, or None",
             bbox=bbox,
         )
+    if not isinstance(path, str | os.PathLike):
+        raise DcrTypeError("path must be the path of an exposure file (str or os.PathLike)",
+                           path=type(path).__name__)
     source = Path(os.fspath(path))
     hduList, indices = openFits(source)
     with hduList, _damageIsAnError(source):
@@ -677,6 +680,9 @@ class ExposureFile:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise DcrTypeError("path must be the path of an exposure file (str or os.PathLike)",
+                               path=type(path).__name__)
         self.path = Path(os.fspath(path))
         hduList, indices = openFits(self.path)
         with hduList, _damageIsAnError(self.path):
