@@ -46,6 +46,8 @@ import numpy as np
 from astropy.io import fits
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Run on an older dcrmodel (``PYTHONPATH`` of another checkout) for a before/after table:
+#: what is missing there is stood in for by what a user had then.
 sys.path.insert(0, str(ROOT / "tests"))
 
 import dcrmodel  # noqa: E402
@@ -56,7 +58,6 @@ from dcrmodel.diffim import (  # noqa: E402
     footprintMask,
     improvement,
     makeDifference,
-    readDifference,
     templateForExposure,
 )
 from dcrmodel.errors import DcrError  # noqa: E402
@@ -195,7 +196,7 @@ class Campaign:
             return
         if code != 0:
             self.record(defect, area, name, "unclear", " | ".join(lines))
-        elif check is not None and not check():
+        elif check is not None and not _passes(check):
             self.record(defect, area, name, "silently wrong", "the output's check failed")
         else:
             self.record(defect, area, name, "correct", "")
@@ -232,6 +233,23 @@ class Campaign:
 # ------------------------------------------------------------------------------------------
 # the cases, by defect class
 # ------------------------------------------------------------------------------------------
+def _passes(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:  # noqa: BLE001 - a check that cannot run has not passed
+        return False
+
+
+def readDifference(path: Path) -> object:
+    """`dcrmodel.diffim.readDifference`; before it existed, the two files as they are."""
+    import dcrmodel.diffim
+
+    reader = getattr(dcrmodel.diffim, "readDifference", None)
+    if reader is None:
+        return readExposure(path), json.loads(path.with_suffix(".json").read_text())
+    return reader(path)
+
+
 def modelFiles(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
@@ -528,10 +546,14 @@ def casesDuplicates(c: Campaign) -> None:
     visit = readExposure(first)
     box = visit.bbox
     halves = [visit[Box(box.minX, box.minY, 20, 48)], visit[Box(box.minX + 28, box.minY, 20, 48)]]
-    from dcrmodel.assemble.inputs import VisitInput, refuseDuplicateVisits
+    def detectors():
+        import dcrmodel.assemble.inputs as inputs
+
+        if hasattr(inputs, "refuseDuplicateVisits"):  # (an older dcrmodel checks nothing)
+            inputs.refuseDuplicateVisits([inputs.VisitInput(h, i) for i, h in enumerate(halves)])
 
     c.api(6, "assemble.inputs", "two detectors of one visit (one id, different sky) accepted",
-          lambda: refuseDuplicateVisits([VisitInput(h, i) for i, h in enumerate(halves)]))
+          detectors)
 
 
 def casesConfig(c: Campaign) -> None:
@@ -606,7 +628,7 @@ def casesIdentity(c: Campaign) -> None:
     shutil.copytree(f.model, old)
     for k in range(3):
         with fits.open(old / f"dcrCoadd_{k}.fits", mode="update") as hdus:
-            del hdus[0].header["DCR-RUN"]
+            hdus[0].header.remove("DCR-RUN", ignore_missing=True)
     c.cli(8, "template with a model written before run identities",
           ["template", old, f.test, "--out", folder / "t.fits"],
           check=lambda: (folder / "t.fits").is_file())

@@ -223,3 +223,25 @@ def test_oddRunIdentity_names_the_odd_one():
     assert oddRunIdentity(["a", "b"])[0] == 1  # a tie: subfilter 0's is the model's
     assert oddRunIdentity(["a", None, "a"]) == (1, "has no run identity (DCR-RUN) but the "
                                                    "others have a")
+
+
+class _Handle:
+    """A stand-in for a butler's deferred dataset handle of one subfilter."""
+
+    def __init__(self, folder, subfilter):
+        self.dataId = {"subfilter": subfilter}
+        self.path = folder / f"dcrCoadd_{subfilter}.fits"
+
+    def get(self, parameters=None, **kwargs):
+        from dcrmodel.fits import readExposure
+
+        return readExposure(self.path)
+
+
+def test_fromQuantum_refuses_handles_of_two_runs(field, otherModel, tmp_path):
+    handles = [_Handle(field.model, 0), _Handle(otherModel, 1), _Handle(field.model, 2)]
+    with pytest.raises(DcrMetadataError, match=r"of subfilter 1 was written by run [0-9a-f]+ "
+                       r"\(DCR-RUN\) but the others by run"):
+        DcrModel.fromQuantum(handles)
+    model = DcrModel.fromQuantum([_Handle(field.model, k) for k in range(3)])
+    np.testing.assert_array_equal(model[1].array, readDcrModel(field.model)[1].array)
