@@ -81,6 +81,7 @@ CLASSES = {
     10: "leftovers of killed runs",
     11: "clear messages for damaged or odd inputs",
     12: "Python API",
+    13: "an output that is an input, or another kind of output",
 }
 
 #: The section of a document that the table replaces (`--markdown`).
@@ -811,8 +812,61 @@ def casesApi(c: Campaign) -> None:
           lambda: dcrmodel.readDcrModel(f.model), check=lambda m: len(m) == 3)
 
 
+def casesOutputs(c: Campaign) -> None:
+    """13: an output never replaces an input, nor an output of another kind."""
+    f = c.field
+    folder = c.scratch()
+    science = folder / "science.fits"
+    shutil.copyfile(f.test, science)
+    link = folder / "link.fits"
+    link.symlink_to(science)
+    model = folder / "model"
+    shutil.copytree(f.model, model)
+    for command in ("template", "diff"):
+        c.cli(13, f"{command} --out the science exposure itself, --overwrite",
+              [command, model, science, "--out", science, "--overwrite"],
+              error="is the input .* itself", protect=folder)
+        c.cli(13, f"{command} --out the science exposure through a link, --overwrite",
+              [command, model, science, "--out", link, "--overwrite"],
+              error="is the input .* itself", protect=folder)
+        c.cli(13, f"{command} --out a file inside the model folder, --overwrite",
+              [command, model, science, "--out", model / "dcrCoadd_0.fits", "--overwrite"],
+              error="(inside the input folder|is the input)", protect=folder)
+    named = folder / "sci.json"
+    shutil.copyfile(f.test, named)
+    c.cli(13, "diff whose detections file would be its exposure (sci.json, --out sci.fits)",
+          ["diff", model, named, "--out", folder / "sci.fits", "--overwrite"],
+          error="is the input .* itself", protect=folder)
+    c.cli(13, "warp --out the folder of its input, --overwrite",
+          ["warp", science, "--grid", f.training[0], "--out", folder, "--overwrite"],
+          error="is the input itself", protect=folder)
+    out = c.scratch()
+    c.cli(13, "template --out an existing folder", ["template", f.model, f.test, "--out", out],
+          error="is a folder")
+    c.cli(13, "template --out an existing folder, --overwrite",
+          ["template", f.model, f.test, "--out", out, "--overwrite"], error="is a folder")
+    other = c.scratch()
+    (other / "notes.txt").write_text("mine")
+    c.cli(13, "simulate into a folder holding other files",
+          ["simulate", "--out", other, "--size", "32", "--visits", "3", "--overwrite"],
+          error="holds other files", protect=other)
+    c.cli(13, "assemble into a folder holding other files, --overwrite",
+          ["assemble", *f.training, "--out", other, "--overwrite"],
+          error="holds other files", protect=other)
+    c.cli(13, "simulate --overwrite onto a model folder",
+          ["simulate", "--out", model, "--size", "32", "--visits", "3", "--overwrite"],
+          error="(not a dcrmodel simulation|holds|other files)", protect=model)
+    c.cli(13, "assemble --overwrite onto the simulation folder",
+          ["assemble", *f.training, "--out", c.work / "field", "--overwrite"],
+          error="(holds|other files|not a dcrmodel model)", protect=c.work / "field" / "visits")
+    c.cli(13, "assemble --overwrite with --coadd read from the model being replaced",
+          ["assemble", *f.training, "--coadd", model / "stackedCoadd.fits", "--out", model,
+           "--overwrite"], check=lambda: len(readDcrModel(model)) == 3)
+
+
 SECTIONS = [casesAtomicModel, casesWriters, casesDiffPair, casesScience, casesCoadd,
-            casesDuplicates, casesConfig, casesIdentity, casesSystem, casesMessages, casesApi]
+            casesDuplicates, casesConfig, casesIdentity, casesSystem, casesMessages, casesApi,
+            casesOutputs]
 
 
 def table(cases: list[Case]) -> str:

@@ -275,3 +275,38 @@ def test_valid_inputs_give_the_same_model_as_before(field, tmp_path):
     before = readDcrModel(field.model)
     for k in range(3):
         np.testing.assert_array_equal(result.dcrModel[k].array, before[k].array)
+
+
+# ------------------------------------------------------------------------------------------
+# an output never replaces an input
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["template", "diff"])
+def test_the_output_is_never_an_input(field, tmp_path, capsys, command):
+    science = tmp_path / "science.fits"
+    shutil.copyfile(field.test, science)
+    link = tmp_path / "link.fits"
+    link.symlink_to(science)
+    model = tmp_path / "model"
+    shutil.copytree(field.model, model)
+    before = {p: p.read_bytes() for p in [science, *model.iterdir()]}
+    for out, pattern in ((science, "is the input .*science.fits itself"),
+                         (link, "is the input .*science.fits itself"),
+                         (model / "dcrCoadd_1.fits", "is inside the input folder .*model")):
+        code, err = _run(capsys, command, model, science, "--out", out, "--overwrite")
+        _oneLine(code, err, rf"the output .* {pattern}; write the output elsewhere")
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_diff_never_writes_its_detections_over_its_exposure(field, tmp_path, capsys):
+    science = tmp_path / "sci.json"  # an exposure file under an odd name
+    shutil.copyfile(field.test, science)
+    code, err = _run(capsys, "diff", field.model, science, "--out", tmp_path / "sci.fits",
+                     "--overwrite")
+    _oneLine(code, err, r"the output .*sci.json is the input .*sci.json itself")
+    assert science.read_bytes() == field.test.read_bytes()
+
+
+def test_template_to_a_folder_says_it_is_a_folder(field, tmp_path, capsys):
+    code, err = _run(capsys, "template", field.model, field.test, "--out", tmp_path,
+                     "--overwrite")
+    _oneLine(code, err, rf"{tmp_path} is a folder; give a file name ending in .fits")

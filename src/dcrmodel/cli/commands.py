@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .._validate import refuseFolders
+from .._validate import refuseFolders, refuseOverwritingInputs
 from ..assemble import SOLVERS, DcrAssembleConfig, assembleFromFiles, resolveGrid
 from ..diffim import (
     checkDifferenceOutput,
@@ -66,6 +66,9 @@ def _bar(args: argparse.Namespace, label: str) -> Any:
 
 
 def _refuseExisting(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise DcrOutputError(f"{path} is a folder; give a file name ending in .fits",
+                             path=str(path))
     if path.exists() and not overwrite:
         raise DcrOutputError(f"{path} exists; pass --overwrite to replace it", path=str(path))
 
@@ -251,6 +254,7 @@ def _readModels(args: argparse.Namespace) -> Any:
 def _runTemplate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
+    refuseOverwritingInputs(out, [*args.models, args.exposure])
     _refuseExisting(out, args.overwrite)
     model = _readModels(args)
     exposure = readExposure(args.exposure)
@@ -287,6 +291,8 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def _runDiff(args: argparse.Namespace) -> int:
 
+    for output in (Path(args.out), Path(args.out).with_suffix(".json")):
+        refuseOverwritingInputs(output, [*args.models, args.exposure])
     out, catalogue = checkDifferenceOutput(args.out, args.overwrite)
     model = _readModels(args)
     exposure = readExposure(args.exposure)
