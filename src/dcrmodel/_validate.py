@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DcrConfigError, DcrTypeError, DcrValueError
+from .errors import DcrConfigError, DcrOutputError, DcrTypeError, DcrValueError
 
 __all__ = [
     "asFiniteFloat",
@@ -29,6 +29,7 @@ __all__ = [
     "isNumber",
     "asPathList",
     "refuseFolders",
+    "refuseOverwritingInputs",
     "readTomlFile",
 ]
 
@@ -198,6 +199,46 @@ def refuseFolders(
             f"{folders[0]} is a folder, not {what}{more}; give the file itself",
             folders=folders[:5],
         )
+
+
+def refuseOverwritingInputs(
+    output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]
+) -> None:
+    """Refuse an output that is one of the inputs, or lies inside an input folder.
+
+    With ``--overwrite``, ``dcrmodel template MODEL visit.fits --out visit.fits`` would
+    replace the science exposure with its template, and an output inside a model folder
+    would change the model. Checked before any work, for any spelling of the paths
+    (relative, through links).
+
+    Parameters
+    ----------
+    output : str or os.PathLike
+        The output file.
+    inputs : iterable of str, os.PathLike or None
+        The input files and folders (None entries and missing paths are skipped).
+
+    Raises
+    ------
+    DcrOutputError
+        Naming the output and the input.
+    """
+    out = Path(output)
+    resolved = Path(os.path.realpath(out))
+    for source in inputs:
+        if source is None or not Path(source).exists():
+            continue
+        given = Path(os.path.realpath(source))
+        if resolved == given or (out.exists() and os.path.samefile(out, source)):
+            raise DcrOutputError(
+                f"the output {out} is the input {source} itself; write the output elsewhere",
+                path=str(out),
+            )
+        if given.is_dir() and given in resolved.parents:
+            raise DcrOutputError(
+                f"the output {out} is inside the input folder {source}; write the output "
+                "elsewhere", path=str(out),
+            )
 
 
 def readTomlFile(path: str | os.PathLike, what: str = "configuration file") -> dict[str, Any]:

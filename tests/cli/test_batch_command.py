@@ -125,7 +125,7 @@ def test_existing_outputs_need_overwrite(field, tmp_path, capsys):
     out.mkdir()
     (out / f"{visits[1].stem}.json").write_text("{}")
     _refused(["diff", model, *visits, "--out-dir", out], capsys,
-             f"{visits[1].stem}.json exists; pass --overwrite")
+             f"{visits[1].stem}.json exists without its difference image")
     assert sorted(p.name for p in out.iterdir()) == [f"{visits[1].stem}.json"]
     assert _run(["diff", model, *visits, "--out-dir", out, "--overwrite"]) == 0
     assert json.loads((out / f"{visits[1].stem}.json").read_text())["exposure"] == str(visits[1])

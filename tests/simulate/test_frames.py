@@ -347,12 +347,14 @@ _HASHES = {
     "visits/visit_01004.fits": "4309915cc9d3f058393e66945a0b46ab25d36008906ab08d91e8a0c05616b07d",
     "truth/visit_01004_static.fits":
         "2f22977230d8194e22db8f6611cf4aef1247726b244c4bb78c53ef33c5ae2125",
+    # Model files carry the model's identity (the card DCR-RUN) since the safety work;
+    # without that card their bytes are the ones recorded before it.
     "truth/model/dcrCoadd_0.fits":
-        "bab52c449549c45bfac31b7bde42b3141650d9ecf9ab22fecc85cec8723899da",
+        "59ee0642b7058135bf9ce4154b7df908bb60f87c7e07e1f7ec6296663d602808",
     "truth/model/dcrCoadd_1.fits":
-        "955d0f6e5c8770d9042c1c6998885cfdebf967d44232ea9b6b2e23755b49522c",
+        "c6052fedce988b3612b5db6c1d5db923cea4500264292918ca6b5ceb1a5d3bd8",
     "truth/model/dcrCoadd_2.fits":
-        "61c9c0218e860b260c75d2e0b5a98cc05f04bd81f78d3d86beafe3f6eb39325e",
+        "55f3c4c582b0d666fc3b4adda84af7fd5eeb785a523de3da04ca2b4d30ee15c9",
     "coadd.fits": "3d5902d2c35d0ba4705a71ddaf6506a674979078408d04b69d14d376f85d4a43",
     # The manifest without its elapsed time, keys sorted.
     "manifest.json": "5e3a39f68f5914a1603f7795f74b90c87a7a0e820a888bb0cc45fb39dc478178",

@@ -14,6 +14,7 @@ from .direct import (
     solveDirectFromShifts,
     visitWeights,
 )
+from .inputs import refuseDuplicateFiles
 from .iterative import calculateGain
 from .output import (
     NIMAGE_NAME,
@@ -45,6 +46,7 @@ from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
 from .workspace import ArrayPool
 
 __all__ = [
+    "refuseDuplicateFiles",
     "DcrAssembleConfig",
     "SOLVERS",
     "GRID_SOURCES",

@@ -46,9 +46,13 @@ from ..image import (
     MaskedImage,
     Psf,
     StatisticsControl,
+    checkSameBand,
+    checkUsablePixels,
+    pixelDigest,
 )
 from ..physics import calculateDcr, zenithDirections, zenithDirectionsOfVisits
 from ..psf import estimatePsf
+from ..warp import boxesOverlap
 from .config import DcrAssembleConfig
 
 __all__ = [
@@ -56,6 +60,8 @@ __all__ = [
     "VisitInput",
     "PreparedRun",
     "openInputs",
+    "refuseDuplicateVisits",
+    "refuseDuplicateFiles",
     "loadCoadd",
     "checkBadMaskPlanes",
     "checkMetadata",
@@ -336,7 +342,11 @@ def checkMetadata(inp: VisitInput, needAirmass: bool) -> None:
 
 
 def bandOf(config: DcrAssembleConfig, inputs: list[VisitInput], coadd: Exposure | None) -> Filter:
-    """Return the band: the configuration's override, else the coadd's or inputs' filter."""
+    """Return the band: the configuration's override, else the coadd's or inputs' filter.
+
+    Visits of several bands, or a coadd of another band than the visits', are refused
+    (`dcrmodel.image.checkSameBand`).
+    """
     filters = [inp.filter for inp in inputs if inp.filter is not None]
     # Physical filter names such as 'g_6' name the band before the underscore.
     names = sorted({f.bandName.split("_")[0] for f in filters})
@@ -346,6 +356,9 @@ def bandOf(config: DcrAssembleConfig, inputs: list[VisitInput], coadd: Exposure 
             "from exposures of one band",
             bands=names,
         )
+    if coadd is not None and names:
+        checkSameBand(filters[0], coadd.filter, "the visits", "the coadd",
+                      "give the plain coadd of the visits' band")
     if config.effectiveWavelength is not None:
         name = names[0] if names else (coadd.filter.bandName if coadd and coadd.filter else "")
         return Filter(name or "custom", config.effectiveWavelength, config.bandwidth)
@@ -367,17 +380,11 @@ def goodPixels(exposure: Exposure, badPlanes: StatisticsControl) -> np.ndarray:
 
 
 def checkFinite(inp: VisitInput, exposure: Exposure, good: np.ndarray) -> None:
-    """Raise DcrValueError if a good pixel of ``exposure`` is not finite or has no variance."""
-    image = exposure.image.array
-    variance = exposure.variance.array
-    badValues = good & ~(np.isfinite(image) & np.isfinite(variance) & (variance > 0))
-    if badValues.any():
-        raise DcrValueError(
-            f"{inp.name} has {int(badValues.sum())} unmasked pixels with a non-finite value "
-            "or a variance that is not positive; flag them in a bad mask plane (BAD or "
-            "NO_DATA) or fix the variance plane",
-            visit=inp.name,
-        )
+    """Raise DcrValueError if a good pixel of ``exposure`` is not finite or has no variance.
+
+    The check every input exposure gets (`dcrmodel.image.checkUsablePixels`).
+    """
+    checkUsablePixels(exposure.image.array, exposure.variance.array, good, inp.name)
 
 
 @dataclasses.dataclass
@@ -475,7 +482,131 @@ def openInputs(exposures: Any, numSubfilters: int) -> list[VisitInput]:
             nVisits=len(sources),
             dcrNumSubfilters=n,
         )
-    return [VisitInput(source, i) for i, source in enumerate(sources)]
+    inputs = [VisitInput(source, i) for i, source in enumerate(sources)]
+    refuseDuplicateVisits(inputs)
+    return inputs
+
+
+def _sameFileKey(path: Path) -> tuple[int, int] | str:
+    """One key for every name of one file (relative, through a link, a hard link)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return os.path.realpath(path)
+    return (stat.st_dev, stat.st_ino)
+
+
+def _contentKey(inp: VisitInput) -> tuple[Any, ...] | None:
+    """Return the cheap part of a visit's identity: date, exposure time, box (None: no date)."""
+    info = inp.visitInfo
+    date = getattr(info, "date", None)
+    if date is None:
+        return None  # checkMetadata refuses it
+    return (str(getattr(date, "isot", date)), getattr(info, "exposureTime", None), inp.bbox)
+
+
+def _sameDate(first: VisitInput, second: VisitInput) -> bool:
+    """Whether two visits were taken at one time (or either has no date)."""
+    one = getattr(first.visitInfo, "date", None)
+    other = getattr(second.visitInfo, "date", None)
+    if one is None or other is None:
+        return True
+    return str(getattr(one, "isot", one)) == str(getattr(other, "isot", other))
+
+
+def _sameSky(first: VisitInput, second: VisitInput) -> bool:
+    """Whether two visits' boxes see a common part of the sky (without WCSs: one box)."""
+    if first.wcs is None or second.wcs is None:
+        return first.bbox == second.bbox
+    try:
+        return boxesOverlap(first.wcs, first.bbox, second.wcs, second.bbox)
+    except (DcrError, ValueError, ArithmeticError):
+        return first.bbox == second.bbox
+
+
+def _digest(inp: VisitInput) -> str:
+    if inp.exposure is not None:
+        return pixelDigest(inp.exposure.image.array)
+    return inp.file.imageDigest()
+
+
+def refuseDuplicateVisits(inputs: list[VisitInput]) -> None:
+    """Refuse a visit given twice, before any work: it would count as two visits.
+
+    Two inputs are one visit when they are one file (under any name: relative, through a
+    link) or one in-memory exposure, when they carry one visit id and date and see a
+    common part of the sky (two processings of one visit; the detectors of one visit
+    share its id but never the sky), or when they share
+    their date, exposure time, box and sky and their IMAGE planes are identical (a copy of
+    a file; only such pairs are read, and only their IMAGE planes).
+
+    Parameters
+    ----------
+    inputs : list of `VisitInput`
+        The opened visits.
+
+    Raises
+    ------
+    DcrValueError
+        Naming both inputs and how they are one visit.
+    """
+    seen: dict[Any, VisitInput] = {}
+    byVisitId: dict[int, list[VisitInput]] = {}
+    candidates: dict[tuple[Any, ...], list[VisitInput]] = {}
+    for inp in inputs:
+        if inp.path is not None:
+            key: Any = ("file", _sameFileKey(inp.path))
+            how = "are the same file"
+        else:
+            key, how = ("exposure", id(inp.exposure)), "are the same exposure object"
+        if key in seen:
+            _duplicate(seen[key], inp, how)
+        seen[key] = inp
+        visitId = getattr(inp.visitInfo, "id", None)
+        if visitId is not None:
+            # the detectors of one visit share its id, but never see the same sky
+            for other in byVisitId.get(int(visitId), []):
+                if _sameDate(other, inp) and _sameSky(other, inp):
+                    _duplicate(other, inp, f"have the same visit id {visitId}, date and sky")
+            byVisitId.setdefault(int(visitId), []).append(inp)
+        contentKey = _contentKey(inp)
+        if contentKey is not None:
+            candidates.setdefault(contentKey, []).append(inp)
+    for group in candidates.values():
+        if len(group) < 2:
+            continue
+        digests: dict[str, list[VisitInput]] = {}
+        for inp in group:
+            same = digests.setdefault(_digest(inp), [])
+            for other in same:
+                if _sameSky(other, inp):
+                    _duplicate(other, inp, "have identical pixels, date and exposure time on "
+                               "the same sky")
+            same.append(inp)
+
+
+def refuseDuplicateFiles(paths: Sequence[str | os.PathLike]) -> None:
+    """Refuse a visit file given twice among ``paths`` (`refuseDuplicateVisits`).
+
+    Only the headers of every file are read, and the IMAGE planes of files that share a
+    date, exposure time and box.
+
+    Raises
+    ------
+    DcrValueError
+        Naming both files.
+    DcrFitsError
+        If a file cannot be read.
+    """
+    refuseDuplicateVisits([VisitInput(path, i) for i, path in enumerate(paths)])
+
+
+def _duplicate(first: VisitInput, second: VisitInput, how: str) -> None:
+    raise DcrValueError(
+        f"{first.name} and {second.name} {how}: one visit given twice would count as two "
+        "independent visits; give each visit once",
+        visits=[first.name, second.name],
+    )
 
 
 def loadCoadd(coadd: Any) -> Exposure:

@@ -47,6 +47,9 @@ def _bar(args: argparse.Namespace, label: str) -> Any:
 
 
 def _refuseExisting(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise DcrOutputError(f"{path} is a folder; give a file name ending in .fits",
+                             path=str(path))
     if path.exists() and not overwrite:
         raise DcrOutputError(f"{path} exists; pass --overwrite to replace it", path=str(path))
 

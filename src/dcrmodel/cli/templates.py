@@ -25,7 +25,6 @@ Their arguments are declared in `dcrmodel.cli.parser` (``_addTemplate``, ``_addD
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time
@@ -33,9 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._validate import refuseFolders
-from ..atomic import atomicPath
-from ..diffim import makeDifference, templateForExposure
+from .._validate import refuseFolders, refuseOverwritingInputs
+from ..diffim import (
+    checkDifferenceOutput,
+    detectionsPath,
+    makeDifference,
+    templateForExposure,
+    writeDifference,
+)
 from ..errors import DcrMetadataError, DcrOutputError, DcrValueError
 from ..fits import ExposureFile, readDcrModel, readExposure, writeExposure
 from ..model import checkModelsCompatible
@@ -48,6 +52,9 @@ _log = logging.getLogger(__name__)
 
 
 def _refuseExisting(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise DcrOutputError(f"{path} is a folder; give a file name ending in .fits",
+                             path=str(path))
     if path.exists() and not overwrite:
         raise DcrOutputError(f"{path} exists; pass --overwrite to replace it", path=str(path))
 
@@ -85,6 +92,7 @@ def _runTemplate(args: argparse.Namespace) -> int:
     if getattr(args, "out_dir", None) is not None:
         return _runBatch(args, _writeTemplate)
     out = Path(args.out)
+    refuseOverwritingInputs(out, [*args.models, args.exposure])
     _refuseExisting(out, args.overwrite)
     started = time.perf_counter()
     model = _readModels(args)
@@ -94,8 +102,8 @@ def _runTemplate(args: argparse.Namespace) -> int:
 
 
 def _catalogueOf(out: Path) -> Path:
-    """Return the detections' file beside a difference: its name with ``.json``."""
-    return out.with_suffix(".json")
+    """Return the detections' file beside a difference (`dcrmodel.diffim.detectionsPath`)."""
+    return detectionsPath(out)
 
 
 def _writeDiff(args: argparse.Namespace, model: Any, exposurePath: str, out: Path) -> None:
@@ -107,11 +115,9 @@ def _writeDiff(args: argparse.Namespace, model: Any, exposurePath: str, out: Pat
     result = makeDifference(model, exposure, threshold=args.threshold, matchTo=args.matchTo,
                             **_templateOptions(args))
     made = time.perf_counter()
-    writeExposure(result.difference, out)
     paths = [str(path) for path in args.models]
-    with atomicPath(catalogue) as tmp:
-        tmp.write_text(json.dumps({"exposure": str(exposurePath), "model": paths[0],
-                                   "models": paths, **result.toDict()}, indent=1))
+    writeDifference(result.difference, {"exposure": str(exposurePath), "model": paths[0],
+                                        "models": paths, **result.toDict()}, out)
     _log.info("%s: read in %.3f s, difference in %.3f s, written in %.3f s", exposurePath,
               read - started, made - read, time.perf_counter() - made)
     if not getattr(args, "quiet", False):
@@ -123,10 +129,9 @@ def _writeDiff(args: argparse.Namespace, model: Any, exposurePath: str, out: Pat
 def _runDiff(args: argparse.Namespace) -> int:
     if getattr(args, "out_dir", None) is not None:
         return _runBatch(args, _writeDiff)
-    out = Path(args.out)
-    catalogue = _catalogueOf(out)
-    _refuseExisting(out, args.overwrite)
-    _refuseExisting(catalogue, args.overwrite)
+    for output in (Path(args.out), _catalogueOf(Path(args.out))):
+        refuseOverwritingInputs(output, [*args.models, args.exposure])
+    out, _ = checkDifferenceOutput(args.out, args.overwrite)
     started = time.perf_counter()
     model = _readModels(args)
     _log.info("models read in %.3f s", time.perf_counter() - started)
@@ -186,7 +191,11 @@ def _batchOutputs(
             if target.resolve() in inputs:
                 raise DcrOutputError(f"{target} is an input exposure; write to another folder",
                                      path=str(target))
-            _refuseExisting(target, overwrite)
+            refuseOverwritingInputs(target, [*models, *exposures])
+        if diff:
+            checkDifferenceOutput(out, overwrite)
+        else:
+            _refuseExisting(out, overwrite)
         outputs.append(out)
     return outputs
 

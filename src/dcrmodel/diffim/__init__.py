@@ -30,8 +30,20 @@ from .metrics import (
     subtractTemplate,
     templateResidual,
 )
+from .output import (
+    DIFFERENCE_ID_KEY,
+    checkDifferenceOutput,
+    detectionsPath,
+    readDifference,
+    writeDifference,
+)
 
 __all__ = [
+    "DIFFERENCE_ID_KEY",
+    "checkDifferenceOutput",
+    "detectionsPath",
+    "readDifference",
+    "writeDifference",
     "cropToModel",
     "AUTO_MISSING_FRACTION",
     "MATCH_TO_MODES",

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
+from .._validate import isNumber
 from ..errors import (
     DcrMetadataError,
     DcrPsfWarning,
@@ -41,11 +42,21 @@ from ..errors import (
     DcrValueError,
 )
 from ..fourier import cropFromPadded, fillBadPixels, paddedShape, padToShape
-from ..image import BAD_MASK_PLANES, Exposure, Image, Mask, MaskedImage, Psf
+from ..image import (
+    BAD_MASK_PLANES,
+    Exposure,
+    Image,
+    Mask,
+    MaskedImage,
+    Psf,
+    checkSameBand,
+    checkUsablePixels,
+)
 from ..model import (
     DEFAULT_PSF_DAMPING,
     DEFAULT_PSF_MAX_GAIN,
     LOW_COVERAGE_PLANE,
+    DcrModel,
     buildMatchedExposureFromModels,
     checkModelsCompatible,
     onModelGrid,
@@ -315,6 +326,7 @@ def convolveToPsf(
     effective wavelength only; across the band the convolved PSF differs from the target
     by the science PSF's chromatic change.
     """
+    _checkExposure(science, "science")
     sciencePsf = _sciencePsf(science.psf)
     _checkPsf(targetPsf, "the target", "give a dcrmodel.image.Psf")
     shape = science.image.array.shape
@@ -413,8 +425,16 @@ def noiseCorrelationFactor(kernel: np.ndarray, detectionKernel: np.ndarray) -> f
     """
     from scipy.signal import fftconvolve
 
-    k = np.asarray(kernel, dtype=float)
-    d = np.asarray(detectionKernel, dtype=float)
+    try:
+        k = np.asarray(kernel, dtype=float)
+        d = np.asarray(detectionKernel, dtype=float)
+    except (TypeError, ValueError):
+        raise DcrTypeError("kernel and detectionKernel must be 2-d arrays of numbers",
+                           kernel=type(kernel).__name__,
+                           detectionKernel=type(detectionKernel).__name__) from None
+    if k.ndim != 2 or d.ndim != 2:
+        raise DcrShapeError("kernel and detectionKernel must be 2-d arrays",
+                            kernel=k.shape, detectionKernel=d.shape)
     d = d / d.sum()
     independent = float(np.sum(k * k) * np.sum(d * d))
     if not independent > 0:
@@ -442,6 +462,8 @@ def cropToModel(model: Any, exposure: Exposure) -> Exposure:
     DcrShapeError
         If the exposure does not overlap the model.
     """
+    _checkExposure(exposure)
+    _asModels(model)
     box = exposure.bbox.intersection(model.bbox)
     if box.isEmpty():
         raise DcrShapeError(
@@ -455,7 +477,34 @@ def _asModels(model: Any) -> list[Any]:
     """One model (any object with the `DcrModel` API) or a list/tuple of `DcrModel`."""
     if isinstance(model, (list, tuple)):
         return checkModelsCompatible(model)
+    if not isinstance(model, DcrModel) and not callable(getattr(model, "buildMatchedExposure",
+                                                                None)):
+        raise DcrTypeError(
+            "model must be a DcrModel (see dcrmodel.readDcrModel) or a list of them",
+            model=type(model).__name__,
+        )
     return [model]
+
+
+def _checkExposure(exposure: Any, name: str = "exposure") -> Exposure:
+    if not isinstance(exposure, Exposure):
+        raise DcrTypeError(f"{name} must be a dcrmodel Exposure (see dcrmodel.readExposure)",
+                           type=type(exposure).__name__)
+    return exposure
+
+
+def _checkScience(models: list[Any], exposure: Exposure) -> None:
+    """Check the science exposure as the assembly checks its visits, before any work.
+
+    Its band must be the models' (`dcrmodel.image.checkSameBand`), and its unmasked
+    pixels finite with a positive variance (`dcrmodel.image.checkUsablePixels`): a
+    variance of 0 or below would make a false detection of any residual.
+    """
+    checkSameBand(exposure.filter, getattr(models[0], "filter", None), "the exposure",
+                  "the DCR model",
+                  "give an exposure of the model's band, or the model of the exposure's")
+    checkUsablePixels(exposure.image.array, exposure.variance.array,
+                      ~exposure.mask.getBadPixels(), "the science exposure")
 
 
 def _onModelGrid(models: list[Any], exposure: Exposure) -> bool:
@@ -495,12 +544,18 @@ def templateForExposure(
 
     Raises
     ------
+    DcrTypeError
+        If ``model`` is not a `DcrModel` (or a list of them) or ``exposure`` not an
+        `Exposure`.
     DcrShapeError
         If one model on the exposure's grid does not overlap it.
     DcrValueError
-        If no model overlaps the exposure on the sky, or the models do not belong together.
+        If no model overlaps the exposure on the sky, or the models do not belong together;
+        if the exposure is of another band than the model's, or has unmasked pixels that
+        are not finite or whose variance is not positive.
     """
     models = _asModels(model)
+    _checkScience(models, _checkExposure(exposure))
     if _onModelGrid(models, exposure):
         science = cropToModel(models[0], exposure)
         return science, models[0].buildMatchedExposure(exposure=science, **templateOptions)
@@ -618,13 +673,17 @@ def makeDifference(
     Raises
     ------
     DcrTypeError
-        If ``exposure`` is not an `Exposure`.
+        If ``model`` is not a `DcrModel` (or a list of them) or ``exposure`` not an
+        `Exposure`.
     DcrShapeError
         If the exposure does not overlap the model (on its grid).
     DcrValueError
         For a threshold that is not a positive number, an unknown ``matchTo``, or
         ``matchPsf`` given with ``matchTo="science"``; for models of different bands or
-        subfilter counts, or none overlapping the exposure on the sky.
+        subfilter counts, or none overlapping the exposure on the sky; for an exposure of
+        another band than the model's, or with unmasked pixels that are not finite or
+        whose variance is not positive (checked before any work, as the assembly checks
+        its visits).
     DcrMetadataError
         With ``matchTo="science"``, if the science exposure or the model has no PSF.
 
@@ -644,17 +703,16 @@ def makeDifference(
     for white science noise (the template's own correlated noise is not tracked, in either
     mode).
     """
-    if not isinstance(exposure, Exposure):
-        raise DcrTypeError("exposure must be a dcrmodel Exposure (see dcrmodel.readExposure)",
-                           type=type(exposure).__name__)
-    if not (isinstance(threshold, int | float) and np.isfinite(threshold) and threshold > 0):
+    models = _asModels(model)
+    _checkExposure(exposure)
+    if not (isNumber(threshold) and np.isfinite(threshold) and threshold > 0):
         raise DcrValueError("threshold must be a positive number of sigma", threshold=threshold)
     if not isinstance(matchTo, str) or matchTo not in MATCH_TO_MODES:
         raise DcrValueError(
             f"matchTo must be one of {', '.join(repr(m) for m in MATCH_TO_MODES)}",
             matchTo=matchTo,
         )
-    models = _asModels(model)
+    _checkScience(models, exposure)
     onGrid = _onModelGrid(models, exposure)
     sciencePsf = templateOptions.get("psf")
     if sciencePsf is None:

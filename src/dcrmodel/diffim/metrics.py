@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .._validate import asInt, isNumber
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
 from ..fits import readExposure
 from ..image import Box, Exposure, GaussianPsf, Image, Mask, MaskedImage
@@ -103,14 +104,22 @@ class Detection:
 
 def _asArray(value: Any, name: str) -> np.ndarray:
     array = getattr(value, "array", value)
-    array = np.asarray(array, dtype=np.float64)
+    try:
+        array = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DcrTypeError(f"{name} must be a 2-d array of numbers or a dcrmodel Image",
+                           **{name: type(value).__name__}) from None
     if array.ndim != 2:
         raise DcrShapeError(f"{name} must be a 2-d image", shape=array.shape)
     return array
 
 
 def _checkKernel(kernel: Any) -> np.ndarray:
-    k = np.asarray(kernel, dtype=np.float64)
+    try:
+        k = np.asarray(kernel, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DcrTypeError("the PSF kernel must be a 2-d array of numbers",
+                           kernel=type(kernel).__name__) from None
     if k.ndim != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
         raise DcrValueError("the PSF kernel must be a 2-d array with odd sides", shape=k.shape)
     if not np.all(np.isfinite(k)) or not k.sum() > 0.0:
@@ -213,7 +222,7 @@ def detectSources(
     DcrValueError
         For a threshold <= 0, an unknown polarity or a bad kernel.
     """
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
+    if not (isNumber(threshold) and math.isfinite(threshold) and threshold > 0):
         raise DcrValueError("threshold must be a positive number of sigma", threshold=threshold)
     if polarity not in ("positive", "negative", "both"):
         raise DcrValueError("polarity must be 'positive', 'negative' or 'both'",
@@ -285,6 +294,8 @@ def _kernelFwhm(kernel: np.ndarray) -> float:
 
 def footprintMask(footprints: np.ndarray, grow: int) -> np.ndarray:
     """Grow boolean footprints by ``grow`` pixels with a disc (for ``DETECTED`` planes)."""
+    grow = asInt(grow, "grow")
+    footprints = _asArray(footprints, "footprints") != 0
     if grow <= 0:
         return np.asarray(footprints, dtype=bool)
     r = int(grow)
@@ -365,6 +376,9 @@ def _common(*planes: _Plane) -> list[_Plane]:
 
 
 def _catalogueEntries(catalogue: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    if isinstance(catalogue, str | bytes | Mapping) or not isinstance(catalogue, Iterable):
+        raise DcrTypeError("the catalogue must be a list of mappings with 'x' and 'y' (parent "
+                           "pixels)", catalogue=type(catalogue).__name__)
     entries = list(catalogue)
     for i, entry in enumerate(entries):
         if not isinstance(entry, Mapping) or "x" not in entry or "y" not in entry:
@@ -847,6 +861,9 @@ def evaluateVisit(
     -------
     dict of str to TemplateEvaluation
     """
+    if not callable(getattr(manifest, "visit", None)):
+        raise DcrTypeError("manifest must be a simulation manifest "
+                           "(dcrmodel.simulate.loadManifest)", manifest=type(manifest).__name__)
     visit = manifest.visit(visitId)
     science = readExposure(manifest.path(visit["file"]))
     truth = readExposure(manifest.path(visit["truthStatic"]))
@@ -872,6 +889,8 @@ def improvement(candidate: TemplateEvaluation, baseline: TemplateEvaluation) -> 
         candidate's (``inf`` when the candidate has none and the baseline some, NaN when
         neither has any); ``recoveredFraction`` of the candidate.
     """
+    _requireType(candidate, TemplateEvaluation, "candidate")
+    _requireType(baseline, TemplateEvaluation, "baseline")
     res = baseline.residual.relativeResidual / candidate.residual.relativeResidual \
         if candidate.residual.relativeResidual > 0 else math.inf
     a, b = baseline.difference.numFalse, candidate.difference.numFalse

@@ -35,8 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._validate import readTomlFile
-from ..assemble import DcrAssembleConfig, checkOutputFolder, resolveGrid
+from .._validate import readTomlFile, refuseFolders
+from ..assemble import DcrAssembleConfig, checkOutputFolder, refuseDuplicateFiles, resolveGrid
 from ..errors import DcrConfigError, DcrError, DcrOutputError, DcrTypeError, DcrValueError
 
 __all__ = ["Patch", "PatchPlan", "loadPlan"]
@@ -178,6 +178,11 @@ class PatchPlan:
                 raise DcrValueError(
                     f"patch {patch.name!r} has no visit; list its visit files", patch=patch.name
                 )
+            try:
+                refuseFolders([*patch.visits, patch.coadd], "an exposure file")
+            except DcrValueError as exc:
+                raise DcrValueError(f"patch {patch.name!r}: {exc.message}",
+                                    **exc.values) from None
             seen: set[Path] = set()
             for path in patch.visits:
                 if path in seen:
@@ -195,6 +200,8 @@ class PatchPlan:
                 f"{len(missing)} file(s) of the plan do not exist: {shown}",
                 nMissing=len(missing),
             )
+        for patch in self.patches:
+            _refuseDuplicateVisits(patch)
         for patch in self.patches:
             try:
                 resolveGrid(patch.grid)
@@ -407,3 +414,19 @@ def asPatchPlan(plan: Any, overwrite: bool) -> PatchPlan:
         "plan must be a PatchPlan, the path of a plan file or a mapping in its format",
         plan=type(plan).__name__,
     )
+
+
+def _refuseDuplicateVisits(patch: Patch) -> None:
+    """Refuse a patch that lists one visit twice under two names (a copy, one visit id).
+
+    Only the visits' headers are read (and the IMAGE planes of files sharing a date and
+    exposure time); a file that cannot be read is left for the patch's run to report.
+    """
+    try:
+        refuseDuplicateFiles(patch.visits)
+    except DcrValueError as exc:
+        if "visits" not in exc.values:
+            return
+        raise DcrValueError(f"patch {patch.name!r}: {exc.message}", **exc.values) from None
+    except (DcrError, OSError):
+        return

@@ -61,7 +61,17 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS
 
 from ..errors import DcrError, DcrFitsError, DcrTypeError, DcrWarning, externalStacklevel
-from ..image import DEFAULT_MASK_PLANES, Box, Exposure, Filter, Image, Mask, MaskedImage, Psf
+from ..image import (
+    DEFAULT_MASK_PLANES,
+    Box,
+    Exposure,
+    Filter,
+    Image,
+    Mask,
+    MaskedImage,
+    Psf,
+    pixelDigest,
+)
 from .headers import (
     CALIB_KEYS,
     FILTER_KEYS,
@@ -510,6 +520,9 @@ def readExposure(path: str | os.PathLike, bbox: Box | None = None) -> Exposure:
             "bbox must be a dcrmodel Box in parent pixel coordinates, or None",
             bbox=bbox,
         )
+    if not isinstance(path, str | os.PathLike):
+        raise DcrTypeError("path must be the path of an exposure file (str or os.PathLike)",
+                           path=type(path).__name__)
     source = Path(os.fspath(path))
     hduList, indices = openFits(source)
     with hduList, _damageIsAnError(source):
@@ -667,6 +680,9 @@ class ExposureFile:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise DcrTypeError("path must be the path of an exposure file (str or os.PathLike)",
+                               path=type(path).__name__)
         self.path = Path(os.fspath(path))
         hduList, indices = openFits(self.path)
         with hduList, _damageIsAnError(self.path):
@@ -758,6 +774,25 @@ class ExposureFile:
             photoCalib=info.photoCalib,
             metadata=metadata,
         )
+
+    def imageDigest(self) -> str:
+        """Return `dcrmodel.image.pixelDigest` of the file's IMAGE plane.
+
+        Reads the IMAGE plane only (memory-mapped where the file allows), to tell a copy
+        of a visit from another visit.
+        """
+        if self._layouts is None or not self._unchanged():
+            return pixelDigest(self.read().image.array)
+        offset, dtype, shape = self._layouts["IMAGE"]
+        try:
+            mapped = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+            return pixelDigest(mapped)
+        except (OSError, ValueError) as error:
+            raise DcrFitsError(
+                f"{self.path.name}: the pixels cannot be read ({error}); the file is "
+                f"truncated or corrupt",
+                path=str(self.path),
+            ) from None
 
     def _unchanged(self) -> bool:
         try:

@@ -34,14 +34,14 @@ from ..errors import (
     DcrWarning,
 )
 from ..image import Box, Exposure, Filter, MaskedImage
-from ..model import DcrModel
+from ..model import RUN_ID_KEY, DcrModel, modelIdentity, oddRunIdentity
 from ..physics import wavelengthGenerator
 from . import exposure as reader
 from .headers import headerFloat, headerInt, headerStr, setKey
 from .writing import exposureToHduList
 
 if TYPE_CHECKING:
-    from ..model import DcrModel
+    from ..model import RUN_ID_KEY, DcrModel, modelIdentity, oddRunIdentity
 
 __all__ = [
     "writeDcrModel",
@@ -102,7 +102,11 @@ def writeDcrModel(
         ``0..N-1``: subfilter ``k``'s image with the model's shared mask and variance, WCS,
         PSF, filter and photometric calibration, and in HDU 0 ``DCR-SUBF`` (``k``),
         ``DCR-NSUB`` (``N``) and, when the model has a filter, ``DCR-WMIN``/``DCR-WMAX``
-        (the subfilter's wavelength range, nm). The directory is built beside ``path`` and
+        (the subfilter's wavelength range, nm), and ``DCR-RUN``: the model's identity
+        (`dcrmodel.model.modelIdentity`, a digest of its planes), the same in all its
+        subfilter files, which readers check, so that a subfilter file of another run is
+        never taken for one of this model. The
+        directory is built beside ``path`` and
         renamed into place; an existing model directory at ``path`` is replaced only once
         the new one is complete.
     datasetType : `str`, optional
@@ -150,6 +154,7 @@ def writeDcrModel(
                 filterInfo.effectiveWavelength, filterInfo.bandwidth, numSubfilters
             )
         )
+    runId = modelIdentity(model)
     hduLists = []
     for k, modelImage in enumerate(model.modelImages):
         exposure = Exposure(
@@ -165,6 +170,7 @@ def writeDcrModel(
         if ranges is not None:
             setKey(extra, "DCR-WMIN", ranges[k][0], "[nm] subfilter start wavelength")
             setKey(extra, "DCR-WMAX", ranges[k][1], "[nm] subfilter end wavelength")
+        setKey(extra, RUN_ID_KEY, runId, "model identity (digest)")
         hduLists.append(exposureToHduList(exposure, extra))
     with atomicDirectory(target) as tmp:
         for k, hduList in enumerate(hduLists):
@@ -485,8 +491,10 @@ def readDcrModel(
         killed while replacing it left hidden beside the path).
     DcrFitsError
         If a subfilter file is missing, unreadable or inconsistent (``DCR-SUBF``,
-        ``DCR-NSUB``, or ``DCR-WMIN``/``DCR-WMAX`` that disagree with the filter), or the
-        directory holds subfilters beyond ``DCR-NSUB``.
+        ``DCR-NSUB``, or ``DCR-WMIN``/``DCR-WMAX`` that disagree with the filter), is of
+        another run than the others (``DCR-RUN``; a model none of whose files has one,
+        written before run identities, is read), or the directory holds subfilters beyond
+        ``DCR-NSUB``.
     """
     directory = Path(os.fspath(path))
     if not directory.exists():
@@ -507,6 +515,7 @@ def readDcrModel(
             f"it mixes two models, rewrite it with writeDcrModel",
             path=str(directory),
         )
+    _checkRunIdentity(dataRef, datasetType, numSubfilters)
     model = DcrModel.fromDataRef(
         dataRef, datasetType=datasetType, numSubfilters=numSubfilters, bbox=bbox
     )
@@ -517,6 +526,19 @@ def readDcrModel(
                                      numSubfilters)),
         )
     return model
+
+
+def _checkRunIdentity(dataRef: DcrModelDataRef, datasetType: str, numSubfilters: int) -> None:
+    """Refuse a model folder whose subfilter files are not all of one run (headers only)."""
+    files = [dataRef._file(datasetType, k) for k in range(numSubfilters)]
+    identities = [dataRef._header(file).get(RUN_ID_KEY) for file in files]
+    odd = oddRunIdentity(identities)
+    if odd is not None:
+        raise DcrFitsError(
+            f"{files[odd[0]].name} {odd[1]}: the model folder {dataRef.path} mixes files of "
+            "different runs; write the model again (or copy every file from one run)",
+            path=str(files[odd[0]]), key=RUN_ID_KEY,
+        )
 
 
 def _checkSubfilterRanges(

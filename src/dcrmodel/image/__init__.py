@@ -6,6 +6,12 @@ Nothing here knows about differential chromatic refraction.
 from .calibration import (
     PhotoCalib,
 )
+from .checks import (
+    bandKey,
+    checkSameBand,
+    checkUsablePixels,
+    pixelDigest,
+)
 from .exposure import (
     Exposure,
 )
@@ -53,4 +59,8 @@ __all__ = [
     "GaussianPsf",
     "ImagePsf",
     "StatisticsControl",
+    "checkUsablePixels",
+    "pixelDigest",
+    "bandKey",
+    "checkSameBand",
 ]

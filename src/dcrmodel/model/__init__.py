@@ -4,6 +4,11 @@ Also its templates (on the model's grid or warped onto a visit's, from one model
 from several), conditioning and shifts.
 """
 
+from .construction import (
+    RUN_ID_KEY,
+    modelIdentity,
+    oddRunIdentity,
+)
 from .core import (
     DcrModel,
 )
@@ -33,6 +38,9 @@ from .visitgrid import (
 
 __all__ = [
     "DcrModel",
+    "RUN_ID_KEY",
+    "modelIdentity",
+    "oddRunIdentity",
     "ENGINES",
     "PSF_DAMPED_PLANE",
     "DEFAULT_PSF_DAMPING",

@@ -21,7 +21,17 @@ import numpy as np
 from astropy.wcs import WCS
 
 from ..errors import DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
-from ..image import Box, Filter, Image, Mask, PhotoCalib, Psf, StatisticsControl
+from ..image import (
+    Box,
+    Exposure,
+    Filter,
+    Image,
+    Mask,
+    PhotoCalib,
+    Psf,
+    StatisticsControl,
+    checkSameBand,
+)
 
 __all__ = [
     "isInteger",
@@ -44,6 +54,7 @@ __all__ = [
     "checkNewImage",
     "ownPixels",
     "assignedRegion",
+    "checkExposureBand",
 ]
 
 _log = logging.getLogger(__name__)
@@ -738,3 +749,29 @@ def assignedRegion(
             bbox=bbox,
         )
     return region
+
+
+def checkExposureBand(modelFilter: Filter | None, exposure: Any, method: str) -> None:
+    """Refuse an exposure of another band than the model's, before any work.
+
+    A template of the g model for an r exposure would be labelled g and subtract the
+    wrong sky. An exposure or model without a filter (or of no known band,
+    `dcrmodel.image.bandKey`) is not refused.
+
+    Parameters
+    ----------
+    modelFilter : `Filter` or None
+        The model's band.
+    exposure : object
+        The exposure (anything but an `Exposure` is left to the caller's checks).
+    method : str
+        The function called, for the message.
+
+    Raises
+    ------
+    DcrValueError
+        Naming both bands.
+    """
+    if isinstance(exposure, Exposure):
+        checkSameBand(exposure.filter, modelFilter, f"{method}: the exposure", "the DCR model",
+                      "give an exposure of the model's band, or the model of the exposure's")

@@ -13,6 +13,7 @@ arguments and the behaviour in full.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 from astropy.wcs import WCS
 
 from ..errors import DcrMetadataError, DcrShapeError, DcrTypeError, DcrValueError
-from ..image import Exposure, Filter, Image, Mask, MaskedImage, PhotoCalib, Psf
+from ..image import Exposure, Filter, Image, Mask, MaskedImage, PhotoCalib, Psf, pixelDigest
 from ..physics import wavelengthGenerator
 from .checks import (
     CUSTOM_BAND_NAME,
@@ -47,7 +48,15 @@ __all__ = [
     "checkHandleIds",
     "checkSubfilterExposures",
     "bandArgument",
+    "RUN_ID_KEY",
+    "checkRunIdentities",
+    "modelIdentity",
+    "oddRunIdentity",
 ]
+
+#: The header key of a model file that holds the identity of the model it is a subfilter
+#: of (`modelIdentity`: 32 hex digits, the same in every subfilter file of one model).
+RUN_ID_KEY = "DCR-RUN"
 
 
 def modelParts(
@@ -501,7 +510,8 @@ def checkSubfilterExposures(
     Raises
     ------
     DcrMetadataError
-        If an exposure's ``DCR-NSUB`` is not N, its ``DCR-SUBF`` is not its position, or
+        If the exposures' run identities (``DCR-RUN``, `oddRunIdentity`) differ, or an
+        exposure's ``DCR-NSUB`` is not N, its ``DCR-SUBF`` is not its position, or
         its wavelength range is not its subfilter's of the band: the exposures come from
         different models (for example from two runs of a collection chain).
     """
@@ -542,6 +552,84 @@ def checkSubfilterExposures(
                     subfilter=k,
                     key=key,
                 )
+    checkRunIdentities(exposures, source)
+
+
+def checkRunIdentities(exposures: Sequence[Exposure], source: str) -> None:
+    """Refuse subfilter exposures whose model identities (``DCR-RUN``) differ.
+
+    Raises
+    ------
+    DcrMetadataError
+        Naming the odd subfilter (`oddRunIdentity`).
+    """
+    odd = oddRunIdentity([exposure.metadata.get(RUN_ID_KEY) for exposure in exposures])
+    if odd is not None:
+        raise DcrMetadataError(
+            f"{source} of subfilter {odd[0]} {odd[1]}; they do not form one model: take "
+            "every subfilter from one run", subfilter=odd[0], key=RUN_ID_KEY,
+        )
+
+
+def modelIdentity(model: Any) -> str:
+    """Return the identity of a model that every one of its subfilter files carries.
+
+    A digest (BLAKE2b, 32 hex digits) of the model's box, band, subfilter images, mask
+    and variance (`dcrmodel.image.pixelDigest`): two runs give one identity only when
+    they give the same model, so a subfilter file of another run (another model of the
+    same band and box) is told apart, and writing the same model twice gives the same
+    files, byte for byte.
+
+    Parameters
+    ----------
+    model : `dcrmodel.model.DcrModel`
+        The model.
+
+    Returns
+    -------
+    str
+        The identity.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    band = model.filter
+    digest.update(repr((model.bbox, len(model.modelImages), None if band is None else (
+        band.bandName, band.effectiveWavelength, band.bandwidth))).encode())
+    planes = [image.array for image in model.modelImages]
+    planes += [plane.array for plane in (model.mask, model.variance) if plane is not None]
+    for array in planes:
+        digest.update(pixelDigest(array).encode())
+    return digest.hexdigest()
+
+
+def oddRunIdentity(identities: Sequence[Any]) -> tuple[int, str] | None:
+    """Find the subfilter whose run identity (``DCR-RUN``) is not the model's.
+
+    Every subfilter file of one model carries the identity of the run that wrote it.
+    Files written before identities existed carry none: a model none of whose files has
+    one is accepted, a mix of files with and without one is not.
+
+    Parameters
+    ----------
+    identities : sequence of str or None
+        The identity of each subfilter, 0 .. N-1 (None: the file has none).
+
+    Returns
+    -------
+    tuple of (int, str) or None
+        The odd subfilter (the first that differs from the identity most subfilters
+        carry, subfilter 0's on a tie) and what is wrong with it; None if all agree.
+    """
+    values = [None if value is None else str(value) for value in identities]
+    if len(set(values)) <= 1:
+        return None
+    counts = {value: values.count(value) for value in values}
+    usual = max(counts, key=lambda value: (counts[value], value == values[0]))
+    k = next(i for i, value in enumerate(values) if value != usual)
+    if values[k] is None:
+        return k, f"has no run identity ({RUN_ID_KEY}) but the others have {usual}"
+    if usual is None:
+        return k, f"has the run identity {values[k]} ({RUN_ID_KEY}) but the others have none"
+    return k, f"was written by run {values[k]} ({RUN_ID_KEY}) but the others by run {usual}"
 
 
 def bandArgument(

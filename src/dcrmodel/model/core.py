@@ -49,6 +49,7 @@ from ..image import (
 from . import conditioning, visitgrid
 from .checks import (
     assignedRegion,
+    checkExposureBand,
     checkNewImage,
     checkRegion,
     ownPixels,
@@ -58,6 +59,7 @@ from .checks import (
 from .construction import (
     bandArgument,
     checkHandleIds,
+    checkRunIdentities,
     checkSubfilterExposures,
     coaddArguments,
     dataRefGetter,
@@ -268,7 +270,8 @@ class DcrModel:
         DcrShapeError
             If the subfilter exposures do not share one box.
         DcrMetadataError
-            (From a butler) if the exposures do not form one model: see `fromQuantum`.
+            If the exposures carry different model identities (``DCR-RUN``); (from a
+            butler) if they do not form one model: see `fromQuantum`.
         """
         get, n = dataRefGetter(dataRef, datasetType, numSubfilters)
         exposures, fromButler = readSubfilters(get, datasetType, n, kwargs)
@@ -276,6 +279,7 @@ class DcrModel:
         arguments = exposureArguments(exposures, source)
         if fromButler:
             checkSubfilterExposures(exposures, arguments["filterInfo"], source)
+        checkRunIdentities(exposures, source)
         return cls(**arguments)
 
     @classmethod
@@ -608,7 +612,7 @@ class DcrModel:
         DcrValueError, DcrConfigError, DcrTypeError
             For an impossible ``order``, ``splitThreshold``, ``amplifyModel``, ``engine``,
             ``mode``, ``psf`` or ``psfDamping``; a target PSF whose ``alpha`` is outside
-            [-1, 1].
+            [-1, 1]; an exposure of another band than the model's (both named).
 
         Warns
         -----
@@ -648,6 +652,7 @@ class DcrModel:
         visit, and the template is 0 there. A visit on the model's grid takes the path
         described above, unchanged.
         """
+        checkExposureBand(self.filter, exposure, "buildMatchedTemplate")
         return visitgrid.buildMatchedTemplate(
             self, self._templateCache, exposure, order, visitInfo, bbox, wcs, mask,
             splitSubfilters, splitThreshold, amplifyModel, engine=engine, mode=mode, psf=psf,
@@ -717,6 +722,7 @@ class DcrModel:
           the model's carried onto the visit's grid. For several models (patches), see
           `dcrmodel.model.buildMatchedExposureFromModels`.
         """
+        checkExposureBand(self.filter, exposure, "buildMatchedExposure")
         return visitgrid.buildMatchedExposure(
             self, self._templateCache, exposure, visitInfo, bbox, wcs, mask, order,
             splitSubfilters, splitThreshold, engine=engine, mode=mode, psf=psf,

@@ -42,6 +42,7 @@ import numpy as np
 from ..errors import DcrMetadataError, DcrTypeError, DcrValueError
 from ..image import Box, Exposure, Image, Mask, MaskedImage, Psf
 from ..warp import boxesOverlap, mapBox
+from .checks import checkExposureBand
 from .core import DcrModel
 from .templates import DEFAULT_PSF_DAMPING, DEFAULT_PSF_MAX_GAIN
 from .visitgrid import onModelGrid
@@ -292,8 +293,9 @@ def buildMatchedExposureFromModels(
     DcrTypeError
         If ``models`` is not a sequence of `DcrModel` or ``exposure`` not an `Exposure`.
     DcrValueError
-        If the models have different bands or subfilter counts, or none overlaps the
-        exposure (checked before any template is built); else as
+        If the models have different bands or subfilter counts, the exposure is of another
+        band than theirs, or none overlaps the exposure (checked before any template is
+        built); else as
         `DcrModel.buildMatchedExposure`.
     DcrMetadataError
         If the exposure has no WCS or visit info, or a model lacks a filter (or a WCS, for
@@ -308,6 +310,7 @@ def buildMatchedExposureFromModels(
     """
     models = checkModelsCompatible(models)
     exposure = _checkExposure(exposure)
+    checkExposureBand(models[0].filter, exposure, "buildMatchedExposureFromModels")
     covering = overlappingModels(models, exposure)
     if not covering:
         raise DcrValueError(

@@ -44,7 +44,7 @@ from lsst.resources import ResourcePath
 from ..errors import DcrFitsError, DcrTypeError, DcrValueError
 from ..fits import ExposureFile, readExposure, writeExposure
 from ..image import Box, Exposure, Filter, MaskedImage
-from ..model import DcrModel
+from ..model import RUN_ID_KEY, DcrModel, modelIdentity
 from ..physics import wavelengthGenerator
 
 __all__ = [
@@ -158,7 +158,8 @@ def subfilterExposures(model: DcrModel) -> list[Exposure]:
     -------
     exposures : list of dcrmodel.image.Exposure
         Subfilter ``k``'s image with the model's mask, variance, WCS, PSF, filter and
-        photometric calibration, and `subfilterHeader` as its metadata: what
+        photometric calibration, and `subfilterHeader` and the model's identity
+        (``DCR-RUN``, `dcrmodel.model.modelIdentity`) as its metadata: what
         `dcrmodel.fits.writeDcrModel` writes to ``dcrCoadd_<k>.fits``.
 
     Raises
@@ -169,17 +170,20 @@ def subfilterExposures(model: DcrModel) -> list[Exposure]:
     if not isinstance(model, DcrModel):
         raise DcrTypeError("subfilterExposures needs a DcrModel", model=type(model).__name__)
     n = model.dcrNumSubfilters
-    return [
-        Exposure(
+    identity = modelIdentity(model)
+    exposures = []
+    for k, image in enumerate(model.modelImages):
+        metadata = subfilterHeader(k, n, model.filter)
+        metadata[RUN_ID_KEY] = (identity, "model identity (digest)")
+        exposures.append(Exposure(
             MaskedImage(image, model.mask, model.variance),
             wcs=model.wcs,
             psf=model.psf,
             filter=model.filter,
             photoCalib=model.photoCalib,
-            metadata=subfilterHeader(k, n, model.filter),
-        )
-        for k, image in enumerate(model.modelImages)
-    ]
+            metadata=metadata,
+        ))
+    return exposures
 
 
 def _readBox(parameters: dict[str, Any] | None) -> Box | None:
