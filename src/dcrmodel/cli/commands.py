@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..fits import gridFromSpec, readDcrModel, readExposure, writeExposure
 from ..model import checkModelsCompatible
+from ..parallel import threadLimit
 from ..progress import reportProgress
 from ..warp import (
     CONSERVE_MODES,
@@ -60,6 +61,20 @@ __all__ = ["SUBCOMMANDS"]
 def _bar(args: argparse.Namespace, label: str) -> Any:
     quiet = getattr(args, "quiet", False) or getattr(args, "no_progress", False)
     return ProgressBar(label, enabled=False if quiet else None)
+
+
+def _addThreads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads of the FFTs and per-frequency work (default: every "
+                        "core; shared among the workers of --workers)")
+
+
+def _threaded(handler: Any) -> Any:
+    """Run a command's handler with ``--threads`` as the default number of threads."""
+    def run(args: argparse.Namespace) -> int:
+        with threadLimit(args.threads):
+            return handler(args)
+    return run
 
 
 def _refuseExisting(path: Path, overwrite: bool) -> None:
@@ -98,7 +113,7 @@ def _addAssemble(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier model in MODEL_DIR")
     _addClusterOptions(parser)
-    parser.set_defaults(handler=_runAssemble)
+    parser.set_defaults(handler=_threaded(_runAssemble))
 
 
 def _addClusterOptions(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +124,7 @@ def _addClusterOptions(parser: argparse.ArgumentParser) -> None:
                          help="solve subregions on a running Dask cluster (e.g. tcp://host:8786)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the subregions an interrupted run finished")
+    _addThreads(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,7 +195,7 @@ def _addAssemblePatches(subparsers: Any, common: argparse.ArgumentParser) -> Non
     parser.add_argument("--overwrite", action="store_true",
                         help="replace earlier models in the patches' output folders")
     _addClusterOptions(parser)
-    parser.set_defaults(handler=_runAssemblePatches)
+    parser.set_defaults(handler=_threaded(_runAssemblePatches))
 
 
 def _runAssemblePatches(args: argparse.Namespace) -> int:
@@ -213,6 +229,7 @@ def _addModelAndExposure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("fourier", "spline"),
                         help="template engine (default: the model's default)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _addThreads(parser)
 
 
 def _addTemplate(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -227,7 +244,7 @@ def _addTemplate(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     _addModelAndExposure(parser)
     parser.add_argument("--out", required=True, metavar="TEMPLATE.fits", help="output file")
-    parser.set_defaults(handler=_runTemplate)
+    parser.set_defaults(handler=_threaded(_runTemplate))
 
 
 def _templateOptions(args: argparse.Namespace) -> dict[str, Any]:
@@ -279,7 +296,7 @@ def _addDiff(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         "to the model's PSF, for exposures sharper than the model) or 'auto' "
                         "(science when the exposure is sharper than the model can follow; "
                         "the default)")
-    parser.set_defaults(handler=_runDiff)
+    parser.set_defaults(handler=_threaded(_runDiff))
 
 
 def _runDiff(args: argparse.Namespace) -> int:

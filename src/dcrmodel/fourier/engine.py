@@ -26,6 +26,7 @@ import scipy.fft
 from scipy import ndimage
 
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
+from ..parallel import resolveThreads
 from .padding import (
     allowedShift,
     asMaxShift,
@@ -204,7 +205,10 @@ class FourierTemplateEngine:
         How the margin is filled (see `padToShape`); default ``"edge"``, like the spline
         engine's ``mode="nearest"``.
     workers : int, optional
-        Threads for ``scipy.fft`` (None: scipy's default).
+        Threads for ``scipy.fft`` (-1: every core). None (default): the default of the
+        context when the transform is taken (`dcrmodel.parallel.resolveThreads`: the
+        caller's `dcrmodel.parallel.threadLimit`, else every core). The templates do not
+        depend on it.
     checkCache : bool, optional
         Verify before each template that the model arrays are unchanged (default True).
 
@@ -329,6 +333,10 @@ class FourierTemplateEngine:
                 raise DcrValueError(f"every pixel of model image {k} is masked")
         return None if mask is None or not mask.any() else np.array(mask)
 
+    def _fftWorkers(self) -> int:
+        """Threads of the FFTs: ``workers``, or the context's default (every core)."""
+        return resolveThreads() if self._workers is None else self._workers
+
     def invalidate(self) -> None:
         """Drop the cached transform; the next template recomputes it from the model arrays."""
         self._transforms = None
@@ -397,7 +405,7 @@ class FourierTemplateEngine:
                 )
             source = array if self._badMask is None else fillBadPixels(array, self._badMask[k])
             padded = padToShape(source.astype(rdtype, copy=False), self._padded, self._padMode)
-            transforms[k] = scipy.fft.rfft2(padded, workers=self._workers)
+            transforms[k] = scipy.fft.rfft2(padded, workers=self._fftWorkers())
         self._transforms = transforms
         self._fingerprint = fingerprint
 
@@ -489,7 +497,7 @@ class FourierTemplateEngine:
             if extra is not None:
                 term *= extra[k]
             total += term
-        out = scipy.fft.irfft2(total, s=self._padded, workers=self._workers)
+        out = scipy.fft.irfft2(total, s=self._padded, workers=self._fftWorkers())
         return np.ascontiguousarray(cropFromPadded(out, self._shape), dtype=self._dtype)
 
     def buildTemplate(
@@ -534,7 +542,7 @@ class FourierTemplateEngine:
             if extra is not None:
                 term *= extra[k]
             total += term
-        out = scipy.fft.irfft2(total, s=self._padded, workers=self._workers)
+        out = scipy.fft.irfft2(total, s=self._padded, workers=self._fftWorkers())
         return np.ascontiguousarray(cropFromPadded(out, self._shape), dtype=self._dtype)
 
     def templateBadMask(self, dcrShifts: Any, mode: str = "smear") -> np.ndarray:

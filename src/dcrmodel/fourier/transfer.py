@@ -37,6 +37,7 @@ import numpy as np
 import scipy.fft
 
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
+from ..parallel import forRowBlocks
 
 __all__ = [
     "TRANSFER_MODES",
@@ -300,6 +301,12 @@ def _segmentTransfer(
     transfer = _ramp(shape, mean, cdtype, out=out)
     if np.any(width != 0):
         transfer *= envelope(_projected(shape, width, realDtype(cdtype)))
+    return _aliasAveraged(transfer, shape, _segmentFunction(mean, width, envelope))
+
+
+def _segmentFunction(mean: np.ndarray, width: np.ndarray,
+                     envelope: Callable) -> Callable[..., np.ndarray]:
+    """Return the analytic transfer of a segment at given frequencies (`_aliasAveraged`)."""
     ramp = _rampFunction(mean)
 
     def function(fy: Any, fx: Any) -> np.ndarray:
@@ -307,7 +314,49 @@ def _segmentTransfer(
         values = envelope(np.array(phase, dtype=np.float64, ndmin=1))
         return ramp(fy, fx) * values.reshape(np.shape(phase))
 
-    return _aliasAveraged(transfer, shape, function)
+    return function
+
+
+def _segmentTransfers(
+    shape: tuple[int, int],
+    edges: np.ndarray,
+    cdtype: np.dtype,
+    envelope: Callable,
+    out: np.ndarray,
+    threads: int,
+) -> np.ndarray:
+    """`_segmentTransfer` of every subfilter's ``edges[k]`` into ``out[k]``, in row blocks.
+
+    Each value is computed by the same operations as `_segmentTransfer` (the 1-D ramps and
+    phases once, their outer products block by block), so the values do not depend on
+    ``threads``.
+    """
+    fy, fx = frequencyGrid(shape)
+    rdtype = realDtype(cdtype)
+    factors = []
+    for edge in edges:
+        mean = edge.mean(axis=0)
+        width = edge[1] - edge[0]
+        ey = np.exp(-2j * np.pi * fy[:, 0] * mean[0]).astype(cdtype)
+        ex = np.exp(-2j * np.pi * fx[0] * mean[1]).astype(cdtype)
+        phases = None
+        if np.any(width != 0):
+            phases = ((np.pi * width[0] * fy[:, 0]).astype(rdtype),
+                      (np.pi * width[1] * fx[0]).astype(rdtype))
+        factors.append((ey, ex, phases))
+
+    def block(rows: slice) -> None:
+        for k, (ey, ex, phases) in enumerate(factors):
+            target = out[k, rows]
+            np.multiply(ey[rows, None], ex[None, :], out=target)
+            if phases is not None:
+                target *= envelope(np.add.outer(phases[0][rows], phases[1]))
+
+    forRowBlocks(block, shape[0], threads)
+    for k, edge in enumerate(edges):
+        _aliasAveraged(out[k], shape, _segmentFunction(edge.mean(axis=0), edge[1] - edge[0],
+                                                       envelope))
+    return out
 
 
 def _splitEnvelope(phase: np.ndarray) -> np.ndarray:
@@ -518,7 +567,11 @@ def asDcrList(dcrShifts: Any, mode: str, name: str = "dcrShifts") -> np.ndarray:
 
 
 def visitTransfers(
-    shape: tuple[int, int], dcrShifts: Any, mode: str = "smear", dtype: Any = np.complex128
+    shape: tuple[int, int],
+    dcrShifts: Any,
+    mode: str = "smear",
+    dtype: Any = np.complex128,
+    threads: int = 1,
 ) -> np.ndarray:
     """Transfer functions of every subfilter in one visit, stacked.
 
@@ -532,6 +585,9 @@ def visitTransfers(
         Representation of a subfilter's light (see `subfilterTransfer`).
     dtype : dtype, optional
         ``complex128`` (default) or ``complex64``.
+    threads : int, optional
+        Threads computing blocks of rows (`dcrmodel.parallel.forRowBlocks`; default 1).
+        The values do not depend on it.
 
     Returns
     -------
@@ -544,10 +600,7 @@ def visitTransfers(
     cdtype = complexDtype(dtype)
     out = np.empty((len(edges), shape[0], shape[1] // 2 + 1), dtype=cdtype)
     envelope = {"smear": _smearEnvelope, "split": _splitEnvelope}.get(mode)
-    for k, edge in enumerate(edges):
-        if envelope is None:  # "mean": the ramp of the mean shift
-            _segmentTransfer(shape, np.repeat(edge.mean(axis=0)[None], 2, 0), cdtype,
-                             _smearEnvelope, out=out[k])
-        else:
-            _segmentTransfer(shape, edge, cdtype, envelope, out=out[k])
-    return out
+    if envelope is None:  # "mean": the ramp of the mean shift
+        edges = np.repeat(edges.mean(axis=1)[:, None], 2, axis=1)
+        envelope = _smearEnvelope
+    return _segmentTransfers(shape, edges, cdtype, envelope, out, threads)
