@@ -595,7 +595,7 @@ def solveDirect(
         return visitTransfer(getter, j, padded, n, cdtype, check=False)
 
     _regularize(system, n, regularization, regularizer, ridge, weights, frequencyRidge, grid)
-    conditions = conditionNumbers(system, n, grid.halfPlane) if diagnostics else {}
+    conditions = conditionNumbers(system, n, grid.halfPlane, grid.threads) if diagnostics else {}
     factor = cholesky(system, n, grid.threads)
     solution = choleskySolve(factor, rhs, n, grid.threads)
     del rhs
@@ -778,11 +778,18 @@ def _visitResiduals(
         transfer = transferOf(j)
         prediction = cropFromPadded(predict(transfer, solutionC, grid.padded, grid.workers,
                                             grid.threads), grid.shape)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            # Masked pixels (NaN data, zero variance) are dropped below.
-            chi2 = np.subtract(images[j], prediction, dtype=realDtype)
-            chi2 *= chi2
-            chi2 /= variances[j]
+        chi2 = np.empty(grid.shape, dtype=realDtype)
+
+        def block(rows: slice, j: int = j, prediction: np.ndarray = prediction,
+                  chi2: np.ndarray = chi2) -> None:
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                # Masked pixels (NaN data, zero variance) are dropped below.
+                part = chi2[rows]
+                np.subtract(images[j][rows], prediction[rows], out=part, dtype=realDtype)
+                part *= part
+                part /= variances[j][rows]
+
+        forRowBlocks(block, grid.shape[0], grid.threads)
         if badMasks[j].any():
             chi2 = chi2[~badMasks[j]]
         if chi2.size:

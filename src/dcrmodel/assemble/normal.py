@@ -203,7 +203,8 @@ def accumulateNormalEquations(
     kept: dict[int, np.ndarray] = {}
     keep = False
     for j in visits:
-        transfer = visitTransfer(getter, j, padded, numSubfilters, cdtype)
+        # Checked for non-finite values block by block below.
+        transfer = visitTransfer(getter, j, padded, numSubfilters, cdtype, check=False)
         if numSubfilters is None:
             keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
             numSubfilters = transfer.shape[0]
@@ -224,31 +225,77 @@ def accumulateNormalEquations(
             }
             partialRhs = np.zeros((numSubfilters, *halfPlane), dtype=cdtype)
             pending = 0
+        # Every pass, this one included, uses the kept (single-precision) values.
+        keptArray = None
         if keep:
-            # Every pass, this one included, uses the kept (single-precision) values.
-            kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
-            np.copyto(kept[j], transfer, casting="same_kind")
-            transfer = kept[j].astype(cdtype, copy=False)
-        np.copyto(work, firstFill)
-        _insertData(work, images[j], badMasks[j], grid.shape)
+            keptArray = kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
+        _paddedData(work, firstFill, images[j], badMasks[j], grid)
         spectrum = scipy.fft.rfft2(work, workers=grid.workers)
         pending += 1
-        _accumulateRows(partialSystem, partialRhs, transfer, spectrum, weights[j],
-                        numSubfilters, grid.threads,
-                        (system, rhs) if pending == _PARTIAL_VISITS or j == visits[-1]
-                        else None)
-        if pending == _PARTIAL_VISITS or j == visits[-1]:
+        flushTo = (system, rhs) if pending == _PARTIAL_VISITS or j == visits[-1] else None
+        if flushTo is not None:
             pending = 0
+        _accumulateVisit(j, (partialSystem, partialRhs), transfer, keptArray, spectrum,
+                         weights[j], numSubfilters, flushTo, grid)
     assert rhs is not None and numSubfilters is not None
     return system, rhs, kept, numSubfilters
 
 
-def _insertData(
-    work: np.ndarray, image: np.ndarray, bad: np.ndarray, shape: tuple[int, int]
+def _paddedData(
+    work: np.ndarray, firstFill: np.ndarray, image: np.ndarray, bad: np.ndarray, grid: SolveGrid
 ) -> None:
-    """Overwrite the good pixels of the padded ``work`` array with the visit's data."""
-    inner = cropFromPadded(work, shape)
-    np.copyto(inner, image, where=~bad, casting="unsafe")
+    """Write the first fill into ``work``, then the visit's good pixels over it (row blocks)."""
+
+    def fill(rows: slice) -> None:
+        np.copyto(work[rows], firstFill[rows])
+
+    forRowBlocks(fill, work.shape[0], grid.threads)
+    inner = cropFromPadded(work, grid.shape)
+
+    def insert(rows: slice) -> None:
+        np.copyto(inner[rows], image[rows], where=~bad[rows], casting="unsafe")
+
+    forRowBlocks(insert, grid.shape[0], grid.threads)
+
+
+def _accumulateVisit(
+    j: int,
+    partial: tuple[dict, np.ndarray],
+    transfer: np.ndarray,
+    keptArray: np.ndarray | None,
+    spectrum: np.ndarray,
+    weight: float,
+    n: int,
+    flushTo: tuple[dict, np.ndarray] | None,
+    grid: SolveGrid,
+) -> None:
+    """Add visit ``j`` to the partial sums, in blocks of rows: check, keep and accumulate.
+
+    Each block of its transfers is checked for non-finite values, copied into
+    ``keptArray`` (when the transfers are kept; the kept single-precision values are then
+    used) and added to the sums (`_accumulateBlock`).
+
+    Raises
+    ------
+    DcrValueError
+        If the transfers have NaN or infinite values.
+    """
+    nonFinite: list[slice] = []
+    partialSystem, partialRhs = partial
+
+    def block(rows: slice) -> None:
+        values = transfer[:, rows]
+        if not np.all(np.isfinite(values)):
+            nonFinite.append(rows)
+            return
+        if keptArray is not None:
+            np.copyto(keptArray[:, rows], values, casting="same_kind")
+            values = keptArray[:, rows].astype(grid.complexDtype, copy=False)
+        _accumulateBlock(partialSystem, partialRhs, values, spectrum, weight, n, rows, flushTo)
+
+    forRowBlocks(block, spectrum.shape[0], grid.threads)
+    if nonFinite:
+        raise DcrValueError(f"the transfers of visit {j} have NaN or infinite values", visit=j)
 
 
 def _accumulateRows(
@@ -269,22 +316,39 @@ def _accumulateRows(
     """
 
     def block(rows: slice) -> None:
-        partial = None if system is None else {key: value[rows] for key, value in system.items()}
-        partialRhs = rhs[:, rows]
-        _accumulate(partial, partialRhs, transfer[:, rows], spectrum[rows], weight, n,
-                    withSystem=system is not None)
-        if flushTo is not None:
-            totalSystem, totalRhs = flushTo
-            if partial is not None:
-                for key, value in partial.items():
-                    target = totalSystem[key][rows]
-                    target += value
-                    value.fill(0)
-            target = totalRhs[:, rows]
-            target += partialRhs
-            partialRhs.fill(0)
+        _accumulateBlock(system, rhs, transfer[:, rows], spectrum, weight, n, rows, flushTo)
 
     forRowBlocks(block, spectrum.shape[0], threads)
+
+
+def _accumulateBlock(
+    system: dict | None,
+    rhs: np.ndarray,
+    transferRows: np.ndarray,
+    spectrum: np.ndarray,
+    weight: float,
+    n: int,
+    rows: slice,
+    flushTo: tuple[dict, np.ndarray] | None,
+) -> None:
+    """`_accumulate` on the ``rows`` of the sums (the transfers given on those rows already).
+
+    With ``flushTo`` the partial sums of those rows are then added to it and zeroed.
+    """
+    partial = None if system is None else {key: value[rows] for key, value in system.items()}
+    partialRhs = rhs[:, rows]
+    _accumulate(partial, partialRhs, transferRows, spectrum[rows], weight, n,
+                withSystem=system is not None)
+    if flushTo is not None:
+        totalSystem, totalRhs = flushTo
+        if partial is not None:
+            for key, value in partial.items():
+                target = totalSystem[key][rows]
+                target += value
+                value.fill(0)
+        target = totalRhs[:, rows]
+        target += partialRhs
+        partialRhs.fill(0)
 
 
 def _accumulate(
@@ -432,25 +496,30 @@ def choleskyMultiply(factor: dict, vector: np.ndarray, n: int, threads: int = 1)
     return out
 
 
-def conditionNumbers(system: dict, n: int, shape: tuple[int, ...]) -> dict[str, float]:
+def conditionNumbers(
+    system: dict, n: int, shape: tuple[int, ...], threads: int = 1
+) -> dict[str, float]:
     """Condition numbers (max / min eigenvalue) of the stacked Hermitian systems.
 
     Grids of more than ``_CONDITION_SAMPLES`` frequencies are subsampled on every s-th row
-    and column.
+    and column. The eigenvalues are found in blocks in ``threads`` threads.
     """
     step = max(1, math.ceil(math.sqrt(int(np.prod(shape)) / _CONDITION_SAMPLES)))
     flat = {key: value[::step, ::step].reshape(-1) for key, value in system.items()}
     size = next(iter(flat.values())).size
     conditions = np.empty(size)
-    for start in range(0, size, _CONDITION_BLOCK):
-        stop = min(size, start + _CONDITION_BLOCK)
-        block = np.empty((stop - start, n, n), dtype=np.complex128)
+
+    def eigenBlock(part: slice) -> None:
+        block = np.empty((part.stop - part.start, n, n), dtype=np.complex128)
         for i in range(n):
             for m in range(i + 1):
-                block[:, i, m] = flat[i, m][start:stop]
-                block[:, m, i] = np.conj(flat[i, m][start:stop])
+                block[:, i, m] = flat[i, m][part]
+                block[:, m, i] = np.conj(flat[i, m][part])
         eigen = np.linalg.eigvalsh(block)
-        conditions[start:stop] = eigen[:, -1] / eigen[:, 0]
+        conditions[part] = eigen[:, -1] / eigen[:, 0]
+
+    forRowBlocks(eigenBlock, size, threads,
+                 min(_CONDITION_BLOCK, math.ceil(size / max(1, threads))))
     return {
         "max": float(conditions.max()),
         "median": float(np.median(conditions)),
@@ -632,16 +701,17 @@ def _conjugateGradients(
     for _ in range(maskPasses):
         if initial == 0.0 or rz <= 0.0:
             break
-        product = choleskyMultiply(factorCg, direction, n, threads) - maskedTerm(direction, False)
+        product = choleskyMultiply(factorCg, direction, n, threads)
+        _inBlocks(threads, _subtract, product, maskedTerm(direction, False))
         curvature = _dot(direction, product, columnWeights)
         if not curvature > 0:
             break
         alpha = rz / curvature
-        solution += alpha * direction
-        residual -= alpha * product
+        _inBlocks(threads, _addScaled, solution, alpha, direction)
+        _inBlocks(threads, _addScaled, residual, -alpha, product)
         preconditioned = choleskySolve(factorCg, residual, n, threads)
         rzNew = _dot(residual, preconditioned, columnWeights)
-        correction += alpha * direction
+        _inBlocks(threads, _addScaled, correction, alpha, direction)
         stepNorm = abs(alpha) * math.sqrt(max(_dot(direction, direction, columnWeights), 0.0))
         correctionNorm = math.sqrt(max(_dot(correction, correction, columnWeights), 0.0))
         change = float(stepNorm / max(correctionNorm, 1e-300))
@@ -654,10 +724,40 @@ def _conjugateGradients(
         )
         if change < maskTolerance:
             break
-        direction *= rzNew / rz
-        direction += preconditioned
+        _inBlocks(threads, _scaleAdd, direction, rzNew / rz, preconditioned)
         rz = rzNew
     return changes
+
+
+def _inBlocks(threads: int, function: Callable[..., None], target: np.ndarray,
+              *operands: object) -> None:
+    """Call ``function(target[:, rows], *operands[:, rows])`` for blocks of the grid's rows.
+
+    Arrays among ``operands`` are sliced like ``target``; numbers are passed as they are.
+    """
+
+    def block(rows: slice) -> None:
+        function(target[:, rows], *(value[:, rows] if isinstance(value, np.ndarray) else value
+                                     for value in operands))
+
+    forRowBlocks(block, target.shape[1], threads)
+
+
+def _subtract(target: np.ndarray, value: np.ndarray) -> None:
+    target -= value
+
+
+def _addScaled(target: np.ndarray, scale: float, value: np.ndarray) -> None:
+    """``target += scale * value`` (``target -= a * value`` for ``scale = -a``)."""
+    if scale < 0:
+        target -= (-scale) * value
+    else:
+        target += scale * value
+
+
+def _scaleAdd(target: np.ndarray, scale: float, value: np.ndarray) -> None:
+    target *= scale
+    target += value
 
 
 def _parsevalWeights(padded: tuple[int, int]) -> np.ndarray:
