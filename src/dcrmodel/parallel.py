@@ -179,7 +179,8 @@ def forRowBlocks(
     Raises
     ------
     Exception
-        The first exception raised by ``function`` (after every block has run).
+        The first exception raised by ``function`` (once every thread has stopped; a
+        thread stops at its first exception, the others go on with the remaining blocks).
     """
     numRows = int(numRows)
     if numRows <= 0:
@@ -195,11 +196,29 @@ def forRowBlocks(
         for rows in blocks:
             function(rows)
         return
-    futures = [_pool(threads).submit(function, rows) for rows in blocks]
-    error = None
-    for future in futures:
-        exception = future.exception()
-        if exception is not None and error is None:
-            error = exception
-    if error is not None:
-        raise error
+    # ``threads - 1`` threads of the pool and this one take the next block until none is
+    # left (the iterator hands each block out once: its ``next`` runs under the
+    # interpreter lock).
+    remaining = iter(blocks)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        for rows in remaining:
+            try:
+                function(rows)
+            except BaseException as error:  # noqa: BLE001 - raised below, in the caller
+                errors.append(error)
+                return
+
+    helpers = min(threads, len(blocks)) - 1
+    futures = [_pool(helpers).submit(work) for _ in range(helpers)]
+    nested = getattr(_inPool, "active", False)
+    _inPool.active = True
+    try:
+        work()
+    finally:
+        _inPool.active = nested
+        for future in futures:
+            future.result()
+    if errors:
+        raise errors[0]

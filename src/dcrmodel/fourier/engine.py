@@ -26,7 +26,7 @@ import scipy.fft
 from scipy import ndimage
 
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
-from ..parallel import resolveThreads
+from ..parallel import availableCores, forRowBlocks, resolveThreads
 from .padding import (
     allowedShift,
     asMaxShift,
@@ -46,6 +46,7 @@ from .transfer import (
     complexDtype,
     realDtype,
     subfilterTransfer,
+    transferRows,
     visitTransfers,
 )
 
@@ -337,6 +338,11 @@ class FourierTemplateEngine:
         """Threads of the FFTs: ``workers``, or the context's default (every core)."""
         return resolveThreads() if self._workers is None else self._workers
 
+    def _threads(self) -> int:
+        """Threads of the per-frequency sums: as the FFTs' (-1 and below: every core)."""
+        workers = self._fftWorkers()
+        return workers if workers > 0 else availableCores()
+
     def invalidate(self) -> None:
         """Drop the cached transform; the next template recomputes it from the model arrays."""
         self._transforms = None
@@ -491,12 +497,17 @@ class FourierTemplateEngine:
         extra = self._extra(extraTransfers)
         models = self.modelTransforms
         total = np.zeros(grid, dtype=self._cdtype)
-        term = np.empty(grid, dtype=self._cdtype)
-        for k in range(self.numSubfilters):
-            np.multiply(models[k], transfers[k], out=term)
-            if extra is not None:
-                term *= extra[k]
-            total += term
+
+        def block(rows: slice) -> None:
+            part = total[rows]
+            term = np.empty(part.shape, dtype=self._cdtype)
+            for k in range(self.numSubfilters):
+                np.multiply(models[k][rows], transfers[k][rows], out=term)
+                if extra is not None:
+                    term *= extra[k][rows]
+                part += term
+
+        forRowBlocks(block, grid[0], self._threads())
         out = scipy.fft.irfft2(total, s=self._padded, workers=self._fftWorkers())
         return np.ascontiguousarray(cropFromPadded(out, self._shape), dtype=self._dtype)
 
@@ -536,12 +547,20 @@ class FourierTemplateEngine:
         models = self.modelTransforms
         grid = (self._padded[0], self._padded[1] // 2 + 1)
         total = np.zeros(grid, dtype=self._cdtype)
-        for k, edge in enumerate(edges):
-            term = subfilterTransfer(self._padded, edge, mode, self._cdtype)
-            term *= models[k]
-            if extra is not None:
-                term *= extra[k]
-            total += term
+        plan = transferRows(self._padded, edges, mode, self._cdtype)
+
+        def block(rows: slice) -> None:
+            # The subfilters' transfers of these rows (subfilterTransfer's values).
+            part = total[rows]
+            terms = plan.fill(rows, np.empty((len(edges), *part.shape), self._cdtype))
+            for k in range(len(edges)):
+                term = terms[k]
+                term *= models[k][rows]
+                if extra is not None:
+                    term *= extra[k][rows]
+                part += term
+
+        forRowBlocks(block, grid[0], self._threads())
         out = scipy.fft.irfft2(total, s=self._padded, workers=self._fftWorkers())
         return np.ascontiguousarray(cropFromPadded(out, self._shape), dtype=self._dtype)
 

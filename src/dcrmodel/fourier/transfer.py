@@ -47,6 +47,8 @@ __all__ = [
     "splitTransfer",
     "subfilterTransfer",
     "visitTransfers",
+    "TransferRows",
+    "transferRows",
     "dcrShiftArray",
     "hermitianize",
 ]
@@ -317,6 +319,71 @@ def _segmentFunction(mean: np.ndarray, width: np.ndarray,
     return function
 
 
+class TransferRows:
+    """The transfers of a visit's subfilters, computed for any block of rows of the grid.
+
+    The 1-D ramps and phases are computed once; `fill` forms the outer products, the
+    envelopes and the alias averages (`_aliasAveraged`) of the rows asked for, by the same
+    operations as `_segmentTransfer` on the whole grid, so the values do not depend on how
+    the rows are split.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the real-space (padded) array.
+    edges : `numpy.ndarray`
+        ``(N, 2, 2)`` edge shifts of the subfilters, pixels (``"mean"``: equal edges).
+    cdtype : `numpy.dtype`
+        complex64 or complex128.
+    envelope : callable
+        ``_smearEnvelope`` or ``_splitEnvelope``.
+    """
+
+    def __init__(self, shape: tuple[int, int], edges: np.ndarray, cdtype: np.dtype,
+                 envelope: Callable) -> None:
+        self.shape = shape
+        self.numSubfilters = len(edges)
+        self.cdtype = cdtype
+        self._fy, self._fx = frequencyGrid(shape)
+        rdtype = realDtype(cdtype)
+        self._factors = []
+        fy, fx = self._fy[:, 0], self._fx[0]
+        for edge in edges:
+            mean = edge.mean(axis=0)
+            width = edge[1] - edge[0]
+            ey = np.exp(-2j * np.pi * fy * mean[0]).astype(cdtype)
+            ex = np.exp(-2j * np.pi * fx * mean[1]).astype(cdtype)
+            phases = None
+            if np.any(width != 0):
+                phases = ((np.pi * width[0] * fy).astype(rdtype),
+                          (np.pi * width[1] * fx).astype(rdtype))
+            self._factors.append((ey, ex, phases, envelope,
+                                  _segmentFunction(mean, width, envelope)))
+
+    def fill(self, rows: slice, out: np.ndarray) -> np.ndarray:
+        """Write the transfers of ``rows`` into ``out``, ``(N, rows, nx // 2 + 1)``."""
+        ny, nx = self.shape
+        start, stop, _ = rows.indices(ny)
+        nyquist = ny // 2 if ny % 2 == 0 and start <= ny // 2 < stop else None
+        for k, (ey, ex, phases, envelope, function) in enumerate(self._factors):
+            target = out[k]
+            np.multiply(ey[rows, None], ex[None, :], out=target)
+            if phases is not None:
+                target *= envelope(np.add.outer(phases[0][rows], phases[1]))
+            # The alias averages of _aliasAveraged, on these rows.
+            if nyquist is not None:
+                target[nyquist - start, :] = 0.5 * (function(-0.5, self._fx[0])
+                                                     + function(0.5, self._fx[0]))
+            if nx % 2 == 0:
+                fy = self._fy[rows, 0]
+                column = 0.5 * (function(fy, -0.5) + function(fy, 0.5))
+                if nyquist is not None:
+                    column[nyquist - start] = 0.25 * sum(
+                        function(a, b) for a in (-0.5, 0.5) for b in (-0.5, 0.5))
+                target[:, -1] = column
+        return out
+
+
 def _segmentTransfers(
     shape: tuple[int, int],
     edges: np.ndarray,
@@ -327,36 +394,46 @@ def _segmentTransfers(
 ) -> np.ndarray:
     """`_segmentTransfer` of every subfilter's ``edges[k]`` into ``out[k]``, in row blocks.
 
-    Each value is computed by the same operations as `_segmentTransfer` (the 1-D ramps and
-    phases once, their outer products block by block), so the values do not depend on
-    ``threads``.
+    The values do not depend on ``threads`` (`TransferRows`).
     """
-    fy, fx = frequencyGrid(shape)
-    rdtype = realDtype(cdtype)
-    factors = []
-    for edge in edges:
-        mean = edge.mean(axis=0)
-        width = edge[1] - edge[0]
-        ey = np.exp(-2j * np.pi * fy[:, 0] * mean[0]).astype(cdtype)
-        ex = np.exp(-2j * np.pi * fx[0] * mean[1]).astype(cdtype)
-        phases = None
-        if np.any(width != 0):
-            phases = ((np.pi * width[0] * fy[:, 0]).astype(rdtype),
-                      (np.pi * width[1] * fx[0]).astype(rdtype))
-        factors.append((ey, ex, phases))
+    plan = TransferRows(shape, edges, cdtype, envelope)
 
     def block(rows: slice) -> None:
-        for k, (ey, ex, phases) in enumerate(factors):
-            target = out[k, rows]
-            np.multiply(ey[rows, None], ex[None, :], out=target)
-            if phases is not None:
-                target *= envelope(np.add.outer(phases[0][rows], phases[1]))
+        plan.fill(rows, out[:, rows])
 
     forRowBlocks(block, shape[0], threads)
-    for k, edge in enumerate(edges):
-        _aliasAveraged(out[k], shape, _segmentFunction(edge.mean(axis=0), edge[1] - edge[0],
-                                                       envelope))
     return out
+
+
+def transferRows(
+    shape: tuple[int, int], dcrShifts: Any, mode: str = "smear", dtype: Any = np.complex128
+) -> TransferRows:
+    """Return a `TransferRows` of one visit's subfilters (see `visitTransfers`).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the real-space (padded) array.
+    dcrShifts : sequence
+        One DCR per subfilter (pixels), as `subfilterTransfer` takes them.
+    mode : {"smear", "split", "mean"}, optional
+        Representation of a subfilter's light.
+    dtype : dtype, optional
+        ``complex128`` (default) or ``complex64``.
+
+    Returns
+    -------
+    TransferRows
+        Its ``fill(rows, out)`` gives the transfers of any rows.
+    """
+    shape = checkShape(shape)
+    mode = checkMode(mode)
+    edges = asDcrList(dcrShifts, mode)
+    envelope = {"smear": _smearEnvelope, "split": _splitEnvelope}.get(mode)
+    if envelope is None:  # "mean": the ramp of the mean shift
+        edges = np.repeat(edges.mean(axis=1)[:, None], 2, axis=1)
+        envelope = _smearEnvelope
+    return TransferRows(shape, edges, complexDtype(dtype), envelope)
 
 
 def _splitEnvelope(phase: np.ndarray) -> np.ndarray:
