@@ -69,6 +69,13 @@ Memory: the normal matrix (N(N+1)/2 complex128 arrays on the half-plane grid), t
 few per-visit work arrays and, below a limit (``transferCache``), the J x N transfers, so that
 they are computed once rather than in every pass; never a copy of the stack.
 
+Threads (``threads``, default every core): every step but the FFTs works frequency by
+frequency (or pixel by pixel) and runs in blocks of rows of its grid in a pool of threads
+(`dcrmodel.parallel.forRowBlocks`; numpy releases the interpreter lock in its loops), the
+FFTs on ``scipy.fft``'s threads. Each value is computed by the same operations in the same
+order whatever the number of threads, so the solution is the same bit for bit; the memory
+grows only by a block's temporaries per thread.
+
 This module holds the solver's interface and its steps; the normal equations, their stacked
 Cholesky factorisation and the refinement are in `dcrmodel.assemble.normal`, the memory reused
 between solves (`ArrayPool`) in `dcrmodel.assemble.workspace`.
