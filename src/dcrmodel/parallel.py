@@ -179,8 +179,7 @@ def forRowBlocks(
     Raises
     ------
     Exception
-        The first exception raised by ``function`` (once every thread has stopped; a
-        thread stops at its first exception, the others go on with the remaining blocks).
+        The first exception raised by ``function``, once every block has run.
     """
     numRows = int(numRows)
     if numRows <= 0:
@@ -197,28 +196,44 @@ def forRowBlocks(
             function(rows)
         return
     # ``threads - 1`` threads of the pool and this one take the next block until none is
-    # left (the iterator hands each block out once: its ``next`` runs under the
-    # interpreter lock).
-    remaining = iter(blocks)
+    # left; this thread then waits only for the blocks others have taken. A helper that
+    # starts late (its core busy with other work) finds nothing left and returns: the
+    # caller never waits for a thread that has not started.
+    condition = threading.Condition()
+    state = {"next": 0, "finished": 0}
     errors: list[BaseException] = []
 
+    def take() -> slice | None:
+        with condition:
+            index = state["next"]
+            if index >= len(blocks):
+                return None
+            state["next"] = index + 1
+            return blocks[index]
+
     def work() -> None:
-        for rows in remaining:
+        while (rows := take()) is not None:
             try:
                 function(rows)
             except BaseException as error:  # noqa: BLE001 - raised below, in the caller
                 errors.append(error)
-                return
+            finally:
+                with condition:
+                    state["finished"] += 1
+                    condition.notify_all()
 
     helpers = min(threads, len(blocks)) - 1
-    futures = [_pool(helpers).submit(work) for _ in range(helpers)]
+    pool = _pool(helpers)
+    for _ in range(helpers):
+        pool.submit(work)
     nested = getattr(_inPool, "active", False)
     _inPool.active = True
     try:
         work()
     finally:
         _inPool.active = nested
-        for future in futures:
-            future.result()
+        with condition:
+            while state["finished"] < state["next"]:
+                condition.wait()
     if errors:
         raise errors[0]
