@@ -19,6 +19,11 @@ the training visits in units of the PSF FWHM the choice uses (`dcrmodel.assemble
 here the model PSF's): the quantity the automatic choice bounds
 (`dcrmodel.assemble.AUTO_SUBFILTER_FRACTION`).
 
+``--bandpass u=FILE`` replaces a band's top hat with a transmission curve (two columns, nm
+and throughput; e.g. the LSST u total throughput that GalSim ships as
+``galsim/share/bandpasses/LSST_u.dat``, whose long blue and red wings carry more DCR than
+the top hat of the same band).
+
 Run ``python benchmarks/bench_subfilters.py`` (a few minutes on two cores);
 ``--subfilters 3 4 5 6 7 auto`` for the full scan, ``--bands u`` for one band, ``--help``.
 Nothing is asserted: the issue's targets are printed as met / not met.
@@ -41,7 +46,7 @@ import numpy as np
 from dcrmodel.assemble import AUTO_SUBFILTERS, DcrAssembleCoadd, DcrAssembleConfig
 from dcrmodel.diffim.metrics import evaluateVisit
 from dcrmodel.fits.exposure import readExposure
-from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
+from dcrmodel.simulate import Bandpass, SimulationConfig, loadManifest, runSimulation
 
 
 def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +63,15 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed rounds of builds; the fastest of each is kept (3)")
     parser.add_argument("--json", type=Path, default=None, help="write all rows to this file")
+    parser.add_argument("--bandpass", action="append", default=[], metavar="BAND=FILE",
+                        help="a band's transmission curve (nm, throughput) instead of its "
+                        "top hat; repeatable")
     args = parser.parse_args(argv)
+    try:
+        args.bandpass = {key: Path(value) for key, value in
+                         (item.split("=", 1) for item in args.bandpass)}
+    except ValueError:
+        parser.error("--bandpass takes BAND=FILE")
     for spec in args.subfilters:
         if spec != AUTO_SUBFILTERS and not spec.isdigit():
             parser.error(f"--subfilters takes numbers or {AUTO_SUBFILTERS}, not {spec!r}")
@@ -67,8 +80,13 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def simulate(args: argparse.Namespace, band: str, root: Path) -> Any:
     """Simulate one band's field; return its manifest."""
+    bandInfo: Any = band
+    if band in args.bandpass:
+        table = np.loadtxt(args.bandpass[band], comments="#", ndmin=2)
+        bandInfo = Bandpass.curve(table[:, 0], table[:, 1], name=band)
     config = SimulationConfig(size=args.size, numTraining=args.training, numTest=args.test,
-                              band=band, trainingAirmass=(1.0, 2.0), testAirmass=(1.15, 1.91))
+                              band=bandInfo, trainingAirmass=(1.0, 2.0),
+                              testAirmass=(1.15, 1.91))
     started = time.perf_counter()
     runSimulation(root / f"field-{band}", config, seed=args.seed, overwrite=True)
     print(f"\n== {band} band: simulated {args.size}^2 px, {args.training} training + "

@@ -26,6 +26,7 @@ __all__ = [
     "asFiniteFloat",
     "asPositiveFloat",
     "asInt",
+    "asThreadCount",
     "isNumber",
     "asPathList",
     "refuseFolders",
@@ -118,6 +119,42 @@ def asInt(value: Any, name: str) -> int:
         f"{name} must be a whole number of pixels; round it explicitly",
         **{name: value},
     )
+
+
+def asThreadCount(value: Any, name: str = "threads") -> int:
+    """Return a number of threads as a Python int >= 1, or raise naming ``name``.
+
+    Parameters
+    ----------
+    value : int
+        The number of threads: a whole number >= 1 (numpy integers accepted; `bool`,
+        fractions, whole-valued floats and text are not).
+    name : str, optional
+        The argument's name, used in the message.
+
+    Returns
+    -------
+    int
+        ``value``.
+
+    Raises
+    ------
+    DcrTypeError
+        If ``value`` is not an integer.
+    DcrValueError
+        If it is below 1.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise DcrTypeError(
+            f"{name} must be a whole number of threads >= 1 (or None for every core)",
+            **{name: value},
+        )
+    if value < 1:
+        raise DcrValueError(
+            f"{name} must be a whole number of threads >= 1 (or None for every core)",
+            **{name: int(value)},
+        )
+    return int(value)
 
 
 def asPathList(value: Any, name: str, what: str = "exposure files") -> list[Path]:

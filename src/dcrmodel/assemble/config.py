@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._validate import readTomlFile
-from ..errors import DcrConfigError
+from ..errors import DcrConfigError, DcrError
 from ..fourier import TRANSFER_MODES
 from ..model import ENGINES
+from ..parallel import resolveThreads
 from ..psf import MODEL_PSF_POLICIES
 from ..warp import DEFAULT_WARPING_KERNEL, WARPING_KERNELS
 from .subfilters import AUTO_SUBFILTERS, MIN_AUTO_SUBFILTERS
@@ -195,6 +196,14 @@ class DcrAssembleConfig:
         already markedly better (0.1 to 0.6 times). Raise it for a stricter flag (the
         quality targets of survey geometry are stated over pixels seen by at least 6
         visits).
+    threads : int or None
+        Threads of the direct solver's FFTs and per-frequency work (an integer >= 1).
+        None (the default): every core this process may run on
+        (`dcrmodel.parallel.availableCores`), or the default a caller set with
+        `dcrmodel.parallel.threadLimit`. The model is the same, bit for bit, whatever the
+        number of threads; the memory grows by a few arrays of one visit's transform per
+        thread. On a local Dask cluster (``workers``) the default divides the cores among
+        the workers.
 
     Examples
     --------
@@ -237,6 +246,7 @@ class DcrAssembleConfig:
     bandwidth: float | None = None
     warpingKernel: str = DEFAULT_WARPING_KERNEL
     minCoverage: int | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         # Normalise sequences to tuples so the object stays hashable and comparable.
@@ -372,7 +382,7 @@ class DcrAssembleConfig:
         self._checkReal("detectionThreshold", minimum=0.0, strict=True)
 
     def _checkChoices(self) -> None:
-        """Check the solver, engine, transfer mode, model PSF, warping kernel, coverage."""
+        """Check the solver, engine, transfer mode, model PSF, warping kernel, coverage, threads."""
         if self.solver not in SOLVERS:
             raise DcrConfigError(
                 f"unknown solver; choose one of {', '.join(SOLVERS)}", solver=self.solver
@@ -410,6 +420,11 @@ class DcrAssembleConfig:
             raise DcrConfigError(
                 "minCoverage must be an integer >= 0 (visits), or None for dcrNumSubfilters",
                 minCoverage=self.minCoverage,
+            )
+        if self.threads is not None and (not _isInt(self.threads) or self.threads < 1):
+            raise DcrConfigError(
+                "threads must be an integer >= 1, or None for every core",
+                threads=self.threads,
             )
 
     def _checkBand(self) -> None:
@@ -502,6 +517,17 @@ class DcrAssembleConfig:
         ``dcrNumSubfilters`` when ``minCoverage`` is None.
         """
         return self.leastNumSubfilters() if self.minCoverage is None else self.minCoverage
+
+    def resolveThreads(self) -> int:
+        """Return the number of threads: ``threads``, or every core when None.
+
+        None gives the default of `dcrmodel.parallel.resolveThreads`: the caller's
+        `dcrmodel.parallel.threadLimit`, else every core this process may run on.
+        """
+        try:
+            return resolveThreads(self.threads)
+        except DcrError as exc:  # validated on construction; kept for subclasses
+            raise DcrConfigError(exc.message, threads=self.threads) from None
 
     def resolveBaseGain(self) -> float:
         """Return the base gain: ``baseGain``, or ``1/(dcrNumSubfilters - 1)`` when None.

@@ -69,6 +69,13 @@ Memory: the normal matrix (N(N+1)/2 complex128 arrays on the half-plane grid), t
 few per-visit work arrays and, below a limit (``transferCache``), the J x N transfers, so that
 they are computed once rather than in every pass; never a copy of the stack.
 
+Threads (``threads``, default every core): every step but the FFTs works frequency by
+frequency (or pixel by pixel) and runs in blocks of rows of its grid in a pool of threads
+(`dcrmodel.parallel.forRowBlocks`; numpy releases the interpreter lock in its loops), the
+FFTs on ``scipy.fft``'s threads. Each value is computed by the same operations in the same
+order whatever the number of threads, so the solution is the same bit for bit; the memory
+grows only by a block's temporaries per thread.
+
 This module holds the solver's interface and its steps; the normal equations, their stacked
 Cholesky factorisation and the refinement are in `dcrmodel.assemble.normal`, the memory reused
 between solves (`ArrayPool`) in `dcrmodel.assemble.workspace`.
@@ -108,6 +115,7 @@ from ..fourier import (
 )
 from ..image import Image, Mask
 from ..model import DcrModel
+from ..parallel import forRowBlocks, resolveThreads
 from .normal import (
     SolveGrid,
     accumulateNormalEquations,
@@ -461,7 +469,8 @@ def solveDirect(
     maskPasses: int = 8,
     maskTolerance: float = 1e-2,
     padMode: str = "edge",
-    workers: int | None = -1,
+    workers: int | None = None,
+    threads: int | None = None,
     diagnostics: bool = True,
     frequencyRidge: Callable[[tuple[int, int]], np.ndarray] | None = None,
     transferCache: int = DEFAULT_TRANSFER_CACHE,
@@ -518,7 +527,13 @@ def solveDirect(
     padMode : str, optional
         How the coadd is extended into the margin (`dcrmodel.fourier.padToShape`).
     workers : int, optional
-        Threads for ``scipy.fft`` (default -1: all cores).
+        Threads for ``scipy.fft`` (-1: all cores); default None: ``threads``.
+    threads : int, optional
+        Threads for the FFTs and the per-frequency work (transfers, normal equations,
+        factorisation, solves, refinement), which is split in blocks of rows of the
+        frequency grid (`dcrmodel.parallel.forRowBlocks`); None (default): the default of
+        the context (`dcrmodel.parallel.threadLimit`), else every core. The solution is the
+        same, bit for bit, for every number of threads.
     diagnostics : bool, optional
         Compute per-visit residuals and condition numbers (one more inverse FFT per visit and
         an eigenvalue decomposition per frequency).
@@ -556,6 +571,9 @@ def solveDirect(
         NaN/inf at unmasked pixels, non-positive or non-finite variances or weights, a fully
         masked stack, non-finite transfers, negative regularisation.
     """
+    threads = resolveThreads(threads)
+    if workers is None:
+        workers = threads
     images, variances, badMasks = _checkInputs(images, variances, badMasks)
     numVisits, ny, nx = images.shape
     shape = (ny, nx)
@@ -570,7 +588,7 @@ def solveDirect(
     visits = [j for j in range(numVisits) if weights[j] > 0]
     realDtype = np.dtype(np.float32) if images.dtype == np.float32 else np.dtype(np.float64)
     cdtype = np.dtype(np.complex64) if realDtype == np.float32 else np.dtype(np.complex128)
-    grid = SolveGrid(shape, padded, realDtype, cdtype, workers)
+    grid = SolveGrid(shape, padded, realDtype, cdtype, workers, threads)
 
     firstFill, noData = _firstFill(images, badMasks, weights, visits, grid, padMode)
     # Pass 0: accumulate the normal matrix (lower triangle) and the right-hand side.
@@ -584,9 +602,9 @@ def solveDirect(
         return visitTransfer(getter, j, padded, n, cdtype, check=False)
 
     _regularize(system, n, regularization, regularizer, ridge, weights, frequencyRidge, grid)
-    conditions = conditionNumbers(system, n, grid.halfPlane) if diagnostics else {}
-    factor = cholesky(system, n)
-    solution = choleskySolve(factor, rhs, n)
+    conditions = conditionNumbers(system, n, grid.halfPlane, grid.threads) if diagnostics else {}
+    factor = cholesky(system, n, grid.threads)
+    solution = choleskySolve(factor, rhs, n, grid.threads)
     del rhs
     changes = refineMasked(
         solution, factor, badMasks, noData, visits, weights, firstFill, transferOf, n, grid,
@@ -668,18 +686,36 @@ def _firstFill(
     nearest-neighbour filled where no visit has data, extended into the margin.
     """
     shape = grid.shape
-    numerator = np.zeros(shape)
-    denominator = np.zeros(shape)
-    for j in visits:
-        good = ~badMasks[j]
-        numerator += weights[j] * np.where(good, images[j], 0.0)
-        denominator += weights[j] * good
+    numerator, denominator = _weightedSums(images, badMasks, weights, visits, grid.threads)
     noData = denominator == 0
     coadd = np.divide(numerator, denominator, out=np.zeros(shape), where=~noData)
     del numerator, denominator
     if noData.any():
         coadd = fillBadPixels(coadd, noData)
     return padToShape(coadd.astype(grid.realDtype), grid.padded, padMode), noData
+
+
+def _weightedSums(
+    images: np.ndarray, badMasks: np.ndarray, weights: np.ndarray, visits: list[int],
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the sums over visits of weight times good pixels, and of weight, per pixel.
+
+    In blocks of rows, in ``threads`` threads; each pixel's sums are taken over the visits
+    in order, whatever ``threads``.
+    """
+    numerator = np.zeros(images.shape[1:])
+    denominator = np.zeros(images.shape[1:])
+
+    def block(rows: slice) -> None:
+        sumRows, weightRows = numerator[rows], denominator[rows]
+        for j in visits:
+            good = ~badMasks[j][rows]
+            sumRows += weights[j] * np.where(good, images[j][rows], 0.0)
+            weightRows += weights[j] * good
+
+    forRowBlocks(block, images.shape[1], threads)
+    return numerator, denominator
 
 
 def _regularize(
@@ -747,13 +783,20 @@ def _visitResiduals(
     solutionC = solution.astype(grid.complexDtype, copy=False)
     for j in visits:
         transfer = transferOf(j)
-        prediction = cropFromPadded(predict(transfer, solutionC, grid.padded, grid.workers),
-                                    grid.shape)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            # Masked pixels (NaN data, zero variance) are dropped below.
-            chi2 = np.subtract(images[j], prediction, dtype=realDtype)
-            chi2 *= chi2
-            chi2 /= variances[j]
+        prediction = cropFromPadded(predict(transfer, solutionC, grid.padded, grid.workers,
+                                            grid.threads), grid.shape)
+        chi2 = np.empty(grid.shape, dtype=realDtype)
+
+        def block(rows: slice, j: int = j, prediction: np.ndarray = prediction,
+                  chi2: np.ndarray = chi2) -> None:
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                # Masked pixels (NaN data, zero variance) are dropped below.
+                part = chi2[rows]
+                np.subtract(images[j][rows], prediction[rows], out=part, dtype=realDtype)
+                part *= part
+                part /= variances[j][rows]
+
+        forRowBlocks(block, grid.shape[0], grid.threads)
         if badMasks[j].any():
             chi2 = chi2[~badMasks[j]]
         if chi2.size:
@@ -846,11 +889,20 @@ def solveDirectFromShifts(
             type=type(extraTransfers).__name__,
         )
     dtype = np.complex64 if np.asarray(images).dtype == np.float32 else np.complex128
+    threads = kwargs["threads"] = resolveThreads(kwargs.get("threads"))
 
     def transfers(j: int, padded: tuple[int, int]) -> np.ndarray:
-        out = visitTransfers(padded, shifts[j], mode, dtype)
+        out = visitTransfers(padded, shifts[j], mode, dtype, threads)
         if extraTransfers is not None:
-            out *= _checkExtra(extraTransfers(j, padded), j, out.shape[0], out.shape[1:])
+            extra = _checkExtra(extraTransfers(j, padded), j, out.shape[0], out.shape[1:])
+            if extra.ndim == 2:
+                extra = extra[None]
+
+            def block(rows: slice) -> None:
+                target = out[:, rows]
+                target *= extra[:, rows]
+
+            forRowBlocks(block, out.shape[1], threads)
         return out
 
     solution = solveDirect(images, variances, badMasks, transfers, psfSize=psfSize, **kwargs)

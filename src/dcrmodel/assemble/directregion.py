@@ -143,6 +143,7 @@ class DirectSubregion(Subregion):
         images, variances, good = self._stacks
         self._stacks = None
         options["workspace"] = self.pool
+        options["threads"] = self.config.resolveThreads()
         for visit in self.visits:
             visit.data = visit.variance = None
         solution = solve(

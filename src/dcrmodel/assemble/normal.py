@@ -20,6 +20,7 @@ import scipy.fft
 
 from ..errors import DcrShapeError, DcrValueError
 from ..fourier import cropFromPadded
+from ..parallel import forRowBlocks
 from .workspace import ArrayPool
 
 __all__ = [
@@ -72,6 +73,9 @@ class SolveGrid:
         complex64 or complex128, the complex type of ``realDtype``.
     workers : int or None
         Threads for ``scipy.fft``.
+    threads : int
+        Threads for the per-frequency work, split in blocks of rows of the half-plane grid
+        (`dcrmodel.parallel.forRowBlocks`); the values do not depend on it.
     """
 
     shape: tuple[int, int]
@@ -79,6 +83,7 @@ class SolveGrid:
     realDtype: np.dtype
     complexDtype: np.dtype
     workers: int | None
+    threads: int = 1
 
     @property
     def halfPlane(self) -> tuple[int, int]:
@@ -198,7 +203,8 @@ def accumulateNormalEquations(
     kept: dict[int, np.ndarray] = {}
     keep = False
     for j in visits:
-        transfer = visitTransfer(getter, j, padded, numSubfilters, cdtype)
+        # Checked for non-finite values block by block below.
+        transfer = visitTransfer(getter, j, padded, numSubfilters, cdtype, check=False)
         if numSubfilters is None:
             keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
             numSubfilters = transfer.shape[0]
@@ -219,34 +225,130 @@ def accumulateNormalEquations(
             }
             partialRhs = np.zeros((numSubfilters, *halfPlane), dtype=cdtype)
             pending = 0
+        # Every pass, this one included, uses the kept (single-precision) values.
+        keptArray = None
         if keep:
-            # Every pass, this one included, uses the kept (single-precision) values.
-            kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
-            np.copyto(kept[j], transfer, casting="same_kind")
-            transfer = kept[j].astype(cdtype, copy=False)
-        np.copyto(work, firstFill)
-        _insertData(work, images[j], badMasks[j], grid.shape)
+            keptArray = kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
+        _paddedData(work, firstFill, images[j], badMasks[j], grid)
         spectrum = scipy.fft.rfft2(work, workers=grid.workers)
-        _accumulate(partialSystem, partialRhs, transfer, spectrum, weights[j], numSubfilters,
-                    withSystem=True)
         pending += 1
-        if pending == _PARTIAL_VISITS or j == visits[-1]:
-            for key, value in partialSystem.items():
-                system[key] += value
-                value.fill(0)
-            rhs += partialRhs
-            partialRhs.fill(0)
+        flushTo = (system, rhs) if pending == _PARTIAL_VISITS or j == visits[-1] else None
+        if flushTo is not None:
             pending = 0
+        _accumulateVisit(j, (partialSystem, partialRhs), transfer, keptArray, spectrum,
+                         weights[j], numSubfilters, flushTo, grid)
     assert rhs is not None and numSubfilters is not None
     return system, rhs, kept, numSubfilters
 
 
-def _insertData(
-    work: np.ndarray, image: np.ndarray, bad: np.ndarray, shape: tuple[int, int]
+def _paddedData(
+    work: np.ndarray, firstFill: np.ndarray, image: np.ndarray, bad: np.ndarray, grid: SolveGrid
 ) -> None:
-    """Overwrite the good pixels of the padded ``work`` array with the visit's data."""
-    inner = cropFromPadded(work, shape)
-    np.copyto(inner, image, where=~bad, casting="unsafe")
+    """Write the first fill into ``work``, then the visit's good pixels over it (row blocks)."""
+
+    def fill(rows: slice) -> None:
+        np.copyto(work[rows], firstFill[rows])
+
+    forRowBlocks(fill, work.shape[0], grid.threads)
+    inner = cropFromPadded(work, grid.shape)
+
+    def insert(rows: slice) -> None:
+        np.copyto(inner[rows], image[rows], where=~bad[rows], casting="unsafe")
+
+    forRowBlocks(insert, grid.shape[0], grid.threads)
+
+
+def _accumulateVisit(
+    j: int,
+    partial: tuple[dict, np.ndarray],
+    transfer: np.ndarray,
+    keptArray: np.ndarray | None,
+    spectrum: np.ndarray,
+    weight: float,
+    n: int,
+    flushTo: tuple[dict, np.ndarray] | None,
+    grid: SolveGrid,
+) -> None:
+    """Add visit ``j`` to the partial sums, in blocks of rows: check, keep and accumulate.
+
+    Each block of its transfers is checked for non-finite values, copied into
+    ``keptArray`` (when the transfers are kept; the kept single-precision values are then
+    used) and added to the sums (`_accumulateBlock`).
+
+    Raises
+    ------
+    DcrValueError
+        If the transfers have NaN or infinite values.
+    """
+    nonFinite: list[slice] = []
+    partialSystem, partialRhs = partial
+
+    def block(rows: slice) -> None:
+        values = transfer[:, rows]
+        if not np.all(np.isfinite(values)):
+            nonFinite.append(rows)
+            return
+        if keptArray is not None:
+            np.copyto(keptArray[:, rows], values, casting="same_kind")
+            values = keptArray[:, rows].astype(grid.complexDtype, copy=False)
+        _accumulateBlock(partialSystem, partialRhs, values, spectrum, weight, n, rows, flushTo)
+
+    forRowBlocks(block, spectrum.shape[0], grid.threads)
+    if nonFinite:
+        raise DcrValueError(f"the transfers of visit {j} have NaN or infinite values", visit=j)
+
+
+def _accumulateRows(
+    system: dict | None,
+    rhs: np.ndarray,
+    transfer: np.ndarray,
+    spectrum: np.ndarray,
+    weight: float,
+    n: int,
+    threads: int,
+    flushTo: tuple[dict, np.ndarray] | None = None,
+) -> None:
+    """`_accumulate` (with the system when given) in blocks of rows, in ``threads`` threads.
+
+    With ``flushTo`` = ``(totalSystem, totalRhs)`` the partial sums are then added to those
+    and zeroed, block by block. Every value is formed by the same operations as one call of
+    `_accumulate` on the whole grid.
+    """
+
+    def block(rows: slice) -> None:
+        _accumulateBlock(system, rhs, transfer[:, rows], spectrum, weight, n, rows, flushTo)
+
+    forRowBlocks(block, spectrum.shape[0], threads)
+
+
+def _accumulateBlock(
+    system: dict | None,
+    rhs: np.ndarray,
+    transferRows: np.ndarray,
+    spectrum: np.ndarray,
+    weight: float,
+    n: int,
+    rows: slice,
+    flushTo: tuple[dict, np.ndarray] | None,
+) -> None:
+    """`_accumulate` on the ``rows`` of the sums (the transfers given on those rows already).
+
+    With ``flushTo`` the partial sums of those rows are then added to it and zeroed.
+    """
+    partial = None if system is None else {key: value[rows] for key, value in system.items()}
+    partialRhs = rhs[:, rows]
+    _accumulate(partial, partialRhs, transferRows, spectrum[rows], weight, n,
+                withSystem=system is not None)
+    if flushTo is not None:
+        totalSystem, totalRhs = flushTo
+        if partial is not None:
+            for key, value in partial.items():
+                target = totalSystem[key][rows]
+                target += value
+                value.fill(0)
+        target = totalRhs[:, rows]
+        target += partialRhs
+        partialRhs.fill(0)
 
 
 def _accumulate(
@@ -283,8 +385,17 @@ def _accumulate(
 # ---------------------------------------------------------------------------------------------
 
 
-def cholesky(system: dict[tuple[int, int], np.ndarray], n: int) -> dict:
+def _rowsOf(factor: dict, rows: slice) -> dict:
+    """Return the entries of a stack of systems restricted to some rows of their grid."""
+    return {key: value[rows] for key, value in factor.items()}
+
+
+def cholesky(system: dict[tuple[int, int], np.ndarray], n: int, threads: int = 1) -> dict:
     """Factor P = L L^H in place for every frequency; ``system`` holds the lower triangle.
+
+    The frequencies are factored in blocks of rows of their grid in ``threads`` threads
+    (`dcrmodel.parallel.forRowBlocks`; grids of one dimension in one block): every value
+    is computed by the same operations whatever ``threads``. The diagonal becomes real.
 
     Raises
     ------
@@ -293,79 +404,122 @@ def cholesky(system: dict[tuple[int, int], np.ndarray], n: int) -> dict:
     """
     factor = system
     for j in range(n):
-        diagonal = factor[j, j].real.copy()
-        for m in range(j):
-            diagonal -= factor[j, m].real ** 2 + factor[j, m].imag ** 2
-        if not np.all(diagonal > 0):
-            raise DcrValueError(
-                "the normal equations are not positive definite at some frequencies; increase "
-                "the regularization or the ridge",
-                frequencies=int(np.count_nonzero(~(diagonal > 0))),
-            )
-        factor[j, j] = np.sqrt(diagonal)
-        for i in range(j + 1, n):
-            value = factor[i, j]
+        if np.iscomplexobj(factor[j, j]):
+            factor[j, j] = factor[j, j].real.copy()
+    notDefinite: list[int] = []
+
+    def block(rows: slice) -> None:
+        sub = _rowsOf(factor, rows)
+        for j in range(n):
+            diagonal = sub[j, j].copy()
             for m in range(j):
-                value -= factor[i, m] * np.conj(factor[j, m])
-            value /= factor[j, j]
+                diagonal -= sub[j, m].real ** 2 + sub[j, m].imag ** 2
+            if not np.all(diagonal > 0):
+                notDefinite.append(int(np.count_nonzero(~(diagonal > 0))))
+                return
+            np.sqrt(diagonal, out=sub[j, j])
+            for i in range(j + 1, n):
+                value = sub[i, j]
+                for m in range(j):
+                    value -= sub[i, m] * np.conj(sub[j, m])
+                value /= sub[j, j]
+
+    _forFrequencies(block, factor[0, 0], threads)
+    if notDefinite:
+        raise DcrValueError(
+            "the normal equations are not positive definite at some frequencies; increase "
+            "the regularization or the ridge",
+            frequencies=sum(notDefinite),
+        )
     return factor
 
 
-def choleskySolve(factor: dict, rhs: np.ndarray, n: int) -> np.ndarray:
-    """Solve L L^H x = rhs for every frequency; rhs is (N, ...) complex."""
-    z = []
-    for i in range(n):
-        value = rhs[i].copy()
-        for m in range(i):
-            value -= factor[i, m] * z[m]
-        value /= factor[i, i]
-        z.append(value)
-    x: list[np.ndarray] = [np.empty(0)] * n
-    for i in reversed(range(n)):
-        value = z[i]
-        for m in range(i + 1, n):
-            value -= np.conj(factor[m, i]) * x[m]
-        value /= factor[i, i]
-        x[i] = value
-    return np.stack(x)
+def _forFrequencies(function: Callable[[slice], None], grid: np.ndarray, threads: int) -> None:
+    """`forRowBlocks` over the rows of a frequency grid (its first axis; 1-D: one block)."""
+    if grid.ndim < 2:
+        function(slice(None))
+    else:
+        forRowBlocks(function, grid.shape[0], threads)
 
 
-def choleskyMultiply(factor: dict, vector: np.ndarray, n: int) -> np.ndarray:
-    """Return P v = L (L^H v) for every frequency; vector is (N, ...) complex."""
-    half = []
-    for i in range(n):
-        value = factor[i, i] * vector[i]
-        for m in range(i + 1, n):
-            value = value + np.conj(factor[m, i]) * vector[m]
-        half.append(value)
-    out = np.empty(vector.shape, dtype=np.result_type(vector, factor[n - 1, 0]))
-    for i in range(n):
-        value = factor[i, i] * half[i]
-        for m in range(i):
-            value = value + factor[i, m] * half[m]
-        out[i] = value
+def choleskySolve(factor: dict, rhs: np.ndarray, n: int, threads: int = 1) -> np.ndarray:
+    """Solve L L^H x = rhs for every frequency; rhs is (N, ...) complex.
+
+    In blocks of rows of the frequency grid, in ``threads`` threads (values independent of
+    it). Returns a new array of ``rhs``'s dtype.
+    """
+    out = np.empty(rhs.shape, dtype=rhs.dtype)
+
+    def block(rows: slice) -> None:
+        sub = _rowsOf(factor, rows)
+        x = out[:, rows]
+        for i in range(n):
+            value = x[i]
+            value[...] = rhs[i][rows]
+            for m in range(i):
+                value -= sub[i, m] * x[m]
+            value /= sub[i, i]
+        for i in reversed(range(n)):
+            value = x[i]
+            for m in range(i + 1, n):
+                value -= np.conj(sub[m, i]) * x[m]
+            value /= sub[i, i]
+
+    _forFrequencies(block, rhs[0], threads)
     return out
 
 
-def conditionNumbers(system: dict, n: int, shape: tuple[int, ...]) -> dict[str, float]:
+def choleskyMultiply(factor: dict, vector: np.ndarray, n: int, threads: int = 1) -> np.ndarray:
+    """Return P v = L (L^H v) for every frequency; vector is (N, ...) complex.
+
+    In blocks of rows of the frequency grid, in ``threads`` threads (values independent of
+    it).
+    """
+    out = np.empty(vector.shape, dtype=np.result_type(vector, factor[n - 1, 0]))
+
+    def block(rows: slice) -> None:
+        sub = _rowsOf(factor, rows)
+        part = vector[:, rows]
+        half = []
+        for i in range(n):
+            value = sub[i, i] * part[i]
+            for m in range(i + 1, n):
+                value = value + np.conj(sub[m, i]) * part[m]
+            half.append(value)
+        for i in range(n):
+            value = sub[i, i] * half[i]
+            for m in range(i):
+                value = value + sub[i, m] * half[m]
+            out[i, rows] = value
+
+    _forFrequencies(block, vector[0], threads)
+    return out
+
+
+def conditionNumbers(
+    system: dict, n: int, shape: tuple[int, ...], threads: int = 1
+) -> dict[str, float]:
     """Condition numbers (max / min eigenvalue) of the stacked Hermitian systems.
 
     Grids of more than ``_CONDITION_SAMPLES`` frequencies are subsampled on every s-th row
-    and column.
+    and column. The eigenvalues are found in blocks in ``threads`` threads.
     """
     step = max(1, math.ceil(math.sqrt(int(np.prod(shape)) / _CONDITION_SAMPLES)))
     flat = {key: value[::step, ::step].reshape(-1) for key, value in system.items()}
     size = next(iter(flat.values())).size
     conditions = np.empty(size)
-    for start in range(0, size, _CONDITION_BLOCK):
-        stop = min(size, start + _CONDITION_BLOCK)
-        block = np.empty((stop - start, n, n), dtype=np.complex128)
+
+    def eigenBlock(part: slice) -> None:
+        block = np.empty((part.stop - part.start, n, n), dtype=np.complex128)
         for i in range(n):
             for m in range(i + 1):
-                block[:, i, m] = flat[i, m][start:stop]
-                block[:, m, i] = np.conj(flat[i, m][start:stop])
+                block[:, i, m] = flat[i, m][part]
+                block[:, m, i] = np.conj(flat[i, m][part])
         eigen = np.linalg.eigvalsh(block)
-        conditions[start:stop] = eigen[:, -1] / eigen[:, 0]
+        conditions[part] = eigen[:, -1] / eigen[:, 0]
+
+    forRowBlocks(eigenBlock, size, threads,
+                 min(_CONDITION_BLOCK, math.ceil(size / max(1, threads))))
     return {
         "max": float(conditions.max()),
         "median": float(np.median(conditions)),
@@ -375,17 +529,28 @@ def conditionNumbers(system: dict, n: int, shape: tuple[int, ...]) -> dict[str, 
 
 
 def predict(
-    transfer: np.ndarray, solution: np.ndarray, padded: tuple[int, int], workers: int | None
+    transfer: np.ndarray,
+    solution: np.ndarray,
+    padded: tuple[int, int],
+    workers: int | None,
+    threads: int = 1,
 ) -> np.ndarray:
     """Return the padded forward model ``irfft2(sum_k A_k X_k)`` of one visit.
 
-    ``solution`` must already have the transfer's dtype.
+    ``solution`` must already have the transfer's dtype. The sum is formed in blocks of
+    rows in ``threads`` threads (values independent of it).
     """
-    total = transfer[0] * solution[0]
-    term = np.empty_like(total)
-    for k in range(1, transfer.shape[0]):
-        np.multiply(transfer[k], solution[k], out=term)
-        total += term
+    total = np.empty(transfer.shape[1:], dtype=np.result_type(transfer, solution))
+
+    def block(rows: slice) -> None:
+        target = total[rows]
+        np.multiply(transfer[0][rows], solution[0][rows], out=target)
+        term = np.empty_like(target)
+        for k in range(1, transfer.shape[0]):
+            np.multiply(transfer[k][rows], solution[k][rows], out=term)
+            target += term
+
+    forRowBlocks(block, total.shape[0], threads)
     return scipy.fft.irfft2(total, s=padded, workers=workers)
 
 
@@ -476,7 +641,7 @@ def refineMasked(
     }
     return _conjugateGradients(
         solution, factorCg, maskedTerm, n, _parsevalWeights(grid.padded), int(maskPasses),
-        maskTolerance,
+        maskTolerance, grid.threads,
     )
 
 
@@ -490,7 +655,7 @@ def _maskedTerm(
     grid: SolveGrid,
 ) -> Callable[[np.ndarray, bool], np.ndarray]:
     """Return ``maskedTerm(x, minusCoadd)``: ``sum_j w_j A_j^H B_j (A_j x [- coadd])``."""
-    padded, workers = grid.padded, grid.workers
+    padded, workers, threads = grid.padded, grid.workers, grid.threads
     cdtype, realDtype = grid.complexDtype, grid.realDtype
 
     def maskedTerm(vector: np.ndarray, minusCoadd: bool) -> np.ndarray:
@@ -501,12 +666,13 @@ def _maskedTerm(
         for j in maskedVisits:
             transfer = transferOf(j)
             indices = maskedIndices[j]
-            flatWork[indices] = predict(transfer, vectorC, padded, workers).reshape(-1)[indices]
+            flatWork[indices] = predict(transfer, vectorC, padded, workers,
+                                        threads).reshape(-1)[indices]
             if minusCoadd:
                 flatWork[indices] -= fillValues[indices]
             spectrum = scipy.fft.rfft2(work, workers=workers)
             flatWork[indices] = 0.0
-            _accumulate(None, out, transfer, spectrum, weights[j], n, withSystem=False)
+            _accumulateRows(None, out, transfer, spectrum, weights[j], n, threads)
         return out
 
     return maskedTerm
@@ -520,11 +686,12 @@ def _conjugateGradients(
     columnWeights: np.ndarray,
     maskPasses: int,
     maskTolerance: float,
+    threads: int = 1,
 ) -> list[float]:
     """Preconditioned conjugate gradients on ``K = P - maskedTerm``; update ``solution``."""
     changes: list[float] = []
     residual = maskedTerm(solution, True)
-    preconditioned = choleskySolve(factorCg, residual, n)
+    preconditioned = choleskySolve(factorCg, residual, n, threads)
     direction = preconditioned.copy()
     rz = _dot(residual, preconditioned, columnWeights)
     initial = np.sqrt(max(rz, 0.0))
@@ -534,16 +701,17 @@ def _conjugateGradients(
     for _ in range(maskPasses):
         if initial == 0.0 or rz <= 0.0:
             break
-        product = choleskyMultiply(factorCg, direction, n) - maskedTerm(direction, False)
+        product = choleskyMultiply(factorCg, direction, n, threads)
+        _inBlocks(threads, _subtract, product, maskedTerm(direction, False))
         curvature = _dot(direction, product, columnWeights)
         if not curvature > 0:
             break
         alpha = rz / curvature
-        solution += alpha * direction
-        residual -= alpha * product
-        preconditioned = choleskySolve(factorCg, residual, n)
+        _inBlocks(threads, _addScaled, solution, alpha, direction)
+        _inBlocks(threads, _addScaled, residual, -alpha, product)
+        preconditioned = choleskySolve(factorCg, residual, n, threads)
         rzNew = _dot(residual, preconditioned, columnWeights)
-        correction += alpha * direction
+        _inBlocks(threads, _addScaled, correction, alpha, direction)
         stepNorm = abs(alpha) * math.sqrt(max(_dot(direction, direction, columnWeights), 0.0))
         correctionNorm = math.sqrt(max(_dot(correction, correction, columnWeights), 0.0))
         change = float(stepNorm / max(correctionNorm, 1e-300))
@@ -556,10 +724,40 @@ def _conjugateGradients(
         )
         if change < maskTolerance:
             break
-        direction *= rzNew / rz
-        direction += preconditioned
+        _inBlocks(threads, _scaleAdd, direction, rzNew / rz, preconditioned)
         rz = rzNew
     return changes
+
+
+def _inBlocks(threads: int, function: Callable[..., None], target: np.ndarray,
+              *operands: object) -> None:
+    """Call ``function(target[:, rows], *operands[:, rows])`` for blocks of the grid's rows.
+
+    Arrays among ``operands`` are sliced like ``target``; numbers are passed as they are.
+    """
+
+    def block(rows: slice) -> None:
+        function(target[:, rows], *(value[:, rows] if isinstance(value, np.ndarray) else value
+                                     for value in operands))
+
+    forRowBlocks(block, target.shape[1], threads)
+
+
+def _subtract(target: np.ndarray, value: np.ndarray) -> None:
+    target -= value
+
+
+def _addScaled(target: np.ndarray, scale: float, value: np.ndarray) -> None:
+    """``target += scale * value`` (``target -= a * value`` for ``scale = -a``)."""
+    if scale < 0:
+        target -= (-scale) * value
+    else:
+        target += scale * value
+
+
+def _scaleAdd(target: np.ndarray, scale: float, value: np.ndarray) -> None:
+    target *= scale
+    target += value
 
 
 def _parsevalWeights(padded: tuple[int, int]) -> np.ndarray:

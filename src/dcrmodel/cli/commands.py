@@ -36,6 +36,7 @@ from ..fits import gridFromSpec, readExposure, writeExposure
 from ..progress import reportProgress
 from ..warp import boxesOverlap, warpExposure
 from .progress import ProgressBar
+from .threads import threaded
 
 __all__: list[str] = []
 
@@ -80,6 +81,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+@threaded
 def _runAssemble(args: argparse.Namespace) -> int:
 
     config = DcrAssembleConfig.fromToml(args.config) if args.config else DcrAssembleConfig()
@@ -114,6 +116,7 @@ def _runAssemble(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------
 # assemble-patches
 # ------------------------------------------------------------------------------------------
+@threaded
 def _runAssemblePatches(args: argparse.Namespace) -> int:
 
     plan = loadPlan(args.plan, overwrite=args.overwrite)

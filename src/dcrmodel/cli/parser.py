@@ -225,7 +225,13 @@ def _addClusterOptions(parser: argparse.ArgumentParser) -> None:
                          help="solve subregions on a running Dask cluster (e.g. tcp://host:8786)")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the subregions an interrupted run finished")
+    _addThreads(parser)
 
+
+def _addThreads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads of the FFTs and per-frequency work (default: every "
+                        "core; shared among the workers of --workers)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,7 +251,6 @@ def _addAssemblePatches(subparsers: Any, common: argparse.ArgumentParser) -> Non
     parser.set_defaults(handler="assemble-patches")
 
 
-
 # ------------------------------------------------------------------------------------------
 # template and diff
 # ------------------------------------------------------------------------------------------
@@ -260,6 +265,7 @@ def _addModelAndExposure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES,
                         help="template engine (default: the model's default)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _addThreads(parser)
 
 
 def _addOutputs(parser: argparse.ArgumentParser, metavar: str, what: str) -> None:
@@ -339,7 +345,6 @@ def _addWarp(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler="warp")
 
 
-
 # ------------------------------------------------------------------------------------------
 # demo
 # ------------------------------------------------------------------------------------------
@@ -360,7 +365,6 @@ def _addDemo(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="solvers to compare (default: both)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo")
     parser.set_defaults(handler="demo")
-
 
 
 # ------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from ..fits import ExposureFile, readDcrModel, readExposure, writeExposure
 from ..model import checkModelsCompatible
 from ..progress import reportProgress
 from .progress import ProgressBar
+from .threads import threaded
 
 __all__: list[str] = []
 
@@ -88,6 +89,7 @@ def _writeTemplate(args: argparse.Namespace, model: Any, exposurePath: str, out:
         print(f"template of {exposurePath} on {science.bbox} written to {out}")
 
 
+@threaded
 def _runTemplate(args: argparse.Namespace) -> int:
     if getattr(args, "out_dir", None) is not None:
         return _runBatch(args, _writeTemplate)
@@ -126,6 +128,7 @@ def _writeDiff(args: argparse.Namespace, model: Any, exposurePath: str, out: Pat
               f"{catalogue}")
 
 
+@threaded
 def _runDiff(args: argparse.Namespace) -> int:
     if getattr(args, "out_dir", None) is not None:
         return _runBatch(args, _writeDiff)

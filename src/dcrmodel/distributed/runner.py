@@ -72,6 +72,7 @@ from ..atomic import outputLock
 from ..errors import DcrError, DcrTypeError, DcrValueError
 from ..fits import readExposureBBox
 from ..image import Box
+from ..parallel import resolveThreads
 from ..progress import ProgressCallback
 from .cluster import SCHEDULER_TIMEOUT, clusterClient, importDistributed, schedulerAddress
 from .plan import Patch, PatchPlan, asPatchPlan
@@ -303,9 +304,10 @@ class _ClusterRun:
     """The driver's side of a run on a cluster: the tasks it submitted and their outcomes."""
 
     def __init__(self, client: Any, progress: _Progress, traceMemory: bool, retries: int,
-                 raiseErrors: bool) -> None:
+                 raiseErrors: bool, threads: int | None = None) -> None:
         distributed = importDistributed()
         self.client = client
+        self.threads = threads
         self.progress = progress
         self.traceMemory = traceMemory
         self.retries = retries
@@ -394,15 +396,15 @@ class _ClusterRun:
         for i in todo:
             cut = self.submit(cutSubregion, job.planFuture, i,
                               key=f"dcrmodel-cut-{job.position}-{i}", job=job, kind="cut")
-            self.submit(solveSubregion, cut, self.traceMemory,
+            self.submit(solveSubregion, cut, self.traceMemory, self.threads,
                         key=f"dcrmodel-solve-{job.position}-{i}", job=job, kind="solve",
                         index=i, watch=True)
 
 
 def _runCluster(jobs: list[_Job], client: Any, progress: _Progress, traceMemory: bool,
-                retries: int, raiseErrors: bool) -> None:
+                retries: int, raiseErrors: bool, threads: int | None = None) -> None:
     """Run the patches on a cluster: prepare, cut and solve tasks; stitch on arrival."""
-    run = _ClusterRun(client, progress, traceMemory, retries, raiseErrors)
+    run = _ClusterRun(client, progress, traceMemory, retries, raiseErrors, threads)
     for job in jobs:
         run.start(job)
     try:
@@ -429,8 +431,23 @@ def _run(plan: PatchPlan, clientArgs: dict[str, Any], progress: ProgressCallback
             if client is None:
                 _runLocal(jobs, tracker, traceMemory, raiseErrors)
             else:
-                _runCluster(jobs, client, tracker, traceMemory, retries, raiseErrors)
+                _runCluster(jobs, client, tracker, traceMemory, retries, raiseErrors,
+                            _workerThreads(clientArgs.get("workers")))
     return jobs
+
+
+def _workerThreads(workers: int | None) -> int | None:
+    """Threads of each worker of a local cluster: this process's threads shared among them.
+
+    Two workers on two cores with two threads each would run four threads on two cores;
+    each gets ``threads // workers`` instead (at least 1), the threads being this process's
+    (`dcrmodel.parallel.resolveThreads`: every core, or the ``threadLimit`` of the
+    caller, as ``dcrmodel --threads`` sets it). None (a cluster elsewhere): every core of
+    each worker. A configuration's own ``threads`` is used as it is.
+    """
+    if workers is None:
+        return None
+    return max(1, resolveThreads() // workers)
 
 
 # ------------------------------------------------------------------------------------------

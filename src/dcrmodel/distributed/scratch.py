@@ -59,7 +59,7 @@ def scratchManifest(patch: Patch) -> dict[str, Any]:
     dict
         The scratch kind, the dcrmodel version, each input file's path, size (bytes) and
         modification time (ns), the grid (a file's stamp, its text, or a given WCS and box)
-        and the settings.
+        and the settings (but ``threads``, which does not change the model).
     """
     return {
         "kind": _SCRATCH_KIND,
@@ -67,7 +67,9 @@ def scratchManifest(patch: Patch) -> dict[str, Any]:
         "visits": [_fileStamp(p) for p in patch.visits],
         "coadd": None if patch.coadd is None else _fileStamp(patch.coadd),
         "grid": _gridStamp(patch.grid),
-        "config": patch.config.toDict(),
+        # The number of threads does not change the model: a run may resume with another.
+        "config": {key: value for key, value in patch.config.toDict().items()
+                   if key != "threads"},
     }
 
 

@@ -51,6 +51,7 @@ from ..assemble import (
 )
 from ..errors import DcrValueError
 from ..image import Box
+from ..parallel import threadLimit
 
 __all__ = ["MEMORY_FACTORS", "MEMORY_OVERHEAD", "estimateSubregionMemory"]
 
@@ -141,7 +142,9 @@ def _peakRss() -> int | None:
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
-def solveSubregion(task: SubregionTask, traceMemory: bool = False) -> SubregionResult:
+def solveSubregion(
+    task: SubregionTask, traceMemory: bool = False, threads: int | None = None
+) -> SubregionResult:
     """Solve one subregion; add the memory it took and the worker to its summary.
 
     Parameters
@@ -151,6 +154,10 @@ def solveSubregion(task: SubregionTask, traceMemory: bool = False) -> SubregionR
     traceMemory : bool, optional
         Also measure the task's own peak memory with `tracemalloc` (``peakMemoryBytes``,
         bytes; slower).
+    threads : int, optional
+        Threads of the solve where the configuration leaves them to the default
+        (``threads`` None; `dcrmodel.parallel.threadLimit`). None: every core of the
+        worker.
 
     Returns
     -------
@@ -168,7 +175,8 @@ def solveSubregion(task: SubregionTask, traceMemory: bool = False) -> SubregionR
             tracemalloc.start()
             started = True
     try:
-        result = assembleSubregion(task)
+        with threadLimit(threads):
+            result = assembleSubregion(task)
         if traceMemory:
             result.summary["peakMemoryBytes"] = int(tracemalloc.get_traced_memory()[1] - base)
     finally:

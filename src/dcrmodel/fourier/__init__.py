@@ -11,6 +11,7 @@ from .padding import (
 )
 from .transfer import (
     TRANSFER_MODES,
+    TransferRows,
     dcrShiftArray,
     frequencyGrid,
     hermitianize,
@@ -18,6 +19,7 @@ from .transfer import (
     smearTransfer,
     splitTransfer,
     subfilterTransfer,
+    transferRows,
     visitTransfers,
 )
 
@@ -29,6 +31,8 @@ __all__ = [
     "splitTransfer",
     "subfilterTransfer",
     "visitTransfers",
+    "TransferRows",
+    "transferRows",
     "dcrShiftArray",
     "hermitianize",
     "maxShiftOf",

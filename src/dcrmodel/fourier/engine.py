@@ -26,6 +26,7 @@ import scipy.fft
 from scipy import ndimage
 
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
+from ..parallel import availableCores, forRowBlocks, resolveThreads
 from .padding import (
     allowedShift,
     asMaxShift,
@@ -45,6 +46,7 @@ from .transfer import (
     complexDtype,
     realDtype,
     subfilterTransfer,
+    transferRows,
     visitTransfers,
 )
 
@@ -204,7 +206,10 @@ class FourierTemplateEngine:
         How the margin is filled (see `padToShape`); default ``"edge"``, like the spline
         engine's ``mode="nearest"``.
     workers : int, optional
-        Threads for ``scipy.fft`` (None: scipy's default).
+        Threads for ``scipy.fft`` (-1: every core). None (default): the default of the
+        context when the transform is taken (`dcrmodel.parallel.resolveThreads`: the
+        caller's `dcrmodel.parallel.threadLimit`, else every core). The templates do not
+        depend on it.
     checkCache : bool, optional
         Verify before each template that the model arrays are unchanged (default True).
 
@@ -329,6 +334,15 @@ class FourierTemplateEngine:
                 raise DcrValueError(f"every pixel of model image {k} is masked")
         return None if mask is None or not mask.any() else np.array(mask)
 
+    def _fftWorkers(self) -> int:
+        """Threads of the FFTs: ``workers``, or the context's default (every core)."""
+        return resolveThreads() if self._workers is None else self._workers
+
+    def _threads(self) -> int:
+        """Threads of the per-frequency sums: as the FFTs' (-1 and below: every core)."""
+        workers = self._fftWorkers()
+        return workers if workers > 0 else availableCores()
+
     def invalidate(self) -> None:
         """Drop the cached transform; the next template recomputes it from the model arrays."""
         self._transforms = None
@@ -397,7 +411,7 @@ class FourierTemplateEngine:
                 )
             source = array if self._badMask is None else fillBadPixels(array, self._badMask[k])
             padded = padToShape(source.astype(rdtype, copy=False), self._padded, self._padMode)
-            transforms[k] = scipy.fft.rfft2(padded, workers=self._workers)
+            transforms[k] = scipy.fft.rfft2(padded, workers=self._fftWorkers())
         self._transforms = transforms
         self._fingerprint = fingerprint
 
@@ -483,13 +497,18 @@ class FourierTemplateEngine:
         extra = self._extra(extraTransfers)
         models = self.modelTransforms
         total = np.zeros(grid, dtype=self._cdtype)
-        term = np.empty(grid, dtype=self._cdtype)
-        for k in range(self.numSubfilters):
-            np.multiply(models[k], transfers[k], out=term)
-            if extra is not None:
-                term *= extra[k]
-            total += term
-        out = scipy.fft.irfft2(total, s=self._padded, workers=self._workers)
+
+        def block(rows: slice) -> None:
+            part = total[rows]
+            term = np.empty(part.shape, dtype=self._cdtype)
+            for k in range(self.numSubfilters):
+                np.multiply(models[k][rows], transfers[k][rows], out=term)
+                if extra is not None:
+                    term *= extra[k][rows]
+                part += term
+
+        forRowBlocks(block, grid[0], self._threads())
+        out = scipy.fft.irfft2(total, s=self._padded, workers=self._fftWorkers())
         return np.ascontiguousarray(cropFromPadded(out, self._shape), dtype=self._dtype)
 
     def buildTemplate(
@@ -528,13 +547,21 @@ class FourierTemplateEngine:
         models = self.modelTransforms
         grid = (self._padded[0], self._padded[1] // 2 + 1)
         total = np.zeros(grid, dtype=self._cdtype)
-        for k, edge in enumerate(edges):
-            term = subfilterTransfer(self._padded, edge, mode, self._cdtype)
-            term *= models[k]
-            if extra is not None:
-                term *= extra[k]
-            total += term
-        out = scipy.fft.irfft2(total, s=self._padded, workers=self._workers)
+        plan = transferRows(self._padded, edges, mode, self._cdtype)
+
+        def block(rows: slice) -> None:
+            # The subfilters' transfers of these rows (subfilterTransfer's values).
+            part = total[rows]
+            terms = plan.fill(rows, np.empty((len(edges), *part.shape), self._cdtype))
+            for k in range(len(edges)):
+                term = terms[k]
+                term *= models[k][rows]
+                if extra is not None:
+                    term *= extra[k][rows]
+                part += term
+
+        forRowBlocks(block, grid[0], self._threads())
+        out = scipy.fft.irfft2(total, s=self._padded, workers=self._fftWorkers())
         return np.ascontiguousarray(cropFromPadded(out, self._shape), dtype=self._dtype)
 
     def templateBadMask(self, dcrShifts: Any, mode: str = "smear") -> np.ndarray:

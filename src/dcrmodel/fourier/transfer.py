@@ -37,6 +37,7 @@ import numpy as np
 import scipy.fft
 
 from ..errors import DcrShapeError, DcrTypeError, DcrValueError
+from ..parallel import forRowBlocks
 
 __all__ = [
     "TRANSFER_MODES",
@@ -46,6 +47,8 @@ __all__ = [
     "splitTransfer",
     "subfilterTransfer",
     "visitTransfers",
+    "TransferRows",
+    "transferRows",
     "dcrShiftArray",
     "hermitianize",
 ]
@@ -300,6 +303,12 @@ def _segmentTransfer(
     transfer = _ramp(shape, mean, cdtype, out=out)
     if np.any(width != 0):
         transfer *= envelope(_projected(shape, width, realDtype(cdtype)))
+    return _aliasAveraged(transfer, shape, _segmentFunction(mean, width, envelope))
+
+
+def _segmentFunction(mean: np.ndarray, width: np.ndarray,
+                     envelope: Callable) -> Callable[..., np.ndarray]:
+    """Return the analytic transfer of a segment at given frequencies (`_aliasAveraged`)."""
     ramp = _rampFunction(mean)
 
     def function(fy: Any, fx: Any) -> np.ndarray:
@@ -307,7 +316,124 @@ def _segmentTransfer(
         values = envelope(np.array(phase, dtype=np.float64, ndmin=1))
         return ramp(fy, fx) * values.reshape(np.shape(phase))
 
-    return _aliasAveraged(transfer, shape, function)
+    return function
+
+
+class TransferRows:
+    """The transfers of a visit's subfilters, computed for any block of rows of the grid.
+
+    The 1-D ramps and phases are computed once; `fill` forms the outer products, the
+    envelopes and the alias averages (`_aliasAveraged`) of the rows asked for, by the same
+    operations as `_segmentTransfer` on the whole grid, so the values do not depend on how
+    the rows are split.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the real-space (padded) array.
+    edges : `numpy.ndarray`
+        ``(N, 2, 2)`` edge shifts of the subfilters, pixels (``"mean"``: equal edges).
+    cdtype : `numpy.dtype`
+        complex64 or complex128.
+    envelope : callable
+        ``_smearEnvelope`` or ``_splitEnvelope``.
+    """
+
+    def __init__(self, shape: tuple[int, int], edges: np.ndarray, cdtype: np.dtype,
+                 envelope: Callable) -> None:
+        self.shape = shape
+        self.numSubfilters = len(edges)
+        self.cdtype = cdtype
+        self._fy, self._fx = frequencyGrid(shape)
+        rdtype = realDtype(cdtype)
+        self._factors = []
+        fy, fx = self._fy[:, 0], self._fx[0]
+        for edge in edges:
+            mean = edge.mean(axis=0)
+            width = edge[1] - edge[0]
+            ey = np.exp(-2j * np.pi * fy * mean[0]).astype(cdtype)
+            ex = np.exp(-2j * np.pi * fx * mean[1]).astype(cdtype)
+            phases = None
+            if np.any(width != 0):
+                phases = ((np.pi * width[0] * fy).astype(rdtype),
+                          (np.pi * width[1] * fx).astype(rdtype))
+            self._factors.append((ey, ex, phases, envelope,
+                                  _segmentFunction(mean, width, envelope)))
+
+    def fill(self, rows: slice, out: np.ndarray) -> np.ndarray:
+        """Write the transfers of ``rows`` into ``out``, ``(N, rows, nx // 2 + 1)``."""
+        ny, nx = self.shape
+        start, stop, _ = rows.indices(ny)
+        nyquist = ny // 2 if ny % 2 == 0 and start <= ny // 2 < stop else None
+        for k, (ey, ex, phases, envelope, function) in enumerate(self._factors):
+            target = out[k]
+            np.multiply(ey[rows, None], ex[None, :], out=target)
+            if phases is not None:
+                target *= envelope(np.add.outer(phases[0][rows], phases[1]))
+            # The alias averages of _aliasAveraged, on these rows.
+            if nyquist is not None:
+                target[nyquist - start, :] = 0.5 * (function(-0.5, self._fx[0])
+                                                     + function(0.5, self._fx[0]))
+            if nx % 2 == 0:
+                fy = self._fy[rows, 0]
+                column = 0.5 * (function(fy, -0.5) + function(fy, 0.5))
+                if nyquist is not None:
+                    column[nyquist - start] = 0.25 * sum(
+                        function(a, b) for a in (-0.5, 0.5) for b in (-0.5, 0.5))
+                target[:, -1] = column
+        return out
+
+
+def _segmentTransfers(
+    shape: tuple[int, int],
+    edges: np.ndarray,
+    cdtype: np.dtype,
+    envelope: Callable,
+    out: np.ndarray,
+    threads: int,
+) -> np.ndarray:
+    """`_segmentTransfer` of every subfilter's ``edges[k]`` into ``out[k]``, in row blocks.
+
+    The values do not depend on ``threads`` (`TransferRows`).
+    """
+    plan = TransferRows(shape, edges, cdtype, envelope)
+
+    def block(rows: slice) -> None:
+        plan.fill(rows, out[:, rows])
+
+    forRowBlocks(block, shape[0], threads)
+    return out
+
+
+def transferRows(
+    shape: tuple[int, int], dcrShifts: Any, mode: str = "smear", dtype: Any = np.complex128
+) -> TransferRows:
+    """Return a `TransferRows` of one visit's subfilters (see `visitTransfers`).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` of the real-space (padded) array.
+    dcrShifts : sequence
+        One DCR per subfilter (pixels), as `subfilterTransfer` takes them.
+    mode : {"smear", "split", "mean"}, optional
+        Representation of a subfilter's light.
+    dtype : dtype, optional
+        ``complex128`` (default) or ``complex64``.
+
+    Returns
+    -------
+    TransferRows
+        Its ``fill(rows, out)`` gives the transfers of any rows.
+    """
+    shape = checkShape(shape)
+    mode = checkMode(mode)
+    edges = asDcrList(dcrShifts, mode)
+    envelope = {"smear": _smearEnvelope, "split": _splitEnvelope}.get(mode)
+    if envelope is None:  # "mean": the ramp of the mean shift
+        edges = np.repeat(edges.mean(axis=1)[:, None], 2, axis=1)
+        envelope = _smearEnvelope
+    return TransferRows(shape, edges, complexDtype(dtype), envelope)
 
 
 def _splitEnvelope(phase: np.ndarray) -> np.ndarray:
@@ -518,7 +644,11 @@ def asDcrList(dcrShifts: Any, mode: str, name: str = "dcrShifts") -> np.ndarray:
 
 
 def visitTransfers(
-    shape: tuple[int, int], dcrShifts: Any, mode: str = "smear", dtype: Any = np.complex128
+    shape: tuple[int, int],
+    dcrShifts: Any,
+    mode: str = "smear",
+    dtype: Any = np.complex128,
+    threads: int = 1,
 ) -> np.ndarray:
     """Transfer functions of every subfilter in one visit, stacked.
 
@@ -532,6 +662,9 @@ def visitTransfers(
         Representation of a subfilter's light (see `subfilterTransfer`).
     dtype : dtype, optional
         ``complex128`` (default) or ``complex64``.
+    threads : int, optional
+        Threads computing blocks of rows (`dcrmodel.parallel.forRowBlocks`; default 1).
+        The values do not depend on it.
 
     Returns
     -------
@@ -544,10 +677,7 @@ def visitTransfers(
     cdtype = complexDtype(dtype)
     out = np.empty((len(edges), shape[0], shape[1] // 2 + 1), dtype=cdtype)
     envelope = {"smear": _smearEnvelope, "split": _splitEnvelope}.get(mode)
-    for k, edge in enumerate(edges):
-        if envelope is None:  # "mean": the ramp of the mean shift
-            _segmentTransfer(shape, np.repeat(edge.mean(axis=0)[None], 2, 0), cdtype,
-                             _smearEnvelope, out=out[k])
-        else:
-            _segmentTransfer(shape, edge, cdtype, envelope, out=out[k])
-    return out
+    if envelope is None:  # "mean": the ramp of the mean shift
+        edges = np.repeat(edges.mean(axis=1)[:, None], 2, axis=1)
+        envelope = _smearEnvelope
+    return _segmentTransfers(shape, edges, cdtype, envelope, out, threads)
