@@ -21,8 +21,9 @@ here the model PSF's): the quantity the automatic choice bounds
 
 ``--bandpass u=FILE`` replaces a band's top hat with a transmission curve (two columns, nm
 and throughput; e.g. the LSST u total throughput that GalSim ships as
-``galsim/share/bandpasses/LSST_u.dat``, whose long blue and red wings carry more DCR than
-the top hat of the same band).
+``galsim/share/bandpasses/LSST_u.dat``); the visits still declare the Rubin band's
+effective wavelength and width, as a survey's headers do, so the model's subfilters span
+that width while the light follows the curve.
 
 Run ``python benchmarks/bench_subfilters.py`` (a few minutes on two cores);
 ``--subfilters 3 4 5 6 7 auto`` for the full scan, ``--bands u`` for one band, ``--help``.
@@ -46,6 +47,7 @@ import numpy as np
 from dcrmodel.assemble import AUTO_SUBFILTERS, DcrAssembleCoadd, DcrAssembleConfig
 from dcrmodel.diffim.metrics import evaluateVisit
 from dcrmodel.fits.exposure import readExposure
+from dcrmodel.image import RUBIN_BANDS
 from dcrmodel.simulate import Bandpass, SimulationConfig, loadManifest, runSimulation
 
 
@@ -83,7 +85,11 @@ def simulate(args: argparse.Namespace, band: str, root: Path) -> Any:
     bandInfo: Any = band
     if band in args.bandpass:
         table = np.loadtxt(args.bandpass[band], comments="#", ndmin=2)
-        bandInfo = Bandpass.curve(table[:, 0], table[:, 1], name=band)
+        # The visits declare the band as a survey's headers do (the Rubin band's effective
+        # wavelength and width, `dcrmodel.image.RUBIN_BANDS`); the light follows the curve.
+        effective, width = RUBIN_BANDS.get(band, (None, None))
+        bandInfo = Bandpass.curve(table[:, 0], table[:, 1], name=band,
+                                  effectiveWavelength=effective, bandwidth=width)
     config = SimulationConfig(size=args.size, numTraining=args.training, numTest=args.test,
                               band=bandInfo, trainingAirmass=(1.0, 2.0),
                               testAirmass=(1.15, 1.91))

@@ -20,7 +20,7 @@ from dcrmodel.assemble.inputs import VisitInput, refuseDuplicateVisits
 from dcrmodel.cli.main import main
 from dcrmodel.diffim import cropToModel, makeDifference, templateForExposure
 from dcrmodel.errors import DcrTypeError, DcrValueError
-from dcrmodel.fits import readDcrModel, readExposure, writeExposure
+from dcrmodel.fits import ExposureFile, readDcrModel, readExposure, writeExposure
 from dcrmodel.image import Box, Filter
 from dcrmodel.simulate import loadManifest
 from helpers.safety import hidden, tinyField
@@ -204,6 +204,16 @@ def test_the_api_refuses_one_exposure_object_twice(field, tmp_path):
     with pytest.raises(DcrValueError, match="are the same file"):
         assembleFromFiles([*field.training, field.training[3]], tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_region_readers_are_told_apart_and_one_given_twice_is_refused(field):
+    # Readers read one region at a time (a butler handle's, an ExposureFile) have no path
+    # and no exposure: distinct readers are distinct visits, one reader twice is not.
+    readers = [ExposureFile(path) for path in field.training]
+    refuseDuplicateVisits([VisitInput(reader, k) for k, reader in enumerate(readers)])
+    with pytest.raises(DcrValueError, match="are the same region reader"):
+        refuseDuplicateVisits([VisitInput(reader, k)
+                               for k, reader in enumerate([*readers, readers[1]])])
 
 
 def _plan(tmp_path, visits, out="m"):

@@ -557,8 +557,10 @@ def refuseDuplicateVisits(inputs: list[VisitInput]) -> None:
         if inp.path is not None:
             key: Any = ("file", _sameFileKey(inp.path))
             how = "are the same file"
-        else:
+        elif inp.exposure is not None:
             key, how = ("exposure", id(inp.exposure)), "are the same exposure object"
+        else:  # a region reader (e.g. a butler handle's): the same reader object twice
+            key, how = ("reader", id(inp.file)), "are the same region reader"
         if key in seen:
             _duplicate(seen[key], inp, how)
         seen[key] = inp
