@@ -29,6 +29,7 @@ from .visitgrid import (
     onModelGrid,
     templateRegion,
     visitPsfOnModel,
+    warpResponse,
 )
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "templateRegion",
     "visitPsfOnModel",
     "modelPsfOnVisit",
+    "warpResponse",
 ]
