@@ -278,3 +278,17 @@ def test_threads_give_the_same_result(dtype):
         resampleArrays(image, x, y, threads=0)
     with pytest.raises(DcrTypeError, match="threads must be a whole number"):
         resampleArrays(image, x, y, threads=1.5)
+
+
+def test_threads_in_a_forked_process():
+    # a process forked after the pool was made has none of its threads: it makes its own
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    image = np.random.default_rng(4).normal(size=(120, 120))
+    x, y = _rotatedPositions((120, 120), angle=17.0)
+    expected = resampleArrays(image, x, y, threads=2).image
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(resampleArrays, (image, x, y), {"threads": 2})
+        np.testing.assert_array_equal(result.get(timeout=60).image, expected)

@@ -59,8 +59,10 @@ __all__ = ["ResampledArrays", "resampleArrays", "sourceCoverage", "availableCore
 # within 5 %).
 _CHUNK = 1 << 13
 
-# Pools of threads that sum chunks, by size (made on first use, kept for the process).
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+# Pools of threads that sum chunks, by process and size (made on first use, kept for the
+# process; a process forked from one that had a pool makes its own, the threads of the
+# parent's not being there).
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
 
@@ -73,10 +75,11 @@ def availableCores() -> int:
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
+    key = (os.getpid(), threads)
     with _POOLS_LOCK:
-        if threads not in _POOLS:
-            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="dcrmodel-warp")
-        return _POOLS[threads]
+        if key not in _POOLS:
+            _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="dcrmodel-warp")
+        return _POOLS[key]
 
 # Output pixels per chunk of `sourceCoverage`: each chunk's bincount spans the whole source,
 # so its chunks are large, but they hold every tap of every pixel (36 for Lanczos 3).
