@@ -48,8 +48,10 @@ therefore matched on the patch to the visit's PSF divided by that response
 only), so that after the warp back it has the visit's PSF on average rather than the visit's
 PSF smoothed by the kernel. The phases are measured from the visit's own mapping onto the
 patch, so a visit on the patch's pixels shifted by whole pixels (phases 0) is left alone. On
-issue 13's detector-frame field this lowers the template's residual against the truth by
-3-4 % at every held-out visit (`benchmarks/README.md`); what remains of the warp's error
+issue 13's detector-frame field (seed 0) this lowers the template's residual against the
+truth by 3-5 % at the three held-out visits (`benchmarks/README.md`; at two other seeds
+the figures move by at most 2e-3 of the coadd's residual either way); what remains of the
+warp's error
 depends on each pixel's phase, which no mean response removes (a wider kernel does:
 ``lanczos5`` for the warp back lowers it by 5-7 % but costs 2.8 times the warp).
 
