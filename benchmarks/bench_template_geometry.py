@@ -22,7 +22,9 @@ Timed, alternating the two geometries, best of ``--repeats``:
   warp of that template (`dcrmodel.warp.warpImage`: mapping and kernel sum).
 
 Ratios are measured side by side in one run (issue 13's target: a template including the
-warp back at most 1.5 times one on the grid). Nothing is asserted. Run
+warp back at most 1.5 times one on the grid), of the wall-clock times and of the process's
+CPU times (all threads: steadier on a machine shared with other jobs, blind to work spread
+over cores). Nothing is asserted. Run
 ``python benchmarks/bench_template_geometry.py`` (about 2 minutes at the defaults on a
 shared 2-core machine); ``--size 512 --patch 768`` for a quick look; ``--json PATH`` keeps
 the figures.
@@ -103,14 +105,15 @@ def newModel(arrays: list[np.ndarray], wcs: WCS) -> DcrModel:
                     variance=Image(np.full(box.shape, 0.1, np.float32), bbox=box))
 
 
-def best(function: Callable[[], Any], repeats: int) -> float:
-    """Fastest of ``repeats`` calls, seconds."""
-    times = []
+def best(function: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Fastest of ``repeats`` calls: wall-clock and CPU (all threads) seconds."""
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpuStart = time.perf_counter(), time.process_time()
         function()
         times.append(time.perf_counter() - start)
-    return min(times)
+        cpu.append(time.process_time() - cpuStart)
+    return min(times), min(cpu)
 
 
 def run(size: int, patch: int, repeats: int, imagePsf: bool) -> dict[str, float]:
@@ -137,7 +140,9 @@ def run(size: int, patch: int, repeats: int, imagePsf: bool) -> dict[str, float]
     times: dict[str, list[float]] = {}
 
     def timed(name: str, function: Callable[[], Any]) -> None:
-        times.setdefault(name, []).append(best(function, 1))
+        wall, cpu = best(function, 1)
+        times.setdefault(name, []).append(wall)
+        times.setdefault(f"CPU {name}", []).append(cpu)
 
     where = templateRegion(model, visitWcs, detector.bbox)
     patchPsf = psf if not imagePsf else warpPsf(
@@ -169,12 +174,16 @@ def report(times: dict[str, float], size: int, patch: int, imagePsf: bool) -> No
     kind = "elliptical image PSF" if imagePsf else "Gaussian PSF"
     print(f"\nTemplate of a {size}^2 visit from a {patch}^2 patch model (3 subfilters, "
           f"PSF-matched, {kind}; best times of this run)\n")
-    print("| template | on the grid (s) | detector frame (s) | ratio |")
-    print("|---|---|---|---|")
+    print("| template | on the grid (s) | detector frame (s) | ratio | CPU on the grid / "
+          "detector frame (s) | CPU ratio |")
+    print("|---|---|---|---|---|---|")
     for which in ("first template", "later templates"):
         a = times[f"on the grid, {which}"]
         b = times[f"detector frame, {which}"]
-        print(f"| {which} | {a:.3f} | {b:.3f} | {b / a:.2f}x |")
+        ca = times[f"CPU on the grid, {which}"]
+        cb = times[f"CPU detector frame, {which}"]
+        print(f"| {which} | {a:.3f} | {b:.3f} | {b / a:.2f}x | {ca:.3f} / {cb:.3f} | "
+              f"{cb / ca:.2f}x |")
     later = times["on the grid, later templates"]
     print(f"\nParts of a later detector-frame template, as multiples of a later on-grid one: "
           f"the template over the patch region ({times['region pixels'] / size**2:.2f} times "

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dcrmodel.errors import DcrShapeError
+from dcrmodel.errors import DcrShapeError, DcrTypeError, DcrValueError
 from dcrmodel.warp.kernels import getWarpingKernel
 from dcrmodel.warp.resample import resampleArrays, sourceCoverage
 
@@ -259,3 +259,36 @@ def test_kernel_sum_against_a_pixel_by_pixel_reference(kernel, dtype):
     peak = np.abs(expected).max()
     assert np.abs(out.image - expected).max() <= tolerance * peak
     assert np.abs(out.variance - expectedVariance).max() <= tolerance * expectedVariance.max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threads_give_the_same_result(dtype):
+    # the chunks are summed by a pool of threads: bit for bit the result of one thread
+    rng = np.random.default_rng(3)
+    image = rng.normal(100.0, 5.0, (150, 140)).astype(dtype)
+    variance = rng.uniform(1.0, 9.0, image.shape).astype(dtype)
+    mask = np.where(rng.uniform(size=image.shape) < 0.01, 4, 0).astype(np.int32)
+    x, y = _rotatedPositions((160, 150), angle=31.0, centre=(70.0, 75.0))
+    one = resampleArrays(image, x, y, variance=variance, mask=mask, threads=1)
+    for threads in (2, 3, None):
+        many = resampleArrays(image, x, y, variance=variance, mask=mask, threads=threads)
+        for a, b in zip(one.__dict__.values(), many.__dict__.values(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(DcrValueError, match="threads must be a whole number of threads >= 1"):
+        resampleArrays(image, x, y, threads=0)
+    with pytest.raises(DcrTypeError, match="threads must be a whole number"):
+        resampleArrays(image, x, y, threads=1.5)
+
+
+def test_threads_in_a_forked_process():
+    # a process forked after the pool was made has none of its threads: it makes its own
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    image = np.random.default_rng(4).normal(size=(120, 120))
+    x, y = _rotatedPositions((120, 120), angle=17.0)
+    expected = resampleArrays(image, x, y, threads=2).image
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(resampleArrays, (image, x, y), {"threads": 2})
+        np.testing.assert_array_equal(result.get(timeout=60).image, expected)

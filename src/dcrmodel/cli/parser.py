@@ -49,7 +49,8 @@ AUTO_SUBFILTERS = "auto"
 #: `dcrmodel.model.ENGINES` (in the order --help always listed them)
 ENGINES: tuple[str, ...] = ("fourier", "spline")
 #: `dcrmodel.warp.WARPING_KERNELS` and `dcrmodel.warp.DEFAULT_WARPING_KERNEL`
-WARPING_KERNELS: tuple[str, ...] = ("lanczos3", "lanczos2", "lanczos4", "bilinear", "nearest")
+WARPING_KERNELS: tuple[str, ...] = ("lanczos3", "lanczos2", "lanczos4", "lanczos5", "lanczos6",
+                                    "lanczos7", "lanczos8", "bilinear", "nearest")
 DEFAULT_WARPING_KERNEL = "lanczos3"
 #: `dcrmodel.warp.CONSERVE_MODES`
 CONSERVE_MODES: tuple[str, ...] = ("surfaceBrightness", "flux", "exactFlux")

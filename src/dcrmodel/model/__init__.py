@@ -34,6 +34,7 @@ from .visitgrid import (
     onModelGrid,
     templateRegion,
     visitPsfOnModel,
+    warpResponse,
 )
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "templateRegion",
     "visitPsfOnModel",
     "modelPsfOnVisit",
+    "warpResponse",
 ]

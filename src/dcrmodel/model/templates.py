@@ -566,14 +566,24 @@ def _noiseFor(
         variance = np.asarray(exposure.variance.array[bbox.slices(exposure.bbox)], float)
         good = np.isfinite(variance) & (variance > 0)
         if good.any():
-            return np.sqrt(np.where(good, variance, np.median(variance[good])))
+            return _filledNoise(variance, good)
     if model.variance is not None:
         variance = len(model) * np.asarray(model.variance.array[bbox.slices(model.bbox)], float)
         good = np.isfinite(variance) & (variance > 0)
         if good.any():
-            return np.sqrt(np.where(good, variance, np.median(variance[good])))
+            return _filledNoise(variance, good)
     peak = float(np.max(np.abs(templateArray))) if templateArray.size else 0.0
     return np.full(bbox.shape, max(1e-3 * peak, np.finfo(float).tiny))
+
+
+def _filledNoise(variance: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """``sqrt(variance)``, the median of the good values where a value is not good.
+
+    The median (a partition of every good value) is taken only when some value needs it.
+    """
+    if good.all():
+        return np.sqrt(variance)
+    return np.sqrt(np.where(good, variance, np.median(variance[good])))
 
 
 def _dampedPixels(
