@@ -31,6 +31,7 @@ __all__ = [
     "asPathList",
     "refuseFolders",
     "refuseOverwritingInputs",
+    "refuseExistingOutput",
     "readTomlFile",
 ]
 
@@ -236,6 +237,29 @@ def refuseFolders(
             f"{folders[0]} is a folder, not {what}{more}; give the file itself",
             folders=folders[:5],
         )
+
+
+def refuseExistingOutput(path: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse an output file that is a folder, or that exists without ``overwrite``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file.
+    overwrite : bool
+        Whether an existing file may be replaced (``--overwrite``).
+
+    Raises
+    ------
+    DcrOutputError
+        Naming the path and the fix.
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise DcrOutputError(f"{out} is a folder; give a file name ending in .fits",
+                             path=str(out))
+    if out.exists() and not overwrite:
+        raise DcrOutputError(f"{out} exists; pass --overwrite to replace it", path=str(out))
 
 
 def refuseOverwritingInputs(

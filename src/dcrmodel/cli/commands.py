@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .._validate import refuseFolders
+from .._validate import refuseExistingOutput, refuseFolders
 from ..assemble import DcrAssembleConfig, assembleFromFiles, resolveGrid
 from ..distributed import assembleDistributed, assemblePatches, formatSummaryTable, loadPlan
 from ..errors import (
@@ -45,14 +45,6 @@ __all__: list[str] = []
 def _bar(args: argparse.Namespace, label: str) -> Any:
     quiet = getattr(args, "quiet", False) or getattr(args, "no_progress", False)
     return ProgressBar(label, enabled=False if quiet else None)
-
-
-def _refuseExisting(path: Path, overwrite: bool) -> None:
-    if path.is_dir():
-        raise DcrOutputError(f"{path} is a folder; give a file name ending in .fits",
-                             path=str(path))
-    if path.exists() and not overwrite:
-        raise DcrOutputError(f"{path} exists; pass --overwrite to replace it", path=str(path))
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,7 +155,7 @@ def _warpOutputs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
                 f"{target} is the input itself; write the warps to another folder",
                 path=str(target),
             )
-        _refuseExisting(target, args.overwrite)
+        refuseExistingOutput(target, args.overwrite)
         pairs.append((source, target))
     return pairs
 

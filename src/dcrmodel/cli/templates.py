@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._validate import refuseFolders, refuseOverwritingInputs
+from .._validate import refuseExistingOutput, refuseFolders, refuseOverwritingInputs
 from ..diffim import (
     checkDifferenceOutput,
     detectionsPath,
@@ -50,14 +50,6 @@ from .threads import threaded
 __all__: list[str] = []
 
 _log = logging.getLogger(__name__)
-
-
-def _refuseExisting(path: Path, overwrite: bool) -> None:
-    if path.is_dir():
-        raise DcrOutputError(f"{path} is a folder; give a file name ending in .fits",
-                             path=str(path))
-    if path.exists() and not overwrite:
-        raise DcrOutputError(f"{path} exists; pass --overwrite to replace it", path=str(path))
 
 
 def _templateOptions(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,7 +87,7 @@ def _runTemplate(args: argparse.Namespace) -> int:
         return _runBatch(args, _writeTemplate)
     out = Path(args.out)
     refuseOverwritingInputs(out, [*args.models, args.exposure])
-    _refuseExisting(out, args.overwrite)
+    refuseExistingOutput(out, args.overwrite)
     started = time.perf_counter()
     model = _readModels(args)
     _log.info("models read in %.3f s", time.perf_counter() - started)
@@ -198,7 +190,7 @@ def _batchOutputs(
         if diff:
             checkDifferenceOutput(out, overwrite)
         else:
-            _refuseExisting(out, overwrite)
+            refuseExistingOutput(out, overwrite)
         outputs.append(out)
     return outputs
 
