@@ -323,12 +323,14 @@ def _lanczosWeights(
     weights += cosT * sine
     offsets = (np.where(whole, 0.5, g) if anyWhole else g) + shift
     offsets *= offsets
-    with np.errstate(invalid="ignore", divide="ignore"):  # g = 1: replaced by `taps`
+    # g = 1 gives 0/0 here and in the normalisation: those columns are replaced by `taps`
+    with np.errstate(invalid="ignore", divide="ignore"):
         weights /= offsets
-    # g < 0 (first rounded one too high): the last tap is at d < -order, beyond the support
-    weights[-1][g < 0.0] = 0.0
-    total = np.add.reduce(weights, axis=0)
-    weights *= np.divide(1.0, total, out=total)
+        # g < 0 (first rounded one too high): the last tap is at d < -order, beyond the
+        # support
+        weights[-1][g < 0.0] = 0.0
+        total = np.add.reduce(weights, axis=0)
+        weights *= np.divide(1.0, total, out=total)
     if anyWhole:
         weights[:, whole] = 0.0
         weights[order - 1, whole] = 1.0
