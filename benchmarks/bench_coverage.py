@@ -48,6 +48,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import astropy.units as u
 import numpy as np
 from astropy.wcs import WCS
 
@@ -55,7 +56,7 @@ from dcrmodel.assemble import DcrAssembleCoadd, DcrAssembleConfig
 from dcrmodel.diffim.metrics import evaluateTemplates
 from dcrmodel.fits import readExposure
 from dcrmodel.image import Box, Exposure
-from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
+from dcrmodel.simulate import SimulationConfig, loadManifest, makeWcs, runSimulation
 from dcrmodel.warp import mapPixels, warpExposure
 
 #: Pixel sets, by the number of detectors covering a pixel: (label, lowest, highest).
@@ -104,19 +105,9 @@ def simulate(args: argparse.Namespace, seed: int, root: Path) -> Any:
 
 def detectorWcs(gridWcs: WCS, centre: tuple[float, float], rotation: float, size: int) -> WCS:
     """A TAN detector WCS: ``size`` pixels square, centred on a grid point, rotated (deg)."""
-    sky = gridWcs.pixel_to_world(*centre)
-    theta = -np.deg2rad(rotation)
-    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    scale = float(np.sqrt(abs(np.linalg.det(gridWcs.pixel_scale_matrix))))
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.crval = [float(sky.ra.deg), float(sky.dec.deg)]
-    wcs.wcs.crpix = [(size - 1) / 2 + 1.0, (size - 1) / 2 + 1.0]
-    wcs.wcs.cd = scale * rot @ np.diag([-1.0, 1.0])
-    wcs.wcs.radesys = "ICRS"
-    wcs.wcs.set()
-    return wcs
+    scale = float(np.sqrt(abs(np.linalg.det(gridWcs.pixel_scale_matrix)))) * 3600.0
+    return makeWcs(gridWcs.pixel_to_world(*centre), Box(0, 0, size, size), scale,
+                   rotation * u.deg)
 
 
 def trainingSets(manifest: Any, args: argparse.Namespace, seed: int) -> dict[str, Any]:

@@ -42,13 +42,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import astropy.units as u
 import numpy as np
 from astropy.wcs import WCS
 
 from dcrmodel.assemble import DcrAssembleConfig, assembleFromFiles
 from dcrmodel.fits import readExposure, writeExposure
 from dcrmodel.image import Box
-from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
+from dcrmodel.simulate import SimulationConfig, loadManifest, makeWcs, runSimulation
 from dcrmodel.warp import warpExposure
 
 OFFSET = 0.04  # largest pointing offset, fraction of the patch width
@@ -75,19 +76,9 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def detectorWcs(gridWcs: WCS, centre: tuple[float, float], rotation: float, size: int) -> WCS:
     """A TAN detector WCS: ``size`` pixels square, centred on a grid point, rotated (deg)."""
-    sky = gridWcs.pixel_to_world(*centre)
-    theta = -np.deg2rad(rotation)
-    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-    scale = float(np.sqrt(abs(np.linalg.det(gridWcs.pixel_scale_matrix))))
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.crval = [float(sky.ra.deg), float(sky.dec.deg)]
-    wcs.wcs.crpix = [(size - 1) / 2 + 1.0, (size - 1) / 2 + 1.0]
-    wcs.wcs.cd = scale * rot @ np.diag([-1.0, 1.0])
-    wcs.wcs.radesys = "ICRS"
-    wcs.wcs.set()
-    return wcs
+    scale = float(np.sqrt(abs(np.linalg.det(gridWcs.pixel_scale_matrix)))) * 3600.0
+    return makeWcs(gridWcs.pixel_to_world(*centre), Box(0, 0, size, size), scale,
+                   rotation * u.deg)
 
 
 def prepareFiles(args: argparse.Namespace, root: Path) -> dict[str, Any]:

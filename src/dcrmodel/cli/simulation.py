@@ -96,7 +96,6 @@ def _readBandpass(path: str) -> Any:
 
     import numpy as np
 
-
     try:
         table = np.loadtxt(path, comments="#", ndmin=2)
     except (OSError, ValueError) as error:
