@@ -53,6 +53,24 @@ def test_blocks_cover_every_row_once(threads, rows):
         assert names == {threading.current_thread().name}
 
 
+@pytest.mark.parametrize(("threads", "rows", "expected"), [
+    (1, 100, [32, 32, 32, 4]),  # DEFAULT_BLOCK_ROWS in one thread
+    (2, 100, [50, 50]),  # one block per thread
+    (3, 100, [34, 34, 32]),
+    (2, 1, [1]),
+])
+def test_default_blocks(threads, rows, expected):
+    sizes = []
+    lock = threading.Lock()
+
+    def block(part: slice) -> None:
+        with lock:
+            sizes.append((part.start, part.stop - part.start))
+
+    forRowBlocks(block, rows, threads)
+    assert [size for _, size in sorted(sizes)] == expected
+
+
 def test_an_error_in_a_block_is_raised():
     def block(part: slice) -> None:
         if part.start == 0:
