@@ -268,6 +268,20 @@ def _dataBytes(header: fits.Header) -> int:
     return bitpix // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + count)
 
 
+def _dataLocation(hduList: fits.HDUList, index: int) -> int:
+    """Byte offset of an HDU's data in the file it was read from.
+
+    The HDU's own ``fileinfo`` gives it directly; ``HDUList.fileinfo`` gives the same value
+    after checking whether any header was resized, which serialises every header (about
+    5 ms per exposure file, the largest part of opening one) and cannot apply to files
+    opened read-only, as every file here is.
+    """
+    info = hduList[index].fileinfo()
+    if not info:
+        info = hduList.fileinfo(index)
+    return int(info["datLoc"])
+
+
 def _truncationPlace(hduList: fits.HDUList, path: Path) -> str:
     """Say where a truncated file ends: in the data of a named HDU, or in a header."""
     size = path.stat().st_size
@@ -306,11 +320,11 @@ def checkPlaneHdu(
     if naxis != 2:
         raise DcrFitsError(f"{where} must hold a 2-d image, not NAXIS = {naxis}", hdu=name)
     if fileSize is not None and not isinstance(hdu, fits.CompImageHDU):
-        info = hduList.fileinfo(index)
+        dataLocation = _dataLocation(hduList, index)
         nbytes = abs(int(header["BITPIX"])) // 8 * shape[0] * shape[1]
-        if info["datLoc"] + nbytes > fileSize:
+        if dataLocation + nbytes > fileSize:
             raise DcrFitsError(
-                f"{where}: the file ends {info['datLoc'] + nbytes - fileSize} bytes before "
+                f"{where}: the file ends {dataLocation + nbytes - fileSize} bytes before "
                 f"the end of this HDU's data; the file is truncated",
                 hdu=name,
                 fileSize=fileSize,
@@ -699,7 +713,7 @@ class ExposureFile:
                 if not _memoryMappable(hdu, self.path) or bitpix not in _BITPIX_DTYPES:
                     self._layouts = None
                     break
-                offset = int(hduList.fileinfo(indices[name])["datLoc"])
+                offset = _dataLocation(hduList, indices[name])
                 self._layouts[name] = (
                     offset, np.dtype(_BITPIX_DTYPES[bitpix]), self.bbox.shape
                 )
