@@ -36,7 +36,7 @@ def test_defaults_are_the_reference_values():
     # the PSF-aware direct solver is the default; the model PSF the sharpest the inputs allow
     assert config.solver == "direct"
     assert config.usePsf is True and config.modelPsf == "sharpestInput"
-    assert config.psfDamping == 1e-3
+    assert config.psfDamping == 3e-3
 
 
 def test_resolved_values_follow_the_number_of_subfilters():
