@@ -225,8 +225,12 @@ def test_no_seams_where_subregions_meet(request, client, tmp_path, solver):
                                         WIDE_TILE, WIDE_SOURCES)
     else:
         visits, shape, tile, sources = request.getfixturevalue("visits"), SHAPE, TILE, SOURCES
+    # The damping of 1e-3: the components of the subfilter images that no visit sees grow
+    # with it (the default 3e-3: join / elsewhere rms up to 1.17 for one subfilter, while
+    # the templates' steps at the joins fall from 0.078 to 0.051 noise sigma), and the
+    # stitching is checked on the subfilter images below.
     base = DcrAssembleConfig(useConvergence=False, useProgressiveGain=False, maxNumIter=4,
-                             solver=solver, subregionSize=shape)
+                             solver=solver, subregionSize=shape, psfDamping=1e-3)
     whole = DcrAssembleCoadd(base).run(visits)
     tiled = assembleDistributed(visits, tmp_path / "tiled", client=client,
                                 config=base.withOverrides(subregionSize=tile))
