@@ -122,7 +122,8 @@ def _toPixels(wcs: WCS, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, n
 
 def _pixelScaleDegrees(wcs: WCS) -> float:
     """Square root of the linear pixel area at the reference pixel (degrees)."""
-    matrix = wcs.celestial.pixel_scale_matrix
+    # (a two-axis celestial WCS is its own celestial part: `celestial` would copy it)
+    matrix = (wcs if wcs.naxis == 2 else wcs.celestial).pixel_scale_matrix
     return float(np.sqrt(abs(np.linalg.det(matrix))))
 
 
