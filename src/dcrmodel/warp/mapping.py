@@ -308,7 +308,9 @@ def _evaluateOnGrid(
             values.append(spline(ys, xs))  # not the knots of the first: no shared matrices
             continue
         grid = coefficients.reshape(len(ty) - degree - 1, len(tx) - degree - 1)
-        values.append(np.asarray((columns @ (rows @ grid).T).T))
+        # (the rows' product last, so that the result is in row order: a kernel sum reads
+        # the positions flattened, which would copy an array in column order)
+        values.append(np.asarray(rows @ np.ascontiguousarray((columns @ grid.T).T)))
     return values
 
 
