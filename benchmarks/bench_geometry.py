@@ -73,6 +73,9 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write all rows to this file")
     parser.add_argument("--no-comparison", action="store_true",
                         help="skip the field without rotations and offsets")
+    parser.add_argument("--no-coadd", action="store_true", dest="noCoadd",
+                        help="build the model without the simulation's plain coadd (the "
+                        "patch's grid only: the assembly computes its own coadd)")
     return parser.parse_args(argv)
 
 
@@ -90,13 +93,20 @@ def fieldConfig(args: argparse.Namespace, aligned: bool) -> SimulationConfig:
     )
 
 
-def assemble(manifest: Any, solver: str) -> tuple[Any, str, float]:
-    """Build the model on the patch; return it, the path taken and the seconds."""
+def assemble(manifest: Any, solver: str, noCoadd: bool = False) -> tuple[Any, str, float]:
+    """Build the model on the patch; return it, the path taken and the seconds.
+
+    With ``noCoadd`` the assembly gets the patch's grid (the coadd file's WCS and box)
+    instead of the coadd, and computes the plain coadd itself.
+    """
     training = [manifest.path(v["file"]) for v in manifest.visits("training")]
     assembler = DcrAssembleCoadd(DcrAssembleConfig(solver=solver))
     started = time.perf_counter()
     try:
-        result = assembler.run(training, coadd=manifest.coaddPath)
+        if noCoadd:
+            result = assembler.run(training, grid=manifest.coaddPath)
+        else:
+            result = assembler.run(training, coadd=manifest.coaddPath)
         return result.dcrModel, "assembly from the visit files", time.perf_counter() - started
     except DcrError as error:
         if "grid" not in str(error):
@@ -133,7 +143,7 @@ def measureField(args: argparse.Namespace, root: Path, aligned: bool) -> list[di
         print(f"  visit {v['id']} {v['role']:<8s} airmass {v['airmass']:.2f} "
               f"rotation {frame['rotation']:6.1f} deg offset ({frame['offset'][0]:+5.2f}, "
               f"{frame['offset'][1]:+5.2f}) arcsec")
-    model, how, seconds = assemble(manifest, args.solver)
+    model, how, seconds = assemble(manifest, args.solver, args.noCoadd)
     print(f"  model: {how} ({seconds:.1f} s)")
     rows = []
     for visit in manifest.visits("test"):

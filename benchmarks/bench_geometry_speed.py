@@ -16,8 +16,9 @@ subregions). Timed, alternated in one process, fastest of ``--repeats``:
   solver's work is the same as for the detector frames and only the warping differs; the
   time of that warp itself is reported beside it;
 - ``detector``: the detector frames, warped onto the patch by the assembly (``grid=``);
-- each again with the simulation's plain coadd given (``+coadd``), with which the assembly
-  warps nothing before solving its subregions.
+- each again with the simulation's plain coadd given (``+coadd``). With or without it, the
+  assembly (direct solver) warps nothing before solving its subregions: without it the
+  subregions sum the plain coadd from the warps of their solve.
 
 Ratios are against the runs in the same process, of the wall-clock time (the issue's
 measure) and of the process's CPU time (all threads; steadier on a machine shared with other

@@ -23,6 +23,7 @@ from astropy.wcs import WCS
 import dcrmodel.assemble.placement as placement
 import dcrmodel.assemble.task as assemble
 from dcrmodel.assemble.config import DcrAssembleConfig
+from dcrmodel.assemble.plaincoadd import deferredCoadd
 from dcrmodel.assemble.task import DcrAssembleCoadd, assembleFromFiles
 from dcrmodel.errors import (
     DcrConfigError,
@@ -106,8 +107,10 @@ def test_detector_frames_give_the_model_of_the_same_visits_on_the_grid(field, so
 
 
 def test_warped_visits_are_weighted_by_their_own_noise(field):
-    plan = DcrAssembleCoadd().planSubregions(field.exposures, grid=field.grid)
-    reference = DcrAssembleCoadd().planSubregions(field.onGrid)
+    # (the iterative solver's plan holds the plain coadd; the direct one's makes it later)
+    config = DcrAssembleConfig(solver="iterative")
+    plan = DcrAssembleCoadd(config).planSubregions(field.exposures, grid=field.grid)
+    reference = DcrAssembleCoadd(config).planSubregions(field.onGrid)
     for warped, onGrid in zip(plan.prepared.inputs, reference.prepared.inputs, strict=True):
         # The warp lowers each pixel's variance to sum(w^2) of it; the visit's weight is
         # that of its own noise again (measured within 0.3 %).
@@ -118,6 +121,37 @@ def test_warped_visits_are_weighted_by_their_own_noise(field):
     select = field.coverage == len(field.exposures)
     difference = plan.prepared.coadd.image.array - reference.prepared.coadd.image.array
     assert np.sqrt(np.mean(difference[select] ** 2)) < 0.5 * NOISE
+
+
+def test_the_direct_solver_makes_the_coadd_of_warped_visits_from_its_own_warps(field):
+    # The direct solver's subregions sum the plain coadd from the warps they make for their
+    # solve (each visit warped once per subregion): the coadd of the statistics pass (the
+    # iterative solver's, warped one tile at a time) to the accuracy of the mapping.
+    plan = DcrAssembleCoadd().planSubregions(field.exposures, grid=field.grid)
+    assert plan.prepared.coaddDeferred and not plan.prepared.coadd.image.array.any()
+    results = [assemble.assembleSubregion(plan.subregionTask(i))
+               for i in range(plan.numSubregions)]
+    assert all(r.coaddSums.shape == (2, *r.tile.shape) for r in results)
+    config = DcrAssembleConfig(solver="iterative")
+    reference = DcrAssembleCoadd(config).planSubregions(field.exposures, grid=field.grid)
+    coadd = deferredCoadd(plan.config, plan.prepared, plan.tiles,
+                          [r.coaddSums for r in results])
+    expected = reference.prepared.coadd
+    scale = np.abs(expected.image.array).max()
+    np.testing.assert_allclose(coadd.image.array, expected.image.array, rtol=0,
+                               atol=1e-5 * scale)
+    np.testing.assert_allclose(coadd.variance.array, expected.variance.array, rtol=1e-5)
+    np.testing.assert_array_equal(coadd.mask.array, expected.mask.array)
+    # Results without the sums (saved by an earlier version): the tiles are warped again
+    again = deferredCoadd(plan.config, plan.prepared, plan.tiles, [None] * len(results))
+    np.testing.assert_array_equal(again.image.array, expected.image.array)
+    # The run's outputs carry it: the stacked coadd's mask and variance, the model's mask
+    result = DcrAssembleCoadd().finish(plan, results)
+    np.testing.assert_array_equal(result.coadd.variance.array, coadd.variance.array)
+    detected = coadd.mask.getPlaneBitMask("DETECTED")
+    np.testing.assert_array_equal(result.dcrModel.mask.array & detected,
+                                  coadd.mask.array & detected)
+    assert result.summary["coadd"] == "computed"
 
 
 def test_dcr_of_a_warped_visit_is_its_own_seen_through_the_grid(field):

@@ -12,6 +12,7 @@ refraction (Stone 1996 through `dcrmodel.physics.refraction`) along the zenith d
 through the WCS.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -425,6 +426,12 @@ def test_direct_results_keep_their_blending_band_through_the_scratch_folder(visi
     loaded = dscratch._loadResult(dscratch._resultFile(tmp_path, 0))
     assert loaded.bbox == result.bbox and loaded.tile == result.tile
     np.testing.assert_array_equal(loaded.modelArrays, result.modelArrays)
+    assert result.coaddSums is None and loaded.coaddSums is None  # visits on the grid
+    # a run of warped visits makes its plain coadd from the subregions' sums: kept too
+    sums = np.arange(2.0 * result.tile.area).reshape(2, *result.tile.shape)
+    dscratch.saveResult(tmp_path, dataclasses.replace(result, coaddSums=sums))
+    loaded = dscratch._loadResult(dscratch._resultFile(tmp_path, 0))
+    np.testing.assert_array_equal(loaded.coaddSums, sums)
 
 
 # ------------------------------------------------------------------------------------------

@@ -117,6 +117,33 @@ def test_tabulated_taps_match_the_exact_ones(name):
     np.testing.assert_array_equal(table[:, atCentre], exact[:, atCentre])
 
 
+@pytest.mark.parametrize("name", ["lanczos3", "lanczos2", "lanczos5"])
+def test_tabulated_weight_pairs_match_the_exact_weights_and_their_squares(name):
+    # float32 weights and squares side by side (float32 kernel sums with a variance): the
+    # weights of `taps` to float32 rounding, the same exact zeros, the squares
+    kernel = getWarpingKernel(name)
+    rng = np.random.default_rng(7)
+    whole = np.concatenate([np.arange(-12.0, 13.0), rng.integers(-3000, 3000, 200) + 0.0,
+                            [1023.0, 1024.0, 2047.0]])
+    positions = np.concatenate([
+        rng.uniform(-40.0, 2100.0, 20000), whole, whole + 0.5,
+        np.nextafter(whole, np.inf), np.nextafter(whole, -np.inf),
+    ])
+    first, exact = kernel.taps(positions)
+    firstPairs, pairs = kernel.tabulatedWeightPairs(positions, squares=True)
+    assert pairs.dtype == np.float32 and pairs.shape == (kernel.size, positions.size, 2)
+    np.testing.assert_array_equal(firstPairs, first)
+    weights, squares = pairs[..., 0], pairs[..., 1]
+    np.testing.assert_array_equal(weights == 0.0, exact == 0.0)
+    np.testing.assert_allclose(weights, exact, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(squares, exact**2, rtol=0, atol=1e-7)
+    atCentre = positions == np.round(positions)
+    np.testing.assert_array_equal(weights[:, atCentre], exact[:, atCentre])
+    firstAlone, alone = kernel.tabulatedWeightPairs(positions, squares=False)
+    np.testing.assert_array_equal(firstAlone, firstPairs)
+    np.testing.assert_array_equal(alone[..., 0], pairs[..., 0])
+
+
 def test_tabulated_taps_of_other_kernels_are_the_exact_ones():
     positions = np.random.default_rng(6).uniform(-5.0, 50.0, 500)
     for name in ("bilinear", "nearest"):

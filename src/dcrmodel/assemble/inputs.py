@@ -231,8 +231,11 @@ class VisitInput:
         source = self.warp.sourceBox(box)
         if source is None:
             return None
-        cutout = self.exposure[source] if self.exposure is not None else self.file.read(source)
-        return box, cutout
+        return box, self.readOwn(source)
+
+    def readOwn(self, box: Box) -> Exposure:
+        """Return the visit's own pixels in ``box`` (parent pixels of its own frame)."""
+        return self.exposure[box] if self.exposure is not None else self.file.read(box)
 
     def warped(self, box: Box, cutout: Exposure) -> Exposure | None:
         """Return a cutout of a warped visit's own pixels (`readSource`) warped onto ``box``."""
@@ -425,6 +428,10 @@ class PreparedRun:
         (`dcrmodel.assemble.placement.modelGrid`).
     skipped : list of str
         The names of the visits left out because they do not overlap the grid.
+    coaddDeferred : bool
+        Whether the subregions make the plain coadd from their own warps of the visits
+        (`dcrmodel.assemble.plaincoadd`); ``coadd`` is then a stand-in until
+        `DcrAssembleCoadd.finish` replaces it.
     """
 
     inputs: list[VisitInput]
@@ -442,6 +449,7 @@ class PreparedRun:
     scratch: RunScratch = dataclasses.field(default_factory=lambda: RunScratch())
     gridSource: str = "visits"
     skipped: list[str] = dataclasses.field(default_factory=list)
+    coaddDeferred: bool = False
 
 
 # ------------------------------------------------------------------------------------------

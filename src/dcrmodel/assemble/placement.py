@@ -31,8 +31,11 @@ low spatial frequencies, where the model's sources are, as it was, so a weight t
 warped variance would favour visits by their rotation and dither. For the same reason a plain
 coadd computed from warped visits weights their pixels by the inverse of their variance
 divided by the mean of ``sum w^2`` over the footprint (``noiseFactor``, measured once per visit
-by resampling a unit variance plane). Measuring the weights on the visit's own pixels also
-means that a run given a coadd warps nothing before its subregions are solved.
+by resampling a unit variance plane). Measuring the weights on the visit's own pixels
+(`visitStatistics`: each pixel read and mapped once, in blocks of the visit's own rows) also
+means that the preparation warps nothing when a coadd is given, or when the direct solver's
+subregions sum the plain coadd from their own warps (`dcrmodel.assemble.plaincoadd`): a
+visit is then warped once per subregion, for its solve.
 """
 
 from __future__ import annotations
@@ -49,7 +52,14 @@ from astropy.wcs import WCS
 
 from ..errors import DcrError, DcrShapeError, DcrTypeError, DcrValueError, DcrWarning
 from ..fits import gridFromSpec
-from ..image import WCS_GRID_TOLERANCE, Box, Exposure, MaskedImage, wcsGridOffset
+from ..image import (
+    WCS_GRID_TOLERANCE,
+    Box,
+    Exposure,
+    MaskedImage,
+    StatisticsControl,
+    wcsGridOffset,
+)
 from ..warp import (
     boxesOverlap,
     checkCelestialWcs,
@@ -60,7 +70,7 @@ from ..warp import (
     warpImage,
     warpPsf,
 )
-from .inputs import VisitInput
+from .inputs import VisitInput, checkFinite, goodPixels
 
 __all__ = [
     "GRID_SOURCES",
@@ -70,6 +80,7 @@ __all__ = [
     "modelGrid",
     "placeVisits",
     "sourceStatistics",
+    "visitStatistics",
 ]
 
 #: Where a model's grid came from (``grid`` of the run summary).
@@ -85,6 +96,10 @@ _SOURCE_MARGIN = 2
 
 # Half-size (pixels) of the box in which a warped visit's noise factor is measured.
 _NOISE_SAMPLE = 48
+
+# Source pixels per block of a warped visit's statistics (`visitStatistics`): about a
+# subregion's, so that one block of a file is in memory at a time.
+_STATISTICS_BLOCK = 1 << 18
 
 
 def resolveGrid(grid: Any) -> tuple[WCS, Box] | None:
@@ -335,6 +350,70 @@ def _noiseFactor(warp: VisitWarp, footprint: Box) -> float:
     return float(np.mean(resampled.variance[inside]))
 
 
+def visitStatistics(
+    inp: VisitInput, bbox: Box, statsCtrl: StatisticsControl
+) -> tuple[int, float]:
+    """Count a warped visit's own good pixels that map into the model's box, sum their variance.
+
+    One pass over the visit's pixels that a warp onto its footprint reads, in blocks of
+    rows of about `_STATISTICS_BLOCK` pixels (each pixel read and mapped once:
+    `sourceStatistics` of each block over the whole box). The good pixels that a warp onto
+    the box may read (those within the kernel's reach of it) are checked first
+    (`dcrmodel.assemble.inputs.checkFinite`).
+
+    Parameters
+    ----------
+    inp : `dcrmodel.assemble.inputs.VisitInput`
+        A warped visit (`VisitInput.warpOnto` done).
+    bbox : Box
+        The model's box.
+    statsCtrl : `dcrmodel.image.StatisticsControl`
+        The bad mask planes.
+
+    Returns
+    -------
+    count : int
+        The good pixels whose centres map into ``bbox``.
+    varianceSum : float
+        The sum of their variances, counts^2.
+
+    Raises
+    ------
+    DcrValueError
+        If a good pixel a warp may read is not finite or has no variance.
+    """
+    warp = inp.warp
+    source = warp.sourceBox(inp.bbox)
+    if source is None:
+        return 0, 0.0
+    rows = max(1, _STATISTICS_BLOCK // source.width)
+    reach = bbox.grow(warp.radius + _SOURCE_MARGIN)
+    count, varianceSum = 0, 0.0
+    for y0 in range(source.minY, source.maxY + 1, rows):
+        block = Box.fromCorners(source.minX, y0, source.maxX, min(y0 + rows - 1, source.maxY))
+        cutout = inp.readOwn(block)
+        good = goodPixels(cutout, statsCtrl)
+        gx, gy = _gridPixels(warp, block)
+        checkFinite(inp, cutout, good & _within(reach, gx, gy))
+        selected = good & _within(bbox, gx, gy)
+        count += int(selected.sum())
+        varianceSum += float(cutout.variance.array[selected].sum(dtype=np.float64))
+    return count, varianceSum
+
+
+def _gridPixels(warp: VisitWarp, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """Return the grid pixels (x, y) into which the centres of the visit's pixels in ``box`` map."""
+    mapping = mapBox(warp.sourceWcs, warp.gridWcs, box)
+    with np.errstate(invalid="ignore"):
+        return np.floor(mapping.x + 0.5), np.floor(mapping.y + 0.5)
+
+
+def _within(box: Box, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Whether the grid pixels (x, y) lie in ``box`` (NaN: no)."""
+    with np.errstate(invalid="ignore"):
+        return (gx >= box.minX) & (gx <= box.maxX) & (gy >= box.minY) & (gy <= box.maxY)
+
+
 def sourceStatistics(warp: VisitWarp, cutout: Exposure, tile: Box,
                      good: np.ndarray) -> tuple[int, float]:
     """Count a warped visit's own good pixels that fall in a tile of the grid, sum their variance.
@@ -360,12 +439,8 @@ def sourceStatistics(warp: VisitWarp, cutout: Exposure, tile: Box,
     varianceSum : float
         The sum of their variances, counts^2.
     """
-    mapping = mapBox(warp.sourceWcs, warp.gridWcs, cutout.bbox)
-    with np.errstate(invalid="ignore"):
-        gx = np.floor(mapping.x + 0.5)
-        gy = np.floor(mapping.y + 0.5)
-        inside = (gx >= tile.minX) & (gx <= tile.maxX) & (gy >= tile.minY) & (gy <= tile.maxY)
-    selected = good & inside
+    gx, gy = _gridPixels(warp, cutout.bbox)
+    selected = good & _within(tile, gx, gy)
     return int(selected.sum()), float(cutout.variance.array[selected].sum(dtype=np.float64))
 
 
@@ -436,6 +511,7 @@ def placeVisits(
     kept: list[VisitInput] = []
     skipped: list[str] = []
     numWarped = 0
+    gridWcs = None  # the grid's WCS as a pickled copy holds it, made once
     for inp in inputs:
         offset = _gridOffset(inp.wcs, wcs, bbox)
         if offset <= WCS_GRID_TOLERANCE:
@@ -462,7 +538,9 @@ def placeVisits(
         if footprint is None:
             skipped.append(inp.name)
             continue
-        warp = VisitWarp(_canonical(inp.wcs), inp.bbox, _canonical(wcs), kernel, radius)
+        if gridWcs is None:
+            gridWcs = _canonical(wcs)
+        warp = VisitWarp(_canonical(inp.wcs), inp.bbox, gridWcs, kernel, radius)
         if warp.sourceBox(footprint) is None:
             skipped.append(inp.name)
             continue

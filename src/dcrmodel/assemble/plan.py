@@ -92,6 +92,10 @@ class SubregionResult:
         The box of ``modelArrays``: the tile grown by the blending band (`featherWidth`)
         and clipped to the patch, which `DcrAssembleCoadd.finish` blends with the
         neighbours' solutions. None: the tile.
+    coaddSums : `numpy.ndarray` or None
+        For a run whose plain coadd is made from the subregions' warps
+        (`dcrmodel.assemble.plaincoadd`): ``(2, height, width)`` float64 over ``tile``, the
+        sums of the inverse-variance weighted coadd of the visits it read; None otherwise.
     """
 
     index: int
@@ -100,6 +104,7 @@ class SubregionResult:
     nImages: np.ndarray
     summary: dict[str, Any]
     bbox: Box | None = None
+    coaddSums: np.ndarray | None = None
 
     @property
     def modelBox(self) -> Box:

@@ -23,6 +23,7 @@ from ..model import DcrModel
 from ..physics import calculateDcr
 from .config import DcrAssembleConfig
 from .inputs import PreparedRun, VisitInput, goodPixels
+from .plaincoadd import addToCoaddSums
 from .tiling import subregionTiles
 
 __all__ = ["Subregion", "SubregionVisit"]
@@ -132,6 +133,9 @@ class Subregion:
         # the iterative one in double, one visit at a time, as the reference.
         self.pool = None
         self.runScratch = prepared.scratch
+        # The plain coadd's sums over the tile, when the run makes it from the subregions'
+        # warps (dcrmodel.assemble.plaincoadd)
+        self.coaddSums = np.zeros((2, *tile.shape)) if prepared.coaddDeferred else None
         stacks = self._takeStacks(len(prepared.inputs))
         for inp in prepared.inputs:
             self._readVisit(inp, prepared, stacks, regions)
@@ -181,6 +185,8 @@ class Subregion:
         good = goodPixels(cutout, self.statsCtrl)
         if not good.any():
             return
+        if self.coaddSums is not None:
+            self._addToCoadd(inp, cutout, good)
         sub = cutout.bbox.slices(self.bbox)
         data, weight, variance = self._visitArrays(inp, cutout, good, sub, stacks)
         np.copyto(data[sub], cutout.image.array, where=good, casting="unsafe")
@@ -196,6 +202,15 @@ class Subregion:
         )
         shifts = splitShifts(pairs, config.splitSubfilters, config.splitThreshold)
         self.visits.append(SubregionVisit(inp, data, weight, shifts, pairs, variance))
+
+    def _addToCoadd(self, inp: VisitInput, cutout: Exposure, good: np.ndarray) -> None:
+        """Add the part of a visit's cutout in the tile to the plain coadd's sums."""
+        box = cutout.bbox.intersection(self.tile)
+        if box.isEmpty():
+            return
+        factor = None if inp.warp is None else inp.warp.noiseFactor
+        addToCoaddSums(self.coaddSums[0], self.coaddSums[1], box.slices(self.tile),
+                       cutout[box], good[box.slices(cutout.bbox)], factor)
 
     # ------------------------------------------------------------------ solver hooks
     def _takeStacks(self, numInputs: int) -> tuple[np.ndarray, ...] | None:

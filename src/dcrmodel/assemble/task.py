@@ -58,6 +58,7 @@ cutouts in `dcrmodel.assemble.subregion`, the iterative solver (steps 3 to 5) in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -107,7 +108,8 @@ from .output import (
     stackedCoadd,
     writeResults,
 )
-from .placement import modelGrid, placeVisits, resolveGrid, sourceStatistics
+from .placement import modelGrid, placeVisits, resolveGrid, visitStatistics
+from .plaincoadd import addToCoaddSums, deferredCoadd, defersCoadd, placeholderCoadd
 from .plan import AssemblyPlan, SubregionResult, SubregionTask
 from .subfilters import MIN_AUTO_SUBFILTERS, SubfilterChoice, chooseSubfilters
 from .tiling import automaticBuffer, featherWidth, stitchWeights, subregionTiles
@@ -176,6 +178,20 @@ def assembleSubregion(
         nImages=nImages,
         summary=record,
         bbox=modelBox,
+        coaddSums=region.coaddSums,
+    )
+
+
+def _startingModel(config: DcrAssembleConfig, prepared: PreparedRun) -> DcrModel:
+    """Return the model a run starts from: its plain coadd split evenly among subfilters."""
+    coaddExposure = prepared.coadd
+    return DcrModel.fromImage(
+        coaddExposure.maskedImage,
+        config.dcrNumSubfilters,
+        filterInfo=prepared.band,
+        psf=prepared.modelPsf if prepared.psfAware else coaddExposure.psf,
+        photoCalib=coaddExposure.photoCalib,
+        wcs=prepared.wcs,
     )
 
 
@@ -216,7 +232,11 @@ class DcrAssembleCoadd:
       and ``nImage`` is 0.
     - The statistics of each visit (its weight: the inverse mean variance of its good
       pixels, times the airmass with ``doAirmassWeight``) and the plain coadd, when none is
-      given, come from one pass over the inputs, one subregion at a time.
+      given, come from one pass over the inputs, one subregion at a time; a visit warped
+      onto the grid is measured on its own pixels, read once. With the direct solver and
+      visits to warp, the plain coadd is summed instead by the subregions from the warps
+      they make for their solve, and made by `finish` (`dcrmodel.assemble.plaincoadd`):
+      each visit is warped once per subregion.
     - PSFs are checked before any work (chromatic exponent in [-1, 1]; for the PSF-aware
       solver, kernels no larger than their exposure at any subfilter's wavelength; PSF HDUs
       that are even-sized, off-centre, of non-positive sum or non-finite are refused when
@@ -369,20 +389,11 @@ class DcrAssembleCoadd:
         """
         start = time.perf_counter()
         prepared, config, choice = self._prepare(exposures, coadd, grid)
-        coaddExposure = prepared.coadd
-        model = DcrModel.fromImage(
-            coaddExposure.maskedImage,
-            config.dcrNumSubfilters,
-            filterInfo=prepared.band,
-            psf=prepared.modelPsf if prepared.psfAware else coaddExposure.psf,
-            photoCalib=coaddExposure.photoCalib,
-            wcs=prepared.wcs,
-        )
         plan = AssemblyPlan(
             config=config,
             prepared=prepared,
-            model=model,
-            modelWeights=self._modelWeights(coaddExposure.mask),
+            model=_startingModel(config, prepared),
+            modelWeights=self._modelWeights(prepared.coadd.mask),
             tiles=subregionTiles(prepared.bbox, config.subregionSize),
             timings={},
             subfilters=choice.toDict(),
@@ -425,8 +436,16 @@ class DcrAssembleCoadd:
         byIndex = self._checkResults(plan, results)
         model = plan.model
         config = plan.config
+        prepared = plan.prepared
+        if prepared.coaddDeferred:
+            # The plain coadd from the subregions' own warps (dcrmodel.assemble.plaincoadd)
+            coaddExposure = deferredCoadd(
+                config, prepared, plan.tiles,
+                [byIndex[i].coaddSums for i in range(plan.numSubregions)])
+            prepared = dataclasses.replace(prepared, coadd=coaddExposure, coaddDeferred=False)
+            model = _startingModel(config, prepared)
         n = config.dcrNumSubfilters
-        bbox = plan.prepared.bbox
+        bbox = prepared.bbox
         feather = plan.feather
         # Every subregion started from the evenly split coadd, also in its buffer: the
         # solutions go to a separate set of images, never read back. Neighbouring
@@ -447,13 +466,13 @@ class DcrAssembleCoadd:
                 nImages[k].array[inner] = result.nImages[k]
         for k in range(n):
             model[k] = Image(total[k] / weightSum, bbox=bbox)
-        stacked = stackedCoadd(model, plan.prepared)
+        stacked = stackedCoadd(model, prepared)
         lowCoverage = flagLowCoverage(nImages, config.resolveMinCoverage(), [model.mask])
         allTimings = dict(plan.timings)
         allTimings.update(timings or {})
         allTimings.setdefault("total", sum(allTimings.values()) + time.perf_counter() - tic)
         summary = runSummary(
-            config, plan.prepared, [byIndex[i].summary for i in range(plan.numSubregions)],
+            config, prepared, [byIndex[i].summary for i in range(plan.numSubregions)],
             allTimings,
         )
         summary["subfilters"] = dict(plan.subfilters)
@@ -500,6 +519,8 @@ class DcrAssembleCoadd:
                 or not bbox.contains(box)
                 or result.modelArrays.shape != (n, *box.shape)
                 or result.nImages.shape != (n, *result.tile.shape)
+                or (result.coaddSums is not None
+                    and result.coaddSums.shape != (2, *result.tile.shape))
             ):
                 raise DcrValueError(
                     "a result's arrays do not match its boxes; was it solved for another plan?",
@@ -566,8 +587,10 @@ class DcrAssembleCoadd:
             # Outside its footprint a warped visit has no pixels: never data.
             badPlanes = (*badPlanes, "NO_DATA")
         statsCtrl = StatisticsControl(badMaskPlanes=badPlanes)
-        coaddExposure = self._statisticsPass(inputs, bbox, statsCtrl, coadd if coaddGiven else None)
-        if not coaddGiven:
+        deferred = defersCoadd(config, coadd, placement.numWarped)
+        coaddExposure = self._statisticsPass(inputs, bbox, statsCtrl,
+                                             coadd if coaddGiven else None, deferred)
+        if not coaddGiven and not deferred:
             coaddExposure = Exposure(
                 coaddExposure.maskedImage,
                 wcs=refWcs,
@@ -603,6 +626,7 @@ class DcrAssembleCoadd:
             psfSummary=psfSummary,
             gridSource=gridSource,
             skipped=placement.skipped,
+            coaddDeferred=deferred,
         )
         return prepared, config, choice
 
@@ -758,74 +782,55 @@ class DcrAssembleCoadd:
         bbox: Box,
         statsCtrl: StatisticsControl,
         coadd: Exposure | None,
+        deferred: bool = False,
     ) -> Exposure:
         """Read every visit once per subregion: weights, checks, and the plain coadd.
 
         Each visit's weight is the inverse of the mean variance of its good pixels (for a
-        warped visit: its own pixels that map onto the grid, `sourceStatistics`). When no
-        coadd is given it is the inverse-variance weighted mean of the good pixels (a warped
-        visit's variances divided by its ``noiseFactor``; see `dcrmodel.assemble.placement`);
-        only then are warped visits warped here.
+        warped visit: its own pixels that map onto the grid, read once in blocks of its own
+        frame, `visitStatistics`). When no coadd is given it is the inverse-variance
+        weighted mean of the good pixels (a warped visit's variances divided by its
+        ``noiseFactor``; see `dcrmodel.assemble.placement`), summed here one tile at a time
+        unless ``deferred`` (the subregions then sum it from their own warps,
+        `dcrmodel.assemble.plaincoadd`, and a stand-in is returned): warped visits are
+        warped here only when the coadd is summed here.
         """
         config = self.config
         sumVariance = np.zeros(len(inputs))
-        if coadd is None:
+        summed = coadd is None and not deferred
+        if summed:
             numerator = np.zeros(bbox.shape)
             denominator = np.zeros(bbox.shape)
+        for i, inp in enumerate(inputs):
+            if inp.warp is not None:
+                count, sumVariance[i] = visitStatistics(inp, bbox, statsCtrl)
+                inp.goodPixels += count
         for tile in subregionTiles(bbox, config.subregionSize):
             for i, inp in enumerate(inputs):
-                if inp.warp is not None:
-                    cutout = self._warpedStatistics(inp, i, tile, statsCtrl, sumVariance,
-                                                    coadd is None)
-                    factor = inp.warp.noiseFactor
-                else:
-                    cutout = inp.read(tile)
-                    if cutout is None:
-                        continue
-                    good = goodPixels(cutout, statsCtrl)
+                if inp.warp is not None and not summed:
+                    continue
+                cutout = inp.read(tile)
+                if cutout is None:
+                    continue
+                good = goodPixels(cutout, statsCtrl)
+                factor = None
+                if inp.warp is None:
                     checkFinite(inp, cutout, good)
                     inp.goodPixels += int(good.sum())
                     sumVariance[i] += float(cutout.variance.array[good].sum())
-                    factor = None
-                if coadd is None and cutout is not None:
-                    good = goodPixels(cutout, statsCtrl)
-                    variance = cutout.variance.array
-                    sub = cutout.bbox.slices(bbox)
-                    weight = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
-                    if factor is not None:
-                        weight *= factor
-                    numerator[sub] += weight * np.where(good, cutout.image.array, 0.0)
-                    denominator[sub] += weight
+                else:
+                    factor = inp.warp.noiseFactor
+                if summed:
+                    addToCoaddSums(numerator, denominator, cutout.bbox.slices(bbox), cutout,
+                                   good, factor)
         for i, inp in enumerate(inputs):
             if inp.goodPixels > 0:
                 inp.weight = inp.goodPixels / sumVariance[i]
         if coadd is not None:
             return prepareGivenCoadd(config, coadd, statsCtrl)
+        if deferred:
+            return placeholderCoadd(bbox)
         return computedCoadd(config, numerator, denominator, bbox)
-
-    @staticmethod
-    def _warpedStatistics(
-        inp: VisitInput,
-        index: int,
-        tile: Box,
-        statsCtrl: StatisticsControl,
-        sumVariance: np.ndarray,
-        warp: bool,
-    ) -> Exposure | None:
-        """Add a warped visit's own pixels in a tile to its statistics; warp it if asked.
-
-        Returns the visit warped onto the tile (None without ``warp`` or without pixels).
-        """
-        source = inp.readSource(tile)
-        if source is None:
-            return None
-        box, cutout = source
-        good = goodPixels(cutout, statsCtrl)
-        checkFinite(inp, cutout, good)
-        count, varianceSum = sourceStatistics(inp.warp, cutout, tile, good)
-        inp.goodPixels += count
-        sumVariance[index] += varianceSum
-        return inp.warped(box, cutout) if warp else None
 
     # ------------------------------------------------------------------------- solve
     def _modelWeights(self, mask: Mask) -> np.ndarray | None:

@@ -101,6 +101,8 @@ def saveResult(scratch: Path, result: SubregionResult) -> None:
     """
     tile = result.tile
     box = result.modelBox
+    # the plain coadd's sums over the tile, when the run makes its coadd from them
+    extra = {} if result.coaddSums is None else {"coaddSums": result.coaddSums}
     with atomicPath(_resultFile(scratch, result.index)) as tmp, open(tmp, "wb") as stream:
         np.savez(
             stream,
@@ -110,6 +112,7 @@ def saveResult(scratch: Path, result: SubregionResult) -> None:
             modelBox=np.array([box.minX, box.minY, box.width, box.height], dtype=np.int64),
             nImages=result.nImages,
             summary=np.array(json.dumps(result.summary, allow_nan=True)),
+            **extra,
         )
 
 
@@ -126,6 +129,7 @@ def _loadResult(path: Path) -> SubregionResult:
             nImages=np.array(data["nImages"]),
             summary=json.loads(str(data["summary"])),
             bbox=modelBox,
+            coaddSums=np.array(data["coaddSums"]) if "coaddSums" in data.files else None,
         )
 
 

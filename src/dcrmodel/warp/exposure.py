@@ -270,9 +270,9 @@ def _warpPixels(
         variance = variance * areas**2
     mask = Mask(resampled.mask, bbox=destBBox, planes=maskedImage.mask.planes)
     noDataBit = mask.addMaskPlane("NO_DATA")
-    mask.array[resampled.noData] |= np.int32(1 << noDataBit)
+    np.bitwise_or(mask.array, np.int32(1 << noDataBit), out=mask.array, where=resampled.noData)
     return MaskedImage(Image(image, bbox=destBBox), mask,
-                       Image(variance.astype(image.dtype), bbox=destBBox))
+                       Image(variance.astype(image.dtype, copy=False), bbox=destBBox))
 
 
 def _pixelAreas(

@@ -64,6 +64,7 @@ DEFAULT_WARPING_KERNEL = "lanczos3"
 #: Phases per pixel at which `WarpingKernel.tabulatedTaps` tabulates the weights (a power of
 #: 2, so that a position's index in the table is exact).
 TAP_TABLE_PHASES = 8192
+_TAP_TABLE_BITS = 13  # TAP_TABLE_PHASES = 2 ** _TAP_TABLE_BITS
 
 # Positions whose Lanczos weights are computed at once (the temporaries stay in cache).
 _TAPS_BLOCK = 1 << 13
@@ -214,6 +215,76 @@ class WarpingKernel:
         """
         return self._taps(positions, tabulated=True)
 
+    def tabulatedWeightPairs(
+        self, positions: np.ndarray, squares: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the taps of `tabulatedTaps` with float32 weights, and their squares.
+
+        Parameters
+        ----------
+        positions : numpy.ndarray
+            Finite positions along one axis, source pixel index coordinates; flat, ``n``.
+        squares : bool
+            Whether to return the squared weights beside the weights.
+
+        Returns
+        -------
+        first : numpy.ndarray of int64
+            As `taps`.
+        weights : numpy.ndarray of float32
+            Shape ``(size, n, 2)``: the weight ``w`` of each tap and ``w^2`` side by side
+            (``(size, n, 1)``, ``w`` alone, without ``squares``), as a kernel sum of an
+            image and its variance (``sum w^2 var``) takes them.
+
+        Notes
+        -----
+        Interpolated linearly, like `tabulatedTaps`, in float32 tables of ``w`` and of
+        ``w^2`` at the `TAP_TABLE_PHASES` + 1 phases (one gather per tap takes both), from
+        the position's phase taken exactly (the position times the number of phases, a
+        power of 2): the weights are those of `tabulatedTaps` to float32 rounding (a few
+        1e-8), the squares within 1e-7 of the squares of `taps`; the weights of positions
+        on a pixel centre are exact (a 1 and zeros). The taps are those of `taps`; positions
+        within `size` of 0, and those within 1e-8 of the far end of their phase range
+        (where float32 interpolation could turn the tiny weights next to a zero crossing
+        into zeros, and where `taps` may round its first tap one pixel further), get the
+        exact weights of `taps`, as there. For Lanczos kernels only
+        (float32 kernel sums of float32 images, `dcrmodel.warp.resample`), in fewer
+        passes over the positions than `tabulatedTaps` followed by a conversion to float32
+        and the squares.
+        """
+        x = np.asarray(positions, dtype=np.float64)
+        # The position in units of table phases, exact (times a power of 2): its integer
+        # part holds the pixel (high bits) and the table's column, the phase (low bits).
+        scaled = x * TAP_TABLE_PHASES
+        whole = np.floor(scaled)
+        steps = whole.astype(np.int64)
+        first = np.right_shift(steps, _TAP_TABLE_BITS)
+        first -= self.size // 2 - 1
+        index = np.bitwise_and(steps, TAP_TABLE_PHASES - 1)
+        scaled -= whole
+        fraction = scaled.astype(np.float32)
+        pairs = 2 if squares else 1
+        if squares:  # the fraction of each pair's two items side by side (long inner loops)
+            fraction = np.repeat(fraction, 2)
+        table, slope = _pairTable(self, squares)
+        flat = np.take(slope, index, axis=1).view(np.float32)  # (size, n * pairs)
+        flat *= fraction
+        flat += np.take(table, index, axis=1).view(np.float32)
+        weights = flat.reshape(self.size, -1, pairs)
+        slow = (x > -self.size) & (x < self.size)
+        # within `_LANCZOS_GUARD` of the end of the phases, float32 interpolation could
+        # turn the tiny weights of the taps next to a zero crossing into zeros
+        slow |= (index == TAP_TABLE_PHASES - 1) & (
+            scaled > 1.0 - _LANCZOS_GUARD * TAP_TABLE_PHASES)
+        if slow.any():  # the taps and weights of `taps` there
+            near = x[slow]
+            first[slow] = np.floor(near + 1.0 - self.size / 2.0).astype(np.int64)
+            exact = self._normalisedWeights(near, first[slow])
+            weights[:, slow, 0] = exact
+            if squares:
+                weights[:, slow, 1] = exact * exact
+        return first, weights
+
     def _normalisedWeights(self, x: np.ndarray, first: np.ndarray) -> np.ndarray:
         """Weights of the taps ``first + k`` of positions ``x``, tap by tap with `__call__`."""
         offsets = x[np.newaxis] - (first[np.newaxis] + np.arange(self.size).reshape(
@@ -257,6 +328,31 @@ def _tapTable(kernel: WarpingKernel) -> tuple[np.ndarray, np.ndarray]:
     table /= table.sum(axis=0)
     slope = np.diff(table, axis=1)
     table, slope = np.ascontiguousarray(table[:, :-1]), np.ascontiguousarray(slope)
+    for array in (table, slope):
+        array.flags.writeable = False
+    return table, slope
+
+
+@functools.cache
+def _pairTable(kernel: WarpingKernel, squares: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Return the tables of `_tapTable` in float32, with the squared weights beside them.
+
+    Returns ``table`` and ``slope`` (``size`` x ``phases``), whose items are the pairs
+    ``(w, w^2)`` (and their differences between neighbouring phases) viewed as int64, so
+    that one gather takes both; without ``squares``, ``w`` alone as float32. Read-only.
+    """
+    phases = TAP_TABLE_PHASES
+    u = np.arange(phases + 1, dtype=np.float64) / phases
+    offsets = u[np.newaxis] + (kernel.size // 2 - 1 - np.arange(kernel.size))[:, np.newaxis]
+    weights = kernel(offsets)
+    weights /= weights.sum(axis=0)
+    values = np.stack([weights, weights * weights], axis=-1) if squares else weights[..., None]
+    table = np.ascontiguousarray(values[:, :-1], dtype=np.float32)
+    slope = np.ascontiguousarray(np.diff(values, axis=1), dtype=np.float32)
+    if squares:
+        table, slope = table.view(np.int64)[..., 0], slope.view(np.int64)[..., 0]
+    else:
+        table, slope = table[..., 0], slope[..., 0]
     for array in (table, slope):
         array.flags.writeable = False
     return table, slope

@@ -122,7 +122,8 @@ def _toPixels(wcs: WCS, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, n
 
 def _pixelScaleDegrees(wcs: WCS) -> float:
     """Square root of the linear pixel area at the reference pixel (degrees)."""
-    matrix = wcs.celestial.pixel_scale_matrix
+    # (a two-axis celestial WCS is its own celestial part: `celestial` would copy it)
+    matrix = (wcs if wcs.naxis == 2 else wcs.celestial).pixel_scale_matrix
     return float(np.sqrt(abs(np.linalg.det(matrix))))
 
 
@@ -307,7 +308,9 @@ def _evaluateOnGrid(
             values.append(spline(ys, xs))  # not the knots of the first: no shared matrices
             continue
         grid = coefficients.reshape(len(ty) - degree - 1, len(tx) - degree - 1)
-        values.append(np.asarray((columns @ (rows @ grid).T).T))
+        # (the rows' product last, so that the result is in row order: a kernel sum reads
+        # the positions flattened, which would copy an array in column order)
+        values.append(np.asarray(rows @ np.ascontiguousarray((columns @ grid.T).T)))
     return values
 
 
