@@ -106,6 +106,20 @@ def test_detector_frames_give_the_model_of_the_same_visits_on_the_grid(field, so
         assert fromDetectors < (0.15 if solver == "direct" else 0.4) * plain
 
 
+def test_detector_frames_give_the_same_model_with_one_and_two_threads(field):
+    # The subregions read and warp their visits in threads (one visit per thread), and
+    # add them in order: the model is the same bit for bit.
+    results = [
+        DcrAssembleCoadd(DcrAssembleConfig(threads=threads, subregionSize=(40, 40)))
+        .run(field.exposures, grid=field.grid)
+        for threads in (1, 2)
+    ]
+    assert len(results[0].summary["subregions"]) > 1
+    np.testing.assert_array_equal(_arrays(results[0]), _arrays(results[1]))
+    for one, two in zip(results[0].nImages, results[1].nImages, strict=True):
+        np.testing.assert_array_equal(one.array, two.array)
+
+
 def test_warped_visits_are_weighted_by_their_own_noise(field):
     # (the iterative solver's plan holds the plain coadd; the direct one's makes it later)
     config = DcrAssembleConfig(solver="iterative")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..image import Box, Exposure, Image
 from ..model import DcrModel
+from ..parallel import forEachInOrder
 from ..physics import calculateDcr
 from .config import DcrAssembleConfig
 from .inputs import PreparedRun, VisitInput, goodPixels
@@ -137,8 +138,13 @@ class Subregion:
         # warps (dcrmodel.assemble.plaincoadd)
         self.coaddSums = np.zeros((2, *tile.shape)) if prepared.coaddDeferred else None
         stacks = self._takeStacks(len(prepared.inputs))
-        for inp in prepared.inputs:
-            self._readVisit(inp, prepared, stacks, regions)
+        # The visits are read (and warped) in threads, and added in their order.
+        forEachInOrder(
+            self._readCutout,
+            lambda inp, read: self._addVisit(inp, read, prepared, stacks, regions),
+            prepared.inputs,
+            config.resolveThreads(),
+        )
         self._stacks = (
             None if stacks is None else tuple(stack[: len(self.visits)] for stack in stacks)
         )
@@ -170,21 +176,29 @@ class Subregion:
             wcs=prepared.wcs,
         )
 
-    def _readVisit(
+    def _readCutout(self, inp: VisitInput) -> tuple[Exposure, np.ndarray] | None:
+        """Read (or warp) a visit's cutout of the solved box; None without good pixels."""
+        cutout = inp.read(self.bbox)
+        if cutout is None:
+            return None
+        good = goodPixels(cutout, self.statsCtrl)
+        if not good.any():
+            return None
+        return cutout, good
+
+    def _addVisit(
         self,
         inp: VisitInput,
+        read: tuple[Exposure, np.ndarray] | None,
         prepared: PreparedRun,
         stacks: tuple[np.ndarray, ...] | None,
         regions: Callable[[], list[Box]],
     ) -> None:
-        """Add a visit's cutout of the solved box to `visits` (unless it has no good pixel)."""
+        """Add a visit's cutout (`_readCutout`) to `visits` (unless it has no good pixel)."""
         config = self.config
-        cutout = inp.read(self.bbox)
-        if cutout is None:
+        if read is None:
             return
-        good = goodPixels(cutout, self.statsCtrl)
-        if not good.any():
-            return
+        cutout, good = read
         if self.coaddSums is not None:
             self._addToCoadd(inp, cutout, good)
         sub = cutout.bbox.slices(self.bbox)
