@@ -49,7 +49,7 @@ def test_transforms_equal_astropys():
             ra, dec = rng.uniform(0.0, 360.0, 6), rng.uniform(-89.0, 89.0, 6)
             frame = AltAz(obstime=times, location=RUBIN_LOCATION, pressure=0.0 * u.hPa)
             reference = SkyCoord(ra * u.deg, dec * u.deg, frame=ICRS()).transform_to(frame)
-            astrom = horizontal.astrometry(times, RUBIN_LOCATION)
+            astrom = horizontal.observerAstrometry(times, RUBIN_LOCATION)
             az, alt = horizontal.icrsToHorizontal(ra, dec, astrom)
             np.testing.assert_allclose(az, reference.az.to_value(u.deg), rtol=1e-12, atol=0)
             np.testing.assert_allclose(alt, reference.alt.to_value(u.arcsec), rtol=1e-12,
@@ -80,7 +80,7 @@ def test_pixels_equal_the_wcs_high_level_calls():
 
 def _throughAstropy(monkeypatch, function, *args):
     with monkeypatch.context() as patch:
-        patch.setattr(horizontal, "usable", lambda wcs: False)
+        patch.setattr(horizontal, "erfaPathUsable", lambda wcs: False)
         return function(*args)
 
 
@@ -113,17 +113,17 @@ def test_zenith_directions_equal_the_astropy_path(monkeypatch):
 def test_the_path_is_chosen_by_the_wcs_frame_and_astropy_settings(monkeypatch):
     rng = np.random.default_rng(8)
     wcs = _randomWcs(rng)
-    assert horizontal.usable(wcs)
-    assert horizontal.usable(_randomWcs(rng, "ICRS"))
-    assert not horizontal.usable(_randomWcs(rng, "FK5"))
+    assert horizontal.erfaPathUsable(wcs)
+    assert horizontal.erfaPathUsable(_randomWcs(rng, "ICRS"))
+    assert not horizontal.erfaPathUsable(_randomWcs(rng, "FK5"))
     galactic = WCS(naxis=2)
     galactic.wcs.ctype = ["GLON-TAN", "GLAT-TAN"]
-    assert not horizontal.usable(galactic)
+    assert not horizontal.erfaPathUsable(galactic)
     # astropy's interpolating astrometry or another ephemeris: astropy's transforms
     with erfa_astrom.set(ErfaAstromInterpolator(300 * u.s)):
-        assert not horizontal.usable(wcs)
+        assert not horizontal.erfaPathUsable(wcs)
     monkeypatch.setattr(solar_system_ephemeris, "get", lambda: "de432s")
-    assert not horizontal.usable(wcs)
+    assert not horizontal.erfaPathUsable(wcs)
 
 
 def test_fk5_wcs_goes_through_astropy(monkeypatch):

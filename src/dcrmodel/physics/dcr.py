@@ -253,7 +253,7 @@ def _zenithDirections(
     two points per point) back: a step of ``_ALTITUDE_STEP_ARCSEC`` centred on each
     point's altitude, clipped at the zenith. Points at the zenith get (0, 0).
     """
-    if _erfa.usable(wcs):
+    if _erfa.erfaPathUsable(wcs):
         vy, vx = _zenithDirectionsErfa(visitInfo.date, visitInfo.observatory.toEarthLocation(),
                                        [wcs], [np.column_stack([x, y])], None)[0]
         for px, py in zip(x[(vy == 0.0) & (vx == 0.0)], y[(vy == 0.0) & (vx == 0.0)],
@@ -397,7 +397,7 @@ def zenithDirectionsOfVisits(
             raise type(error)(f"visit {index}: {error.message}", **error.values) from error
     counts = np.array([len(centres) for centres in points])
     owner = np.repeat(np.arange(len(points)), counts)
-    if all(_erfa.usable(wcs) for wcs in wcss):
+    if all(_erfa.erfaPathUsable(wcs) for wcs in wcss):
         times = Time([info.date for info in visitInfos])[owner]
         geocentric = np.array([[value.to_value(u.m) for value in
                                 info.observatory.toEarthLocation().geocentric]
@@ -475,7 +475,7 @@ def _zenithDirectionsErfa(
     with offlineIers():
         radec = [_erfa.pixelsToIcrs(wcs, centres[:, 0], centres[:, 1])
                  for wcs, centres in zip(wcss, points, strict=True)]
-        astrom = _erfa.astrometry(times, location)
+        astrom = _erfa.observerAstrometry(times, location)
         az, alt = _erfa.icrsToHorizontal(np.concatenate([ra for ra, _ in radec]),
                                          np.concatenate([dec for _, dec in radec]), astrom)
         count = len(alt)

@@ -23,7 +23,7 @@ The steps, their order and the deflection limit (1e-6) follow astropy's transfor
 between ICRS and AltAz (``astropy.coordinates.builtin_frames.icrs_observed_transforms``
 and ``utils.atciqz``/``aticq``, astropy 6-8), so the results equal astropy's to
 rounding; `tests/physics/test_horizontal.py` checks them against ``SkyCoord`` to 1e-12
-relative. `usable` says when this path applies: an ICRS WCS, astropy's built-in
+relative. `erfaPathUsable` says when this path applies: an ICRS WCS, astropy's built-in
 ephemeris and its default astrometry provider; otherwise the callers use astropy.
 
 References
@@ -47,8 +47,8 @@ from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 from astropy.wcs.utils import wcs_to_celestial_frame
 
-__all__ = ["usable", "astrometry", "icrsToHorizontal", "horizontalToIcrs", "pixelsToIcrs",
-           "icrsToPixels"]
+__all__ = ["erfaPathUsable", "observerAstrometry", "icrsToHorizontal", "horizontalToIcrs",
+           "pixelsToIcrs", "icrsToPixels"]
 
 #: Polar motion used where the Earth-orientation table has no value (astropy's default,
 #: the 50-year mean), arcsec.
@@ -62,7 +62,7 @@ _ARCSEC_TO_RAD = u.arcsec.to(u.radian)
 _HALF_PI = np.pi / 2.0
 
 
-def usable(wcs: WCS) -> bool:
+def erfaPathUsable(wcs: WCS) -> bool:
     """Whether the ERFA path gives astropy's results for this WCS.
 
     Parameters
@@ -112,7 +112,7 @@ def _polarMotion(time: Time) -> tuple[np.ndarray, np.ndarray]:
     return xp.to_value(u.radian), yp.to_value(u.radian)
 
 
-def astrometry(times: Time, location: EarthLocation) -> np.ndarray:
+def observerAstrometry(times: Time, location: EarthLocation) -> np.ndarray:
     """Return ERFA's astrometry context of observers on the ground, without refraction.
 
     Parameters
@@ -160,7 +160,7 @@ def icrsToHorizontal(
     ra, dec : numpy.ndarray
         ICRS right ascension and declination, deg (a distant source: no parallax).
     astrom : numpy.ndarray
-        `astrometry` of each point's observer.
+        `observerAstrometry` of each point's observer.
 
     Returns
     -------
@@ -190,7 +190,7 @@ def horizontalToIcrs(
     alt : numpy.ndarray
         Altitude, arcsec.
     astrom : numpy.ndarray
-        `astrometry` of each point's observer.
+        `observerAstrometry` of each point's observer.
 
     Returns
     -------
@@ -231,7 +231,7 @@ def pixelsToIcrs(wcs: WCS, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
     Parameters
     ----------
     wcs : astropy.wcs.WCS
-        A celestial WCS whose frame is ICRS (`usable`).
+        A celestial WCS whose frame is ICRS (`erfaPathUsable`).
     x, y : numpy.ndarray
         0-based pixel positions.
 
@@ -250,7 +250,7 @@ def icrsToPixels(wcs: WCS, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray,
     Parameters
     ----------
     wcs : astropy.wcs.WCS
-        A celestial WCS whose frame is ICRS (`usable`).
+        A celestial WCS whose frame is ICRS (`erfaPathUsable`).
     ra, dec : numpy.ndarray
         Radians.
 
