@@ -25,7 +25,10 @@ same run (the machine's speed and load cancel out). Measured:
   holds the first zenith-direction transform: a slight underestimate);
 - where the fixed cost goes: ``python -c pass`` (the interpreter) and the imports of
   ``numpy``, ``scipy.fft, scipy.ndimage`` and ``astropy.wcs`` (which imports
-  ``astropy.io.fits``, ``astropy.units`` and ``astropy.coordinates``) by themselves.
+  ``astropy.io.fits``, ``astropy.units`` and ``astropy.coordinates``) by themselves; and
+  the tiny field's commands run in phases (`PHASED_COMMAND`: the interpreter's start, the
+  imports of numpy, scipy, astropy and dcrmodel's modules one after the other, the
+  command, the exit), ``--repeats`` x ``--quick`` times.
 
 ``--against SRC`` (a ``src`` folder of another checkout, for example of the commit before
 this work, ``git archive BASE src | tar -x -C /tmp/base``) runs the same commands with that
@@ -49,6 +52,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,6 +109,47 @@ def _run(src: Path, argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{result.stderr}")
     return wall, result.stderr
+
+
+#: A command run as the console script runs it, with the time stamps of its phases (the
+#: imports of numpy, scipy, astropy and dcrmodel's command-line modules, in that order,
+#: then the command, then the exit) printed to standard error.
+PHASED_COMMAND = """
+import sys, time
+stamps = [time.time()]
+import numpy
+stamps.append(time.time())
+import scipy.fft, scipy.ndimage
+stamps.append(time.time())
+import astropy.io.fits, astropy.wcs, astropy.coordinates
+stamps.append(time.time())
+import dcrmodel.cli.commands, dcrmodel.cli.templates
+stamps.append(time.time())
+from dcrmodel_command import main
+status = main()
+stamps.append(time.time())
+print("STAMPS", *stamps, file=sys.stderr)
+sys.exit(status)
+"""
+
+#: The phases of `PHASED_COMMAND`, and the interpreter's start before it and exit after it.
+PHASES = ("interpreter start", "numpy", "scipy.fft, scipy.ndimage",
+          "astropy.io.fits, .wcs, .coordinates", "dcrmodel's modules",
+          "the command after its imports", "exit")
+
+
+def _phases(src: Path, argv: list[str], env: dict[str, str]) -> list[float]:
+    """Run a command once in phases; return the seconds of each of `PHASES`."""
+    start = time.time()
+    result = subprocess.run([sys.executable, "-c", PHASED_COMMAND, *argv], capture_output=True,
+                            text=True, env=dict(env, PYTHONPATH=str(src)))
+    end = time.time()
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{result.stderr}")
+    line = [x for x in result.stderr.splitlines() if x.startswith("STAMPS ")][-1]
+    stamps = [float(x) for x in line.split()[1:]]
+    return ([stamps[0] - start] + [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+            + [end - stamps[-1]])
 
 
 def _work(stderr: str, name: str = "") -> float:
@@ -241,8 +286,15 @@ def main() -> None:
                 wall, _ = _run(src, ["template", str(model), *map(str, visits), "--out-dir",
                                      str(out), "-q", "--overwrite"], env)
                 best[name]["batch"] = min(best[name].get("batch", float("inf")), wall)
+    phases: dict[str, dict[str, list[list[float]]]] = {name: {} for name in codes}
+    for _ in range(args.repeats * args.quick):  # where the tiny field's fixed cost goes
+        for name, src in codes.items():
+            for label in ("assemble (tiny)", "template (tiny)"):
+                phases[name].setdefault(label, []).append(
+                    _phases(src, commands(name)[label], env))
     shutil.rmtree(scratch, ignore_errors=True)
     _report(best, work, codes, len(visits), args)
+    _reportPhases(phases, codes)
 
 
 def _report(best, work, codes, numVisits, args) -> None:
@@ -286,6 +338,21 @@ def _report(best, work, codes, numVisits, args) -> None:
     if args.json:
         args.json.write_text(json.dumps({"best": best, "work": work,
                                          "visits": numVisits}, indent=1))
+
+
+def _reportPhases(phases, codes) -> None:
+    print("\nphases of the tiny field's commands, s (median of the runs; the minimum in "
+          "brackets):\n")
+    labels = [(name, label) for name in codes for label in ("assemble (tiny)", "template (tiny)")]
+    print("| phase | " + " | ".join(f"{name}: {label}" for name, label in labels) + " |")
+    print("|" + "---|" * (1 + len(labels)))
+    for index, phase in enumerate((*PHASES, "whole")):
+        cells = []
+        for name, label in labels:
+            runs = phases[name][label]
+            values = [sum(run) if phase == "whole" else run[index] for run in runs]
+            cells.append(f"{statistics.median(values):.3f} ({min(values):.3f})")
+        print(f"| {phase} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
