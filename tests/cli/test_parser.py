@@ -80,3 +80,24 @@ def test_every_subcommand_has_a_handler_that_exists():
 def test_help_and_version_answer(argv, capsys):
     assert main(argv) == 0
     assert "dcrmodel" in capsys.readouterr().out
+
+
+def test_a_command_off_a_terminal_does_not_import_tqdm(tmp_path):
+    # Log lines go through tqdm only when they go to a terminal (where the bars are drawn);
+    # a command whose standard error is a pipe or a file never imports tqdm (nor asyncio).
+    code = (
+        "import logging, sys\n"
+        "from dcrmodel.cli.main import _configureLogging, main\n"
+        "from dcrmodel.cli.progress import logToBar\n"
+        f"status = main(['template', {str(tmp_path / 'none')!r}, {str(tmp_path / 'no.fits')!r},"
+        f" '--out', {str(tmp_path / 'out.fits')!r}])\n"
+        "_configureLogging(0, False)\n"
+        "with logToBar(logging.getLogger('dcrmodel')):\n"
+        "    logging.getLogger('dcrmodel').warning('a line of its own')\n"
+        "print(status, sorted(m for m in ('tqdm', 'asyncio') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "2 []"
+    assert result.stderr.endswith("dcrmodel: WARNING: a line of its own\n")

@@ -84,9 +84,28 @@ class ProgressBar:
             self._bar = None
 
 
+def _writesToTerminal(logger: logging.Logger) -> bool:
+    """Whether one of ``logger``'s handlers writes to standard output or error on a terminal."""
+    for handler in logger.handlers:
+        stream = getattr(handler, "stream", None)
+        if (isinstance(handler, logging.StreamHandler) and stream in (sys.stdout, sys.stderr)
+                and getattr(stream, "isatty", lambda: False)()):
+            return True
+    return False
+
+
 @contextlib.contextmanager
 def logToBar(logger: logging.Logger) -> Iterator[None]:
-    """Route ``logger``'s console messages through tqdm so they print above the bar."""
+    """Route ``logger``'s console messages through tqdm so they print above the bar.
+
+    Only when the logger writes to a terminal, the only place a command draws its bars
+    (`ProgressBar` draws on a terminal unless told otherwise). Elsewhere (a log file, a
+    pipe, a test) the messages are the same either way, and tqdm, with the asyncio it
+    imports (a few hundredths of a second), is not imported.
+    """
+    if not _writesToTerminal(logger):
+        yield
+        return
     from tqdm.contrib.logging import logging_redirect_tqdm  # imported when a command runs
 
     with logging_redirect_tqdm(loggers=[logger]):

@@ -12,6 +12,14 @@ from .dcr import (
     zenithDirectionsOfVisits,
 )
 from .eopcache import CACHE_ENV, earthOrientationCachePath
+from .horizontal import (
+    erfaPathUsable,
+    horizontalToIcrs,
+    icrsToHorizontal,
+    icrsToPixels,
+    observerAstrometry,
+    pixelsToIcrs,
+)
 from .observation import ROT_TYPES, VisitInfo
 from .refraction import (
     MAX_WAVELENGTH,
@@ -47,6 +55,12 @@ __all__ = [
     "offlineIers",
     "CACHE_ENV",
     "earthOrientationCachePath",
+    "erfaPathUsable",
+    "observerAstrometry",
+    "icrsToHorizontal",
+    "horizontalToIcrs",
+    "pixelsToIcrs",
+    "icrsToPixels",
     "refraction",
     "differentialRefraction",
     "refractivity",

@@ -43,6 +43,7 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from ..errors import DcrMetadataError, DcrTypeError, DcrValueError
+from . import horizontal as _erfa
 from .refraction import differentialRefraction
 from .site import offlineIers
 
@@ -252,6 +253,13 @@ def _zenithDirections(
     two points per point) back: a step of ``_ALTITUDE_STEP_ARCSEC`` centred on each
     point's altitude, clipped at the zenith. Points at the zenith get (0, 0).
     """
+    if _erfa.erfaPathUsable(wcs):
+        vy, vx = _zenithDirectionsErfa(visitInfo.date, visitInfo.observatory.toEarthLocation(),
+                                       [wcs], [np.column_stack([x, y])], None)[0]
+        for px, py in zip(x[(vy == 0.0) & (vx == 0.0)], y[(vy == 0.0) & (vx == 0.0)],
+                          strict=True):
+            _log.debug("region centre (%g, %g) is at the zenith: no zenith direction", px, py)
+        return vy, vx
     frame = visitInfo.altAzFrame()  # pressure 0: true altitudes, no refraction
     zenith = 90.0 * 3600.0
     with offlineIers():
@@ -389,6 +397,15 @@ def zenithDirectionsOfVisits(
             raise type(error)(f"visit {index}: {error.message}", **error.values) from error
     counts = np.array([len(centres) for centres in points])
     owner = np.repeat(np.arange(len(points)), counts)
+    if all(_erfa.erfaPathUsable(wcs) for wcs in wcss):
+        times = Time([info.date for info in visitInfos])[owner]
+        geocentric = np.array([[value.to_value(u.m) for value in
+                                info.observatory.toEarthLocation().geocentric]
+                               for info in visitInfos])
+        location = EarthLocation.from_geocentric(*(geocentric[owner].T * u.m))
+        directions = _zenithDirectionsErfa(times, location, wcss, points, counts)
+        return [[(float(a), float(b)) for a, b in zip(vy, vx, strict=True)]
+                for vy, vx in directions]
     zenith = 90.0 * 3600.0
     with offlineIers():
         skies = [
@@ -437,6 +454,49 @@ def zenithDirectionsOfVisits(
                 [(0.0, 0.0) if z else (float(a), float(b)) for a, b, z in zip(vy, vx, flat,
                                                                              strict=True)]
             )
+            start = stop
+    return results
+
+
+def _zenithDirectionsErfa(
+    times: Time, location: EarthLocation, wcss: Sequence[WCS], points: Sequence[np.ndarray],
+    counts: np.ndarray | None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Measure the zenith directions of `zenithDirectionsOfVisits` with ERFA directly.
+
+    The same steps as the astropy path (pixel -> ICRS -> horizontal -> a step in altitude
+    -> ICRS -> pixel) through `dcrmodel.physics.horizontal`, without building astropy
+    frames: the first call of a process takes milliseconds instead of a few hundredths of
+    a second. ``times`` and ``location`` are one per point (``counts`` points per visit),
+    or scalars for a single visit (``counts`` None). Returns ``(vy, vx)`` arrays per visit,
+    (0, 0) at the zenith.
+    """
+    zenith = 90.0 * 3600.0
+    with offlineIers():
+        radec = [_erfa.pixelsToIcrs(wcs, centres[:, 0], centres[:, 1])
+                 for wcs, centres in zip(wcss, points, strict=True)]
+        astrom = _erfa.observerAstrometry(times, location)
+        az, alt = _erfa.icrsToHorizontal(np.concatenate([ra for ra, _ in radec]),
+                                         np.concatenate([dec for _, dec in radec]), astrom)
+        count = len(alt)
+        atZenith = zenith - alt < _ZENITH_TOLERANCE_ARCSEC
+        low = alt - _ALTITUDE_STEP_ARCSEC
+        high = np.minimum(alt + _ALTITUDE_STEP_ARCSEC, zenith)
+        if counts is not None:
+            astrom = astrom[np.concatenate([np.arange(count)] * 2)]
+        ra, dec = _erfa.horizontalToIcrs(np.concatenate([az, az]), np.concatenate([low, high]),
+                                         astrom)
+        results = []
+        start = 0
+        for wcs, centres in zip(wcss, points, strict=True):
+            stop = start + len(centres)
+            both = np.concatenate([np.arange(start, stop), count + np.arange(start, stop)])
+            px, py = _erfa.icrsToPixels(wcs, ra[both], dec[both])
+            n = stop - start
+            span = high[start:stop] - low[start:stop]
+            flat = atZenith[start:stop]
+            results.append((np.where(flat, 0.0, (py[n:] - py[:n]) / span),
+                            np.where(flat, 0.0, (px[n:] - px[:n]) / span)))
             start = stop
     return results
 
