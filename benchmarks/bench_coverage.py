@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     subsetRows: list[dict[str, Any]] = []
     seconds: dict[str, Any] = {}
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for seed in args.seeds:
             manifest = simulate(args, seed, Path(tmp))

@@ -169,6 +169,8 @@ def profileBuild(files: dict[str, Any], root: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parseArguments(argv)
     warnings.simplefilter("ignore")
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = args.workdir if args.workdir is not None else Path(tmp)
         files = prepareFiles(args, root)

@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parseArguments(argv)
     warnings.simplefilter("ignore")
     everything: dict[str, Any] = {}
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for band in args.bands:
             manifest = simulate(args, band, Path(tmp))
