@@ -11,7 +11,6 @@ import pytest
 from dcrmodel.errors import DcrTypeError, DcrValueError
 from dcrmodel.parallel import (
     availableCores,
-    forEachInOrder,
     forRowBlocks,
     resolveThreads,
     threadLimit,
@@ -99,52 +98,3 @@ def test_blocks_started_from_a_block_run_in_its_thread():
     forRowBlocks(block, 4, 2, blockRows=1)
     np.testing.assert_array_equal(outer, 1)
 
-
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_for_each_in_order_consumes_in_order(threads):
-    produced = set()
-    consumed = []
-    lock = threading.Lock()
-
-    def produce(item):
-        with lock:
-            produced.add(threading.current_thread().name)
-        return item * 10
-
-    forEachInOrder(produce, lambda item, result: consumed.append((item, result)), range(7),
-                   threads)
-    assert consumed == [(i, 10 * i) for i in range(7)]
-    if threads == 1:
-        assert produced == {threading.current_thread().name}
-
-
-def test_for_each_in_order_holds_at_most_threads_results():
-    waiting = []
-    maximum = []
-    lock = threading.Lock()
-
-    def produce(item):
-        with lock:
-            waiting.append(item)
-            maximum.append(len(waiting))
-        return item
-
-    def consume(item, result):
-        with lock:
-            waiting.remove(item)
-
-    forEachInOrder(produce, consume, range(20), 2)
-    assert max(maximum) <= 3  # two produced ahead, one being consumed
-
-
-def test_for_each_in_order_raises_the_first_error_and_stops():
-    consumed = []
-
-    def produce(item):
-        if item == 3:
-            raise DcrValueError("bad item")
-        return item
-
-    with pytest.raises(DcrValueError, match="bad item"):
-        forEachInOrder(produce, lambda item, result: consumed.append(item), range(10), 2)
-    assert consumed == [0, 1, 2]

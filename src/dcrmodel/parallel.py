@@ -13,9 +13,7 @@ holds the interpreter lock, so with blocks of a few dozen rows the threads mostl
 each other (measured on a 1024^2 x 24 build with 2 threads: 32-row blocks 4.60 s, 128-row
 blocks 4.04 s, one block per thread 3.74 s, one thread 4.34 s). The FFTs use
 ``scipy.fft``'s own threads (``workers=``), which split the one-dimensional transforms among
-them and give the same values as one thread. Work on whole items (reading and warping
-visits) runs with `forEachInOrder`: the items are produced in threads and consumed in
-order in the calling thread.
+them and give the same values as one thread.
 
 How many threads: `resolveThreads` turns a setting (an int >= 1, or None) into a count;
 None means the default of the current context (`threadLimit`), else every core this process
@@ -29,10 +27,9 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
-from typing import TypeVar
 
 from ._validate import asThreadCount
 
@@ -42,16 +39,12 @@ __all__ = [
     "resolveThreads",
     "threadLimit",
     "forRowBlocks",
-    "forEachInOrder",
 ]
 
 #: Rows of a frequency grid per block of `forRowBlocks` in one thread: on a grid of a few
 #: hundred columns a block of one complex64 array is some tens of kB, so the dozen arrays
 #: that a block's work touches stay in a core's cache.
 DEFAULT_BLOCK_ROWS = 32
-
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
 
 _defaultThreads: ContextVar[int | None] = ContextVar("dcrmodelThreads", default=None)
 
@@ -252,71 +245,3 @@ def forRowBlocks(
     if errors:
         raise errors[0]
 
-
-def forEachInOrder(
-    produce: Callable[[_Item], _Result],
-    consume: Callable[[_Item, _Result], None],
-    items: Iterable[_Item],
-    threads: int = 1,
-) -> None:
-    """Call ``consume(item, produce(item))`` for every item in order, ``produce`` in threads.
-
-    ``produce`` (reading a file, warping an image: work that releases the interpreter
-    lock) runs for up to ``threads`` items at once in the pool of threads; ``consume``
-    runs in the calling thread, item after item in the order of ``items``, so whatever it
-    builds (a stack filled visit by visit) is the same whatever ``threads``. At most
-    ``threads`` results wait for their turn, which bounds the memory they hold.
-
-    Parameters
-    ----------
-    produce : callable
-        ``produce(item)``; must not depend on the other items' results.
-    consume : callable
-        ``consume(item, result)``.
-    items : iterable
-        The items.
-    threads : int, optional
-        Threads to run ``produce`` in (default 1: everything in the calling thread, item
-        after item). Called from a block of `forRowBlocks` or a ``produce``, it runs in
-        that thread.
-
-    Raises
-    ------
-    Exception
-        The first exception raised by ``produce`` or ``consume`` (in the order of the
-        items); the items after it are not consumed.
-
-    Examples
-    --------
-    >>> seen = []
-    >>> forEachInOrder(lambda x: x * x, lambda x, y: seen.append((x, y)), range(4), threads=2)
-    >>> seen
-    [(0, 0), (1, 1), (2, 4), (3, 9)]
-    """
-    threads = max(1, int(threads))
-    if getattr(_inPool, "active", False):
-        threads = 1
-    pending = list(items)
-    if threads == 1 or len(pending) <= 1:
-        for item in pending:
-            consume(item, produce(item))
-        return
-    pool = _pool(threads)
-    futures: list[Future | None] = [pool.submit(produce, item) for item in pending[:threads]]
-    try:
-        for index, item in enumerate(pending):
-            future = futures[index]
-            assert future is not None
-            result = future.result()
-            futures[index] = None  # the pool no longer holds the result
-            if index + threads < len(pending):
-                futures.append(pool.submit(produce, pending[index + threads]))
-            consume(item, result)
-    finally:
-        for future in futures:
-            if future is not None:
-                future.cancel()
-        for future in futures:
-            if future is not None and not future.cancelled():
-                with contextlib.suppress(BaseException):
-                    future.result()

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..image import Box, Exposure, Image
 from ..model import DcrModel
-from ..parallel import forEachInOrder
 from ..physics import calculateDcr
 from .config import DcrAssembleConfig
 from .inputs import PreparedRun, VisitInput, goodPixels
@@ -138,13 +137,8 @@ class Subregion:
         # warps (dcrmodel.assemble.plaincoadd)
         self.coaddSums = np.zeros((2, *tile.shape)) if prepared.coaddDeferred else None
         stacks = self._takeStacks(len(prepared.inputs))
-        # The visits are read (and warped) in threads, and added in their order.
-        forEachInOrder(
-            self._readCutout,
-            lambda inp, read: self._addVisit(inp, read, prepared, stacks, regions),
-            prepared.inputs,
-            config.resolveThreads(),
-        )
+        for inp in prepared.inputs:
+            self._addVisit(inp, self._readCutout(inp), prepared, stacks, regions)
         self._stacks = (
             None if stacks is None else tuple(stack[: len(self.visits)] for stack in stacks)
         )

@@ -75,7 +75,6 @@ from ..atomic import holdsOutputLock
 from ..errors import DcrError, DcrPsfWarning, DcrTypeError, DcrValueError
 from ..image import Box, Exposure, Filter, Image, Mask, Psf, StatisticsControl
 from ..model import LOW_COVERAGE_PLANE, DcrModel
-from ..parallel import forEachInOrder
 from ..physics import wavelengthGenerator
 from ..progress import ProgressCallback, reportProgress
 from ..psf import modelPsfFor, validatePsf
@@ -802,47 +801,28 @@ class DcrAssembleCoadd:
         if summed:
             numerator = np.zeros(bbox.shape)
             denominator = np.zeros(bbox.shape)
-        threads = config.resolveThreads()
-        # The visits are read (and warped) in threads; their sums are added in order.
-        warped = [i for i, inp in enumerate(inputs) if inp.warp is not None]
-
-        def addOwn(i: int, statistics: tuple[int, float]) -> None:
-            inputs[i].goodPixels += statistics[0]
-            sumVariance[i] = statistics[1]
-
-        forEachInOrder(lambda i: visitStatistics(inputs[i], bbox, statsCtrl), addOwn, warped,
-                       threads)
+        for i, inp in enumerate(inputs):
+            if inp.warp is not None:
+                count, sumVariance[i] = visitStatistics(inp, bbox, statsCtrl)
+                inp.goodPixels += count
         for tile in subregionTiles(bbox, config.subregionSize):
-            readTile = [i for i, inp in enumerate(inputs) if inp.warp is None or summed]
-
-            def read(i: int, tile: Box = tile) -> tuple[Exposure, np.ndarray, int, float] | None:
-                inp = inputs[i]
+            for i, inp in enumerate(inputs):
+                if inp.warp is not None and not summed:
+                    continue
                 cutout = inp.read(tile)
                 if cutout is None:
-                    return None
+                    continue
                 good = goodPixels(cutout, statsCtrl)
-                if inp.warp is not None:
-                    return cutout, good, 0, 0.0
-                checkFinite(inp, cutout, good)
-                return (cutout, good, int(good.sum()),
-                        float(cutout.variance.array[good].sum()))
-
-            def add(i: int, values: tuple[Exposure, np.ndarray, int, float] | None) -> None:
-                if values is None:
-                    return
-                cutout, good, count, varianceSum = values
-                inp = inputs[i]
                 factor = None
                 if inp.warp is None:
-                    inp.goodPixels += count
-                    sumVariance[i] += varianceSum
+                    checkFinite(inp, cutout, good)
+                    inp.goodPixels += int(good.sum())
+                    sumVariance[i] += float(cutout.variance.array[good].sum())
                 else:
                     factor = inp.warp.noiseFactor
                 if summed:
                     addToCoaddSums(numerator, denominator, cutout.bbox.slices(bbox), cutout,
                                    good, factor)
-
-            forEachInOrder(read, add, readTile, threads)
         for i, inp in enumerate(inputs):
             if inp.goodPixels > 0:
                 inp.weight = inp.goodPixels / sumVariance[i]
