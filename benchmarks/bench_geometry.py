@@ -76,6 +76,9 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-coadd", action="store_true", dest="noCoadd",
                         help="build the model without the simulation's plain coadd (the "
                         "patch's grid only: the assembly computes its own coadd)")
+    parser.add_argument("--template-kernel", default=None, dest="templateKernel",
+                        help="warping kernel of the templates (buildMatchedExposure's "
+                        "warpingKernel; default: its default, lanczos3)")
     return parser.parse_args(argv)
 
 
@@ -118,10 +121,12 @@ def assemble(manifest: Any, solver: str, noCoadd: bool = False) -> tuple[Any, st
             time.perf_counter() - started)
 
 
-def template(model: Any, science: Any) -> tuple[Any, str]:
+def template(model: Any, science: Any, kernel: str | None = None) -> tuple[Any, str]:
     """The template on the visit's own frame, and the path taken."""
+    options = {} if kernel is None else {"warpingKernel": kernel}
     try:
-        return model.buildMatchedExposure(exposure=science), "buildMatchedExposure(visit)"
+        return (model.buildMatchedExposure(exposure=science, **options),
+                "buildMatchedExposure(visit)")
     except DcrError as error:
         if "grid" not in str(error):
             raise
@@ -149,7 +154,7 @@ def measureField(args: argparse.Namespace, root: Path, aligned: bool) -> list[di
     for visit in manifest.visits("test"):
         science = readExposure(manifest.path(visit["file"]))
         started = time.perf_counter()
-        dcr, how = template(model, science)
+        dcr, how = template(model, science, args.templateKernel)
         seconds = time.perf_counter() - started
         result = evaluateDetectorVisit(manifest, visit["id"], {"dcr": dcr},
                                        minCoverage=args.min_coverage)

@@ -116,7 +116,8 @@ def best(function: Callable[[], Any], repeats: int) -> tuple[float, float]:
     return min(times), min(cpu)
 
 
-def run(size: int, patch: int, repeats: int, imagePsf: bool) -> dict[str, float]:
+def run(size: int, patch: int, repeats: int, imagePsf: bool,
+        kernel: str | None = None) -> dict[str, float]:
     """Time both geometries, alternated; return the best times (seconds)."""
     rng = np.random.default_rng(0)
     info = visitInfo()
@@ -162,6 +163,9 @@ def run(size: int, patch: int, repeats: int, imagePsf: bool) -> dict[str, float]
                                                  wcs=patchWcs, psf=patchPsf))
         timed("  part: warp of it onto the visit (warpImage)",
               lambda: warpImage(onPatch.maskedImage, patchWcs, visitWcs, detector.bbox))
+        if kernel is not None:
+            timed(f"detector frame, later templates, {kernel}",
+                  lambda: model.buildMatchedExposure(exposure=detector, warpingKernel=kernel))
     for name, values in times.items():
         print(f"  {name}: {min(values):.3f} s", file=sys.stderr)
     result = {name: min(values) for name, values in times.items()}
@@ -200,6 +204,9 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-psf", action="store_true", dest="imagePsf",
                         help="an elliptical image PSF for the visit (warped into the patch)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--warping-kernel", dest="kernel", default=None,
+                        help="also time detector-frame templates warped with this kernel "
+                        "(buildMatchedExposure's warpingKernel)")
     return parser.parse_args(argv)
 
 
@@ -207,8 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parseArguments(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        times = run(args.size, args.patch, args.repeats, args.imagePsf)
+        times = run(args.size, args.patch, args.repeats, args.imagePsf, args.kernel)
     report(times, args.size, args.patch, args.imagePsf)
+    if args.kernel is not None:
+        later = times["on the grid, later templates"]
+        other = times[f"detector frame, later templates, {args.kernel}"]
+        default = times["detector frame, later templates"]
+        print(f"Later detector-frame templates warped with {args.kernel}: {other:.3f} s, "
+              f"{other / later:.2f}x an on-grid one ({default / later:.2f}x with the default "
+              f"kernel).")
     if args.json is not None:
         args.json.write_text(json.dumps({"size": args.size, "patch": args.patch,
                                          "imagePsf": args.imagePsf, "times": times}, indent=1))

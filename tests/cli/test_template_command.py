@@ -79,6 +79,19 @@ def test_template_of_a_detector_frame_visit(files):
     assert template.psf is not None and template.visitInfo is not None
 
 
+def test_template_with_another_warping_kernel(files):
+    out = files / "template-lanczos5.fits"
+    assert main(["template", str(files / "whole"), str(files / "visit.fits"), "--out",
+                 str(out), "--warping-kernel", "lanczos5", "-q"]) == 0
+    visit = readExposure(files / "visit.fits")
+    api = buildMatchedExposureFromModels([readDcrModel(files / "whole")], visit,
+                                         warpingKernel="lanczos5")
+    default = buildMatchedExposureFromModels([readDcrModel(files / "whole")], visit)
+    template = readExposure(out)
+    np.testing.assert_allclose(template.image.array, api.image.array, rtol=1e-6, atol=1e-5)
+    assert not np.allclose(template.image.array, default.image.array, rtol=1e-4, atol=1e-3)
+
+
 def test_template_merged_from_two_models(files):
     out = files / "merged.fits"
     assert main(["template", str(files / "left"), str(files / "right"),
@@ -127,4 +140,7 @@ def test_bad_input(files, capsys):
     assert main(["diff", str(files / "left"), str(files / "red"), str(files / "visit.fits"),
                  "--out", str(out)]) == 2
     assert "different bands" in capsys.readouterr().err
+    assert main(["template", str(files / "whole"), str(files / "visit.fits"), "--out",
+                 str(out), "--warping-kernel", "cubic"]) == 2
+    assert "invalid choice: 'cubic'" in capsys.readouterr().err
     assert not out.exists() and not out.with_suffix(".json").exists()

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dcrmodel.errors import DcrShapeError, DcrValueError
+from dcrmodel.errors import DcrConfigError, DcrShapeError, DcrValueError
 from dcrmodel.image import Box, GaussianPsf, ImagePsf, Mask
 from dcrmodel.model import templateRegion, visitgrid
 from dcrmodel.model.templates import TemplateCache
@@ -75,6 +75,42 @@ def test_rotated_visit_matches_gaussians_drawn_in_its_frame(field, mode, engine)
     # against the same Gaussians without DCR the template is far off: the test sees the DCR
     unshifted = expectedTemplate(scene, visitInfo, visit.wcs, VISIT, mode=None)
     assert np.abs(template.image.array - unshifted).max() > 20 * np.abs(residual).max()
+
+
+def test_a_wider_warping_kernel_is_closer_to_the_gaussians_drawn_in_the_visit_frame(field):
+    visitInfo, scene, model = field
+    visit = _visit(visitInfo)
+    expected = expectedTemplate(scene, visitInfo, visit.wcs, VISIT, mode="mean")
+    sources = expected > 0.05 * expected.max()
+    rms, images = {}, {}
+    for kernel in ("lanczos3", "lanczos5"):
+        template = model.buildMatchedExposure(exposure=visit, mode="mean", matchPsf=False,
+                                              warpingKernel=kernel)
+        images[kernel] = template.image.array
+        residual = template.image.array - expected
+        rms[kernel] = np.sqrt(np.mean(residual[sources] ** 2))
+    # Lanczos 5 reproduces the well-sampled Gaussians more exactly than Lanczos 3
+    # (measured: rms residual 0.060 against 0.183)
+    assert rms["lanczos5"] < 0.7 * rms["lanczos3"]
+    default = model.buildMatchedExposure(exposure=visit, mode="mean", matchPsf=False)
+    np.testing.assert_array_equal(default.image.array, images["lanczos3"])
+
+
+def test_an_unknown_warping_kernel_is_refused_before_any_work(field, monkeypatch):
+    visitInfo, _, model = field
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a template was made")
+
+    monkeypatch.setattr(visitgrid, "_offGridTemplate", refuse)
+    monkeypatch.setattr(visitgrid.templates, "buildMatchedExposure", refuse)
+    monkeypatch.setattr(visitgrid.templates, "buildMatchedTemplate", refuse)
+    onGrid = dict(visitInfo=visitInfo, bbox=Box(10, 10, 40, 40), wcs=model.wcs)
+    for where in ({"exposure": _visit(visitInfo)}, onGrid):
+        with pytest.raises(DcrConfigError, match="unknown warping kernel 'cubic'"):
+            model.buildMatchedExposure(**where, warpingKernel="cubic")
+        with pytest.raises(DcrConfigError, match="unknown warping kernel"):
+            model.buildMatchedTemplate(**where, warpingKernel=None)
 
 
 def test_equals_the_on_grid_template_warped(field):

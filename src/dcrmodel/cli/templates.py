@@ -53,7 +53,10 @@ _log = logging.getLogger(__name__)
 
 
 def _templateOptions(args: argparse.Namespace) -> dict[str, Any]:
-    return {} if args.engine is None else {"engine": args.engine}
+    options: dict[str, Any] = {"warpingKernel": args.warping_kernel}
+    if args.engine is not None:
+        options["engine"] = args.engine
+    return options
 
 
 def _readModels(args: argparse.Namespace) -> Any:

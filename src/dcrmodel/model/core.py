@@ -74,6 +74,7 @@ from .templates import (
     PSF_DAMPED_PLANE,
     TemplateCache,
 )
+from .visitgrid import TEMPLATE_WARPING_KERNEL
 
 # The template constants are defined in dcrmodel.model.templates and handed on here.
 __all__ = ["DcrModel", "PSF_DAMPED_PLANE", "DEFAULT_PSF_DAMPING", "DEFAULT_PSF_MAX_GAIN"]
@@ -530,6 +531,7 @@ class DcrModel:
         *, engine: str | None = None, mode: str | None = None, psf: Psf | None = None,
         matchPsf: bool = True, psfDamping: float = DEFAULT_PSF_DAMPING,
         psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
+        warpingKernel: str = TEMPLATE_WARPING_KERNEL,
     ) -> Image:
         """Create a DCR-matched template image for an exposure.
 
@@ -591,6 +593,14 @@ class DcrModel:
             visit is sharper than the model, larger gains put more of the model's noise into
             the template than they restore of the visit's light (a model of ``J`` visits has
             about ``1 / sqrt(J)`` of a visit's noise). None: damping only.
+        warpingKernel : str, optional
+            Keyword only. Kernel of the warp onto a visit on another pixel grid
+            (`dcrmodel.warp.WARPING_KERNELS`; unused on the model's grid). Default
+            ``"lanczos3"``, the Rubin pipelines' kernel. A wider Lanczos kernel interpolates
+            the well-sampled template more exactly at a higher cost: on simulated
+            detector-frame fields ``"lanczos5"`` gave 6-16 % lower residuals against the
+            truth at all 9 held-out visits, for about 2.8 times the cost of the warp
+            (``benchmarks/README.md``, bench_geometry.py).
 
         Returns
         -------
@@ -647,7 +657,8 @@ class DcrModel:
         `dcrmodel.image.WCS_GRID_TOLERANCE` pixels from where the model's WCS does; any
         rotation, dither or distortion) gets its template forward-modelled on the model's
         grid, with the visit's DCR and PSF carried into the model's frame, and warped onto
-        the visit's box with a Lanczos 3 kernel (`dcrmodel.model.visitgrid`); ``mask`` is
+        the visit's box with a Lanczos 3 kernel (``warpingKernel``,
+        `dcrmodel.model.visitgrid`); ``mask`` is
         then on the visit's grid and gets ``NO_DATA`` where the model does not cover the
         visit, and the template is 0 there. A visit on the model's grid takes the path
         described above, unchanged.
@@ -657,6 +668,7 @@ class DcrModel:
             self, self._templateCache, exposure, order, visitInfo, bbox, wcs, mask,
             splitSubfilters, splitThreshold, amplifyModel, engine=engine, mode=mode, psf=psf,
             matchPsf=matchPsf, psfDamping=psfDamping, psfMaxGain=psfMaxGain,
+            warpingKernel=warpingKernel,
         )
 
     def buildMatchedExposure(
@@ -666,6 +678,7 @@ class DcrModel:
         *, engine: str | None = None, mode: str | None = None, psf: Psf | None = None,
         matchPsf: bool = True, psfDamping: float = DEFAULT_PSF_DAMPING,
         psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
+        warpingKernel: str = TEMPLATE_WARPING_KERNEL,
     ) -> Exposure:
         """Create an exposure from a template image (a wrapper of `buildMatchedTemplate`).
 
@@ -684,7 +697,7 @@ class DcrModel:
             Reference mask to use for the template image. None: the model's mask.
         order, splitSubfilters, splitThreshold
             Passed to `buildMatchedTemplate`.
-        engine, mode, psf, matchPsf, psfDamping, psfMaxGain
+        engine, mode, psf, matchPsf, psfDamping, psfMaxGain, warpingKernel
             Keyword only; passed to `buildMatchedTemplate`.
 
         Returns
@@ -727,6 +740,7 @@ class DcrModel:
             self, self._templateCache, exposure, visitInfo, bbox, wcs, mask, order,
             splitSubfilters, splitThreshold, engine=engine, mode=mode, psf=psf,
             matchPsf=matchPsf, psfDamping=psfDamping, psfMaxGain=psfMaxGain,
+            warpingKernel=warpingKernel,
         )
 
     # ------------------------------------------------------------------ conditioning

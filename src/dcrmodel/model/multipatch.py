@@ -45,7 +45,7 @@ from ..warp import boxesOverlap, mapBox
 from .checks import checkExposureBand
 from .core import DcrModel
 from .templates import DEFAULT_PSF_DAMPING, DEFAULT_PSF_MAX_GAIN
-from .visitgrid import onModelGrid
+from .visitgrid import TEMPLATE_WARPING_KERNEL, onModelGrid
 
 __all__ = [
     "LOW_COVERAGE_PLANE",
@@ -265,6 +265,7 @@ def buildMatchedExposureFromModels(
     matchPsf: bool = True,
     psfDamping: float = DEFAULT_PSF_DAMPING,
     psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
+    warpingKernel: str = TEMPLATE_WARPING_KERNEL,
 ) -> Exposure:
     """Build the DCR-matched template of a visit from the models of several patches.
 
@@ -277,6 +278,9 @@ def buildMatchedExposureFromModels(
         The science visit, on any WCS, with its visit info (and a PSF to match to).
     order, splitSubfilters, splitThreshold, engine, mode, psf, matchPsf, psfDamping, psfMaxGain
         Keyword only; as `DcrModel.buildMatchedExposure`, for every model.
+    warpingKernel : str, optional
+        Keyword only; as `DcrModel.buildMatchedExposure`: the kernel of the warps of the
+        templates made on other grids than the visit's (default ``"lanczos3"``).
 
     Returns
     -------
@@ -320,7 +324,8 @@ def buildMatchedExposureFromModels(
         )
     options = {"order": order, "splitSubfilters": splitSubfilters,
                "splitThreshold": splitThreshold, "engine": engine, "mode": mode, "psf": psf,
-               "matchPsf": matchPsf, "psfDamping": psfDamping, "psfMaxGain": psfMaxGain}
+               "matchPsf": matchPsf, "psfDamping": psfDamping, "psfMaxGain": psfMaxGain,
+               "warpingKernel": warpingKernel}
     box = exposure.bbox
     templatesMade: list[Exposure] = []
     scores: list[np.ndarray] = []

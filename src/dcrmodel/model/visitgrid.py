@@ -440,7 +440,8 @@ def _offGridTemplate(
     """Forward-model the visit on the model's grid and warp it onto the visit's.
 
     ``options`` holds the keyword options of the template (engine, mode, psf, matchPsf,
-    psfDamping, psfMaxGain). Every argument is checked before any pixel is touched.
+    psfDamping, psfMaxGain) and the warping kernel (``warpingKernel``, checked by
+    `_keywordOptions`). Every argument is checked before any pixel is touched.
     """
     visitInfo, bbox, wcs = visit
     *_, target = templates._checkOptions(
@@ -448,13 +449,13 @@ def _offGridTemplate(
         options["engine"], options["mode"], options["psf"], options["matchPsf"],
         options["psfDamping"], options["psfMaxGain"],
     )
-    where = templateRegion(model, wcs, bbox)
+    kernel = options["warpingKernel"]
+    where = templateRegion(model, wcs, bbox, kernel)
     patchPsf = None
     if target is not None:
-        patchPsf = _carryPsf(target, localJacobian(model.wcs, wcs, where.centre),
-                             TEMPLATE_WARPING_KERNEL)
+        patchPsf = _carryPsf(target, localJacobian(model.wcs, wcs, where.centre), kernel)
         if COMPENSATE_WARP_RESPONSE:
-            patchPsf = _compensatedPsf(patchPsf, model.wcs, wcs, bbox, TEMPLATE_WARPING_KERNEL)
+            patchPsf = _compensatedPsf(patchPsf, model.wcs, wcs, bbox, kernel)
     region = where.region
     if model.mask is not None:
         patchMask = Mask(model.mask.array[region.slices(model.bbox)].copy(), bbox=region,
@@ -472,7 +473,7 @@ def _offGridTemplate(
         variance = Image(model.variance.array[region.slices(model.bbox)] * len(model),
                          bbox=region)
     warped = warpImage(MaskedImage(image, patchMask, variance), model.wcs, wcs, bbox,
-                       kernel=TEMPLATE_WARPING_KERNEL)
+                       kernel=kernel)
     if model.variance is None:
         # Unit variance where there is a template, as a template on the grid has.
         noData = warped.mask.getBadPixels("NO_DATA")
@@ -511,6 +512,11 @@ def _keywordOptions(
             "psfDamping": psfDamping, "psfMaxGain": psfMaxGain}
 
 
+def _checkWarpingKernel(warpingKernel: Any) -> str:
+    """Return the name of a known warping kernel, else raise DcrConfigError naming them."""
+    return getWarpingKernel(warpingKernel).name
+
+
 def buildMatchedTemplate(
     model: Any,
     cache: templates.TemplateCache,
@@ -530,6 +536,7 @@ def buildMatchedTemplate(
     matchPsf: bool = True,
     psfDamping: float = DEFAULT_PSF_DAMPING,
     psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
+    warpingKernel: str = TEMPLATE_WARPING_KERNEL,
 ) -> Image:
     """`DcrModel.buildMatchedTemplate` for a visit on any grid.
 
@@ -547,7 +554,7 @@ def buildMatchedTemplate(
         The model's cache of transforms and transfer functions.
     exposure, order, visitInfo, bbox, wcs, mask, splitSubfilters, splitThreshold
         As `DcrModel.buildMatchedTemplate`.
-    amplifyModel, engine, mode, psf, matchPsf, psfDamping, psfMaxGain
+    amplifyModel, engine, mode, psf, matchPsf, psfDamping, psfMaxGain, warpingKernel
         As `DcrModel.buildMatchedTemplate`.
 
     Returns
@@ -562,6 +569,7 @@ def buildMatchedTemplate(
         `DcrModel.buildMatchedTemplate`.
     """
     method = "buildMatchedTemplate"
+    kernel = _checkWarpingKernel(warpingKernel)
     visit = templates._resolveVisit(exposure, visitInfo, bbox, wcs, method)
     options = _keywordOptions(engine, mode, psf, matchPsf, psfDamping, psfMaxGain)
     if onModelGrid(model, visit[2], visit[1]):
@@ -571,7 +579,7 @@ def buildMatchedTemplate(
         )
     mask = templates._checkTemplateMask(mask, visit[1])
     warped = _offGridTemplate(model, cache, method, exposure, visit, order, splitSubfilters,
-                              splitThreshold, amplifyModel, options)
+                              splitThreshold, amplifyModel, {**options, "warpingKernel": kernel})
     if mask is not None:
         _flagFrom(mask[visit[1]], warped.maskedImage.mask, ("NO_DATA", PSF_DAMPED_PLANE))
     return warped.maskedImage.image
@@ -595,6 +603,7 @@ def buildMatchedExposure(
     matchPsf: bool = True,
     psfDamping: float = DEFAULT_PSF_DAMPING,
     psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
+    warpingKernel: str = TEMPLATE_WARPING_KERNEL,
 ) -> Exposure:
     """`DcrModel.buildMatchedExposure` for a visit on any grid.
 
@@ -611,7 +620,7 @@ def buildMatchedExposure(
         The model's cache of transforms and transfer functions.
     exposure, visitInfo, bbox, wcs, mask, order, splitSubfilters, splitThreshold
         As `DcrModel.buildMatchedExposure`. Off the grid, ``mask`` is on the visit's grid.
-    engine, mode, psf, matchPsf, psfDamping, psfMaxGain
+    engine, mode, psf, matchPsf, psfDamping, psfMaxGain, warpingKernel
         As `DcrModel.buildMatchedExposure`.
 
     Returns
@@ -630,6 +639,7 @@ def buildMatchedExposure(
         `DcrModel.buildMatchedExposure`.
     """
     method = "buildMatchedExposure"
+    kernel = _checkWarpingKernel(warpingKernel)
     visit = templates._resolveVisit(exposure, visitInfo, bbox, wcs, method)
     options = _keywordOptions(engine, mode, psf, matchPsf, psfDamping, psfMaxGain)
     if onModelGrid(model, visit[2], visit[1]):
@@ -640,7 +650,7 @@ def buildMatchedExposure(
     visitInfo, bbox, wcs = visit
     mask = templates._checkTemplateMask(mask, bbox)
     warped = _offGridTemplate(model, cache, method, exposure, visit, order, splitSubfilters,
-                              splitThreshold, 1.0, options)
+                              splitThreshold, 1.0, {**options, "warpingKernel": kernel})
     maskedImage = MaskedImage(
         warped.maskedImage.image,
         _templateMask(warped.maskedImage.mask, mask, bbox),
@@ -648,7 +658,7 @@ def buildMatchedExposure(
     )
     templatePsf = warped.target
     if templatePsf is None:
-        templatePsf = modelPsfOnVisit(model, wcs, bbox)
+        templatePsf = modelPsfOnVisit(model, wcs, bbox, kernel)
     return Exposure(
         maskedImage,
         wcs=wcs,
