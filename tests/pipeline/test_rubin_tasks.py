@@ -127,6 +127,30 @@ def test_config_fields_mirror_DcrAssembleConfig():
     template.bandwidth, template.engine = 150.0, "magic"
     with pytest.raises(DcrConfigError, match="unknown engine"):
         template.validate()
+    template.engine, template.warpingKernel = None, "cubic"
+    with pytest.raises(DcrConfigError, match="unknown warping kernel 'cubic'"):
+        template.validate()
+    template.warpingKernel = "lanczos5"
+    template.validate()
+
+
+def test_template_task_passes_its_warping_kernel(built, monkeypatch):
+    import dcrmodel.pipeline.tasks as tasks
+
+    field, _, _, _, modelDir = built
+    model = readDcrModel(modelDir)
+    seen = {}
+
+    def record(models, exposure, **options):
+        seen.update(options)
+        return exposure, exposure
+
+    monkeypatch.setattr(tasks, "templateForExposure", record)
+    config = DcrTemplateConfig()
+    config.warpingKernel = "lanczos5"
+    handles = [Handle(e, k, 0) for k, e in enumerate(subfilterExposures(model))]
+    DcrTemplateTask(config=config).run(readExposure(field.test[0]), [handles])
+    assert seen == {"warpingKernel": "lanczos5"}
 
 
 def test_band_without_subfilter_records_fails_at_graph_generation(built, tmp_path):

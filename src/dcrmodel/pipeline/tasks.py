@@ -48,7 +48,8 @@ from ..assemble import DcrAssembleCoadd
 from ..diffim import templateForExposure
 from ..errors import DcrConfigError, DcrValueError
 from ..image import Exposure
-from ..model import ENGINES, DcrModel
+from ..model import ENGINES, TEMPLATE_WARPING_KERNEL, DcrModel
+from ..warp import getWarpingKernel
 from .configfields import assembleFields, toAssembleConfig
 from .handles import HandleReader
 from .repository import checkRepository, checkSubfilters
@@ -377,9 +378,14 @@ class DcrTemplateConfig(PipelineTaskConfig, pipelineConnections=DcrTemplateConne
         dtype=str, default=None, optional=True,
         doc="Template engine, 'fourier' or 'spline'; None: the model's default.",
     )
+    warpingKernel = Field(
+        dtype=str, default=TEMPLATE_WARPING_KERNEL,
+        doc="Kernel of the warp of a template onto an exposure on another pixel grid than "
+        "the model's (dcrmodel.warp.WARPING_KERNELS; lanczos5 is more exact and slower).",
+    )
 
     def validate(self) -> None:
-        """Check the band's wavelengths come together and the engine is known."""
+        """Check the band's wavelengths come together, the engine and kernel are known."""
         super().validate()
         if (self.effectiveWavelength is None) != (self.bandwidth is None):
             raise DcrConfigError(
@@ -390,6 +396,7 @@ class DcrTemplateConfig(PipelineTaskConfig, pipelineConnections=DcrTemplateConne
             raise DcrConfigError(
                 f"unknown engine; choose one of {', '.join(ENGINES)}", engine=self.engine
             )
+        getWarpingKernel(self.warpingKernel)  # DcrConfigError naming the known kernels
 
 
 class DcrTemplateTask(PipelineTask):
@@ -435,7 +442,9 @@ class DcrTemplateTask(PipelineTask):
         DcrValueError
             If there is no model, or none overlaps the exposure.
         """
-        options = {} if self.config.engine is None else {"engine": self.config.engine}
+        options: dict[str, Any] = {"warpingKernel": self.config.warpingKernel}
+        if self.config.engine is not None:
+            options["engine"] = self.config.engine
         models = [
             DcrModel.fromQuantum(handles, self.config.effectiveWavelength,
                                  self.config.bandwidth, self.config.numSubfilters)
