@@ -505,16 +505,29 @@ def _flagFrom(target: Mask, source: Mask, planes: tuple[str, ...]) -> None:
             target.array[flagged] |= np.int32(1 << target.addMaskPlane(plane))
 
 
-def _keywordOptions(
-    engine: Any, mode: Any, psf: Any, matchPsf: Any, psfDamping: Any, psfMaxGain: Any
-) -> dict[str, Any]:
-    return {"engine": engine, "mode": mode, "psf": psf, "matchPsf": matchPsf,
-            "psfDamping": psfDamping, "psfMaxGain": psfMaxGain}
+#: The keyword options of a template on the model's grid and their defaults (see
+#: `DcrModel.buildMatchedTemplate`); off the grid, ``warpingKernel`` too.
+_TEMPLATE_OPTIONS: dict[str, Any] = {
+    "engine": None, "mode": None, "psf": None, "matchPsf": True,
+    "psfDamping": DEFAULT_PSF_DAMPING, "psfMaxGain": DEFAULT_PSF_MAX_GAIN,
+}
 
 
-def _checkWarpingKernel(warpingKernel: Any) -> str:
-    """Return the name of a known warping kernel, else raise DcrConfigError naming them."""
-    return getWarpingKernel(warpingKernel).name
+def _keywordOptions(options: dict[str, Any], method: str) -> tuple[dict[str, Any], str]:
+    """Return the template's keyword options (defaults filled in) and its warping kernel.
+
+    Raises
+    ------
+    TypeError
+        For an option that does not exist, as Python would for a keyword argument.
+    DcrConfigError
+        For an unknown warping kernel (the message names the known ones).
+    """
+    unknown = sorted(set(options) - set(_TEMPLATE_OPTIONS) - {"warpingKernel"})
+    if unknown:
+        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
+    kernel = getWarpingKernel(options.get("warpingKernel", TEMPLATE_WARPING_KERNEL)).name
+    return {key: options.get(key, value) for key, value in _TEMPLATE_OPTIONS.items()}, kernel
 
 
 def buildMatchedTemplate(
@@ -529,14 +542,7 @@ def buildMatchedTemplate(
     splitSubfilters: bool = True,
     splitThreshold: float = 0.0,
     amplifyModel: float = 1.0,
-    *,
-    engine: str | None = None,
-    mode: str | None = None,
-    psf: Psf | None = None,
-    matchPsf: bool = True,
-    psfDamping: float = DEFAULT_PSF_DAMPING,
-    psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
-    warpingKernel: str = TEMPLATE_WARPING_KERNEL,
+    **options: Any,
 ) -> Image:
     """`DcrModel.buildMatchedTemplate` for a visit on any grid.
 
@@ -554,8 +560,12 @@ def buildMatchedTemplate(
         The model's cache of transforms and transfer functions.
     exposure, order, visitInfo, bbox, wcs, mask, splitSubfilters, splitThreshold
         As `DcrModel.buildMatchedTemplate`.
-    amplifyModel, engine, mode, psf, matchPsf, psfDamping, psfMaxGain, warpingKernel
+    amplifyModel
         As `DcrModel.buildMatchedTemplate`.
+    **options
+        Keyword only: ``engine``, ``mode``, ``psf``, ``matchPsf``, ``psfDamping``,
+        ``psfMaxGain`` and ``warpingKernel``, as `DcrModel.buildMatchedTemplate` (the same
+        defaults).
 
     Returns
     -------
@@ -569,9 +579,8 @@ def buildMatchedTemplate(
         `DcrModel.buildMatchedTemplate`.
     """
     method = "buildMatchedTemplate"
-    kernel = _checkWarpingKernel(warpingKernel)
+    options, kernel = _keywordOptions(options, method)
     visit = templates._resolveVisit(exposure, visitInfo, bbox, wcs, method)
-    options = _keywordOptions(engine, mode, psf, matchPsf, psfDamping, psfMaxGain)
     if onModelGrid(model, visit[2], visit[1]):
         return templates.buildMatchedTemplate(
             model, cache, exposure, order, visitInfo, bbox, wcs, mask, splitSubfilters,
@@ -596,14 +605,7 @@ def buildMatchedExposure(
     order: int = 3,
     splitSubfilters: bool = True,
     splitThreshold: float = 0.0,
-    *,
-    engine: str | None = None,
-    mode: str | None = None,
-    psf: Psf | None = None,
-    matchPsf: bool = True,
-    psfDamping: float = DEFAULT_PSF_DAMPING,
-    psfMaxGain: float | None = DEFAULT_PSF_MAX_GAIN,
-    warpingKernel: str = TEMPLATE_WARPING_KERNEL,
+    **options: Any,
 ) -> Exposure:
     """`DcrModel.buildMatchedExposure` for a visit on any grid.
 
@@ -620,8 +622,10 @@ def buildMatchedExposure(
         The model's cache of transforms and transfer functions.
     exposure, visitInfo, bbox, wcs, mask, order, splitSubfilters, splitThreshold
         As `DcrModel.buildMatchedExposure`. Off the grid, ``mask`` is on the visit's grid.
-    engine, mode, psf, matchPsf, psfDamping, psfMaxGain, warpingKernel
-        As `DcrModel.buildMatchedExposure`.
+    **options
+        Keyword only: ``engine``, ``mode``, ``psf``, ``matchPsf``, ``psfDamping``,
+        ``psfMaxGain`` and ``warpingKernel``, as `DcrModel.buildMatchedExposure` (the same
+        defaults).
 
     Returns
     -------
@@ -639,9 +643,8 @@ def buildMatchedExposure(
         `DcrModel.buildMatchedExposure`.
     """
     method = "buildMatchedExposure"
-    kernel = _checkWarpingKernel(warpingKernel)
+    options, kernel = _keywordOptions(options, method)
     visit = templates._resolveVisit(exposure, visitInfo, bbox, wcs, method)
-    options = _keywordOptions(engine, mode, psf, matchPsf, psfDamping, psfMaxGain)
     if onModelGrid(model, visit[2], visit[1]):
         return templates.buildMatchedExposure(
             model, cache, exposure, visitInfo, bbox, wcs, mask, order, splitSubfilters,
