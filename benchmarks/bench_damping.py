@@ -16,7 +16,9 @@ Fields (`SimulationConfig`, ``--size`` pixels, 12 training and 3 held-out visits
 - *constant*: 0.7 arcsec Kolmogorov seeing, training airmass 1.0-2.0, held-out visits at
   1.15-1.87 (the field of the survey-geometry benchmarks, without detector frames);
 - *variable*: 0.6-1.2 arcsec seeing with a chromatic exponent of -0.2 over two nights (the
-  field of ``bench_psf.py``).
+  field of ``bench_psf.py``);
+- *moffat*, *gaussian*: 0.6-1.1 arcsec seeing with Moffat or Gaussian PSFs, airmasses as
+  *constant* (``--fields moffat gaussian``; not run by default).
 
 Run ``python benchmarks/bench_damping.py`` (about 10 minutes on two cores; ``--seeds``,
 ``--fields``, ``--dampings``, ``--size``; ``--workdir DIR`` keeps the simulations). Nothing
@@ -43,6 +45,10 @@ from dcrmodel.simulate import SimulationConfig, loadManifest, runSimulation
 FIELDS = {
     "constant": {"trainingAirmass": (1.0, 2.0), "testAirmass": (1.15, 1.87)},
     "variable": {"nights": 2, "seeing": (0.6, 1.2), "chromaticSeeing": -0.2},
+    "moffat": {"psfProfile": "moffat", "seeing": (0.6, 1.1), "trainingAirmass": (1.0, 2.0),
+               "testAirmass": (1.15, 1.87)},
+    "gaussian": {"psfProfile": "gaussian", "seeing": (0.6, 1.1), "trainingAirmass": (1.0, 2.0),
+                 "testAirmass": (1.15, 1.87)},
 }
 
 
