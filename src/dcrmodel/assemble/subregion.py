@@ -138,7 +138,7 @@ class Subregion:
         self.coaddSums = np.zeros((2, *tile.shape)) if prepared.coaddDeferred else None
         stacks = self._takeStacks(len(prepared.inputs))
         for inp in prepared.inputs:
-            self._addVisit(inp, self._readCutout(inp), prepared, stacks, regions)
+            self._readVisit(inp, prepared, stacks, regions)
         self._stacks = (
             None if stacks is None else tuple(stack[: len(self.visits)] for stack in stacks)
         )
@@ -170,29 +170,21 @@ class Subregion:
             wcs=prepared.wcs,
         )
 
-    def _readCutout(self, inp: VisitInput) -> tuple[Exposure, np.ndarray] | None:
-        """Read (or warp) a visit's cutout of the solved box; None without good pixels."""
-        cutout = inp.read(self.bbox)
-        if cutout is None:
-            return None
-        good = goodPixels(cutout, self.statsCtrl)
-        if not good.any():
-            return None
-        return cutout, good
-
-    def _addVisit(
+    def _readVisit(
         self,
         inp: VisitInput,
-        read: tuple[Exposure, np.ndarray] | None,
         prepared: PreparedRun,
         stacks: tuple[np.ndarray, ...] | None,
         regions: Callable[[], list[Box]],
     ) -> None:
-        """Add a visit's cutout (`_readCutout`) to `visits` (unless it has no good pixel)."""
+        """Add a visit's cutout of the solved box to `visits` (unless it has no good pixel)."""
         config = self.config
-        if read is None:
+        cutout = inp.read(self.bbox)
+        if cutout is None:
             return
-        cutout, good = read
+        good = goodPixels(cutout, self.statsCtrl)
+        if not good.any():
+            return
         if self.coaddSums is not None:
             self._addToCoadd(inp, cutout, good)
         sub = cutout.bbox.slices(self.bbox)
