@@ -406,6 +406,18 @@ def zenithDirectionsOfVisits(
         directions = _zenithDirectionsErfa(times, location, wcss, points, counts)
         return [[(float(a), float(b)) for a, b in zip(vy, vx, strict=True)]
                 for vy, vx in directions]
+    return _zenithDirectionsAstropy(visitInfos, wcss, points, counts, owner)
+
+
+def _zenithDirectionsAstropy(
+    visitInfos: list[VisitInfo], wcss: list[WCS], points: list[np.ndarray],
+    counts: np.ndarray, owner: np.ndarray,
+) -> list[list[tuple[float, float]]]:
+    """`zenithDirectionsOfVisits` through astropy's frames (WCSs of frames other than ICRS).
+
+    ``points`` are each visit's region centres (pixels), ``counts`` their numbers and
+    ``owner`` the visit of every centre, in order.
+    """
     zenith = 90.0 * 3600.0
     with offlineIers():
         skies = [
