@@ -8,7 +8,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py src/dcrmodel/warp/_kernelsum.pyx
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(VENV)/.installed
 
@@ -24,3 +24,4 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -f src/dcrmodel/warp/_kernelsum.c src/dcrmodel/warp/_kernelsum.*.so

@@ -504,11 +504,16 @@ def _meanShift(shift: np.ndarray) -> np.ndarray:
 def _modelOtf(
     model: DcrModel, cache: TemplateCache, padded: tuple[int, int], cdtype: np.dtype
 ) -> np.ndarray:
-    """Return the model PSF's transfer function on ``padded`` (cached per grid)."""
+    """Return the model PSF's transfer function on ``padded`` (cached per grid).
+
+    Read-only, so that `dcrmodel.psf.psfMatchingTransfer` keeps its damped inverse too.
+    """
     key = (id(model.psf), tuple(padded), np.dtype(cdtype).str)
     cached = cache.otf
     if cached is None or cached[0] != key:
-        cached = (key, psfTransfer(model.psf, padded, dtype=cdtype))
+        otf = psfTransfer(model.psf, padded, dtype=cdtype)
+        otf.flags.writeable = False
+        cached = (key, otf)
         cache.otf = cached
     return cached[1]
 

@@ -171,6 +171,33 @@ def _dampedInverse(otfModel: np.ndarray, damping: float, order: int) -> tuple[np
     return (real * weight).astype(real.dtype), epsilon
 
 
+# The damped inverse of the last read-only model transfer function `psfMatchingTransfer` was
+# given: (key, that array, (inverse, epsilon)). A template matches every subfilter to its
+# visit through the one model transfer function its cache holds (read-only), so the inverse
+# is computed once per grid instead of once per subfilter and template.
+_lastInverse: tuple[tuple[int, float, int], np.ndarray, tuple[np.ndarray, float]] | None = None
+
+
+def _sharedDampedInverse(
+    otfModel: np.ndarray, damping: float, order: int
+) -> tuple[np.ndarray, float]:
+    """`_dampedInverse`, kept for the last read-only ``otfModel`` (which cannot change).
+
+    A writable array may change between calls: its inverse is computed every time.
+    """
+    global _lastInverse
+    if otfModel.flags.writeable:
+        return _dampedInverse(otfModel, damping, order)
+    last = _lastInverse
+    key = (id(otfModel), damping, order)
+    if last is not None and last[0] == key and last[1] is otfModel:
+        return last[2]
+    inverse, epsilon = _dampedInverse(otfModel, damping, order)
+    inverse.flags.writeable = False
+    _lastInverse = (key, otfModel, (inverse, epsilon))
+    return inverse, epsilon
+
+
 class DampedPsfMatcher:
     """The damped PSF-matching transfers of many visit PSFs to one model PSF, on one grid.
 
@@ -346,7 +373,7 @@ def psfMatchingTransfer(
     otfModel = _modelOtf(modelPsf, grid, cdtype)
     otfVisit = psfTransfer(visitPsf, grid, wavelength, effectiveWavelength, dtype=cdtype)
 
-    inverse, epsilon = _dampedInverse(otfModel, eps, p)
+    inverse, epsilon = _sharedDampedInverse(otfModel, eps, p)
     transfer = (otfVisit * inverse).astype(cdtype, copy=False)
     if maxGain is not None:
         gain = np.abs(transfer)

@@ -36,6 +36,7 @@ from .mapping import (
 )
 from .resample import (
     ResampledArrays,
+    compiledKernelSums,
     resampleArrays,
     sourceCoverage,
 )
@@ -67,5 +68,6 @@ __all__ = [
     "ResampledArrays",
     "resampleArrays",
     "sourceCoverage",
+    "compiledKernelSums",
     "warpPsf",
 ]

@@ -285,6 +285,26 @@ class WarpingKernel:
                 weights[:, slow, 1] = exact * exact
         return first, weights
 
+    def phaseTables(self, squares: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Return the float32 tables of `tabulatedWeightPairs`, one row per phase.
+
+        Parameters
+        ----------
+        squares : bool
+            Whether each weight has its square beside it.
+
+        Returns
+        -------
+        table, slope : numpy.ndarray of float32
+            ``(TAP_TABLE_PHASES, size * pairs)``: row ``m`` holds the weights of the taps
+            ``first + k`` of a position of phase ``m / TAP_TABLE_PHASES`` (``w``, and
+            ``w^2`` after each when ``squares``), and their differences to the next phase:
+            the values `tabulatedWeightPairs` interpolates, laid out so that one
+            position's weights are contiguous (for the compiled kernel sums of
+            `dcrmodel.warp.resample`). Read-only; Lanczos kernels only.
+        """
+        return _phaseTables(self, squares)
+
     def _normalisedWeights(self, x: np.ndarray, first: np.ndarray) -> np.ndarray:
         """Weights of the taps ``first + k`` of positions ``x``, tap by tap with `__call__`."""
         offsets = x[np.newaxis] - (first[np.newaxis] + np.arange(self.size).reshape(
@@ -356,6 +376,20 @@ def _pairTable(kernel: WarpingKernel, squares: bool) -> tuple[np.ndarray, np.nda
     for array in (table, slope):
         array.flags.writeable = False
     return table, slope
+
+
+@functools.cache
+def _phaseTables(kernel: WarpingKernel, squares: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`_pairTable`'s tables as float32 ``(phases, size * pairs)`` (`phaseTables`)."""
+    pairs = 2 if squares else 1
+    result = []
+    for array in _pairTable(kernel, squares):
+        values = array.view(np.float32).reshape(kernel.size, TAP_TABLE_PHASES, pairs)
+        arranged = np.ascontiguousarray(values.transpose(1, 0, 2)).reshape(
+            TAP_TABLE_PHASES, kernel.size * pairs)
+        arranged.flags.writeable = False
+        result.append(arranged)
+    return result[0], result[1]
 
 
 @functools.cache

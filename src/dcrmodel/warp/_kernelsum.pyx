@@ -1,0 +1,200 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""Compiled kernel sums of a float32 warp with a tabulated Lanczos kernel.
+
+The same arithmetic as the array code of `dcrmodel.warp.resample` (its float32 path with
+the weight tables of `dcrmodel.warp.kernels.WarpingKernel.tabulatedWeightPairs`), one output
+pixel at a time: the position clipped, its phase taken exactly, every weight interpolated
+in the table (float32, ``slope * fraction + table``), each row of taps summed in order and
+weighted, then the rows summed in order. The result is the same bit for bit, provided the
+compiler does not fuse a multiply and an add (built with ``-ffp-contract=off``).
+
+Positions whose weights the array code takes from the exact kernel instead of the table
+(within ``size`` pixels of 0, or within 1e-8 of the end of a table interval) are only
+flagged here (``slow``): the caller sums them with the array code.
+"""
+
+from libc.math cimport floor
+from libc.stdint cimport int64_t, uint8_t
+
+cdef enum:
+    MAX_TAPS = 32  # twice the largest Lanczos order's taps (16): pairs of w and w^2
+
+
+def kernelSums(
+    const double[::1] xs,
+    const double[::1] ys,
+    const float[::1] pixels,
+    Py_ssize_t width,
+    Py_ssize_t margin,
+    Py_ssize_t nx,
+    Py_ssize_t ny,
+    const float[:, ::1] table,
+    const float[:, ::1] slope,
+    int size,
+    int pairs,
+    int phaseBits,
+    double guard,
+    float[::1] image,
+    float[::1] variance,
+    int64_t[::1] startX,
+    int64_t[::1] countX,
+    int64_t[::1] startY,
+    int64_t[::1] countY,
+    uint8_t[::1] noData,
+    uint8_t[::1] slow,
+):
+    """Sum the kernel over ``pixels`` at every position; return the number of slow ones.
+
+    Parameters
+    ----------
+    xs, ys : memoryview of float64
+        Finite positions (source array index coordinates), ``n``.
+    pixels : memoryview of float32
+        The padded source planes, flattened: ``pairs`` values per pixel (the image, and
+        the variance beside it when ``pairs`` is 2), rows of ``width`` pixels, ``margin``
+        pixels of zeros on every side of the ``ny x nx`` source.
+    table, slope : memoryview of float32
+        ``(phases, size * pairs)``: per phase, the weights of the taps (and their squares
+        beside them), and the difference to the next phase.
+    size, pairs, phaseBits : int
+        Taps per axis, values per pixel (1 or 2), log2 of the number of phases.
+    guard : float
+        Positions within this of the end of the last phase interval are slow (1e-8).
+    image, variance : memoryview of float32
+        Outputs, ``n`` (``variance`` is not written when ``pairs`` is 1).
+    startX, countX, startY, countY : memoryview of int64
+        Outputs: along each axis the first source index whose weight is not zero, and how
+        many such weights follow.
+    noData : memoryview of uint8
+        Output: 1 where a tap of non-zero weight lies outside the ``ny x nx`` source (the
+        image and variance are then 0), else 0.
+    slow : memoryview of uint8
+        Output: 1 where the array code takes the kernel's exact weights (nothing else of
+        that position is written), else 0.
+    """
+    cdef Py_ssize_t n = xs.shape[0]
+    cdef Py_ssize_t p, j, i, k, base
+    cdef int half = size // 2 - 1
+    cdef const float* source
+    cdef const float* tx
+    cdef const float* ux
+    cdef const float* ty
+    cdef const float* uy
+    cdef int64_t phases = (<int64_t>1) << phaseBits
+    cdef int64_t last = phases - 1
+    cdef double scale = <double>phases
+    cdef double loX = -2.0 * size - 0.5, hiX = nx - 0.5 + 2.0 * size
+    cdef double loY = -2.0 * size - 0.5, hiY = ny - 0.5 + 2.0 * size
+    cdef double limit = 1.0 - guard * scale
+    cdef double x, y, sx, sy, wholeX, wholeY
+    cdef int64_t stepX, stepY, indexX, indexY, firstX, firstY
+    cdef float fx, fy, rowImage, rowVariance
+    cdef float sumImage = 0.0, sumVariance = 0.0
+    cdef float wx[MAX_TAPS]
+    cdef float wy[MAX_TAPS]
+    cdef int64_t slowCount = 0
+    with nogil:
+        for p in range(n):
+            x = xs[p]
+            y = ys[p]
+            # as numpy.clip (positions further out touch only the margin either way)
+            if x < loX:
+                x = loX
+            elif x > hiX:
+                x = hiX
+            if y < loY:
+                y = loY
+            elif y > hiY:
+                y = hiY
+            sx = x * scale
+            sy = y * scale
+            wholeX = floor(sx)
+            wholeY = floor(sy)
+            stepX = <int64_t>wholeX
+            stepY = <int64_t>wholeY
+            indexX = stepX & last
+            indexY = stepY & last
+            sx = sx - wholeX
+            sy = sy - wholeY
+            if ((-size < x < size) or (-size < y < size)
+                    or (indexX == last and sx > limit) or (indexY == last and sy > limit)):
+                slow[p] = 1
+                slowCount += 1
+                startX[p] = 0  # (a window inside the padded planes, replaced)
+                startY[p] = 0
+                countX[p] = size
+                countY[p] = size
+                noData[p] = 0
+                continue
+            slow[p] = 0
+            fx = <float>sx
+            fy = <float>sy
+            firstX = (stepX >> phaseBits) - half
+            firstY = (stepY >> phaseBits) - half
+            tx = &table[indexX, 0]
+            ux = &slope[indexX, 0]
+            ty = &table[indexY, 0]
+            uy = &slope[indexY, 0]
+            for k in range(size * pairs):
+                wx[k] = ux[k] * fx
+                wx[k] = wx[k] + tx[k]
+                wy[k] = uy[k] * fy
+                wy[k] = wy[k] + ty[k]
+            _footprint(wx, size, pairs, firstX, &startX[p], &countX[p])
+            _footprint(wy, size, pairs, firstY, &startY[p], &countY[p])
+            base = ((firstY + margin) * width + firstX + margin) * pairs
+            if pairs == 2:
+                for j in range(size):
+                    source = &pixels[base + j * width * 2]
+                    rowImage = source[0] * wx[0]
+                    rowVariance = source[1] * wx[1]
+                    for i in range(1, size):
+                        rowImage = rowImage + source[2 * i] * wx[2 * i]
+                        rowVariance = rowVariance + source[2 * i + 1] * wx[2 * i + 1]
+                    if j == 0:
+                        sumImage = rowImage * wy[0]
+                        sumVariance = rowVariance * wy[1]
+                    else:
+                        sumImage = sumImage + rowImage * wy[2 * j]
+                        sumVariance = sumVariance + rowVariance * wy[2 * j + 1]
+                image[p] = sumImage
+                variance[p] = sumVariance
+            else:
+                for j in range(size):
+                    source = &pixels[base + j * width]
+                    rowImage = source[0] * wx[0]
+                    for i in range(1, size):
+                        rowImage = rowImage + source[i] * wx[i]
+                    if j == 0:
+                        sumImage = rowImage * wy[0]
+                    else:
+                        sumImage = sumImage + rowImage * wy[j]
+                image[p] = sumImage
+            if (startX[p] < 0 or startX[p] + countX[p] > nx
+                    or startY[p] < 0 or startY[p] + countY[p] > ny):
+                noData[p] = 1
+                image[p] = 0.0
+                if pairs == 2:
+                    variance[p] = 0.0
+            else:
+                noData[p] = 0
+    return slowCount
+
+
+cdef inline void _footprint(float* weights, int size, int pairs, int64_t first,
+                            int64_t* start, int64_t* count) noexcept nogil:
+    """The taps of non-zero weight: all ``size`` from ``first`` unless the first or last
+    weight is 0 (a position on a pixel centre), then from the first non-zero one."""
+    cdef int k, found = -1, nonZero = 0
+    if weights[0] != 0.0 and weights[(size - 1) * pairs] != 0.0:
+        start[0] = first
+        count[0] = size
+        return
+    for k in range(size):
+        if weights[k * pairs] != 0.0:
+            nonZero += 1
+            if found < 0:
+                found = k
+    start[0] = first + (found if found >= 0 else 0)
+    count[0] = nonZero
