@@ -766,3 +766,29 @@ def test_dampedPsfMatcherGivesPsfMatchingTransfers():
     np.testing.assert_allclose(factors[0] * otfModel, reference * otfModel, rtol=0, atol=1e-6)
     with pytest.raises(DcrShapeError):
         DampedPsfMatcher(np.ones((4, 4)), shape)
+
+
+def test_matching_keeps_the_damped_inverse_of_a_read_only_model_transfer_only():
+    """A read-only model transfer function's damped inverse is computed once and reused;
+    a writable one may change between calls, so its inverse is computed every time."""
+    shape = (48, 48)
+    visit = GaussianPsf(4.0)
+    otf = psfTransfer(GaussianPsf(3.0), shape)
+    reference = psfMatchingTransfer(visit, GaussianPsf(3.0), shape).transfer
+    otf.flags.writeable = False
+    first = psfMatchingTransfer(visit, otf, shape).transfer
+    again = psfMatchingTransfer(visit, otf, shape).transfer
+    np.testing.assert_array_equal(first, reference)
+    np.testing.assert_array_equal(again, reference)
+    # a writable transfer function changed in place between calls is seen as changed
+    broader = psfTransfer(GaussianPsf(3.5), shape)
+    changing = otf.copy()
+    psfMatchingTransfer(visit, changing, shape)
+    changing[...] = broader
+    np.testing.assert_array_equal(
+        psfMatchingTransfer(visit, changing, shape).transfer,
+        psfMatchingTransfer(visit, GaussianPsf(3.5), shape).transfer,
+    )
+    # another damping is another inverse
+    assert not np.array_equal(psfMatchingTransfer(visit, otf, shape, damping=1e-2).transfer,
+                               reference)
