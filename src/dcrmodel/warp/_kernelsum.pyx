@@ -15,7 +15,7 @@ flagged here (``slow``): the caller sums them with the array code.
 """
 
 from libc.math cimport floor
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 cdef enum:
     MAX_TAPS = 32  # twice the largest Lanczos order's taps (16): pairs of w and w^2
@@ -37,12 +37,13 @@ def kernelSums(
     double guard,
     float[::1] image,
     float[::1] variance,
-    int64_t[::1] startX,
-    int64_t[::1] countX,
-    int64_t[::1] startY,
-    int64_t[::1] countY,
     uint8_t[::1] noData,
     uint8_t[::1] slow,
+    const int32_t[::1] maskPlane,
+    const int32_t[::1] maskWindows,
+    int32_t[::1] mask,
+    const uint8_t[::1] badPlane,
+    const uint8_t[::1] badWindows,
 ):
     """Sum the kernel over ``pixels`` at every position; return the number of slow ones.
 
@@ -63,15 +64,26 @@ def kernelSums(
         Positions within this of the end of the last phase interval are slow (1e-8).
     image, variance : memoryview of float32
         Outputs, ``n`` (``variance`` is not written when ``pairs`` is 1).
-    startX, countX, startY, countY : memoryview of int64
-        Outputs: along each axis the first source index whose weight is not zero, and how
-        many such weights follow.
     noData : memoryview of uint8
-        Output: 1 where a tap of non-zero weight lies outside the ``ny x nx`` source (the
-        image and variance are then 0), else 0.
+        Output: 1 where a tap of non-zero weight lies outside the ``ny x nx`` source or on
+        a non-finite value (``badPlane``), the image and variance then 0; else 0.
     slow : memoryview of uint8
         Output: 1 where the array code takes the kernel's exact weights (nothing else of
         that position is written), else 0.
+    maskPlane : memoryview of int32
+        The padded source mask (as ``pixels``, one value per pixel), or empty for none.
+    maskWindows : memoryview of int32
+        The OR of ``maskPlane`` over every window of ``size x size`` pixels, indexed by the
+        window's first pixel (empty when ``maskPlane`` is): one read for a full footprint.
+    mask : memoryview of int32
+        Output (written when ``maskPlane`` is not empty): the OR of ``maskPlane`` over the
+        taps of non-zero weight.
+    badPlane : memoryview of uint8
+        The padded map of non-finite source values, or empty for none: a tap of non-zero
+        weight on one also makes the position no data.
+    badWindows : memoryview of uint8
+        The OR of ``badPlane`` over every window of ``size x size`` pixels, as
+        ``maskWindows``.
     """
     cdef Py_ssize_t n = xs.shape[0]
     cdef Py_ssize_t p, j, i, k, base
@@ -89,11 +101,19 @@ def kernelSums(
     cdef double limit = 1.0 - guard * scale
     cdef double x, y, sx, sy, wholeX, wholeY
     cdef int64_t stepX, stepY, indexX, indexY, firstX, firstY
+    cdef int64_t startX, countX, startY, countY
     cdef float fx, fy, rowImage, rowVariance
     cdef float sumImage = 0.0, sumVariance = 0.0
     cdef float wx[MAX_TAPS]
     cdef float wy[MAX_TAPS]
     cdef int64_t slowCount = 0
+    cdef bint hasMask = maskPlane.shape[0] > 0
+    cdef bint hasBad = badPlane.shape[0] > 0
+    cdef int32_t bits
+    cdef const int32_t* maskRow
+    cdef const uint8_t* badRow
+    cdef uint8_t bad
+    cdef bint full
     with nogil:
         for p in range(n):
             x = xs[p]
@@ -121,11 +141,9 @@ def kernelSums(
                     or (indexX == last and sx > limit) or (indexY == last and sy > limit)):
                 slow[p] = 1
                 slowCount += 1
-                startX[p] = 0  # (a window inside the padded planes, replaced)
-                startY[p] = 0
-                countX[p] = size
-                countY[p] = size
                 noData[p] = 0
+                if hasMask:
+                    mask[p] = 0
                 continue
             slow[p] = 0
             fx = <float>sx
@@ -141,8 +159,8 @@ def kernelSums(
                 wx[k] = wx[k] + tx[k]
                 wy[k] = uy[k] * fy
                 wy[k] = wy[k] + ty[k]
-            _footprint(wx, size, pairs, firstX, &startX[p], &countX[p])
-            _footprint(wy, size, pairs, firstY, &startY[p], &countY[p])
+            _footprint(wx, size, pairs, firstX, &startX, &countX)
+            _footprint(wy, size, pairs, firstY, &startY, &countY)
             base = ((firstY + margin) * width + firstX + margin) * pairs
             if pairs == 2:
                 for j in range(size):
@@ -171,8 +189,30 @@ def kernelSums(
                     else:
                         sumImage = sumImage + rowImage * wy[j]
                 image[p] = sumImage
-            if (startX[p] < 0 or startX[p] + countX[p] > nx
-                    or startY[p] < 0 or startY[p] + countY[p] > ny):
+            bad = 0
+            if hasMask or hasBad:
+                base = (startY + margin) * width + startX + margin
+                full = countX == size and countY == size
+                if hasMask:
+                    if full:
+                        bits = maskWindows[base]
+                    else:
+                        bits = 0
+                        for j in range(countY):
+                            maskRow = &maskPlane[base + j * width]
+                            for i in range(countX):
+                                bits = bits | maskRow[i]
+                    mask[p] = bits
+                if hasBad:
+                    if full:
+                        bad = badWindows[base]
+                    else:
+                        for j in range(countY):
+                            badRow = &badPlane[base + j * width]
+                            for i in range(countX):
+                                bad = bad | badRow[i]
+            if (bad or startX < 0 or startX + countX > nx
+                    or startY < 0 or startY + countY > ny):
                 noData[p] = 1
                 image[p] = 0.0
                 if pairs == 2:

@@ -87,6 +87,8 @@ _CHUNK = 1 << 13
 # call: larger chunks spare the calls' overhead (2**15 to 2**17 within 3 % on a 1024 x 1024
 # warp, 2**13 8 % slower with 2 threads).
 _COMPILED_CHUNK = 1 << 15
+# No mask to write (`_kernelsum.kernelSums`).
+_NONE_INT32 = np.empty(0, dtype=np.int32)
 
 # Pools of threads that sum chunks, by process and size (made on first use, kept for the
 # process; a process forked from one that had a pool makes its own, the threads of the
@@ -505,11 +507,11 @@ def _compiledChunk(
     """`_resampleChunk` with the image and variance sums compiled (`_kernelsum`).
 
     The compiled code sums each position in the array code's order, from the same float32
-    weight tables (`WarpingKernel.phaseTables`), and returns the footprints of its taps;
-    the few positions whose weights the array code takes from the exact kernel (within
-    ``size`` pixels of the source's first row or column, or at the very end of a table
-    interval) are summed by the array code itself. The mask and non-finite windows are
-    read as there.
+    weight tables (`WarpingKernel.phaseTables`), and ORs the mask and the non-finite map
+    over the same footprint of taps of non-zero weight; the few positions whose weights
+    the array code takes from the exact kernel (within ``size`` pixels of the source's
+    first row or column, or at the very end of a table interval) are summed by the array
+    code itself.
     """
     ny, nx = planes.shape
     finite = None
@@ -523,27 +525,18 @@ def _compiledChunk(
     table, slope = kernel.phaseTables(planes.hasVariance)
     image = np.empty(n, dtype=np.float32)
     variance = np.empty(n, dtype=np.float32) if planes.hasVariance else None
-    startX, countX, startY, countY = (np.empty(n, dtype=np.int64) for _ in range(4))
     noData = np.empty(n, dtype=bool)
     slow = np.empty(n, dtype=bool)
+    mask = None if planes.mask is None else np.empty(n, dtype=np.int32)
     slowCount = _kernelsum.kernelSums(
         xs, ys, planes.pixels.view(np.float32), planes.width, planes.margin, nx, ny,
         table, slope, size, pairs, _TAP_TABLE_BITS, _LANCZOS_GUARD,
-        image, image if variance is None else variance, startX, countX, startY, countY,
-        noData.view(np.uint8), slow.view(np.uint8),
+        image, image if variance is None else variance, noData.view(np.uint8),
+        slow.view(np.uint8),
+        *_windowPlanes(planes.mask, size, np.int32), _NONE_INT32 if mask is None else mask,
+        *_windowPlanes(planes.nonFinite, size, np.uint8),
     )
-    mask = None
-    if planes.mask is not None or planes.nonFinite is not None:
-        margin, width = planes.margin, planes.width
-        windows = (startY + margin) * width + startX + margin
-        counts: tuple[Any, Any] = (countY, countX)
-        if countX.min() == size and countY.min() == size:
-            counts = (size, size)
-        if planes.mask is not None:
-            mask = planes.mask.gather(windows, *counts)
-        if planes.nonFinite is not None:
-            _setNoData(planes.nonFinite.gather(windows, *counts), noData, image, variance)
-    if slowCount:  # (their windows above were placeholders: replaced here)
+    if slowCount:  # (nothing of theirs was written above)
         again = _arrayChunk(planes, xs[slow], ys[slow], kernel, True)
         image[slow] = again[0]
         if variance is not None:
@@ -552,18 +545,24 @@ def _compiledChunk(
             mask[slow] = again[2]
         noData[slow] = again[3]
     if finite is not None:
-        _setNoData(~finite, noData, image, variance)
+        noData |= ~finite
+        image[~finite] = 0.0
+        if variance is not None:
+            variance[~finite] = 0.0
     return image, variance, mask, noData
 
 
-def _setNoData(
-    where: np.ndarray, noData: np.ndarray, image: np.ndarray, variance: np.ndarray | None
-) -> None:
-    """Flag ``where`` in ``noData`` and set the image and variance there to 0."""
-    noData |= where
-    image[where] = 0.0
-    if variance is not None:
-        variance[where] = 0.0
+def _windowPlanes(
+    windows: _WindowOr | None, size: int, dtype: type
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return a padded plane and its ORs over ``size x size`` windows, flat (`_kernelsum`).
+
+    Empty arrays for no plane.
+    """
+    if windows is None:
+        empty = np.empty(0, dtype=dtype)
+        return empty, empty
+    return windows.plane.view(dtype).ravel(), windows.table(size, size).view(dtype)
 
 
 def _arrayChunk(
