@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -599,9 +600,12 @@ def _dampedPixels(
     dcrTransfers: np.ndarray | None,
     padded: tuple[int, int],
     cut: tuple[slice, slice],
-    noise: np.ndarray,
+    noise: Callable[[], np.ndarray],
 ) -> np.ndarray | None:
     """Template pixels where the damping of the PSF matching lost light above the noise.
+
+    ``noise`` makes the noise map (`_noiseFor`), asked for only when some matching was
+    damped.
 
     ``models`` are the subfilter images on a region embedded (edge-extended) in
     ``padded``, ``cut`` selects the template's box inside that region, and
@@ -629,7 +633,7 @@ def _dampedPixels(
             term *= dcrTransfers[k]
         total += term
     lost = cropFromPadded(scipy.fft.irfft2(total, s=padded), models[0].shape)[cut]
-    damped = lost > noise
+    damped = lost > noise()
     if not damped.any():
         return None
     if not cache.warnedDamping:
@@ -706,7 +710,7 @@ def _splineTemplate(
     if matches is not None:
         damped = _dampedPixels(
             model, cache, matches, models, None, padded, cut,
-            _noiseFor(model, exposure, bbox, template),
+            lambda: _noiseFor(model, exposure, bbox, template),
         )
     return template, damped
 
@@ -773,7 +777,8 @@ def _fourierTemplate(
     dcrTransfers = None
     if target is not None:
         matches = _psfMatches(model, cache, target, padded, np.dtype(complexType), psfDamping)
-        dcrTransfers = transfers.copy()
+        if any(match.isDamped for match in matches):  # (only `_dampedPixels` needs them)
+            dcrTransfers = transfers.copy()
         for k, match in enumerate(matches):
             transfers[k] *= match.transfer
     if amplifyModel != 1.0:
@@ -782,7 +787,7 @@ def _fourierTemplate(
         transfers += (1.0 - amplifyModel) * mean
     full = engine.buildTemplateFromTransfers(transfers)
     cut = bbox.slices(model.bbox)
-    template = np.asarray(full[cut], dtype=np.float64)
+    template = np.array(full[cut])  # (a copy in the engine's precision, the model's)
     damped = None
     if matches is not None:
         damped = _dampedPixels(
@@ -793,7 +798,7 @@ def _fourierTemplate(
             dcrTransfers,
             padded,
             cut,
-            _noiseFor(model, exposure, bbox, template),
+            lambda: _noiseFor(model, exposure, bbox, template),
         )
     return template, damped
 
