@@ -86,3 +86,17 @@ def test_a_rotated_warp_is_the_same_with_and_without_the_compiled_sums(monkeypat
     np.testing.assert_array_equal(compiled.variance, array.variance)
     np.testing.assert_array_equal(compiled.noData, array.noData)
     assert (~compiled.noData).sum() > 3000
+
+
+def test_big_endian_float32_is_summed_as_native_float32():
+    """FITS data arrive big-endian: they take the float32 path (compiled where built)."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(size=(40, 50)).astype(np.float32)
+    variance = rng.uniform(1.0, 2.0, image.shape).astype(np.float32)
+    ys, xs = np.mgrid[0:30, 0:30].astype(float)
+    x, y = xs * 0.9 + 5.3, ys * 0.8 + 4.6 + 0.1 * xs
+    native = resampleArrays(image, x, y, variance=variance)
+    swapped = resampleArrays(image.astype(">f4"), x, y, variance=variance.astype(">f4"))
+    assert swapped.image.dtype == np.float32
+    np.testing.assert_array_equal(swapped.image, native.image)
+    np.testing.assert_array_equal(swapped.variance, native.variance)

@@ -351,7 +351,8 @@ class _SourcePlanes:
         coverage: np.ndarray | None,
         kernelSize: int,
     ) -> _SourcePlanes:
-        single = image.dtype == np.float32 and (variance is None or variance.dtype == np.float32)
+        # float32 of either byte order (FITS data are big-endian), summed in native float32
+        single = _isFloat32(image.dtype) and (variance is None or _isFloat32(variance.dtype))
         dtype = np.dtype(np.float32 if single else np.float64)
         margin = 3 * kernelSize
         work = dtype if coverage is None else np.float64  # divide in float64
@@ -386,6 +387,11 @@ class _SourcePlanes:
         if mask is not None and np.any(mask):
             bits = _WindowOr(_padded(np.asarray(mask, dtype=np.int32), margin))
         return cls(values.shape, margin, dtype, pixels, variance is not None, bits, nonFinite)
+
+
+def _isFloat32(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is a 4-byte float, in either byte order."""
+    return dtype.kind == "f" and dtype.itemsize == 4
 
 
 def _padded(array: np.ndarray, margin: int) -> np.ndarray:
