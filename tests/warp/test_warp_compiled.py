@@ -1,16 +1,17 @@
-"""The compiled kernel sums equal the array code's, bit for bit (dcrmodel.warp.resample)."""
+"""The compiled kernel sums equal the array code's, bit for bit (dcrmodel.warp.chunksums)."""
 
 import os
 
 import numpy as np
 import pytest
 
-from dcrmodel.warp import resample
+from dcrmodel.warp import chunksums
+from dcrmodel.warp.chunksums import SourcePlanes, _arrayChunk, _compiledChunk
 from dcrmodel.warp.kernels import TAP_TABLE_PHASES, getWarpingKernel
-from dcrmodel.warp.resample import _arrayChunk, _compiledChunk, _SourcePlanes, resampleArrays
+from dcrmodel.warp.resample import resampleArrays
 
 needsCompiled = pytest.mark.skipif(
-    not resample.compiledKernelSums(), reason="the compiled kernel sums are not built"
+    not chunksums.compiledKernelSums(), reason="the compiled kernel sums are not built"
 )
 
 
@@ -18,7 +19,7 @@ def test_the_compiled_sums_are_built_where_required():
     """`make test` (and CI) sets DCRMODEL_REQUIRE_COMPILED: a failed build must show."""
     if os.environ.get("DCRMODEL_REQUIRE_COMPILED") != "1":
         pytest.skip("DCRMODEL_REQUIRE_COMPILED is not set")
-    assert resample.compiledKernelSums()
+    assert chunksums.compiledKernelSums()
 
 
 def _positions(rng, shape, n):
@@ -52,7 +53,7 @@ def test_compiled_chunk_equals_the_array_chunk(kernel, withVariance, withBad):
         mask = np.zeros(shape, np.int32)
         mask[rng.integers(0, shape[0], 12), rng.integers(0, shape[1], 12)] = 4
     warpingKernel = getWarpingKernel(kernel)
-    planes = _SourcePlanes.fromArrays(image, variance, mask, None, warpingKernel.size)
+    planes = SourcePlanes.fromArrays(image, variance, mask, None, warpingKernel.size)
     xs, ys = _positions(rng, shape, 4000)
     expected = _arrayChunk(planes, xs, ys, warpingKernel, False)
     result = _compiledChunk(planes, xs, ys, warpingKernel, False)
@@ -80,7 +81,7 @@ def test_a_rotated_warp_is_the_same_with_and_without_the_compiled_sums(monkeypat
     x = np.cos(t) * (xs - 50) - np.sin(t) * (ys - 50) + 45.3
     y = np.sin(t) * (xs - 50) + np.cos(t) * (ys - 50) + 60.2
     compiled = resampleArrays(image, x, y, variance=variance, threads=2)
-    monkeypatch.setattr(resample, "_kernelsum", None)
+    monkeypatch.setattr(chunksums, "_kernelsum", None)
     array = resampleArrays(image, x, y, variance=variance, threads=1)
     np.testing.assert_array_equal(compiled.image, array.image)
     np.testing.assert_array_equal(compiled.variance, array.variance)

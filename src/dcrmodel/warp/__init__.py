@@ -1,11 +1,14 @@
 """Warping: resample exposures onto another WCS and box (real survey geometry).
 
 Kernels (`kernels`), the pixel-to-pixel mapping through two WCSs (`mapping`), the kernel
-sum over image, variance and mask (`resample`), the PSF carried by the local Jacobian
-(`warpedpsf`), the exposure-level warp (`exposure`) and tangent-plane destination grids
-(`grid`).
+sum over image, variance and mask (`resample`, its chunks summed by `chunksums`), the PSF
+carried by the local Jacobian (`warpedpsf`), the exposure-level warp (`exposure`) and
+tangent-plane destination grids (`grid`).
 """
 
+from .chunksums import (
+    compiledKernelSums,
+)
 from .exposure import (
     CONSERVE_MODES,
     EXACT_FLUX_MAX_AREA_RATIO,
@@ -36,7 +39,6 @@ from .mapping import (
 )
 from .resample import (
     ResampledArrays,
-    compiledKernelSums,
     resampleArrays,
     sourceCoverage,
 )
