@@ -1,5 +1,6 @@
 """The compiled kernel sums equal the array code's, bit for bit (dcrmodel.warp.chunksums)."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -101,3 +102,21 @@ def test_big_endian_float32_is_summed_as_native_float32():
     assert swapped.image.dtype == np.float32
     np.testing.assert_array_equal(swapped.image, native.image)
     np.testing.assert_array_equal(swapped.variance, native.variance)
+
+
+@needsCompiled
+def test_kernels_wider_than_the_compiled_buffers_are_left_to_the_array_code():
+    planes = SourcePlanes.fromArrays(np.ones((20, 20), np.float32), None, None, None, 6)
+    lanczos8 = getWarpingKernel("lanczos8")
+    assert chunksums.usesCompiledSums(planes, lanczos8)
+    wider = dataclasses.replace(lanczos8, name="lanczos9", size=18, radius=9.0)
+    assert not chunksums.usesCompiledSums(planes, wider)
+    table, slope = lanczos8.phaseTables(True)
+    with pytest.raises(ValueError, match="do not fit"):
+        chunksums._kernelsum.kernelSums(
+            np.zeros(1), np.zeros(1), planes.pixels.view(np.float32), planes.width,
+            planes.margin, 20, 20, table, slope, 18, 2, 13, 1e-8, np.empty(1, np.float32),
+            np.empty(1, np.float32), np.empty(1, np.uint8), np.empty(1, np.uint8),
+            np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int32),
+            np.empty(0, np.uint8), np.empty(0, np.uint8),
+        )

@@ -85,6 +85,12 @@ def kernelSums(
         The OR of ``badPlane`` over every window of ``size x size`` pixels, as
         ``maskWindows``.
     """
+    if size < 1 or pairs < 1 or pairs > 2 or size * pairs > MAX_TAPS:
+        raise ValueError(f"{size} taps of {pairs} values do not fit {MAX_TAPS} weights")
+    if table.shape[1] < size * pairs or slope.shape[1] < size * pairs:
+        raise ValueError("the weight tables have fewer columns than taps")
+    if table.shape[0] < (1 << phaseBits) or slope.shape[0] < (1 << phaseBits):
+        raise ValueError("the weight tables have fewer rows than phases")
     cdef Py_ssize_t n = xs.shape[0]
     cdef Py_ssize_t p, j, i, k, base
     cdef int half = size // 2 - 1

@@ -52,6 +52,8 @@ except ImportError:  # pragma: no cover - not built: the array code sums every c
 
 __all__ = ["SourcePlanes", "compiledKernelSums", "sumChunk", "usesCompiledSums"]
 
+# Most taps per axis of the compiled sums (their buffers hold 32 weights: pairs of 16).
+_COMPILED_MAX_TAPS = 16
 # No mask to write (`_kernelsum.kernelSums`).
 _NONE_INT32 = np.empty(0, dtype=np.int32)
 
@@ -290,9 +292,12 @@ def sumChunk(
 
 
 def usesCompiledSums(planes: SourcePlanes, kernel: WarpingKernel) -> bool:
-    """Whether the compiled code sums these planes: float32 and a Lanczos kernel, if built."""
+    """Whether the compiled code sums these planes: float32 and a Lanczos kernel, if built.
+
+    The compiled code holds at most `_COMPILED_MAX_TAPS` taps per axis (Lanczos 8).
+    """
     return (_kernelsum is not None and planes.dtype == np.float32
-            and kernel.name.startswith("lanczos"))
+            and kernel.name.startswith("lanczos") and kernel.size <= _COMPILED_MAX_TAPS)
 
 
 def _compiledChunk(
