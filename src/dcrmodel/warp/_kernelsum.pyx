@@ -87,6 +87,20 @@ def kernelSums(
     """
     if size < 1 or pairs < 1 or pairs > 2 or size * pairs > MAX_TAPS:
         raise ValueError(f"{size} taps of {pairs} values do not fit {MAX_TAPS} weights")
+    if margin < 3 * size or width != nx + 2 * margin:
+        raise ValueError("the planes need a margin of 3 kernel sizes on every side")
+    if pixels.shape[0] != (ny + 2 * margin) * width * pairs:
+        raise ValueError("the planes' size does not match their shape and margin")
+    if ((maskPlane.shape[0] > 0 and (maskPlane.shape[0] != (ny + 2 * margin) * width
+                                     or maskWindows.shape[0] != maskPlane.shape[0]
+                                     or mask.shape[0] < xs.shape[0]))
+            or (badPlane.shape[0] > 0 and (badPlane.shape[0] != (ny + 2 * margin) * width
+                                           or badWindows.shape[0] != badPlane.shape[0]))):
+        raise ValueError("the mask or non-finite planes do not match the pixels")
+    if (ys.shape[0] != xs.shape[0] or image.shape[0] < xs.shape[0]
+            or (pairs == 2 and variance.shape[0] < xs.shape[0])
+            or noData.shape[0] < xs.shape[0] or slow.shape[0] < xs.shape[0]):
+        raise ValueError("the positions and outputs differ in length")
     if table.shape[1] < size * pairs or slope.shape[1] < size * pairs:
         raise ValueError("the weight tables have fewer columns than taps")
     if table.shape[0] < (1 << phaseBits) or slope.shape[0] < (1 << phaseBits):
