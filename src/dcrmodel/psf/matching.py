@@ -146,7 +146,9 @@ def _modelOtf(modelPsf: Psf | np.ndarray, grid: tuple[int, int], cdtype: Any) ->
                 transferShape=modelPsf.shape,
                 expected=expected,
             )
-        if not np.all(np.isfinite(modelPsf)):
+        last = _lastInverse
+        checked = last is not None and last[1] is modelPsf  # read-only, checked before
+        if not checked and not np.all(np.isfinite(modelPsf)):
             raise DcrValueError("modelPsf transfer has NaN or infinite values")
         return modelPsf.astype(cdtype, copy=False)
     checkPsfType(modelPsf, "modelPsf")
