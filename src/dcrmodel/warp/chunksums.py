@@ -269,8 +269,8 @@ def compiledKernelSums() -> bool:
     """Return whether the compiled kernel sums are available (built with the package).
 
     Without them every chunk is summed by the array code, with the same result bit for
-    bit, about 2.5 times slower (float32 Lanczos warps; other warps always use the array
-    code).
+    bit, slower (a 1024^2 float32 Lanczos 3 kernel sum with variance: 2.3 times on one
+    thread, 4 times on two; other warps always use the array code).
     """
     return _kernelsum is not None
 
@@ -336,7 +336,7 @@ def _compiledChunk(
         *_windowPlanes(planes.mask, size, np.int32), _NONE_INT32 if mask is None else mask,
         *_windowPlanes(planes.nonFinite, size, np.uint8),
     )
-    if slowCount:  # (nothing of theirs was written above)
+    if slowCount:  # (their sums were not made above)
         again = _arrayChunk(planes, xs[slow], ys[slow], kernel, True)
         image[slow] = again[0]
         if variance is not None:
