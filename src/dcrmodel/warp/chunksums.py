@@ -50,7 +50,10 @@ try:  # the compiled kernel sums (optional: built with the package where a compi
 except ImportError:  # pragma: no cover - not built: the array code sums every chunk
     _kernelsum = None
 
-__all__ = ["SourcePlanes", "compiledKernelSums", "sumChunk", "usesCompiledSums"]
+__all__ = ["ChunkSums", "SourcePlanes", "compiledKernelSums", "sumChunk", "usesCompiledSums"]
+
+#: The sums of a chunk: image, variance (or None), mask (or None) and ``NO_DATA``.
+ChunkSums = tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]
 
 # Most taps per axis of the compiled sums (their buffers hold 32 weights: pairs of 16).
 _COMPILED_MAX_TAPS = 16
@@ -277,18 +280,27 @@ def compiledKernelSums() -> bool:
 
 def sumChunk(
     planes: SourcePlanes, xs: np.ndarray, ys: np.ndarray, kernel: WarpingKernel,
-    allFinite: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    allFinite: bool = False, out: ChunkSums | None = None,
+) -> ChunkSums:
     """Kernel sums for one chunk of output positions (flat arrays).
 
+    Returns the image, variance (None without one), mask (None without a mask bit set)
+    and ``NO_DATA`` of the chunk's output pixels; with ``out`` (arrays of the chunk's
+    length, of those dtypes: float32 or float64, int32, bool), written into those instead.
     ``allFinite`` says that every position is finite (known for the whole warp), which
     spares the tests of each chunk. Float32 planes under a Lanczos kernel are summed by
     the compiled code when it is built (`_compiledChunk`), anything else by the array code
     (`_arrayChunk`); both give the same result, bit for bit.
     """
     if usesCompiledSums(planes, kernel):
-        return _compiledChunk(planes, xs, ys, kernel, allFinite)
-    return _arrayChunk(planes, xs, ys, kernel, allFinite)
+        return _compiledChunk(planes, xs, ys, kernel, allFinite, out)
+    result = _arrayChunk(planes, xs, ys, kernel, allFinite)
+    if out is None:
+        return result
+    for target, values in zip(out, result, strict=True):
+        if target is not None and values is not None:
+            target[...] = values
+    return out
 
 
 def usesCompiledSums(planes: SourcePlanes, kernel: WarpingKernel) -> bool:
@@ -302,8 +314,8 @@ def usesCompiledSums(planes: SourcePlanes, kernel: WarpingKernel) -> bool:
 
 def _compiledChunk(
     planes: SourcePlanes, xs: np.ndarray, ys: np.ndarray, kernel: WarpingKernel,
-    allFinite: bool,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    allFinite: bool, out: ChunkSums | None = None,
+) -> ChunkSums:
     """`sumChunk` with the image and variance sums compiled (`_kernelsum`).
 
     The compiled code sums each position in the array code's order, from the same float32
@@ -323,11 +335,14 @@ def _compiledChunk(
     n = xs.size
     size, pairs = kernel.size, (2 if planes.hasVariance else 1)
     table, slope = kernel.phaseTables(planes.hasVariance)
-    image = np.empty(n, dtype=np.float32)
-    variance = np.empty(n, dtype=np.float32) if planes.hasVariance else None
-    noData = np.empty(n, dtype=bool)
+    if out is None:
+        out = (np.empty(n, dtype=np.float32),
+               np.empty(n, dtype=np.float32) if planes.hasVariance else None,
+               None if planes.mask is None else np.empty(n, dtype=np.int32),
+               np.empty(n, dtype=bool))
+    image, variance, noData = out[0], out[1] if planes.hasVariance else None, out[3]
+    mask = None if planes.mask is None else out[2]
     slow = np.empty(n, dtype=bool)
-    mask = None if planes.mask is None else np.empty(n, dtype=np.int32)
     slowCount = _kernelsum.kernelSums(
         xs, ys, planes.pixels.view(np.float32), planes.width, planes.margin, nx, ny,
         table, slope, size, pairs, _TAP_TABLE_BITS, _LANCZOS_GUARD,

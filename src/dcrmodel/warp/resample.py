@@ -193,13 +193,9 @@ def resampleArrays(
 
     def run(start: int) -> None:
         chunk = slice(start, min(start + chunkSize, n))
-        result = sumChunk(planes, xFlat[chunk], yFlat[chunk], warpingKernel, allFinite)
-        outImage[chunk] = result[0]
-        if outVariance is not None:
-            outVariance[chunk] = result[1]
-        if outMask is not None and result[2] is not None:
-            outMask[chunk] = result[2]
-        noData[chunk] = result[3]
+        sumChunk(planes, xFlat[chunk], yFlat[chunk], warpingKernel, allFinite, out=(
+            outImage[chunk], None if outVariance is None else outVariance[chunk],
+            None if outMask is None else outMask[chunk], noData[chunk]))
 
     starts = range(0, n, chunkSize)
     workers = resolveThreads(threads)
