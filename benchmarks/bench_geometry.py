@@ -78,7 +78,7 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
                         "patch's grid only: the assembly computes its own coadd)")
     parser.add_argument("--template-kernel", default=None, dest="templateKernel",
                         help="warping kernel of the templates (buildMatchedExposure's "
-                        "warpingKernel; default: its default, lanczos3)")
+                        "warpingKernel; default: its default, TEMPLATE_WARPING_KERNEL)")
     return parser.parse_args(argv)
 
 

@@ -9,7 +9,8 @@ PSF, variance and mask, a North-up tangent-plane WCS) and a ``--size`` x ``--siz
   template takes the unchanged on-grid path;
 - *detector frame*: the visit's own TAN WCS, rotated by 37 degrees and shifted by a
   fraction of a pixel: the template is made on the patch region under the visit and warped
-  back onto the visit's WCS and box (Lanczos 3; `dcrmodel.model.visitgrid`).
+  back onto the visit's WCS and box (the template kernel, `TEMPLATE_WARPING_KERNEL`;
+  `dcrmodel.model.visitgrid`).
 
 Both are PSF-matched to the visit's PSF (a Gaussian of 3.8 pixels FWHM; with ``--image-psf``
 an elliptical image PSF, which is warped into the patch's frame) with the default engine.
@@ -50,7 +51,7 @@ from astropy.wcs import WCS
 from scipy import ndimage
 
 from dcrmodel.image import Box, Exposure, Filter, GaussianPsf, Image, ImagePsf, Mask, MaskedImage
-from dcrmodel.model import DcrModel, templateRegion
+from dcrmodel.model import TEMPLATE_WARPING_KERNEL, DcrModel, templateRegion
 from dcrmodel.physics import VisitInfo
 from dcrmodel.warp import localJacobian, warpImage, warpPsf
 
@@ -162,7 +163,8 @@ def run(size: int, patch: int, repeats: int, imagePsf: bool,
               lambda: model.buildMatchedExposure(visitInfo=info, bbox=where.region,
                                                  wcs=patchWcs, psf=patchPsf))
         timed("  part: warp of it onto the visit (warpImage)",
-              lambda: warpImage(onPatch.maskedImage, patchWcs, visitWcs, detector.bbox))
+              lambda: warpImage(onPatch.maskedImage, patchWcs, visitWcs, detector.bbox,
+                                kernel=TEMPLATE_WARPING_KERNEL))
         if kernel is not None:
             timed(f"detector frame, later templates, {kernel}",
                   lambda: model.buildMatchedExposure(exposure=detector, warpingKernel=kernel))

@@ -36,7 +36,7 @@ def test_the_mirrored_choices_equal_their_homes():
     from dcrmodel.assemble import AUTO_SUBFILTERS, SOLVERS
     from dcrmodel.cli.demo import DEMO_FIELDS
     from dcrmodel.image import RUBIN_BANDS
-    from dcrmodel.model import ENGINES
+    from dcrmodel.model import ENGINES, TEMPLATE_WARPING_KERNEL
     from dcrmodel.warp import (
         CONSERVE_MODES,
         DEFAULT_WARPING_KERNEL,
@@ -49,6 +49,7 @@ def test_the_mirrored_choices_equal_their_homes():
     assert set(cliparser.ENGINES) == set(ENGINES)  # listed in the order --help always gave
     assert cliparser.WARPING_KERNELS == tuple(WARPING_KERNELS)
     assert cliparser.DEFAULT_WARPING_KERNEL == DEFAULT_WARPING_KERNEL
+    assert cliparser.TEMPLATE_WARPING_KERNEL == TEMPLATE_WARPING_KERNEL
     assert cliparser.CONSERVE_MODES == tuple(CONSERVE_MODES)
     assert cliparser.GRID_SPEC_FORMAT == GRID_SPEC_FORMAT
     assert cliparser.RUBIN_BANDS == tuple(RUBIN_BANDS)

@@ -52,6 +52,8 @@ ENGINES: tuple[str, ...] = ("fourier", "spline")
 WARPING_KERNELS: tuple[str, ...] = ("lanczos3", "lanczos2", "lanczos4", "lanczos5", "lanczos6",
                                     "lanczos7", "lanczos8", "bilinear", "nearest")
 DEFAULT_WARPING_KERNEL = "lanczos3"
+#: `dcrmodel.model.TEMPLATE_WARPING_KERNEL`
+TEMPLATE_WARPING_KERNEL = "lanczos4"
 #: `dcrmodel.warp.CONSERVE_MODES`
 CONSERVE_MODES: tuple[str, ...] = ("surfaceBrightness", "flux", "exactFlux")
 #: `dcrmodel.warp.GRID_SPEC_FORMAT`
@@ -266,10 +268,11 @@ def _addModelAndExposure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES,
                         help="template engine (default: the model's default)")
     parser.add_argument("--warping-kernel", choices=WARPING_KERNELS,
-                        default=DEFAULT_WARPING_KERNEL,
+                        default=TEMPLATE_WARPING_KERNEL,
                         help="kernel of the warp of a template onto an exposure on another "
-                        f"pixel grid than the model's (default {DEFAULT_WARPING_KERNEL}; "
-                        "lanczos5: more exact, the warp about 2.8 times slower)")
+                        f"pixel grid than the model's (default {TEMPLATE_WARPING_KERNEL}; "
+                        "lanczos3: the reference pipelines' kernel, a little faster and less "
+                        "exact; lanczos5: more exact, slower)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _addThreads(parser)
 
@@ -290,7 +293,7 @@ def _addTemplate(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Forward-model the DCR model to the observing conditions of an exposure "
         "and write the DCR-matched template. An exposure on the model's pixel grid gets it "
         "on its box within the model's; an exposure on any other WCS gets it on its own box "
-        "and WCS (made on each model's grid and warped, Lanczos 3), merged from several "
+        "and WCS (made on each model's grid and warped, Lanczos 4), merged from several "
         "models (patches) where the exposure spans more than one, NO_DATA where none "
         "covers it.",
     )

@@ -596,10 +596,12 @@ class DcrModel:
         warpingKernel : str, optional
             Keyword only. Kernel of the warp onto a visit on another pixel grid
             (`dcrmodel.warp.WARPING_KERNELS`; unused on the model's grid). Default
-            ``"lanczos3"``, the Rubin pipelines' kernel. A wider Lanczos kernel interpolates
-            the well-sampled template more exactly at a higher cost: on simulated
-            detector-frame fields ``"lanczos5"`` gave 6-16 % lower residuals against the
-            truth at all 9 held-out visits, for about 2.8 times the cost of the warp
+            ``"lanczos4"`` (`dcrmodel.model.TEMPLATE_WARPING_KERNEL`); ``"lanczos3"`` is the
+            Rubin pipelines' kernel. A wider Lanczos kernel interpolates the well-sampled
+            template more exactly at a higher cost: on simulated detector-frame fields
+            ``"lanczos4"`` gave 1.5-9 % lower residuals against the truth than
+            ``"lanczos3"`` at all 9 held-out visits, ``"lanczos5"`` 3-12 %, for a later
+            template costing about 1.3 and 1.5 times one on the grid, against 1.2 times
             (``benchmarks/README.md``, bench_geometry.py).
 
         Returns
@@ -657,7 +659,7 @@ class DcrModel:
         `dcrmodel.image.WCS_GRID_TOLERANCE` pixels from where the model's WCS does; any
         rotation, dither or distortion) gets its template forward-modelled on the model's
         grid, with the visit's DCR and PSF carried into the model's frame, and warped onto
-        the visit's box with a Lanczos 3 kernel (``warpingKernel``,
+        the visit's box with a Lanczos 4 kernel (``warpingKernel``,
         `dcrmodel.model.visitgrid`); ``mask`` is
         then on the visit's grid and gets ``NO_DATA`` where the model does not cover the
         visit, and the template is 0 there. A visit on the model's grid takes the path
@@ -726,7 +728,7 @@ class DcrModel:
           has no variance the exposure gets the unit variance of a `MaskedImage` without
           one.
         - A visit on another pixel grid (see `buildMatchedTemplate`) gets the template
-          forward-modelled on the model's grid and warped onto its WCS and box (Lanczos 3,
+          forward-modelled on the model's grid and warped onto its WCS and box (Lanczos 4,
           `dcrmodel.model.visitgrid`): the variance is warped as ``sum w^2 var``, the
           model's mask (or ``mask``, then on the visit's grid) is carried with every plane
           grown by the kernel's reach, and ``NO_DATA`` flags the visit pixels the model

@@ -280,7 +280,7 @@ def buildMatchedExposureFromModels(
         Keyword only; as `DcrModel.buildMatchedExposure`, for every model.
     warpingKernel : str, optional
         Keyword only; as `DcrModel.buildMatchedExposure`: the kernel of the warps of the
-        templates made on other grids than the visit's (default ``"lanczos3"``).
+        templates made on other grids than the visit's (default ``"lanczos4"``).
 
     Returns
     -------

@@ -381,7 +381,9 @@ class DcrTemplateConfig(PipelineTaskConfig, pipelineConnections=DcrTemplateConne
     warpingKernel = Field(
         dtype=str, default=TEMPLATE_WARPING_KERNEL,
         doc="Kernel of the warp of a template onto an exposure on another pixel grid than "
-        "the model's (dcrmodel.warp.WARPING_KERNELS; lanczos5 is more exact and slower).",
+        "the model's (dcrmodel.warp.WARPING_KERNELS; default lanczos4; lanczos3 is the "
+        "reference pipelines' kernel, a little faster and less exact; lanczos5 is more exact "
+        "and slower).",
     )
 
     def validate(self) -> None:
