@@ -118,7 +118,7 @@ __all__ = [
 #: reference's Lanczos 3: on issue 13's detector-frame fields (3 seeds, 9 held-out visits)
 #: it lowered every template's residual against the truth, by 1.5-9 %, and put all nine
 #: within 1/10 of the plain coadd's residual (Lanczos 3: 0.1027 at one of them), for a
-#: later template costing 1.31-1.34 times one on the grid instead of 1.20-1.26 times
+#: later template costing 1.31-1.34 times one on the grid instead of 1.20-1.28 times
 #: (`benchmarks/README.md`). ``warpingKernel="lanczos3"`` gives the reference's.
 TEMPLATE_WARPING_KERNEL = "lanczos4"
 
