@@ -16,6 +16,7 @@ import pytest
 
 from dcrmodel.assemble import DcrAssembleCoadd, DcrAssembleConfig
 from dcrmodel.assemble.direct import solveDirect, solveDirectFromShifts
+from dcrmodel.assemble.normal import batchesOf, predict, predictMany
 from dcrmodel.errors import DcrConfigError, DcrTypeError, DcrValueError
 from dcrmodel.fourier import shiftTransfer, smearTransfer, splitTransfer, visitTransfers
 from dcrmodel.image import ImagePsf
@@ -51,6 +52,37 @@ def test_solve_is_the_same_bit_for_bit_with_any_number_of_threads(mode):
         np.testing.assert_array_equal(other.visitResiduals, first.visitResiduals)
         assert other.conditionNumbers == first.conditionNumbers
         assert other.passChanges == first.passChanges
+
+
+@pytest.mark.parametrize("transferCache", [0, 256 << 20])
+def test_transforms_in_batches_give_the_same_solve(transferCache):
+    # 9 visits in batches of up to 4 transforms (5 threads: 4, 4, 1), with the transfers
+    # kept between the passes and computed again in each.
+    images, variances, bad, shifts = _stack(seed=11, shape=(48, 53), visits=9)
+    one, five = (solveDirectFromShifts(images, variances, bad, shifts, threads=t,
+                                       transferCache=transferCache) for t in (1, 5))
+    assert one.passChanges
+    np.testing.assert_array_equal(five.modelArrays, one.modelArrays)
+    np.testing.assert_array_equal(five.visitResiduals, one.visitResiduals)
+    assert five.passChanges == one.passChanges
+
+
+def test_predictions_of_several_visits_equal_each_visits_own():
+    rng = np.random.default_rng(4)
+    padded = (30, 27)
+    grid = (padded[0], padded[1] // 2 + 1)
+
+    def complexArray(shape):
+        return (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+
+    transfers = [complexArray((3, *grid)) for _ in range(3)]
+    solution = complexArray((3, *grid))
+    together = predictMany(transfers, solution, padded, workers=2, threads=2)
+    assert together.shape == (3, *padded)
+    for transfer, prediction in zip(transfers, together, strict=True):
+        np.testing.assert_array_equal(prediction, predict(transfer, solution, padded, 1))
+    assert batchesOf([4, 7, 9, 12, 15], 2) == [[4, 7], [9, 12], [15]]
+    assert batchesOf([4, 7], 0) == [[4], [7]]
 
 
 def test_float64_solve_with_psf_factors_is_the_same_with_threads():

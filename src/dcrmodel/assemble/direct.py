@@ -93,6 +93,7 @@ Y. Saad (2003), *Iterative Methods for Sparse Linear Systems*, 2nd ed., SIAM, se
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
@@ -119,10 +120,11 @@ from ..parallel import forRowBlocks, resolveThreads
 from .normal import (
     SolveGrid,
     accumulateNormalEquations,
+    batchesOf,
     cholesky,
     choleskySolve,
     conditionNumbers,
-    predict,
+    predictMany,
     refineMasked,
     visitTransfer,
 )
@@ -781,27 +783,36 @@ def _visitResiduals(
     realDtype = grid.realDtype
     residuals = np.full(images.shape[0], np.nan)
     solutionC = solution.astype(grid.complexDtype, copy=False)
-    for j in visits:
-        transfer = transferOf(j)
-        prediction = cropFromPadded(predict(transfer, solutionC, grid.padded, grid.workers,
-                                            grid.threads), grid.shape)
-        chi2 = np.empty(grid.shape, dtype=realDtype)
-
-        def block(rows: slice, j: int = j, prediction: np.ndarray = prediction,
-                  chi2: np.ndarray = chi2) -> None:
-            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                # Masked pixels (NaN data, zero variance) are dropped below.
-                part = chi2[rows]
-                np.subtract(images[j][rows], prediction[rows], out=part, dtype=realDtype)
-                part *= part
-                part /= variances[j][rows]
-
-        forRowBlocks(block, grid.shape[0], grid.threads)
-        if badMasks[j].any():
-            chi2 = chi2[~badMasks[j]]
-        if chi2.size:
-            residuals[j] = float(np.sqrt(np.mean(chi2, dtype=np.float64)))
+    # Visits in batches of `threads`, whose inverse transforms run together.
+    for batch in batchesOf(visits, grid.threads):
+        predictions = predictMany([transferOf(j) for j in batch], solutionC, grid.padded,
+                                  grid.workers, grid.threads)
+        for j, padded in zip(batch, predictions, strict=True):
+            residuals[j] = _reducedChi(images[j], variances[j], badMasks[j],
+                                       cropFromPadded(padded, grid.shape), realDtype,
+                                       grid.threads)
     return residuals
+
+
+def _reducedChi(image: np.ndarray, variance: np.ndarray, bad: np.ndarray,
+                prediction: np.ndarray, realDtype: np.dtype, threads: int) -> float:
+    """Return one visit's reduced chi against its forward model (NaN without good pixels)."""
+    chi2 = np.empty(image.shape, dtype=realDtype)
+
+    def block(rows: slice) -> None:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            # Masked pixels (NaN data, zero variance) are dropped below.
+            part = chi2[rows]
+            np.subtract(image[rows], prediction[rows], out=part, dtype=realDtype)
+            part *= part
+            part /= variance[rows]
+
+    forRowBlocks(block, image.shape[0], threads)
+    if bad.any():
+        chi2 = chi2[~bad]
+    if not chi2.size:
+        return math.nan
+    return float(np.sqrt(np.mean(chi2, dtype=np.float64)))
 
 
 def _checkExtra(value: Any, j: int, n: int, grid: tuple[int, int]) -> np.ndarray:

@@ -32,6 +32,8 @@ __all__ = [
     "choleskyMultiply",
     "conditionNumbers",
     "predict",
+    "predictMany",
+    "batchesOf",
     "refineMasked",
 ]
 
@@ -44,6 +46,10 @@ _KEPT_DTYPE = np.dtype(np.complex64)
 #: Visits whose products are summed in single precision before they are added to the normal
 #: equations (kept in double precision).
 _PARTIAL_VISITS = 8
+
+#: Most visits whose Fourier transforms are made in one call (with ``threads`` >= 2: the
+#: transforms of a batch run on the threads together, see `predictMany`).
+_TRANSFORM_BATCH = 4
 
 #: Frequencies per block when computing condition numbers (bounds the temporary memory).
 _CONDITION_BLOCK = 1 << 16
@@ -194,51 +200,72 @@ def accumulateNormalEquations(
     """
     padded = grid.padded
     realDtype, cdtype = grid.realDtype, grid.complexDtype
-    halfPlane = grid.halfPlane
     numSubfilters: int | None = None
     system: dict[tuple[int, int], np.ndarray] = {}
     rhs: np.ndarray | None = None
-    work = np.empty(padded, dtype=realDtype)
     # Each visit's transfers, kept for the later passes if they all fit in transferCache.
     kept: dict[int, np.ndarray] = {}
     keep = False
-    for j in visits:
-        # Checked for non-finite values block by block below.
-        transfer = visitTransfer(getter, j, padded, numSubfilters, cdtype, check=False)
-        if numSubfilters is None:
-            keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
-            numSubfilters = transfer.shape[0]
-            # The diagonal of a Hermitian matrix is real: kept as float64.
-            system = {
-                (i, m): np.zeros(halfPlane, dtype=np.float64 if i == m else np.complex128)
-                for i in range(numSubfilters)
-                for m in range(i + 1)
-            }
-            rhs = np.zeros((numSubfilters, *halfPlane), dtype=np.complex128)
-            # Partial sums over a few visits in the transfers' precision, added to the double
-            # precision sums every _PARTIAL_VISITS visits (half the memory traffic of adding
-            # every visit to them; the rounding of a partial sum of k products is k times
-            # the single-precision epsilon, far below the regularisation).
-            partialSystem = {
-                key: np.zeros(halfPlane, dtype=cdtype if key[0] != key[1] else realDtype)
-                for key in system
-            }
-            partialRhs = np.zeros((numSubfilters, *halfPlane), dtype=cdtype)
-            pending = 0
-        # Every pass, this one included, uses the kept (single-precision) values.
-        keptArray = None
-        if keep:
-            keptArray = kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
-        _paddedData(work, firstFill, images[j], badMasks[j], grid)
-        spectrum = scipy.fft.rfft2(work, workers=grid.workers)
-        pending += 1
-        flushTo = (system, rhs) if pending == _PARTIAL_VISITS or j == visits[-1] else None
-        if flushTo is not None:
-            pending = 0
-        _accumulateVisit(j, (partialSystem, partialRhs), transfer, keptArray, spectrum,
-                         weights[j], numSubfilters, flushTo, grid)
+    # The visits are transformed in batches of up to `threads` (at most _TRANSFORM_BATCH),
+    # one rfft2 call per batch (see `predictMany`), then added one by one in order.
+    batchSize = min(grid.threads, _TRANSFORM_BATCH)
+    works = np.empty((min(batchSize, len(visits)), *padded), dtype=realDtype)
+    done = 0
+    for batch in batchesOf(visits, batchSize):
+        transfers = []
+        for j in batch:
+            # Checked for non-finite values block by block below.
+            transfer = visitTransfer(getter, j, padded, numSubfilters, cdtype, check=False)
+            if numSubfilters is None:
+                keep = len(visits) * transfer.size * _KEPT_DTYPE.itemsize <= transferCache
+                numSubfilters = transfer.shape[0]
+                system, rhs, partialSystem, partialRhs = _emptySums(numSubfilters, grid)
+            transfers.append(transfer)
+        work = works[:len(batch)]
+        for j, slot in zip(batch, work, strict=True):
+            _paddedData(slot, firstFill, images[j], badMasks[j], grid)
+        spectra = scipy.fft.rfft2(work, axes=(-2, -1), workers=grid.workers)
+        for j, transfer, spectrum in zip(batch, transfers, spectra, strict=True):
+            # Every pass, this one included, uses the kept (single-precision) values.
+            keptArray = None
+            if keep:
+                keptArray = kept[j] = workspace.take(transfer.shape, _KEPT_DTYPE)
+            done += 1
+            flush = done % _PARTIAL_VISITS == 0 or j == visits[-1]
+            _accumulateVisit(j, (partialSystem, partialRhs), transfer, keptArray, spectrum,
+                             weights[j], numSubfilters, (system, rhs) if flush else None,
+                             grid)
     assert rhs is not None and numSubfilters is not None
     return system, rhs, kept, numSubfilters
+
+
+def _emptySums(
+    n: int, grid: SolveGrid
+) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray, dict[tuple[int, int], np.ndarray],
+           np.ndarray]:
+    """Zeroed sums of the normal equations of N subfilters, and their partial sums.
+
+    The double precision sums are the lower triangle of ``A^H W A`` (its diagonal real, as
+    float64) and ``A^H W y``. The partial sums, over up to `_PARTIAL_VISITS` visits, are
+    in the transfers' precision and added to the double precision sums every
+    `_PARTIAL_VISITS` visits (half the memory traffic of adding every visit to them; the
+    rounding of a partial sum of k products is k times the single-precision epsilon, far
+    below the regularisation).
+    """
+    halfPlane = grid.halfPlane
+    system = {
+        (i, m): np.zeros(halfPlane, dtype=np.float64 if i == m else np.complex128)
+        for i in range(n)
+        for m in range(i + 1)
+    }
+    rhs = np.zeros((n, *halfPlane), dtype=np.complex128)
+    partialSystem = {
+        key: np.zeros(halfPlane, dtype=grid.complexDtype if key[0] != key[1]
+                      else grid.realDtype)
+        for key in system
+    }
+    partialRhs = np.zeros((n, *halfPlane), dtype=grid.complexDtype)
+    return system, rhs, partialSystem, partialRhs
 
 
 def _paddedData(
@@ -540,18 +567,45 @@ def predict(
     ``solution`` must already have the transfer's dtype. The sum is formed in blocks of
     rows in ``threads`` threads (values independent of it).
     """
-    total = np.empty(transfer.shape[1:], dtype=np.result_type(transfer, solution))
+    return predictMany([transfer], solution, padded, workers, threads)[0]
 
-    def block(rows: slice) -> None:
-        target = total[rows]
-        np.multiply(transfer[0][rows], solution[0][rows], out=target)
-        term = np.empty_like(target)
-        for k in range(1, transfer.shape[0]):
-            np.multiply(transfer[k][rows], solution[k][rows], out=term)
-            target += term
 
-    forRowBlocks(block, total.shape[0], threads)
-    return scipy.fft.irfft2(total, s=padded, workers=workers)
+def predictMany(
+    transfers: list[np.ndarray],
+    solution: np.ndarray,
+    padded: tuple[int, int],
+    workers: int | None,
+    threads: int = 1,
+) -> np.ndarray:
+    """Return the padded forward models of several visits, ``(len(transfers), ny, nx)``.
+
+    Each is `predict`'s, bit for bit: the sums are formed visit by visit, and the inverse
+    transforms of the stack are one ``scipy.fft.irfft2`` call, which transforms each image
+    by the same operations as a call of its own but runs them on ``workers`` threads
+    together (two transforms on two threads are about 1.7 times faster than each on two
+    threads in turn, measured at 625^2).
+    """
+    dtype = np.result_type(transfers[0], solution)
+    totals = np.empty((len(transfers), *transfers[0].shape[1:]), dtype=dtype)
+    for transfer, total in zip(transfers, totals, strict=True):
+
+        def block(rows: slice, transfer: np.ndarray = transfer,
+                  total: np.ndarray = total) -> None:
+            target = total[rows]
+            np.multiply(transfer[0][rows], solution[0][rows], out=target)
+            term = np.empty_like(target)
+            for k in range(1, transfer.shape[0]):
+                np.multiply(transfer[k][rows], solution[k][rows], out=term)
+                target += term
+
+        forRowBlocks(block, total.shape[0], threads)
+    return scipy.fft.irfft2(totals, s=padded, axes=(-2, -1), workers=workers)
+
+
+def batchesOf(items: list[int], threads: int) -> list[list[int]]:
+    """Split ``items`` in order into batches of ``threads`` (the transforms done together)."""
+    size = max(1, int(threads))
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,18 +715,28 @@ def _maskedTerm(
     def maskedTerm(vector: np.ndarray, minusCoadd: bool) -> np.ndarray:
         out = np.zeros(vector.shape, dtype=cdtype)
         vectorC = vector.astype(cdtype, copy=False)
-        work = np.zeros(padded, dtype=realDtype)
-        flatWork = work.reshape(-1)
-        for j in maskedVisits:
-            transfer = transferOf(j)
-            indices = maskedIndices[j]
-            flatWork[indices] = predict(transfer, vectorC, padded, workers,
-                                        threads).reshape(-1)[indices]
-            if minusCoadd:
-                flatWork[indices] -= fillValues[indices]
-            spectrum = scipy.fft.rfft2(work, workers=workers)
-            flatWork[indices] = 0.0
-            _accumulateRows(None, out, transfer, spectrum, weights[j], n, threads)
+        # Visits in batches of `threads`: their transforms run together (`predictMany`);
+        # each visit's term is then added in order, as one visit at a time would.
+        batches = batchesOf(maskedVisits, min(threads, _TRANSFORM_BATCH))
+        works = np.zeros((len(batches[0]), *padded), dtype=realDtype)
+        for batch in batches:
+            transfers = [transferOf(j) for j in batch]
+            predictions = predictMany(transfers, vectorC, padded, workers, threads)
+            work = works[:len(batch)]
+            flatWorks = work.reshape(len(batch), -1)
+            for j, flatWork, prediction in zip(batch, flatWorks,
+                                               predictions.reshape(len(batch), -1),
+                                               strict=True):
+                indices = maskedIndices[j]
+                flatWork[indices] = prediction[indices]
+                if minusCoadd:
+                    flatWork[indices] -= fillValues[indices]
+            del predictions
+            spectra = scipy.fft.rfft2(work, axes=(-2, -1), workers=workers)
+            for j, flatWork in zip(batch, flatWorks, strict=True):
+                flatWork[maskedIndices[j]] = 0.0
+            for j, transfer, spectrum in zip(batch, transfers, spectra, strict=True):
+                _accumulateRows(None, out, transfer, spectrum, weights[j], n, threads)
         return out
 
     return maskedTerm
