@@ -51,18 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_speed  # noqa: E402
 from dcrmodel.assemble.config import DcrAssembleConfig  # noqa: E402
 from dcrmodel.assemble.task import DcrAssembleCoadd, assembleSubregion  # noqa: E402
+from dcrmodel.parallel import availableCores  # noqa: E402
 from dcrmodel.simulate import loadManifest  # noqa: E402
 
 #: The plan of a build whose subregions are solved in forked processes (inherited by them).
 _FORKED_PLAN: Any = None
-
-
-def cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def build(manifest: Any, mode: str, threads: int) -> tuple[Any, int | None]:
@@ -181,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.size, args.visits = 256, 6
-    threads = args.threads or cores()
+    threads = args.threads or availableCores()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
