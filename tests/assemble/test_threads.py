@@ -83,6 +83,7 @@ def test_predictions_of_several_visits_equal_each_visits_own():
         np.testing.assert_array_equal(prediction, predict(transfer, solution, padded, 1))
     assert batchesOf([4, 7, 9, 12, 15], 2) == [[4, 7], [9, 12], [15]]
     assert batchesOf([4, 7], 0) == [[4], [7]]
+    assert [len(batch) for batch in batchesOf(list(range(9)), 64)] == [4, 4, 1]
 
 
 def test_float64_solve_with_psf_factors_is_the_same_with_threads():

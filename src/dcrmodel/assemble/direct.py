@@ -783,13 +783,13 @@ def _visitResiduals(
     realDtype = grid.realDtype
     residuals = np.full(images.shape[0], np.nan)
     solutionC = solution.astype(grid.complexDtype, copy=False)
-    # Visits in batches of `threads`, whose inverse transforms run together.
+    # Visits in batches (`batchesOf`) whose inverse transforms run together.
     for batch in batchesOf(visits, grid.threads):
         predictions = predictMany([transferOf(j) for j in batch], solutionC, grid.padded,
                                   grid.workers, grid.threads)
-        for j, padded in zip(batch, predictions, strict=True):
+        for j, full in zip(batch, predictions, strict=True):
             residuals[j] = _reducedChi(images[j], variances[j], badMasks[j],
-                                       cropFromPadded(padded, grid.shape), realDtype,
+                                       cropFromPadded(full, grid.shape), realDtype,
                                        grid.threads)
     return residuals
 

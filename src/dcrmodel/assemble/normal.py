@@ -47,8 +47,8 @@ _KEPT_DTYPE = np.dtype(np.complex64)
 #: equations (kept in double precision).
 _PARTIAL_VISITS = 8
 
-#: Most visits whose Fourier transforms are made in one call (with ``threads`` >= 2: the
-#: transforms of a batch run on the threads together, see `predictMany`).
+#: Most visits whose Fourier transforms are made in one call (`batchesOf`; with ``threads``
+#: >= 2 the transforms of a batch run on the threads together, see `predictMany`).
 _TRANSFORM_BATCH = 4
 
 #: Frequencies per block when computing condition numbers (bounds the temporary memory).
@@ -206,12 +206,12 @@ def accumulateNormalEquations(
     # Each visit's transfers, kept for the later passes if they all fit in transferCache.
     kept: dict[int, np.ndarray] = {}
     keep = False
-    # The visits are transformed in batches of up to `threads` (at most _TRANSFORM_BATCH),
-    # one rfft2 call per batch (see `predictMany`), then added one by one in order.
-    batchSize = min(grid.threads, _TRANSFORM_BATCH)
-    works = np.empty((min(batchSize, len(visits)), *padded), dtype=realDtype)
+    # The visits are transformed in batches (`batchesOf`), one rfft2 call per batch (see
+    # `predictMany`), then added one by one in order.
+    batches = batchesOf(visits, grid.threads)
+    works = np.empty((len(batches[0]), *padded), dtype=realDtype)
     done = 0
-    for batch in batchesOf(visits, batchSize):
+    for batch in batches:
         transfers = []
         for j in batch:
             # Checked for non-finite values block by block below.
@@ -603,8 +603,12 @@ def predictMany(
 
 
 def batchesOf(items: list[int], threads: int) -> list[list[int]]:
-    """Split ``items`` in order into batches of ``threads`` (the transforms done together)."""
-    size = max(1, int(threads))
+    """Split ``items`` in order into batches whose transforms are made in one call.
+
+    A batch holds ``threads`` items, but at most `_TRANSFORM_BATCH` (each item of a batch
+    holds its images in memory at the same time) and at least one.
+    """
+    size = max(1, min(int(threads), _TRANSFORM_BATCH))
     return [items[start:start + size] for start in range(0, len(items), size)]
 
 
@@ -715,9 +719,9 @@ def _maskedTerm(
     def maskedTerm(vector: np.ndarray, minusCoadd: bool) -> np.ndarray:
         out = np.zeros(vector.shape, dtype=cdtype)
         vectorC = vector.astype(cdtype, copy=False)
-        # Visits in batches of `threads`: their transforms run together (`predictMany`);
+        # Visits in batches (`batchesOf`) whose transforms run together (`predictMany`);
         # each visit's term is then added in order, as one visit at a time would.
-        batches = batchesOf(maskedVisits, min(threads, _TRANSFORM_BATCH))
+        batches = batchesOf(maskedVisits, threads)
         works = np.zeros((len(batches[0]), *padded), dtype=realDtype)
         for batch in batches:
             transfers = [transferOf(j) for j in batch]
