@@ -12,9 +12,9 @@ same run (the machine's speed and load cancel out). Measured:
 - a whole ``dcrmodel assemble`` (12 visits of 512^2, direct solver) and a whole
   ``dcrmodel template`` (one visit), with their own work subtracted to give the fixed cost:
   for ``assemble`` the run's total from its ``summary.json`` (reading, coadd, zenith
-  directions, solving, writing), for ``template`` the time spent in reading the model and
-  the exposure, making the template and writing it (the command's functions timed in the
-  process);
+  directions, solving, stitching; not writing the outputs, which its fixed cost therefore
+  includes), for ``template`` the time spent in reading the model and the exposure, making
+  the template and writing it (the command's functions timed in the process);
 - ``dcrmodel template MODEL VISIT... --out-dir DIR`` on ``--visits`` visits against as many
   one-visit commands: the per-visit cost of a batch;
 - the fixed cost on a tiny field (``dcrmodel simulate --size 64 --visits 5 --test-visits 2``):
