@@ -197,10 +197,10 @@ def kernelSums(
                 full = countX == size and countY == size
                 if hasMask:
                     mask[p] = (maskWindows[base] if full else
-                               _maskOr(&maskPlane[base], width, countX, countY))
+                               _windowOr(&maskPlane[base], width, countX, countY))
                 if hasBad:
                     bad = (badWindows[base] if full else
-                           _badOr(&badPlane[base], width, countX, countY))
+                           _windowOr(&badPlane[base], width, countX, countY))
             if (bad or startX < 0 or startX + countX > nx
                     or startY < 0 or startY + countY > ny):
                 noData[p] = 1
@@ -257,26 +257,21 @@ cdef inline void _weights(const float* table, const float* slope, float fraction
         _interpolate(table, slope, fraction, weights, count)
 
 
-cdef inline int32_t _maskOr(const int32_t* plane, Py_ssize_t width, int64_t countX,
-                            int64_t countY) noexcept nogil:
-    """The OR of a window of ``countY`` rows of ``countX`` mask values."""
+ctypedef fused WindowValue:
+    int32_t
+    uint8_t
+
+
+cdef inline WindowValue _windowOr(const WindowValue* plane, Py_ssize_t width, int64_t countX,
+                                  int64_t countY) noexcept nogil:
+    """The OR of a window of ``countY`` rows of ``countX`` values (mask bits, or the map of
+    non-finite values)."""
     cdef int64_t j, i
-    cdef int32_t bits = 0
+    cdef WindowValue bits = 0
     for j in range(countY):
         for i in range(countX):
             bits = bits | plane[j * width + i]
     return bits
-
-
-cdef inline uint8_t _badOr(const uint8_t* plane, Py_ssize_t width, int64_t countX,
-                           int64_t countY) noexcept nogil:
-    """`_maskOr` of the map of non-finite values."""
-    cdef int64_t j, i
-    cdef uint8_t bad = 0
-    for j in range(countY):
-        for i in range(countX):
-            bad = bad | plane[j * width + i]
-    return bad
 
 
 cdef inline void _interpolate(const float* table, const float* slope, float fraction,
